@@ -1,0 +1,40 @@
+# make run   - create .venv, install, migrate the database, start the worker in the foreground
+# make test  - install dev dependencies and run the whole suite on SQLite and PostgreSQL
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+
+.PHONY: run test install install-dev migrate bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+install-dev: $(DEV_STAMP)
+
+migrate: install
+	$(BIN)/tokentally migrate
+
+run: migrate
+	mkdir -p var/inbox
+	exec $(BIN)/tokentally run
+
+test: install-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/tokentally bench ingest --events 100000
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,35 @@
+"""The ingest job: poll every enabled source once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.ingest import IngestError, Ingestor, IngestStats
+from worker.registry import JobContext, JobFailed, job
+
+
+@job("ingest", schedule="every 1m", description="Ingest new records from every configured source")
+def ingest(ctx: JobContext) -> dict[str, Any]:
+    ingestor = Ingestor(ctx.settings, ctx.engine, should_stop=ctx.should_stop)
+    total = IngestStats()
+    failures: dict[str, str] = {}
+    per_source: dict[str, dict[str, int]] = {}
+    for source in ctx.settings.sources:
+        if not source.enabled or ctx.should_stop():
+            continue
+        try:
+            stats = ingestor.ingest_source(source)
+        except IngestError as exc:
+            # One unreadable source must not stop the others; the run is marked failed below.
+            ctx.logger.error("source failed", extra={"action": "source_failed", "source": source.name,
+                                                      "error": str(exc)})
+            failures[source.name] = str(exc)
+            continue
+        total.add(stats)
+        total.files += stats.files
+        per_source[source.name] = stats.as_dict()
+    result: dict[str, Any] = {**total.as_dict(), "sources": per_source}
+    if failures:
+        result["failed_sources"] = failures
+        raise JobFailed("; ".join(f"{name}: {err}" for name, err in failures.items()), result)
+    return result

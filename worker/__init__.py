@@ -1,0 +1,1 @@
+"""tokentally core: settings, database, ledger models, pricing, scheduler, CLI."""

@@ -1,0 +1,188 @@
+"""Ingest: sources -> normalise -> price -> ledger, in checkpointed batches.
+
+Each batch is one transaction holding its events, its rejects and the
+checkpoint (file offset or table cursor) that follows them, so a crash at any
+point and a restart end with exactly the ledger of one clean run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import orjson
+from sqlalchemy import Engine, select, update
+
+from . import clock
+from .ledger import LedgerWriter, WriteStats, _insert_ignore
+from .models import IngestFile
+from .normalise import Normaliser, RecordError
+from .pricing import Pricer
+from .settings import Settings, SourceSettings
+from .sources import files as file_source
+
+logger = logging.getLogger(__name__)
+
+CLI_SOURCE = "cli"
+
+Progress = Callable[[int], None]  # called with bytes consumed since the last call
+
+
+@dataclass
+class IngestStats(WriteStats):
+    files: int = 0
+    skipped_files: int = 0  # unchanged since the last poll, or not ready yet
+    per_source: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"files": self.files, **super().as_dict()}
+
+
+class Ingestor:
+    """Ingests files and table sources into the ledger behind ``engine``."""
+
+    def __init__(self, settings: Settings, engine: Engine, pricer: Pricer | None = None,
+                 should_stop: Callable[[], bool] = lambda: False):
+        self.settings = settings
+        self.should_stop = should_stop  # checked after each committed batch
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.pricer = pricer or Pricer(settings.price_overrides, settings.tz)
+        self.batch_size = settings.ingest_batch_size
+
+    # ------------------------------------------------------------------ files
+    def ingest_paths(self, paths: Iterable[Path], source: SourceSettings | None = None,
+                     progress: Progress | None = None) -> IngestStats:
+        """One-off ingest of named files/directories: read whole, count duplicates."""
+        stats = IngestStats()
+        for path in file_source.expand(list(paths)):
+            kind = source.kind if source and source.kind in ("jsonl", "csv") else file_source.sniff_kind(path)
+            stats.add(self.ingest_file(path, kind, source, final=True, from_start=True, progress=progress))
+            stats.files += 1
+        return stats
+
+    def ingest_source(self, source: SourceSettings, progress: Progress | None = None) -> IngestStats:
+        """One poll of a configured source: new data only, from the checkpoints."""
+        if source.kind == "table":
+            from .sources.table import TableReader
+
+            return TableReader(self, source).poll()
+        stats = IngestStats()
+        settle = timedelta(seconds=self.settings.ingest_settle_seconds)
+        for path in sorted(Path().glob(source.path) if not Path(source.path).is_absolute()
+                           else _glob_absolute(source.path)):
+            if not path.is_file():
+                continue
+            if self.should_stop():
+                break
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, clock.now().tzinfo)
+            final = file_source.is_gzip(path) or clock.now() - mtime >= settle
+            result = self.ingest_file(path, source.kind, source, final=final, from_start=False, progress=progress)
+            stats.add(result)
+            stats.files += result.files
+            stats.skipped_files += result.skipped_files
+        return stats
+
+    def ingest_file(self, path: Path, kind: str, source: SourceSettings | None, *, final: bool,
+                    from_start: bool, progress: Progress | None = None) -> IngestStats:
+        stats = IngestStats()
+        source_name = source.name if source else CLI_SOURCE
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise IngestError(f"{path}: {exc.strerror}") from None
+        with self.engine.connect() as conn:
+            if not from_start and _unchanged(conn, source_name, path, st):
+                stats.skipped_files = 1
+                return stats
+        fp = file_source.fingerprint(path, kind, final)
+        if fp is None:
+            stats.skipped_files = 1  # no complete first record yet
+            return stats
+        offset = position = 0
+        if not from_start:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(IngestFile.offset, IngestFile.position)
+                                   .where(IngestFile.source == source_name, IngestFile.fingerprint == fp)).first()
+            if row is not None:
+                offset, position = row
+                if not file_source.is_gzip(path) and offset > st.st_size:
+                    offset = position = 0  # truncated in place: read again (dedup keeps it exact)
+        stats.files = 1
+        normaliser = Normaliser(source.defaults if source else None,
+                                source.event_id_namespace if source else "")
+        writer = LedgerWriter(source_name, clock.now(), self.dialect)
+        location = str(path)
+        header = file_source.first_line(path) if kind == "csv" else None
+        last_offset = offset
+        checkpoint = (offset, position)
+        for item in file_source.read_records(kind, path, offset, position, final):
+            checkpoint = (item.end_offset, item.lines_after)
+            if item.error is not None:
+                writer.reject(location, item.position, item.raw, item.error, format=kind, header=header)
+            elif item.record is not None:
+                self._add(writer, normaliser, item.record, location, item.position, item.raw, kind, header)
+            if len(writer) >= self.batch_size:
+                self._commit_file(writer, stats, source_name, fp, path, checkpoint, st, complete=False)
+                if progress:
+                    progress(item.end_offset - last_offset)
+                last_offset = item.end_offset
+                if self.should_stop():
+                    return stats  # checkpointed: the next run resumes here
+        # Read to the end (a partial last line of a growing file is not): skip it until it changes.
+        complete = file_source.is_gzip(path) or checkpoint[0] >= st.st_size
+        self._commit_file(writer, stats, source_name, fp, path, checkpoint, st, complete=complete)
+        if progress:
+            progress(max(checkpoint[0] - last_offset, 0))
+        logger.info("file ingested", extra={"action": "file_ingested", "source": source_name,
+                                            "path": location, **stats.as_dict()})
+        return stats
+
+    def _add(self, writer: LedgerWriter, normaliser: Normaliser, record: dict[str, Any], location: str,
+             position: int, raw: bytes | None, fmt: str, header: bytes | None = None) -> None:
+        try:
+            ev = normaliser.normalise(record)
+        except RecordError as exc:
+            writer.reject(location, position, raw if raw is not None else _raw(record), str(exc),
+                          format=fmt, header=header)
+            return
+        writer.add(ev, self.pricer.price(ev))
+
+    def _commit_file(self, writer: LedgerWriter, stats: IngestStats, source: str, fp: str, path: Path,
+                     checkpoint: tuple[int, int], st: Any, complete: bool) -> None:
+        offset, position = checkpoint
+        # size/mtime are recorded only once the file was read to its end, so the
+        # "unchanged since last time" shortcut never skips unread data.
+        size, mtime = (st.st_size, st.st_mtime_ns) if complete else (-1, -1)
+        with self.engine.begin() as conn:
+            stats.add(writer.flush(conn))
+            conn.execute(_insert_ignore(conn.dialect.name, IngestFile, ["source", "fingerprint"]),
+                         {"source": source, "fingerprint": fp, "path": str(path), "offset": offset,
+                          "position": position, "size": size, "mtime_ns": mtime, "updated_at": clock.now()})
+            conn.execute(update(IngestFile)
+                         .where(IngestFile.source == source, IngestFile.fingerprint == fp)
+                         .values(path=str(path), offset=offset, position=position, size=size,
+                                 mtime_ns=mtime, updated_at=clock.now()))
+
+
+class IngestError(Exception):
+    """A source cannot be read at all (missing file, unreachable table)."""
+
+
+def _unchanged(conn: Any, source: str, path: Path, st: Any) -> bool:
+    row = conn.execute(select(IngestFile.id).where(
+        IngestFile.source == source, IngestFile.path == str(path),
+        IngestFile.size == st.st_size, IngestFile.mtime_ns == st.st_mtime_ns)).first()
+    return row is not None
+
+
+def _glob_absolute(pattern: str) -> list[Path]:
+    anchor = Path(pattern).anchor
+    return list(Path(anchor).glob(str(Path(pattern).relative_to(anchor))))
+
+
+def _raw(record: Any) -> bytes:
+    return orjson.dumps(record, default=str)

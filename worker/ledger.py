@@ -1,0 +1,251 @@
+"""Writing the ledger in batches: the one place the dialect fast path is chosen.
+
+PostgreSQL: each batch is ``COPY``'d straight into ``usage_events`` inside a
+savepoint. New events (the normal case) cost exactly a plain COPY. If the batch
+holds an event that is already in the ledger (a re-ingested file, a second
+source, a replica racing us), the COPY fails on the unique key, the savepoint is
+rolled back and the batch goes the slow, exact way: COPY into a temporary
+staging table, then ``INSERT … SELECT … ON CONFLICT (event_id) DO NOTHING
+RETURNING``. After a conflict the writer stays on the slow path until a batch
+comes through with no duplicates.
+
+SQLite: one ``SELECT … WHERE event_id IN (…)`` finds the events already present,
+then ``executemany`` inserts the rest (``INSERT OR IGNORE`` for safety).
+
+Either way the counts are exact: accepted, duplicates, and of the accepted how
+many are unattributed and unpriced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from .models import IngestReject, UsageEvent
+from .models.base import SQLITE_TS_FORMAT, money_to_units
+from .normalise import Event
+from .pricing import Priced
+
+logger = logging.getLogger(__name__)
+
+# Column order of every row the writer produces (the table minus its surrogate key).
+COLUMNS = tuple(c.name for c in UsageEvent.__table__.columns if c.name != "id")
+_COLS_SQL = ", ".join(f'"{c}"' for c in COLUMNS)
+
+# PostgreSQL: the fast path and the exact fallback.
+PG_COPY_DIRECT = f"COPY usage_events ({_COLS_SQL}) FROM STDIN"
+PG_STAGE_CREATE = (
+    f"CREATE TEMP TABLE IF NOT EXISTS usage_events_stage AS "
+    f"SELECT {_COLS_SQL} FROM usage_events WITH NO DATA"
+)
+PG_COPY_STAGE = f"COPY usage_events_stage ({_COLS_SQL}) FROM STDIN"
+# (An event twice in one batch never reaches here: LedgerWriter.add keeps the first.)
+PG_MERGE_STAGE = (
+    f"INSERT INTO usage_events ({_COLS_SQL}) "
+    f"SELECT {_COLS_SQL} FROM usage_events_stage "
+    f"ON CONFLICT (event_id) DO NOTHING RETURNING unattributed, cost_usd IS NULL"
+)
+PG_STAGE_CLEAR = "TRUNCATE usage_events_stage"
+
+# SQLite.
+SQLITE_EXISTING = "SELECT event_id FROM usage_events WHERE event_id IN ({marks})"
+SQLITE_INSERT = f"INSERT OR IGNORE INTO usage_events ({_COLS_SQL}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+SQLITE_MAX_VARS = 30000
+
+
+@dataclass
+class WriteStats:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    unattributed: int = 0
+    unpriced: int = 0
+
+    def add(self, other: WriteStats) -> None:
+        for name in ("accepted", "duplicates", "rejected", "unattributed", "unpriced"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected,
+                "unattributed": self.unattributed, "unpriced": self.unpriced}
+
+
+@dataclass
+class _Reject:
+    source: str
+    location: str
+    position: int
+    reason: str
+    raw: bytes
+    format: str
+    header: bytes | None
+
+
+@dataclass
+class LedgerWriter:
+    """Collects events and rejects; ``flush(conn)`` writes them in the caller's transaction."""
+
+    source: str
+    ingested_at: datetime
+    dialect: str
+    _rows: dict[str, tuple] = field(default_factory=dict)
+    _rejects: list[_Reject] = field(default_factory=list)
+    _pending: WriteStats = field(default_factory=WriteStats)
+    _slow_path: bool = False
+
+    def __post_init__(self) -> None:
+        self._row = _sqlite_row if self.dialect == "sqlite" else _pg_row
+
+    def __len__(self) -> int:
+        return len(self._rows) + len(self._rejects)
+
+    def add(self, ev: Event, priced: Priced, source: str | None = None) -> None:
+        if ev.event_id in self._rows:  # the same event twice in one batch
+            self._pending.duplicates += 1
+            return
+        self._rows[ev.event_id] = self._row(ev, priced, source or self.source, self.ingested_at)
+
+    def reject(self, location: str, position: int, raw: bytes, reason: str, *, format: str,
+               header: bytes | None = None, source: str | None = None) -> None:
+        self._rejects.append(_Reject(source or self.source, location, position, reason, raw, format, header))
+
+    def flush(self, conn: Connection) -> WriteStats:
+        stats, self._pending = self._pending, WriteStats()
+        rows = list(self._rows.values())
+        self._rows.clear()
+        if rows:
+            if self.dialect == "sqlite":
+                self._write_sqlite(conn, rows, stats)
+            else:
+                self._write_pg(conn, rows, stats)
+        if self._rejects:
+            self._write_rejects(conn, stats)
+        return stats
+
+    # ------------------------------------------------------------------ PostgreSQL
+    def _write_pg(self, conn: Connection, rows: list[tuple], stats: WriteStats) -> None:
+        raw = conn.connection.driver_connection
+        if not self._slow_path:
+            try:
+                with raw.transaction():  # a savepoint inside the caller's transaction
+                    with raw.cursor() as cur, cur.copy(PG_COPY_DIRECT) as copy:
+                        for row in rows:
+                            copy.write_row(row)
+            except _unique_violation():
+                self._slow_path = True
+            else:
+                stats.accepted += len(rows)
+                stats.unattributed += sum(1 for r in rows if r[_UNATTRIBUTED])
+                stats.unpriced += sum(1 for r in rows if r[_COST] is None)
+                return
+        with raw.cursor() as cur:
+            cur.execute(PG_STAGE_CREATE)
+            with cur.copy(PG_COPY_STAGE) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute(PG_MERGE_STAGE)
+            inserted = cur.fetchall()
+            cur.execute(PG_STAGE_CLEAR)
+        stats.accepted += len(inserted)
+        stats.duplicates += len(rows) - len(inserted)
+        stats.unattributed += sum(1 for unattributed, _ in inserted if unattributed)
+        stats.unpriced += sum(1 for _, unpriced in inserted if unpriced)
+        if len(inserted) == len(rows):
+            self._slow_path = False
+
+    # ------------------------------------------------------------------ SQLite
+    def _write_sqlite(self, conn: Connection, rows: list[tuple], stats: WriteStats) -> None:
+        ids = [r[0] for r in rows]
+        existing: set[str] = set()
+        for start in range(0, len(ids), SQLITE_MAX_VARS):
+            chunk = ids[start:start + SQLITE_MAX_VARS]
+            sql = SQLITE_EXISTING.format(marks=", ".join("?" for _ in chunk))
+            existing.update(r[0] for r in conn.exec_driver_sql(sql, tuple(chunk)))
+        if existing:
+            rows = [r for r in rows if r[0] not in existing]
+            stats.duplicates += len(existing)
+        if rows:
+            conn.exec_driver_sql(SQLITE_INSERT, rows)
+        stats.accepted += len(rows)
+        stats.unattributed += sum(1 for r in rows if r[_UNATTRIBUTED])
+        stats.unpriced += sum(1 for r in rows if r[_COST] is None)
+
+    # ------------------------------------------------------------------ rejects
+    def _write_rejects(self, conn: Connection, stats: WriteStats) -> None:
+        values = [
+            {"source": r.source, "location": r.location[-1000:], "position": r.position,
+             "reason": r.reason, "raw": r.raw, "raw_sha256": hashlib.sha256(r.raw).hexdigest(),
+             "format": r.format, "header": r.header, "received_at": self.ingested_at, "status": "open"}
+            for r in self._rejects
+        ]
+        self._rejects.clear()
+        stats.rejected += len(values)
+        conn.execute(_insert_ignore(conn.dialect.name, IngestReject, ["source", "raw_sha256"]), values)
+
+
+def _insert_ignore(dialect: str, model: Any, keys: list[str]):
+    if dialect == "postgresql":
+        return pg_insert(model).on_conflict_do_nothing(index_elements=keys)
+    if dialect == "sqlite":
+        return sqlite_insert(model).on_conflict_do_nothing(index_elements=keys)
+    return insert(model)
+
+
+def _unique_violation():
+    from psycopg.errors import UniqueViolation
+
+    return UniqueViolation
+
+
+# _pg_row and _sqlite_row build rows in this order; fail at import if the model drifts.
+assert COLUMNS == (
+    "event_id", "source", "occurred_at", "ingested_at", "account_id", "tenant_id", "service", "provider",
+    "model", "model_used", "status", "status_code", "prompt_tokens", "completion_tokens", "total_tokens",
+    "cached_tokens", "reasoning_tokens", "latency_ms", "cost_usd", "cost_computed", "cost_reported",
+    "cost_status", "price_source", "price_effective_from", "unattributed", "model_defaulted",
+    "error_message", "metadata",
+), COLUMNS
+_UNATTRIBUTED = COLUMNS.index("unattributed")
+_COST = COLUMNS.index("cost_usd")
+
+
+def _metadata_json(meta: dict[str, Any] | None) -> str | None:
+    if not meta:
+        return None
+    text = orjson.dumps(meta, default=str).decode()
+    # PostgreSQL text and jsonb cannot hold NUL.
+    return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
+
+
+def _pg_row(ev: Event, p: Priced, source: str, ingested_at: datetime) -> tuple:
+    return (
+        ev.event_id, source, ev.occurred_at, ingested_at, ev.account_id, ev.tenant_id, ev.service,
+        p.provider, ev.model, ev.model_used, ev.status, ev.status_code, ev.prompt_tokens,
+        ev.completion_tokens, ev.total_tokens, ev.cached_tokens, ev.reasoning_tokens, ev.latency_ms,
+        p.cost_usd, p.cost_computed, ev.cost_reported, p.cost_status, p.price_source,
+        p.price_effective_from, ev.unattributed, ev.model_defaulted, ev.error_message,
+        _metadata_json(ev.metadata),
+    )
+
+
+def _sqlite_row(ev: Event, p: Priced, source: str, ingested_at: datetime) -> tuple:
+    return (
+        ev.event_id, source, ev.occurred_at.astimezone(UTC).strftime(SQLITE_TS_FORMAT),
+        ingested_at.astimezone(UTC).strftime(SQLITE_TS_FORMAT), ev.account_id, ev.tenant_id, ev.service, p.provider,
+        ev.model, ev.model_used, ev.status, ev.status_code, ev.prompt_tokens, ev.completion_tokens,
+        ev.total_tokens, ev.cached_tokens, ev.reasoning_tokens, ev.latency_ms,
+        None if p.cost_usd is None else money_to_units(p.cost_usd),
+        None if p.cost_computed is None else money_to_units(p.cost_computed),
+        None if ev.cost_reported is None else money_to_units(ev.cost_reported),
+        p.cost_status, p.price_source,
+        None if p.price_effective_from is None else p.price_effective_from.isoformat(),
+        int(ev.unattributed), int(ev.model_defaulted), ev.error_message, _metadata_json(ev.metadata),
+    )

@@ -1,0 +1,115 @@
+"""The job registry: one decorator, one unique id per job.
+
+A job is one function in ``jobs/<name>.py``::
+
+    @job("ingest", schedule="every 1m", description="Ingest new records from every source")
+    def ingest(ctx: JobContext) -> dict: ...
+
+Registering an id twice raises at import (procrastinate's PeriodicRegistry).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Callable
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from .settings import Settings
+
+JobFunc = Callable[["JobContext"], dict[str, Any]]
+
+
+class DuplicateJobError(Exception):
+    pass
+
+
+class JobFailed(Exception):
+    """Raised by a job that did part of its work: the run is failed, its stats are kept."""
+
+    def __init__(self, message: str, stats: dict[str, Any]):
+        super().__init__(message)
+        self.stats = stats
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    func: JobFunc
+    schedule: str  # default; settings [schedule] overrides
+    description: str
+
+
+@dataclass
+class JobContext:
+    """What a job receives: settings, database, the clock, a logger, and what to do."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    logger: logging.Logger
+    trigger: str = "manual"  # schedule | manual | catch-up
+    scheduled_for: datetime | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    dry_run: bool = False
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def now(self) -> datetime:
+        from . import clock
+
+        return clock.now()
+
+    def should_stop(self) -> bool:
+        return self.stop.is_set()
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._jobs: dict[str, JobSpec] = {}
+
+    def register(self, job_id: str, *, schedule: str, description: str) -> Callable[[JobFunc], JobFunc]:
+        def decorator(func: JobFunc) -> JobFunc:
+            if job_id in self._jobs:
+                raise DuplicateJobError(
+                    f"job id {job_id!r} registered twice ({self._jobs[job_id].func.__module__} "
+                    f"and {func.__module__})")
+            self._jobs[job_id] = JobSpec(job_id, func, schedule, description)
+            return func
+
+        return decorator
+
+    def get(self, job_id: str) -> JobSpec:
+        load_jobs()
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise KeyError(f"no job named {job_id!r} (jobs: {', '.join(sorted(self._jobs))})") from None
+
+    def all(self) -> list[JobSpec]:
+        load_jobs()
+        return [self._jobs[k] for k in sorted(self._jobs)]
+
+
+registry = Registry()
+job = registry.register
+
+_loaded = False
+
+
+def load_jobs() -> None:
+    """Import every module in the ``jobs`` package so their decorators run."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import jobs
+
+    for info in pkgutil.iter_modules(jobs.__path__):
+        importlib.import_module(f"jobs.{info.name}")

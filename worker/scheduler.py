@@ -1,0 +1,167 @@
+"""Running jobs: one recorded run, and the APScheduler daemon that fires them.
+
+Every run is a ``job_runs`` row. A scheduled run is claimed by inserting the
+``(job, scheduled_for)`` row; a replica that loses the race sees the unique key
+and skips, so each scheduled run happens once however many daemons run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import threading
+import traceback
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine, update
+from sqlalchemy.exc import IntegrityError
+
+from . import clock
+from .db import session_factory
+from .models import JobRun
+from .registry import JobContext, JobFailed, JobSpec, registry
+from .settings import Settings, SettingsError, parse_duration
+
+logger = logging.getLogger(__name__)
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MISFIRE_GRACE = timedelta(minutes=10)
+_EVERY = re.compile(r"^every\s+(\S+)$")
+
+
+def schedule_for(spec: JobSpec, settings: Settings) -> str:
+    return settings.schedule.get(spec.id, spec.schedule)
+
+
+def make_trigger(expr: str, settings: Settings, key: str) -> BaseTrigger | None:
+    """``every 1m`` (aligned to the epoch, so replicas agree on fire times), a
+    5-field cron expression in the configured time zone, or ``off``."""
+    expr = expr.strip()
+    if expr == "off":
+        return None
+    if match := _EVERY.match(expr):
+        interval = parse_duration(match.group(1), key)
+        if interval <= timedelta(0):
+            raise SettingsError(f"{key}: the interval must be positive")
+        return IntervalTrigger(seconds=int(interval.total_seconds()), start_date=EPOCH, timezone=UTC)
+    try:
+        return CronTrigger.from_crontab(expr, timezone=settings.tz)
+    except ValueError as exc:
+        raise SettingsError(f"{key}: expected 'every <n>s|m|h|d', a 5-field cron expression or 'off': {exc}") from None
+
+
+def validate_schedule(settings: Settings) -> None:
+    known = {spec.id for spec in registry.all()}
+    for name in settings.schedule:
+        if name not in known:
+            raise SettingsError(f"schedule.{name}: no such job (jobs: {', '.join(sorted(known))})")
+    for spec in registry.all():
+        make_trigger(schedule_for(spec, settings), settings, f"schedule.{spec.id}")
+
+
+def latest_fire_time(trigger: BaseTrigger, now: datetime, lookback: timedelta) -> datetime:
+    """The last fire time at or before ``now`` (the scheduled time of the run in hand)."""
+    if isinstance(trigger, IntervalTrigger):
+        step = trigger.interval.total_seconds()
+        return EPOCH + timedelta(seconds=int((now - EPOCH).total_seconds() // step * step))
+    found = None
+    fire = trigger.get_next_fire_time(None, now - lookback)
+    while fire is not None and fire <= now:
+        found = fire
+        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    return (found or now.replace(second=0, microsecond=0)).astimezone(UTC)
+
+
+def run_job(spec: JobSpec, settings: Settings, engine: Engine, *, trigger: str = "manual",
+            scheduled_for: datetime | None = None, stop: threading.Event | None = None,
+            **options: Any) -> JobRun | None:
+    """Run one job and record it. Returns None when another replica claimed this scheduled run."""
+    sessions = session_factory(engine)
+    started = clock.now()
+    try:
+        with sessions.begin() as session:
+            run = JobRun(job=spec.id, scheduled_for=scheduled_for, trigger=trigger, started_at=started,
+                         status="running")
+            session.add(run)
+    except IntegrityError:
+        logger.info("run already claimed", extra={"action": "job_claimed_elsewhere", "job": spec.id,
+                                                  "scheduled_for": str(scheduled_for)})
+        return None
+    ctx = JobContext(settings=settings, engine=engine, sessions=sessions,
+                     logger=logging.getLogger(f"jobs.{spec.id}"), trigger=trigger,
+                     scheduled_for=scheduled_for, stop=stop or threading.Event(), **options)
+    status, stats, error = "success", None, None
+    try:
+        stats = spec.func(ctx)
+    except JobFailed as exc:
+        status, stats, error = "failed", exc.stats, str(exc)
+        logger.error("job failed", extra={"action": "job_failed", "job": spec.id, "error": error})
+    except Exception:  # a failing job is recorded and the daemon goes on
+        status, error = "failed", traceback.format_exc()
+        logger.exception("job crashed", extra={"action": "job_failed", "job": spec.id})
+    finished = clock.now()
+    with sessions.begin() as session:
+        session.execute(update(JobRun).where(JobRun.id == run.id)
+                        .values(status=status, stats=stats, error=error, finished_at=finished))
+    run.status, run.stats, run.error, run.finished_at = status, stats, error, finished
+    logger.info("job finished", extra={"action": "job_finished", "job": spec.id, "status": status,
+                                       "seconds": round((finished - started).total_seconds(), 3)})
+    return run
+
+
+class Daemon:
+    """The APScheduler loop; SIGTERM/SIGINT finish the unit in hand and exit, twice exits at once."""
+
+    def __init__(self, settings: Settings, engine: Engine):
+        self.settings = settings
+        self.engine = engine
+        self.stop = threading.Event()
+        self.scheduler = BlockingScheduler(timezone=UTC)
+        self._triggers: dict[str, BaseTrigger] = {}
+
+    def setup(self) -> list[str]:
+        validate_schedule(self.settings)
+        scheduled = []
+        for spec in registry.all():
+            trig = make_trigger(schedule_for(spec, self.settings), self.settings, f"schedule.{spec.id}")
+            if trig is None:
+                continue
+            self._triggers[spec.id] = trig
+            extra = {"next_run_time": clock.now()} if spec.id == "ingest" else {}  # ingest at once on start
+            self.scheduler.add_job(self._fire, trig, args=[spec.id], id=spec.id, name=spec.description,
+                                   coalesce=True, max_instances=1,
+                                   misfire_grace_time=int(MISFIRE_GRACE.total_seconds()), **extra)
+            scheduled.append(spec.id)
+        return scheduled
+
+    def _fire(self, job_id: str) -> None:
+        if self.stop.is_set():
+            return
+        spec = registry.get(job_id)
+        scheduled_for = latest_fire_time(self._triggers[job_id], clock.now(), MISFIRE_GRACE)
+        run_job(spec, self.settings, self.engine, trigger="schedule", scheduled_for=scheduled_for,
+                stop=self.stop)
+
+    def _signal(self, signum: int, _frame: Any) -> None:
+        if self.stop.is_set():
+            logger.warning("second signal: exiting now", extra={"action": "daemon_abort"})
+            os._exit(1)
+        logger.info("stopping after the work in hand", extra={"action": "daemon_stopping",
+                                                               "signal": signal.Signals(signum).name})
+        self.stop.set()
+        threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
+
+    def run(self) -> None:
+        jobs = self.setup()
+        signal.signal(signal.SIGTERM, self._signal)
+        signal.signal(signal.SIGINT, self._signal)
+        logger.info("daemon started", extra={"action": "daemon_started", "jobs": ",".join(jobs)})
+        self.scheduler.start()
+        logger.info("daemon stopped", extra={"action": "daemon_stopped"})

@@ -1,0 +1,1 @@
+"""Where raw usage records come from: files (jsonl, csv) and application tables."""

@@ -1,0 +1,211 @@
+"""Reading JSONL and CSV files (plain or .gz) as a stream of raw records.
+
+Each item carries the byte offset just past it in the (decompressed) content, so
+ingest can checkpoint exactly and resume a file where it stopped. A line with no
+newline yet at the end of a growing file is not consumed until it is complete
+(or the file is final: gzip, a one-off CLI run, or quiet for the settle period).
+
+Files are identified by a fingerprint of their first record line(s), not their
+name, so a rotated (renamed, compressed) copy is recognised as the same file.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+import orjson
+
+FINGERPRINT_LINES = {"jsonl": 1, "csv": 2}  # csv: the header is shared, add the first row
+
+
+@dataclass(slots=True)
+class RawItem:
+    position: int  # 1-based line (jsonl) or physical line where the row starts (csv)
+    end_offset: int  # bytes consumed after this item
+    lines_after: int  # lines consumed after this item (the checkpoint position)
+    raw: bytes
+    record: dict[str, Any] | None  # None when error is set
+    error: str | None
+
+
+def is_gzip(path: Path) -> bool:
+    return path.name.endswith(".gz")
+
+
+def open_binary(path: Path) -> BinaryIO:
+    if is_gzip(path):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb", buffering=1 << 20)
+
+
+def first_line(path: Path) -> bytes:
+    with open_binary(path) as fh:
+        return fh.readline(1 << 16).rstrip(b"\r\n")
+
+
+def fingerprint(path: Path, kind: str, final: bool) -> str | None:
+    """Hash of the first complete line(s); None while the file has too few to tell."""
+    want = FINGERPRINT_LINES[kind]
+    digest = hashlib.sha256()
+    got = 0
+    try:
+        with open_binary(path) as fh:
+            while got < want:
+                line = fh.readline(1 << 16)
+                if not line:
+                    break
+                if not line.endswith(b"\n") and not final:
+                    return None
+                digest.update(line)
+                got += 1
+    except (OSError, EOFError, zlib.error):
+        if not final:
+            return None
+        raise
+    if got == 0:
+        return None
+    if got < want and not final:
+        return None
+    return digest.hexdigest()
+
+
+def _lines(fh: BinaryIO, offset: int, final: bool) -> Iterator[tuple[bytes, int]]:
+    """(line, end offset) from ``offset``; a last line without newline only when final."""
+    if offset:
+        fh.seek(offset)
+    pos = offset
+    try:
+        for line in fh:
+            if not line.endswith(b"\n") and not final:
+                return
+            pos += len(line)
+            yield line, pos
+    except (EOFError, zlib.error, gzip.BadGzipFile):
+        # A gzip file still being written (or truncated): stop at what is complete.
+        return
+
+
+def read_jsonl(path: Path, offset: int = 0, position: int = 0, final: bool = False) -> Iterator[RawItem]:
+    loads = orjson.loads
+    with open_binary(path) as fh:
+        for line, end in _lines(fh, offset, final):
+            position += 1
+            raw = line.rstrip(b"\r\n")
+            if not raw.strip():
+                yield RawItem(position, end, position, raw, None, None)  # blank: not a record
+                continue
+            try:
+                record = loads(raw)
+            except orjson.JSONDecodeError:
+                yield RawItem(position, end, position, raw, None, _json_error(raw))
+                continue
+            if not isinstance(record, dict):
+                yield RawItem(position, end, position, raw, None, f"not a JSON object (got {_json_kind(record)})")
+                continue
+            yield RawItem(position, end, position, raw, record, None)
+
+
+def _json_error(raw: bytes) -> str:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"invalid UTF-8 at byte {exc.start}"
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return f"invalid JSON: {exc}"
+    return "invalid JSON"
+
+
+def _json_kind(value: Any) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number",
+            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def read_csv(path: Path, offset: int = 0, position: int = 0, final: bool = False) -> Iterator[RawItem]:
+    """Rows as dicts keyed by the header; an empty cell is an absent field.
+
+    The header is read from the start of the file even when resuming at ``offset``.
+    """
+    with open_binary(path) as fh:
+        header_line = fh.readline()
+        if not header_line or (not header_line.endswith(b"\n") and not final):
+            return
+        header = next(csv.reader([header_line.decode("utf-8-sig", "replace")]), [])
+        header = [h.strip() for h in header]
+        if offset == 0:
+            offset, position = len(header_line), 1
+        consumed: list[bytes] = []
+        state = {"pos": offset, "line": position}
+
+        def lines() -> Iterator[str]:
+            for line, end in _lines(fh, offset, final):
+                consumed.append(line)
+                state["pos"] = end
+                state["line"] += 1
+                yield line.decode("utf-8", "surrogateescape")
+
+        reader = csv.reader(lines())
+        while True:
+            start_line = state["line"] + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raw = b"".join(consumed)
+                consumed.clear()
+                yield RawItem(start_line, state["pos"], state["line"], raw.rstrip(b"\r\n"), None,
+                              f"invalid CSV: {exc}")
+                continue
+            raw = b"".join(consumed).rstrip(b"\r\n")
+            consumed.clear()
+            end, after = state["pos"], state["line"]
+            if not row or all(not cell.strip() for cell in row):
+                yield RawItem(start_line, end, after, raw, None, None)
+                continue
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield RawItem(start_line, end, after, raw, None, f"invalid UTF-8 at byte {exc.start}")
+                continue
+            if len(row) > len(header):
+                yield RawItem(start_line, end, after, raw, None,
+                              f"CSV row has {len(row)} fields, the header has {len(header)}")
+                continue
+            record = {name: cell for name, cell in zip(header, row) if cell != "" and name}
+            yield RawItem(start_line, end, after, raw, record, None)
+
+
+def read_records(kind: str, path: Path, offset: int = 0, position: int = 0,
+                 final: bool = False) -> Iterator[RawItem]:
+    reader = read_jsonl if kind == "jsonl" else read_csv
+    return reader(path, offset, position, final)
+
+
+def sniff_kind(path: Path) -> str:
+    """jsonl or csv from the name (for paths given on the command line)."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    stem_parts = name.split(".")
+    return "csv" if "csv" in stem_parts[1:] else "jsonl"
+
+
+def expand(paths: list[Path]) -> list[Path]:
+    """Files named, and the files under directories named, in a stable order."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            out.extend(sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")))
+        else:
+            out.append(path)
+    return out
+
+
