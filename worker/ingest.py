@@ -17,7 +17,8 @@ import orjson
 from sqlalchemy import Engine, select, update
 
 from . import clock
-from .ledger import LedgerWriter, WriteStats, _insert_ignore
+from .committer import Committer
+from .ledger import Batch, LedgerWriter, WriteStats, _insert_ignore
 from .models import IngestFile
 from .normalise import Normaliser, RecordError
 from .pricing import Pricer
@@ -119,22 +120,26 @@ class Ingestor:
         header = file_source.first_line(path) if kind == "csv" else None
         last_offset = offset
         checkpoint = (offset, position)
-        for item in file_source.read_records(kind, path, offset, position, final):
-            checkpoint = (item.end_offset, item.lines_after)
-            if item.error is not None:
-                writer.reject(location, item.position, item.raw, item.error, format=kind, header=header)
-            elif item.record is not None:
-                self._add(writer, normaliser, item.record, location, item.position, item.raw, kind, header)
-            if len(writer) >= self.batch_size:
-                self._commit_file(writer, stats, source_name, fp, path, checkpoint, st, complete=False)
-                if progress:
-                    progress(item.end_offset - last_offset)
-                last_offset = item.end_offset
-                if self.should_stop():
-                    return stats  # checkpointed: the next run resumes here
-        # Read to the end (a partial last line of a growing file is not): skip it until it changes.
-        complete = file_source.is_gzip(path) or checkpoint[0] >= st.st_size
-        self._commit_file(writer, stats, source_name, fp, path, checkpoint, st, complete=complete)
+        with Committer() as committer:
+            for item in file_source.read_records(kind, path, offset, position, final):
+                checkpoint = (item.end_offset, item.lines_after)
+                if item.error is not None:
+                    writer.reject(location, item.position, item.raw, item.error, format=kind, header=header)
+                elif item.record is not None:
+                    self._add(writer, normaliser, item.record, location, item.position, item.raw, kind, header)
+                if len(writer) >= self.batch_size:
+                    committer.submit(self._commit_task(writer, stats, source_name, fp, path, checkpoint, st,
+                                                       complete=False))
+                    if progress:
+                        progress(item.end_offset - last_offset)
+                    last_offset = item.end_offset
+                    if self.should_stop():
+                        break  # checkpointed: the next run resumes here
+            else:
+                # Read to the end (a partial last line of a growing file is not): skip it until it changes.
+                complete = file_source.is_gzip(path) or checkpoint[0] >= st.st_size
+                committer.submit(self._commit_task(writer, stats, source_name, fp, path, checkpoint, st,
+                                                   complete=complete))
         if progress:
             progress(max(checkpoint[0] - last_offset, 0))
         logger.info("file ingested", extra={"action": "file_ingested", "source": source_name,
@@ -151,14 +156,20 @@ class Ingestor:
             return
         writer.add(ev, self.pricer.price(ev))
 
-    def _commit_file(self, writer: LedgerWriter, stats: IngestStats, source: str, fp: str, path: Path,
-                     checkpoint: tuple[int, int], st: Any, complete: bool) -> None:
+    def _commit_task(self, writer: LedgerWriter, stats: IngestStats, source: str, fp: str, path: Path,
+                     checkpoint: tuple[int, int], st: Any, complete: bool) -> Callable[[], None]:
+        """One transaction: the batch collected so far and the checkpoint just after it."""
+        batch = writer.take()
         offset, position = checkpoint
         # size/mtime are recorded only once the file was read to its end, so the
         # "unchanged since last time" shortcut never skips unread data.
         size, mtime = (st.st_size, st.st_mtime_ns) if complete else (-1, -1)
+        return lambda: self._commit(writer, batch, stats, source, fp, path, offset, position, size, mtime)
+
+    def _commit(self, writer: LedgerWriter, batch: Batch, stats: IngestStats, source: str, fp: str,
+                path: Path, offset: int, position: int, size: int, mtime: int) -> None:
         with self.engine.begin() as conn:
-            stats.add(writer.flush(conn))
+            stats.add(writer.write(conn, batch))
             conn.execute(_insert_ignore(conn.dialect.name, IngestFile, ["source", "fingerprint"]),
                          {"source": source, "fingerprint": fp, "path": str(path), "offset": offset,
                           "position": position, "size": size, "mtime_ns": mtime, "updated_at": clock.now()})

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .models import IngestReject, UsageEvent
-from .models.base import SQLITE_TS_FORMAT, money_to_units
+from .models.base import money_to_units
 from .normalise import Event
 from .pricing import Priced
 
@@ -90,6 +90,15 @@ class _Reject:
 
 
 @dataclass
+class Batch:
+    """What one transaction writes: taken from the writer, written (possibly on another thread)."""
+
+    rows: list[tuple]
+    rejects: list[_Reject]
+    stats: WriteStats
+
+
+@dataclass
 class LedgerWriter:
     """Collects events and rejects; ``flush(conn)`` writes them in the caller's transaction."""
 
@@ -102,7 +111,10 @@ class LedgerWriter:
     _slow_path: bool = False
 
     def __post_init__(self) -> None:
-        self._row = _sqlite_row if self.dialect == "sqlite" else _pg_row
+        if self.dialect == "sqlite":
+            self._row, self._ingested = _sqlite_row, _sqlite_ts(self.ingested_at)
+        else:
+            self._row, self._ingested = _pg_row, self.ingested_at
 
     def __len__(self) -> int:
         return len(self._rows) + len(self._rejects)
@@ -111,24 +123,32 @@ class LedgerWriter:
         if ev.event_id in self._rows:  # the same event twice in one batch
             self._pending.duplicates += 1
             return
-        self._rows[ev.event_id] = self._row(ev, priced, source or self.source, self.ingested_at)
+        self._rows[ev.event_id] = self._row(ev, priced, source or self.source, self._ingested)
 
     def reject(self, location: str, position: int, raw: bytes, reason: str, *, format: str,
                header: bytes | None = None, source: str | None = None) -> None:
         self._rejects.append(_Reject(source or self.source, location, position, reason, raw, format, header))
 
-    def flush(self, conn: Connection) -> WriteStats:
-        stats, self._pending = self._pending, WriteStats()
-        rows = list(self._rows.values())
-        self._rows.clear()
-        if rows:
+    def take(self) -> Batch:
+        """Hand over what was collected and start afresh."""
+        batch = Batch(list(self._rows.values()), self._rejects, self._pending)
+        self._rows, self._rejects, self._pending = {}, [], WriteStats()
+        return batch
+
+    def write(self, conn: Connection, batch: Batch) -> WriteStats:
+        """Write a batch in the caller's transaction; returns exact counts."""
+        stats = batch.stats
+        if batch.rows:
             if self.dialect == "sqlite":
-                self._write_sqlite(conn, rows, stats)
+                self._write_sqlite(conn, batch.rows, stats)
             else:
-                self._write_pg(conn, rows, stats)
-        if self._rejects:
-            self._write_rejects(conn, stats)
+                self._write_pg(conn, batch.rows, stats)
+        if batch.rejects:
+            self._write_rejects(conn, batch.rejects, stats)
         return stats
+
+    def flush(self, conn: Connection) -> WriteStats:
+        return self.write(conn, self.take())
 
     # ------------------------------------------------------------------ PostgreSQL
     def _write_pg(self, conn: Connection, rows: list[tuple], stats: WriteStats) -> None:
@@ -179,14 +199,13 @@ class LedgerWriter:
         stats.unpriced += sum(1 for r in rows if r[_COST] is None)
 
     # ------------------------------------------------------------------ rejects
-    def _write_rejects(self, conn: Connection, stats: WriteStats) -> None:
+    def _write_rejects(self, conn: Connection, rejects: list[_Reject], stats: WriteStats) -> None:
         values = [
             {"source": r.source, "location": r.location[-1000:], "position": r.position,
              "reason": r.reason, "raw": r.raw, "raw_sha256": hashlib.sha256(r.raw).hexdigest(),
              "format": r.format, "header": r.header, "received_at": self.ingested_at, "status": "open"}
-            for r in self._rejects
+            for r in rejects
         ]
-        self._rejects.clear()
         stats.rejected += len(values)
         conn.execute(_insert_ignore(conn.dialect.name, IngestReject, ["source", "raw_sha256"]), values)
 
@@ -225,25 +244,38 @@ def _metadata_json(meta: dict[str, Any] | None) -> str | None:
     return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
 
 
+def _units_text(units: int | None) -> str | None:
+    """1e-10 USD units as NUMERIC text for COPY (exact; no Decimal on the hot path)."""
+    if units is None:
+        return None
+    whole, frac = divmod(units, 10_000_000_000)
+    return f"{whole}.{frac:010d}"
+
+
 def _pg_row(ev: Event, p: Priced, source: str, ingested_at: datetime) -> tuple:
     return (
         ev.event_id, source, ev.occurred_at, ingested_at, ev.account_id, ev.tenant_id, ev.service,
         p.provider, ev.model, ev.model_used, ev.status, ev.status_code, ev.prompt_tokens,
         ev.completion_tokens, ev.total_tokens, ev.cached_tokens, ev.reasoning_tokens, ev.latency_ms,
-        p.cost_usd, p.cost_computed, ev.cost_reported, p.cost_status, p.price_source,
+        _units_text(p.cost_units), _units_text(p.computed_units), ev.cost_reported, p.cost_status, p.price_source,
         p.price_effective_from, ev.unattributed, ev.model_defaulted, ev.error_message,
         _metadata_json(ev.metadata),
     )
 
 
-def _sqlite_row(ev: Event, p: Priced, source: str, ingested_at: datetime) -> tuple:
+def _sqlite_ts(moment: datetime) -> str:
+    """The text SQLAlchemy's SQLite DateTime writes (models.base.SQLITE_TS_FORMAT), faster."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _sqlite_row(ev: Event, p: Priced, source: str, ingested_at: str) -> tuple:
     return (
-        ev.event_id, source, ev.occurred_at.astimezone(UTC).strftime(SQLITE_TS_FORMAT),
-        ingested_at.astimezone(UTC).strftime(SQLITE_TS_FORMAT), ev.account_id, ev.tenant_id, ev.service, p.provider,
+        ev.event_id, source, _sqlite_ts(ev.occurred_at), ingested_at, ev.account_id, ev.tenant_id, ev.service, p.provider,
         ev.model, ev.model_used, ev.status, ev.status_code, ev.prompt_tokens, ev.completion_tokens,
         ev.total_tokens, ev.cached_tokens, ev.reasoning_tokens, ev.latency_ms,
-        None if p.cost_usd is None else money_to_units(p.cost_usd),
-        None if p.cost_computed is None else money_to_units(p.cost_computed),
+        p.cost_units, p.computed_units,
         None if ev.cost_reported is None else money_to_units(ev.cost_reported),
         p.cost_status, p.price_source,
         None if p.price_effective_from is None else p.price_effective_from.isoformat(),

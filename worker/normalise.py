@@ -55,6 +55,8 @@ WIDTHS = {"event_id": 200, "account_id": 200, "tenant_id": 200, "service": 200,
           "provider": 100, "model": 200, "model_used": 200}
 
 EPOCH_MS_THRESHOLD = 100_000_000_000  # larger epoch numbers are milliseconds
+MAX_TOKENS = 10**15  # no call has a quadrillion tokens; beyond this a count is garbage (and overflows BIGINT)
+MAX_COST = Decimal(10**9)  # USD for one call; NUMERIC(20,10) holds < 10^10
 
 
 class RecordError(ValueError):
@@ -88,14 +90,21 @@ class Event:
 
 
 class _Plan:
-    """For one key set: which present key feeds each canonical field, and the extras."""
+    """For one key set: the present keys that feed each canonical field, and the extras."""
 
-    __slots__ = ("keys", "extras", "has_metadata")
+    __slots__ = ("single", "multi", "extras", "has_metadata")
 
     def __init__(self, record_keys: tuple[str, ...]):
         present = set(record_keys)
-        self.keys = {canon: tuple(k for k in (canon, *aliases) if k in present)
-                     for canon, aliases in ALIASES.items()}
+        single, multi = [], []
+        for canon, aliases in ALIASES.items():
+            keys = tuple(k for k in (canon, *aliases) if k in present)
+            if len(keys) == 1:
+                single.append((canon, keys[0]))
+            elif keys:
+                multi.append((canon, keys))
+        self.single = tuple(single)  # the usual case: one key feeds the field
+        self.multi = tuple(multi)  # several present: the first non-empty wins
         self.extras = tuple(k for k in record_keys if k not in KNOWN_KEYS)
         self.has_metadata = "metadata" in present
 
@@ -116,19 +125,21 @@ class Normaliser:
         return plan
 
     def normalise(self, record: Any) -> Event:
-        if not isinstance(record, dict):
-            raise RecordError(f"not a JSON object (got {_type_name(record)})")
+        if type(record) is not dict:
+            if not isinstance(record, dict):
+                raise RecordError(f"not a JSON object (got {_type_name(record)})")
         plan = self._plan(record)
-        keys = plan.keys
-
-        def get(field: str) -> Any:
-            for key in keys[field]:
+        # null and "" are absent; where several keys are present the canonical, then aliases in order
+        values = {name: v for name, key in plan.single if (v := record[key]) is not None and v != ""}
+        for name, keys in plan.multi:
+            for key in keys:
                 value = record[key]
                 if value is not None and value != "":
-                    return value
-            return None
+                    values[name] = value
+                    break
+        get = values.get
 
-        metadata = _metadata(record.get("metadata")) if plan.has_metadata else None
+        metadata = _metadata(record["metadata"]) if plan.has_metadata else None
         if plan.extras:
             metadata = dict(metadata or {})
             for key in plan.extras:
@@ -156,36 +167,37 @@ class Normaliser:
             total = prompt + completion
 
         defaults = self.defaults
-        account = _text(get("account_id")) or defaults.get("account_id")
+        account = _text(get("account_id"))
         service = _text(get("service"))
         if service is None and metadata is not None:
             service = _text(metadata.get("service"))
         raw_model = _text(get("model"))
         model = raw_model or defaults.get("model") or UNKNOWN
         status_code = _int_or_none(get("status_code"))
-        ev = Event(
-            event_id="",
-            occurred_at=occurred_at,
-            account_id=account or UNATTRIBUTED,
-            tenant_id=_text(get("tenant_id")) or defaults.get("tenant_id"),
-            service=service or defaults.get("service"),
-            provider=_text(get("provider")) or defaults.get("provider"),
-            model=model,
-            model_used=_text(get("model_used")) or model,
-            status=_status(get("status"), status_code),
-            status_code=status_code,
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=total,
-            cached_tokens=cached or 0,
-            reasoning_tokens=reasoning or 0,
-            latency_ms=_latency(get("latency_ms")),
-            cost_reported=cost,
-            error_message=_error(get("error_message")),
-            metadata=metadata,
-            unattributed=account is None,
-            model_defaulted=raw_model is None,
-            token_split_known=split_known,
+        status = get("status")
+        ev = Event(  # positional, in field order (the hot path)
+            "",  # event_id, set below
+            occurred_at,
+            account or defaults.get("account_id") or UNATTRIBUTED,
+            _text(get("tenant_id")) or defaults.get("tenant_id"),
+            service or defaults.get("service"),
+            _text(get("provider")) or defaults.get("provider"),
+            model,
+            _text(get("model_used")) or model,
+            (type(status) is str and STATUS_WORDS.get(status)) or _status(status, status_code),
+            status_code,
+            prompt,
+            completion,
+            total,
+            cached or 0,
+            reasoning or 0,
+            _latency(get("latency_ms")),
+            cost,
+            _error(get("error_message")),
+            metadata,
+            account is None and "account_id" not in defaults,  # unattributed
+            raw_model is None,  # model_defaulted
+            split_known,  # token_split_known
         )
         _fit_widths(ev)
         raw_id = get("event_id")
@@ -218,18 +230,21 @@ def parse_timestamp(value: Any) -> datetime:
         moment = _from_epoch(float(value), value)
     elif isinstance(value, str):
         text = value.strip()
-        if text and (text.isdigit() or _is_number(text)):
-            moment = _from_epoch(float(text), value)
-        else:
+        if len(text) >= 10 and text[4] == "-":  # ISO 8601 / PostgreSQL text: the common case
             try:
                 moment = datetime.fromisoformat(text)
             except ValueError:
                 raise RecordError(f"unparseable timestamp {value!r}") from None
+        elif text and (text.isdigit() or _is_number(text)):
+            moment = _from_epoch(float(text), value)
+        else:
+            raise RecordError(f"unparseable timestamp {value!r}")
     else:
         raise RecordError(f"unparseable timestamp {value!r}")
-    if moment.tzinfo is None:
+    tz = moment.tzinfo
+    if tz is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    return moment if tz is UTC else moment.astimezone(UTC)
 
 
 def _is_number(text: str) -> bool:
@@ -252,6 +267,8 @@ def _from_epoch(number: float, raw: Any) -> datetime:
 
 
 def _tokens(value: Any, name: str) -> int | None:
+    if type(value) is int and 0 <= value < MAX_TOKENS:  # the common case, first
+        return value
     if value is None:
         return None
     if isinstance(value, bool):
@@ -270,6 +287,8 @@ def _tokens(value: Any, name: str) -> int | None:
         number = int(as_float)
     if number < 0:
         raise RecordError(f"{name} is negative: {value!r}")
+    if number >= MAX_TOKENS:
+        raise RecordError(f"{name} is implausibly large: {value!r}")
     return number
 
 
@@ -286,10 +305,14 @@ def _cost(value: Any) -> Decimal | None:
         raise RecordError(f"cost_usd is not a number: {value!r}")
     if amount < 0:
         raise RecordError(f"cost_usd is negative: {value!r}")
+    if amount >= MAX_COST:
+        raise RecordError(f"cost_usd is implausibly large: {value!r}")
     return amount
 
 
 def _int_or_none(value: Any) -> int | None:
+    if type(value) is int:
+        return value
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -327,8 +350,9 @@ def _status(value: Any, status_code: int | None) -> str:
 def _text(value: Any) -> str | None:
     if value is None:
         return None
-    text = value if isinstance(value, str) else str(value)
-    text = _no_nul(text.strip())
+    text = (value if type(value) is str else str(value)).strip()
+    if "\x00" in text:
+        text = _no_nul(text)
     return text or None
 
 
@@ -359,7 +383,14 @@ def _metadata(value: Any) -> dict[str, Any] | None:
     return {"value": value}
 
 
+_WIDE = min(WIDTHS.values())
+
+
 def _fit_widths(ev: Event) -> None:
+    if (len(ev.account_id) <= _WIDE and len(ev.model) <= _WIDE and len(ev.model_used) <= _WIDE
+            and len(ev.service or "") <= _WIDE and len(ev.tenant_id or "") <= _WIDE
+            and len(ev.provider or "") <= _WIDE):
+        return  # the common case: nothing near a column width
     for name, width in WIDTHS.items():
         value = getattr(ev, name)
         if value is not None and len(value) > width:

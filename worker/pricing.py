@@ -22,11 +22,13 @@ from genai_prices import Usage, __version__ as GENAI_PRICES_VERSION
 from genai_prices import data_snapshot
 from genai_prices.types import ConditionalPrice, ModelPrice, StartDateConstraint, TieredPrices
 
+from .models.base import money_to_units, units_to_money
 from .models.ledger import UNKNOWN
 from .normalise import Event
 from .settings import PriceOverride
 
 QUANTUM = Decimal("1e-10")  # NUMERIC(20,10)
+UNITS_PER_USD = Decimal(10) ** 10
 MTOK = Decimal(1_000_000)
 
 
@@ -40,21 +42,58 @@ class Rates:
     per_request: Decimal
     source: str
     effective_from: date | None
+    # The same rates in 1e-10 USD units when they are whole numbers there (any price per
+    # million tokens with up to 4 decimals): then a cost is exact integer arithmetic.
+    units: tuple[int, int, int, int] | None = None
+
+    @classmethod
+    def make(cls, uncached: Decimal, cached: Decimal, output: Decimal, per_request: Decimal, source: str,
+             effective_from: date | None) -> Rates:
+        scaled = [r * UNITS_PER_USD for r in (uncached, cached, output, per_request)]
+        units = tuple(int(u) for u in scaled) if all(u == u.to_integral_value() for u in scaled) else None
+        return cls(uncached, cached, output, per_request, source, effective_from, units)  # type: ignore[arg-type]
+
+    def cost_units(self, prompt: int, completion: int, cached: int) -> int:
+        """The cost in 1e-10 USD units, rounded half-even like NUMERIC(20,10)."""
+        if cached > prompt:
+            cached = prompt
+        if self.units is not None:
+            uncached_u, cached_u, output_u, request_u = self.units
+            return request_u + uncached_u * (prompt - cached) + cached_u * cached + output_u * completion
+        return money_to_units((self.per_request + self.uncached_input * (prompt - cached)
+                               + self.cached_input * cached + self.output * completion).quantize(QUANTUM))
 
     def cost(self, prompt: int, completion: int, cached: int) -> Decimal:
-        cached = min(cached, prompt)
-        return (self.per_request + self.uncached_input * (prompt - cached)
-                + self.cached_input * cached + self.output * completion).quantize(QUANTUM)
+        return units_to_money(self.cost_units(prompt, completion, cached))
 
 
-@dataclass(frozen=True, slots=True)
 class Priced:
-    provider: str
-    cost_usd: Decimal | None
-    cost_computed: Decimal | None
-    cost_status: str  # priced | reported | unpriced
-    price_source: str | None
-    price_effective_from: date | None
+    """How one event was priced. Amounts are kept as exact 1e-10 USD units (what the
+    ledger writer needs); ``cost_usd``/``cost_computed`` give them as Decimal."""
+
+    __slots__ = ("provider", "cost_units", "computed_units", "cost_status", "price_source",
+                 "price_effective_from")
+
+    def __init__(self, provider: str, cost_units: int | None, computed_units: int | None, cost_status: str,
+                 price_source: str | None, price_effective_from: date | None):
+        self.provider = provider
+        self.cost_units = cost_units  # what counts: reported when present, else computed
+        self.computed_units = computed_units
+        self.cost_status = cost_status  # priced | reported | unpriced
+        self.price_source = price_source
+        self.price_effective_from = price_effective_from
+
+    @property
+    def cost_usd(self) -> Decimal | None:
+        return None if self.cost_units is None else units_to_money(self.cost_units)
+
+    @property
+    def cost_computed(self) -> Decimal | None:
+        return None if self.computed_units is None else units_to_money(self.computed_units)
+
+    def __repr__(self) -> str:
+        return (f"Priced({self.provider!r}, cost_usd={self.cost_usd}, cost_computed={self.cost_computed}, "
+                f"{self.cost_status!r}, {self.price_source!r}, {self.price_effective_from})")
 
 
 class _Override:
@@ -66,14 +105,14 @@ class _Override:
         per_in = ov.input_per_mtok / MTOK
         cached = ov.cached_input_per_mtok if ov.cached_input_per_mtok is not None else ov.input_per_mtok
         label = f"override {ov.provider + '/' if ov.provider else ''}{ov.model} from {ov.effective_from}"
-        self.rates = Rates(per_in, cached / MTOK, ov.output_per_mtok / MTOK, Decimal(0), label,
-                           ov.effective_from)
+        self.rates = Rates.make(per_in, cached / MTOK, ov.output_per_mtok / MTOK, Decimal(0), label,
+                                ov.effective_from)
 
 
 class _Model:
     """Everything needed to price one (provider, model) reference, resolved once."""
 
-    __slots__ = ("provider", "info", "overrides", "thresholds", "_rates")
+    __slots__ = ("provider", "info", "overrides", "thresholds", "_rates", "fixed")
 
     def __init__(self, provider: str, info: Any, overrides: list[_Override]):
         self.provider = provider
@@ -81,6 +120,9 @@ class _Model:
         self.overrides = sorted(overrides, key=lambda o: o.starts_at, reverse=True)
         self.thresholds = _tier_thresholds(info) if info is not None else ()
         self._rates: dict[tuple[int, int], Rates] = {}
+        # One price for all time and sizes (most models): no per-event lookup at all.
+        self.fixed = (self._probe(0, 0) if info is not None and not overrides and not self.thresholds
+                      and isinstance(info.prices, ModelPrice) else None)
 
     def rates(self, at: datetime, prompt_tokens: int) -> Rates | None:
         for ov in self.overrides:  # newest first: the override in force wins
@@ -112,9 +154,9 @@ class _Model:
         base = calc(input_tokens=0, output_tokens=0)
         with_input = calc(input_tokens=n, output_tokens=0)
         source = f"genai-prices {GENAI_PRICES_VERSION} {self.provider}/{self.info.id}"
-        return Rates(
-            uncached_input=(with_input - base) / n,
-            cached_input=(calc(input_tokens=n, cache_read_tokens=n, output_tokens=0) - base) / n,
+        return Rates.make(
+            uncached=(with_input - base) / n,
+            cached=(calc(input_tokens=n, cache_read_tokens=n, output_tokens=0) - base) / n,
             output=(calc(input_tokens=n, output_tokens=n) - with_input) / n,
             per_request=base,
             source=source,
@@ -157,17 +199,19 @@ class Pricer:
         return found
 
     def price(self, ev: Event) -> Priced:
-        m = self.model(ev.provider, ev.model_used)
+        m = self._models.get((ev.provider, ev.model_used)) or self.model(ev.provider, ev.model_used)
         computed = None
         rates = None
         if ev.token_split_known:
-            rates = m.rates(ev.occurred_at, ev.prompt_tokens)
+            rates = m.fixed or m.rates(ev.occurred_at, ev.prompt_tokens)
             if rates is not None:
-                computed = rates.cost(ev.prompt_tokens, ev.completion_tokens, ev.cached_tokens)
+                computed = rates.cost_units(ev.prompt_tokens, ev.completion_tokens, ev.cached_tokens)
         if ev.cost_reported is not None:
-            return Priced(m.provider, ev.cost_reported, computed, "reported",
-                          rates.source if rates else None, rates.effective_from if rates else None)
-        if computed is not None:
+            reported = money_to_units(ev.cost_reported.quantize(QUANTUM))
+            if rates is None:
+                return Priced(m.provider, reported, None, "reported", None, None)
+            return Priced(m.provider, reported, computed, "reported", rates.source, rates.effective_from)
+        if rates is not None:
             return Priced(m.provider, computed, computed, "priced", rates.source, rates.effective_from)
         return Priced(m.provider, None, None, "unpriced", None, None)
 

@@ -86,8 +86,11 @@ class MoneyType(TypeDecorator[Decimal]):
         return Decimal(value)
 
 
+_UNIT = Decimal(10) ** MONEY_SCALE
+
+
 def money_to_units(value: Decimal) -> int:
-    return int(value.scaleb(MONEY_SCALE).to_integral_value())
+    return int((value * _UNIT).to_integral_value())
 
 
 def units_to_money(units: int) -> Decimal:

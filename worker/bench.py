@@ -1,0 +1,208 @@
+"""``tokentally bench ingest``: ingest throughput against a plain bulk load.
+
+Generates N realistic canonical events as JSONL, ingests them through the real
+path (read, parse, normalise, price, write in batches) into a scratch database,
+then loads the very same rows with a plain bulk load into an equivalent table
+(same columns, same indexes): ``COPY`` on PostgreSQL, ``executemany`` on SQLite.
+The ratio of the two rates says how much the ledger's own work costs.
+
+The scratch database is created and dropped by the bench (on PostgreSQL, on the
+server the URL names); nothing is written to the ledger the URL points at.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import resource
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import orjson
+import psycopg
+from sqlalchemy import Engine, MetaData, text
+from sqlalchemy.engine import make_url
+
+from . import db
+from .ingest import Ingestor
+from .models import UsageEvent
+from .settings import Settings
+
+MODELS = [  # (provider, model, weight)
+    ("openai", "gpt-4o-mini", 40), ("openai", "gpt-4o", 10), ("anthropic", "claude-3-5-sonnet-20241022", 15),
+    ("groq", "llama-3.1-70b-versatile", 20), ("google", "gemini-1.5-flash", 10), ("x-ai", "grok-2", 5),
+]
+SERVICES = ["draft_generator", "voice_analyzer", "trend_detector", "feedback_analyzer", "content_summarizer",
+            "auto_populate", "chat"]
+
+
+def generate(path: Path, n: int, seed: int = 42, start: datetime | None = None) -> None:
+    """N canonical events over 30 days, streamed to ``path``."""
+    rng = random.Random(seed)
+    start = start or datetime(2026, 10, 1, tzinfo=UTC)
+    span = 30 * 86400
+    providers, models, weights = zip(*[(p, m, w) for p, m, w in MODELS])
+    dumps = orjson.dumps
+    with open(path, "wb", buffering=1 << 20) as fh:
+        for i in range(n):
+            k = rng.choices(range(len(models)), weights)[0]
+            prompt = rng.randint(50, 8000)
+            completion = rng.randint(10, 2000)
+            status = "success" if rng.random() < 0.97 else rng.choice(["error", "timeout"])
+            record: dict[str, Any] = {
+                "event_id": f"bench-{seed}-{i}",
+                "occurred_at": (start + timedelta(seconds=span * i / n)).isoformat(),
+                "account_id": f"user-{rng.randint(1, 1000):04d}",
+                "tenant_id": f"tenant-{rng.randint(1, 20):02d}",
+                "service": rng.choice(SERVICES),
+                "provider": providers[k],
+                "model": models[k],
+                "status": status,
+                "prompt_tokens": prompt,
+                "completion_tokens": completion if status == "success" else 0,
+                "cached_tokens": rng.choice([0, 0, 0, prompt // 2]),
+                "latency_ms": rng.randint(100, 20000),
+                "metadata": {"request_id": uuid.UUID(int=rng.getrandbits(128)).hex, "endpoint": "/v1/chat"},
+            }
+            if rng.random() < 0.1:
+                record["cost_usd"] = f"{rng.random() / 100:.8f}"
+            fh.write(dumps(record) + b"\n")
+
+
+@dataclass
+class BenchResult:
+    dialect: str
+    events: int
+    ingest_seconds: float
+    ingest_rate: float
+    plain_seconds: float
+    plain_rate: float
+    ratio: float
+    peak_rss_mb: float
+    accepted: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in vars(self).items()}
+
+
+@contextmanager
+def scratch_database(url: str | None) -> Iterator[str]:
+    """A fresh, migrated database: a temp SQLite file, or a new database on the named PostgreSQL server."""
+    if url is None or make_url(db.normalise_url(url)).get_backend_name() == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="tokentally-bench-") as tmp:
+            scratch = f"sqlite:///{Path(tmp) / 'bench.db'}"
+            db.migrate(scratch)
+            yield scratch
+        return
+    parsed = make_url(db.normalise_url(url))
+    name = f"tokentally_bench_{os.getpid()}"
+    admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    scratch = parsed.set(database=name).render_as_string(hide_password=False)
+    try:
+        db.migrate(scratch)
+        yield scratch
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _plain_table(engine: Engine) -> None:
+    """bench_plain: usage_events' columns and indexes under another name."""
+    meta = MetaData()
+    plain = UsageEvent.__table__.to_metadata(meta, name="bench_plain")
+    for index in plain.indexes:
+        index.name = f"bench_plain_{index.name}"
+    for constraint in plain.constraints:
+        if constraint.name:
+            constraint.name = f"bench_plain_{constraint.name}"
+    meta.create_all(engine)
+
+
+def _plain_load_pg(engine: Engine, workdir: Path) -> float:
+    dump = workdir / "rows.copy"
+    cols = ", ".join(f'"{c.name}"' for c in UsageEvent.__table__.columns if c.name != "id")
+    raw = engine.raw_connection()
+    try:
+        conn = raw.driver_connection
+        with conn.cursor() as cur, open(dump, "wb") as fh:
+            with cur.copy(f"COPY (SELECT {cols} FROM usage_events ORDER BY id) TO STDOUT") as copy:
+                for chunk in copy:
+                    fh.write(chunk)
+        conn.commit()
+        started = time.perf_counter()
+        with conn.cursor() as cur, open(dump, "rb") as fh:
+            with cur.copy(f"COPY bench_plain ({cols}) FROM STDIN") as copy:
+                while chunk := fh.read(1 << 20):
+                    copy.write(chunk)
+        conn.commit()
+        return time.perf_counter() - started
+    finally:
+        raw.close()
+
+
+def _plain_load_sqlite(engine: Engine, batch: int) -> float:
+    cols = [c.name for c in UsageEvent.__table__.columns if c.name != "id"]
+    col_sql = ", ".join(f'"{c}"' for c in cols)
+    insert = f"INSERT INTO bench_plain ({col_sql}) VALUES ({', '.join('?' for _ in cols)})"
+    elapsed = 0.0
+    raw = engine.raw_connection()
+    try:
+        read = raw.cursor()
+        read.execute(f"SELECT {col_sql} FROM usage_events ORDER BY id")
+        write = raw.cursor()
+        while rows := read.fetchmany(batch):  # reading is not timed; only the load is
+            started = time.perf_counter()
+            write.executemany(insert, rows)
+            raw.commit()
+            elapsed += time.perf_counter() - started
+    finally:
+        raw.close()
+    return elapsed
+
+
+def run(settings: Settings, events: int, database: str | None,
+        say: Callable[[str], None] = lambda _m: None) -> BenchResult:
+    with tempfile.TemporaryDirectory(prefix="tokentally-bench-") as tmp:
+        workdir = Path(tmp)
+        data = workdir / "events.jsonl"
+        say(f"generating {events:,} events")
+        generate(data, events)
+        with scratch_database(database) as url:
+            engine = db.make_engine(url)
+            try:
+                _plain_table(engine)
+                bench_settings = _with_url(settings, url)
+                say(f"ingesting into {engine.dialect.name}")
+                started = time.perf_counter()
+                stats = Ingestor(bench_settings, engine).ingest_paths([data])
+                ingest_seconds = time.perf_counter() - started
+                say("plain bulk load of the same rows")
+                if engine.dialect.name == "postgresql":
+                    with engine.begin() as conn:
+                        conn.execute(text("ANALYZE usage_events"))
+                    plain_seconds = _plain_load_pg(engine, workdir)
+                else:
+                    plain_seconds = _plain_load_sqlite(engine, settings.ingest_batch_size)
+                dialect = engine.dialect.name
+            finally:
+                engine.dispose()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ingest_rate = events / ingest_seconds
+    plain_rate = events / plain_seconds if plain_seconds else float("inf")
+    return BenchResult(dialect, events, ingest_seconds, ingest_rate, plain_seconds, plain_rate,
+                       ingest_rate / plain_rate, peak, stats.accepted)
+
+
+def _with_url(settings: Settings, url: str) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, database_url=url)
