@@ -115,7 +115,7 @@ class Ingestor:
         stats.files = 1
         normaliser = Normaliser(source.defaults if source else None,
                                 source.event_id_namespace if source else "")
-        writer = LedgerWriter(source_name, clock.now(), self.dialect)
+        writer = LedgerWriter(source_name, clock.now(), self.dialect, self.settings.tz)
         location = str(path)
         header = file_source.first_line(path) if kind == "csv" else None
         last_offset = offset

@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy import Connection, insert
@@ -33,6 +34,7 @@ from .models import IngestReject, UsageEvent
 from .models.base import money_to_units
 from .normalise import Event
 from .pricing import Priced
+from .summaries import local_days_of_utc_dates, mark_dirty
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +98,7 @@ class Batch:
     rows: list[tuple]
     rejects: list[_Reject]
     stats: WriteStats
+    utc_dates: set[date]
 
 
 @dataclass
@@ -105,7 +108,9 @@ class LedgerWriter:
     source: str
     ingested_at: datetime
     dialect: str
+    tz: ZoneInfo  # marks the local days a batch touched, for the summaries
     _rows: dict[str, tuple] = field(default_factory=dict)
+    _dates: set[date] = field(default_factory=set)
     _rejects: list[_Reject] = field(default_factory=list)
     _pending: WriteStats = field(default_factory=WriteStats)
     _slow_path: bool = False
@@ -124,6 +129,7 @@ class LedgerWriter:
             self._pending.duplicates += 1
             return
         self._rows[ev.event_id] = self._row(ev, priced, source or self.source, self._ingested)
+        self._dates.add(ev.occurred_at.date())
 
     def reject(self, location: str, position: int, raw: bytes, reason: str, *, format: str,
                header: bytes | None = None, source: str | None = None) -> None:
@@ -131,18 +137,21 @@ class LedgerWriter:
 
     def take(self) -> Batch:
         """Hand over what was collected and start afresh."""
-        batch = Batch(list(self._rows.values()), self._rejects, self._pending)
-        self._rows, self._rejects, self._pending = {}, [], WriteStats()
+        batch = Batch(list(self._rows.values()), self._rejects, self._pending, self._dates)
+        self._rows, self._rejects, self._pending, self._dates = {}, [], WriteStats(), set()
         return batch
 
     def write(self, conn: Connection, batch: Batch) -> WriteStats:
         """Write a batch in the caller's transaction; returns exact counts."""
         stats = batch.stats
         if batch.rows:
+            accepted_before = stats.accepted
             if self.dialect == "sqlite":
                 self._write_sqlite(conn, batch.rows, stats)
             else:
                 self._write_pg(conn, batch.rows, stats)
+            if stats.accepted > accepted_before:  # new events: their local days need new summaries
+                mark_dirty(conn, local_days_of_utc_dates(batch.utc_dates, self.tz), self.ingested_at)
         if batch.rejects:
             self._write_rejects(conn, batch.rejects, stats)
         return stats

@@ -212,12 +212,16 @@ class Normaliser:
 
 
 def content_id(ev: Event) -> str:
-    """Idempotency key for a record without an id: a hash of what it says."""
+    """Idempotency key for a record without an id: a hash of everything it says, in
+    normalised form (so the same record as JSON or as a CSV row gets the same id)."""
     parts = (ev.occurred_at.isoformat(), ev.account_id, ev.tenant_id, ev.service, ev.provider,
              ev.model, ev.model_used, ev.status, ev.prompt_tokens, ev.completion_tokens,
              ev.total_tokens, ev.cached_tokens, ev.reasoning_tokens, ev.latency_ms,
              str(ev.cost_reported), ev.error_message)
-    return "h:" + hashlib.sha256(repr(parts).encode()).hexdigest()[:40]
+    digest = hashlib.sha256(repr(parts).encode())
+    if ev.metadata:
+        digest.update(orjson.dumps(ev.metadata, option=orjson.OPT_SORT_KEYS, default=str))
+    return "h:" + digest.hexdigest()[:40]
 
 
 def parse_timestamp(value: Any) -> datetime:
@@ -235,7 +239,7 @@ def parse_timestamp(value: Any) -> datetime:
                 moment = datetime.fromisoformat(text)
             except ValueError:
                 raise RecordError(f"unparseable timestamp {value!r}") from None
-        elif text and (text.isdigit() or _is_number(text)):
+        elif text.isascii() and (text.isdigit() or _is_number(text)):
             moment = _from_epoch(float(text), value)
         else:
             raise RecordError(f"unparseable timestamp {value!r}")
@@ -275,7 +279,7 @@ def _tokens(value: Any, name: str) -> int | None:
         raise RecordError(f"{name} is not a number: {value!r}")
     if isinstance(value, int):
         number = value
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and value.isascii() and value.strip().isdigit():
         number = int(value)
     else:
         try:

@@ -56,7 +56,7 @@ def retry(settings: Settings, engine: Engine, source: str | None = None) -> dict
             if not rejects:
                 break
             last_id = rejects[-1].id
-            writer = LedgerWriter("rejects-retry", clock.now(), conn.dialect.name)
+            writer = LedgerWriter("rejects-retry", clock.now(), conn.dialect.name, settings.tz)
             accepted: list[tuple[int, str]] = []
             for rej in rejects:
                 stats["retried"] += 1

@@ -88,6 +88,8 @@ class Settings:
     default_tier: str | None = None
     tiers: dict[str, TierSettings] = field(default_factory=dict)
     schedule: dict[str, str] = field(default_factory=dict)
+    summaries_settle: timedelta = timedelta(hours=48)
+    summaries_nightly_days: int = 3
     config_path: Path | None = None
 
     @property
@@ -254,7 +256,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
         raise SettingsError(f"logging.format: expected 'text' or 'json', got {log_format!r}")
     log.done()
 
-    sources = tuple(_source(item, i) for i, item in enumerate(top.take("sources", list, [])))
+    sources = tuple(_source(item, i, env) for i, item in enumerate(top.take("sources", list, [])))
     names = [s.name for s in sources]
     if dupes := sorted({n for n in names if names.count(n) > 1}):
         raise SettingsError(f"sources: duplicate source name(s): {', '.join(dupes)}")
@@ -271,6 +273,13 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     if default_tier is not None and default_tier not in tiers:
         raise SettingsError(f"default_tier: {default_tier!r} is not a tier (tiers: {', '.join(tiers) or 'none'})")
 
+    summ = _Reader(top.take("summaries", dict, {}), "summaries", env)
+    settle_hours = summ.take("settle_hours", int, 48)
+    if settle_hours < 0:
+        raise SettingsError(f"summaries.settle_hours: must be 0 or more, got {settle_hours}")
+    nightly_days = summ.positive_int("nightly_days", 3)
+    summ.done()
+
     sched = _Reader(top.take("schedule", dict, {}), "schedule", env)
     schedule = {name: sched.take(name, str) for name in list(sched.table)}
     sched.done()
@@ -280,11 +289,12 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
         timezone=timezone, database_url=database_url, ingest_batch_size=batch_size,
         ingest_settle_seconds=settle, log_level=log_level, log_format=log_format,
         sources=sources, price_overrides=overrides, default_tier=default_tier, tiers=tiers,
-        schedule=schedule, config_path=cfg,
+        schedule=schedule, summaries_settle=timedelta(hours=settle_hours),
+        summaries_nightly_days=nightly_days, config_path=cfg,
     )
 
 
-def _source(item: Any, index: int) -> SourceSettings:
+def _source(item: Any, index: int, env: dict[str, str]) -> SourceSettings:
     r = _Reader(item, f"sources[{index}]", None)
     name = r.take("name", str, required=True)
     r.path = f"sources[{name}]"
@@ -306,7 +316,7 @@ def _source(item: Any, index: int) -> SourceSettings:
         url = r.take("url", str)
         url_env = r.take("url_env", str)
         if url_env:
-            url = os.environ.get(url_env) or url
+            url = env.get(url_env) or url
             if not url:
                 raise SettingsError(f"{r.key('url_env')}: environment variable {url_env} is not set")
         if not url:

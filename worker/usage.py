@@ -102,8 +102,76 @@ def range_bounds(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datet
 
 
 def usage(conn: Connection, tz: ZoneInfo, first: date, last: date, by: str) -> list[UsageRow]:
+    """Totals from the summaries, and from the ledger for the days whose summaries are
+    out of date (marked dirty), so the figures always equal the ledger's."""
     if by not in GROUPS:
         raise ValueError(f"--by must be one of {', '.join(GROUPS)}")
+    from .summaries import dirty_days
+
+    dirty = sorted(dirty_days(conn, first, last))
+    totals: dict[str | None, UsageRow] = {}
+    for row in _from_summaries(conn, first, last, by, dirty):
+        _merge(totals, row)
+    for run_first, run_last in _runs(dirty):
+        for row in usage_from_ledger(conn, tz, run_first, run_last, by):
+            _merge(totals, row)
+    return [totals[k] for k in sorted(totals, key=lambda k: (k is None, k or ""))]
+
+
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Consecutive days folded into (first, last) ranges."""
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and runs[-1][1] + timedelta(days=1) == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+def _merge(totals: dict[str | None, UsageRow], row: UsageRow) -> None:
+    have = totals.get(row.key)
+    if have is None:
+        totals[row.key] = row
+        return
+    for name in FIELDS:
+        setattr(have, name, getattr(have, name) + getattr(row, name))
+
+
+def _from_summaries(conn: Connection, first: date, last: date, by: str, skip: list[date]) -> list[UsageRow]:
+    from .models import DailySummary as ds
+
+    if by in ("day", "month"):
+        key_col = ds.day
+    else:
+        key_col = getattr(ds, {"account": "account_id", "tenant": "tenant_id"}.get(by, by))
+    query = (select(key_col, func.sum(ds.requests), func.sum(ds.errors), func.sum(ds.timeouts),
+                    func.sum(ds.prompt_tokens), func.sum(ds.completion_tokens), func.sum(ds.total_tokens),
+                    func.sum(ds.cost_usd), func.sum(ds.unpriced_requests))
+             .where(ds.day >= first, ds.day <= last)
+             .group_by(key_col))
+    if skip:
+        query = query.where(ds.day.not_in(skip))
+    rows = []
+    for k, *values in conn.execute(query):
+        if by == "day":
+            k = k.isoformat()
+        elif by == "month":
+            k = k.isoformat()[:7]
+        elif by in ("tenant", "service") and k == "":
+            k = None
+        rows.append(_row(k, values))
+    return rows
+
+
+def _row(key: str | None, values: list[Any]) -> UsageRow:
+    requests, errors, timeouts, prompt, completion, total, cost, unpriced = values
+    return UsageRow(key, int(requests or 0), int(errors or 0), int(timeouts or 0), int(prompt or 0),
+                    int(completion or 0), int(total or 0), Decimal(cost or 0), int(unpriced or 0))
+
+
+def usage_from_ledger(conn: Connection, tz: ZoneInfo, first: date, last: date, by: str) -> list[UsageRow]:
+    """The same totals straight from the ledger (for days whose summaries are not current)."""
     start, end = range_bounds(first, last, tz)
     ev = UsageEvent
     if by in ("day", "month"):
@@ -127,8 +195,4 @@ def usage(conn: Connection, tz: ZoneInfo, first: date, last: date, by: str) -> l
         .group_by(key)
         .order_by(key)
     )
-    rows = []
-    for k, requests, errors, timeouts, prompt, completion, total, cost, unpriced in conn.execute(query):
-        rows.append(UsageRow(k, requests, int(errors or 0), int(timeouts or 0), int(prompt or 0),
-                             int(completion or 0), int(total or 0), Decimal(cost or 0), int(unpriced or 0)))
-    return rows
+    return [_row(k, values) for k, *values in conn.execute(query)]

@@ -410,7 +410,8 @@ def test_the_same_serial_id_from_two_namespaces_gives_two_event_ids():
 HASHED = {"occurred_at": TS, "user_id": "u1", "tenant_id": "t1", "service": "chat", "provider": "openai",
           "model": "gpt-4o", "model_used": "gpt-4o-mini", "status": "success", "prompt_tokens": 100,
           "completion_tokens": 20, "total_tokens": 120, "cached_tokens": 10, "reasoning_tokens": 5,
-          "latency_ms": 300, "cost_usd": "0.01", "error_message": "none", "session": "s1"}
+          "latency_ms": 300, "cost_usd": "0.01", "error_message": "none", "session": "s1",
+          "metadata": {"trace": "t1"}}
 
 
 def test_a_record_without_an_id_gets_a_content_hash():
@@ -428,7 +429,7 @@ def test_identical_records_without_an_id_get_the_same_hash():
     ("provider", "azure"), ("model", "gpt-4.1"), ("model_used", "gpt-4o"), ("status", "error"),
     ("prompt_tokens", 101), ("completion_tokens", 21), ("total_tokens", 121), ("cached_tokens", 11),
     ("reasoning_tokens", 6), ("latency_ms", 301), ("cost_usd", "0.02"), ("error_message", "other"),
-    ("session", "s2"),
+    ("session", "s2"), pytest.param("metadata", {"trace": "t2"}, id="metadata"),
 ])
 def test_records_without_an_id_that_differ_in_any_field_get_different_hashes(field: str, other: Any):
     changed = {**HASHED, field: other}

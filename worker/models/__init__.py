@@ -2,10 +2,11 @@
 
 from .accounts import Account
 from .base import Base, UTCDateTime
-from .ledger import UNATTRIBUTED, UNKNOWN, IngestFile, IngestReject, SourceCursor, UsageEvent
+from .ledger import UNATTRIBUTED, UNKNOWN, IngestFile, IngestReject, SourceCursor, SourceStatus, UsageEvent
 from .runs import JobRun
+from .summaries import DailySummary, DirtyDay, MonthlySummary, SummaryCorrection
 
 __all__ = [
-    "Account", "Base", "IngestFile", "IngestReject", "JobRun", "SourceCursor", "UNATTRIBUTED",
+    "Account", "Base", "DailySummary", "DirtyDay", "MonthlySummary", "SummaryCorrection", "IngestFile", "IngestReject", "JobRun", "SourceCursor", "SourceStatus", "UNATTRIBUTED",
     "UNKNOWN", "UTCDateTime", "UsageEvent",
 ]

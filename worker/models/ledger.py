@@ -105,3 +105,14 @@ class SourceCursor(Base):
     cursor_type: Mapped[str] = mapped_column(String(16))  # int | timestamp | text
     rows_read: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SourceStatus(Base):
+    """Freshness per source: when it last delivered and its newest event (status, silent sources)."""
+
+    __tablename__ = "source_status"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_ingest_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    newest_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    events: Mapped[int] = mapped_column(BigInteger)

@@ -142,7 +142,7 @@ def read_csv(path: Path, offset: int = 0, position: int = 0, final: bool = False
         if offset == 0:
             offset, position = len(header_line), 1
         consumed: list[bytes] = []
-        state = {"pos": offset, "line": position}
+        state = {"pos": offset, "line": position, "eof": False}
 
         def lines() -> Iterator[str]:
             for line, end in _lines(fh, offset, final):
@@ -150,8 +150,10 @@ def read_csv(path: Path, offset: int = 0, position: int = 0, final: bool = False
                 state["pos"] = end
                 state["line"] += 1
                 yield line.decode("utf-8", "surrogateescape")
+            state["eof"] = True
 
-        reader = csv.reader(lines())
+        # strict: a quoted field still open at the end of the data is an error, not a cut-off row
+        reader = csv.reader(lines(), strict=True)
         while True:
             start_line = state["line"] + 1
             try:
@@ -159,6 +161,8 @@ def read_csv(path: Path, offset: int = 0, position: int = 0, final: bool = False
             except StopIteration:
                 return
             except csv.Error as exc:
+                if state["eof"] and not final:
+                    return  # a row still being written: leave it (and the checkpoint) for next time
                 raw = b"".join(consumed)
                 consumed.clear()
                 yield RawItem(start_line, state["pos"], state["line"], raw.rstrip(b"\r\n"), None,

@@ -84,7 +84,7 @@ class TableReader:
                 query = query.where(cursor_col >= start)
 
         normaliser = Normaliser(src.defaults, src.event_id_namespace)
-        writer = LedgerWriter(src.name, clock.now(), self.ingestor.dialect)
+        writer = LedgerWriter(src.name, clock.now(), self.ingestor.dialect, self.ingestor.settings.tz)
         last_value = None
         with app.connect() as app_conn:
             result = app_conn.execution_options(stream_results=True, yield_per=self.batch_size).execute(query)
