@@ -26,11 +26,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, func, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .models import IngestReject, UsageEvent
+from .models import IngestReject, SourceStatus, UsageEvent
 from .models.base import money_to_units
 from .normalise import Event
 from .pricing import Priced
@@ -99,6 +99,7 @@ class Batch:
     rejects: list[_Reject]
     stats: WriteStats
     utc_dates: set[date]
+    newest: datetime | None
 
 
 @dataclass
@@ -111,6 +112,7 @@ class LedgerWriter:
     tz: ZoneInfo  # marks the local days a batch touched, for the summaries
     _rows: dict[str, tuple] = field(default_factory=dict)
     _dates: set[date] = field(default_factory=set)
+    _newest: datetime | None = None
     _rejects: list[_Reject] = field(default_factory=list)
     _pending: WriteStats = field(default_factory=WriteStats)
     _slow_path: bool = False
@@ -130,6 +132,8 @@ class LedgerWriter:
             return
         self._rows[ev.event_id] = self._row(ev, priced, source or self.source, self._ingested)
         self._dates.add(ev.occurred_at.date())
+        if self._newest is None or ev.occurred_at > self._newest:
+            self._newest = ev.occurred_at
 
     def reject(self, location: str, position: int, raw: bytes, reason: str, *, format: str,
                header: bytes | None = None, source: str | None = None) -> None:
@@ -137,8 +141,8 @@ class LedgerWriter:
 
     def take(self) -> Batch:
         """Hand over what was collected and start afresh."""
-        batch = Batch(list(self._rows.values()), self._rejects, self._pending, self._dates)
-        self._rows, self._rejects, self._pending, self._dates = {}, [], WriteStats(), set()
+        batch = Batch(list(self._rows.values()), self._rejects, self._pending, self._dates, self._newest)
+        self._rows, self._rejects, self._pending, self._dates, self._newest = {}, [], WriteStats(), set(), None
         return batch
 
     def write(self, conn: Connection, batch: Batch) -> WriteStats:
@@ -152,6 +156,7 @@ class LedgerWriter:
                 self._write_pg(conn, batch.rows, stats)
             if stats.accepted > accepted_before:  # new events: their local days need new summaries
                 mark_dirty(conn, local_days_of_utc_dates(batch.utc_dates, self.tz), self.ingested_at)
+                self._source_status(conn, stats.accepted - accepted_before, batch.newest)
         if batch.rejects:
             self._write_rejects(conn, batch.rejects, stats)
         return stats
@@ -206,6 +211,19 @@ class LedgerWriter:
         stats.accepted += len(rows)
         stats.unattributed += sum(1 for r in rows if r[_UNATTRIBUTED])
         stats.unpriced += sum(1 for r in rows if r[_COST] is None)
+
+    def _source_status(self, conn: Connection, accepted: int, newest: datetime) -> None:
+        """Freshness: when this source last delivered, and its newest event."""
+        table = SourceStatus.__table__
+        pg = conn.dialect.name == "postgresql"
+        stmt = (pg_insert if pg else sqlite_insert)(table).values(
+            source=self.source, last_ingest_at=self.ingested_at, newest_event_at=newest, events=accepted)
+        later = func.greatest if pg else func.max  # SQLite's two-argument max() is scalar
+        conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_={
+            "last_ingest_at": stmt.excluded.last_ingest_at,
+            "newest_event_at": later(table.c.newest_event_at, stmt.excluded.newest_event_at),
+            "events": table.c.events + stmt.excluded.events,
+        }))
 
     # ------------------------------------------------------------------ rejects
     def _write_rejects(self, conn: Connection, rejects: list[_Reject], stats: WriteStats) -> None:

@@ -20,7 +20,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import clock
@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MISFIRE_GRACE = timedelta(minutes=10)
+CATCH_UP_WINDOW = timedelta(days=32)  # a monthly job missed while down still runs once
 _EVERY = re.compile(r"^every\s+(\S+)$")
 
 
@@ -66,8 +67,8 @@ def validate_schedule(settings: Settings) -> None:
         make_trigger(schedule_for(spec, settings), settings, f"schedule.{spec.id}")
 
 
-def latest_fire_time(trigger: BaseTrigger, now: datetime, lookback: timedelta) -> datetime:
-    """The last fire time at or before ``now`` (the scheduled time of the run in hand)."""
+def previous_fire_time(trigger: BaseTrigger, now: datetime, lookback: timedelta) -> datetime | None:
+    """The last fire time in (now - lookback, now], or None."""
     if isinstance(trigger, IntervalTrigger):
         step = trigger.interval.total_seconds()
         return EPOCH + timedelta(seconds=int((now - EPOCH).total_seconds() // step * step))
@@ -76,7 +77,13 @@ def latest_fire_time(trigger: BaseTrigger, now: datetime, lookback: timedelta) -
     while fire is not None and fire <= now:
         found = fire
         fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
-    return (found or now.replace(second=0, microsecond=0)).astimezone(UTC)
+    return None if found is None else found.astimezone(UTC)
+
+
+def latest_fire_time(trigger: BaseTrigger, now: datetime, lookback: timedelta) -> datetime:
+    """The scheduled time of the run in hand: the last fire time at or before ``now``."""
+    found = previous_fire_time(trigger, now, lookback)
+    return found if found is not None else now.replace(second=0, microsecond=0).astimezone(UTC)
 
 
 def run_job(spec: JobSpec, settings: Settings, engine: Engine, *, trigger: str = "manual",
@@ -141,6 +148,24 @@ class Daemon:
             scheduled.append(spec.id)
         return scheduled
 
+    def catch_up(self) -> list[tuple[str, datetime]]:
+        """Cron jobs whose last fire time passed while no daemon ran: (job, fire time) to run once."""
+        missed = []
+        now = clock.now()
+        with self.engine.connect() as conn:
+            for job_id, trig in self._triggers.items():
+                if not isinstance(trig, CronTrigger):
+                    continue  # interval jobs simply run at their next tick
+                fire = previous_fire_time(trig, now, CATCH_UP_WINDOW)
+                if fire is not None and not conn.execute(
+                        select(JobRun.id).where(JobRun.job == job_id, JobRun.scheduled_for == fire)).first():
+                    missed.append((job_id, fire))
+        return missed
+
+    def _run_missed(self, job_id: str, fire: datetime) -> None:
+        run_job(registry.get(job_id), self.settings, self.engine, trigger="catch-up", scheduled_for=fire,
+                stop=self.stop)
+
     def _fire(self, job_id: str) -> None:
         if self.stop.is_set():
             return
@@ -160,6 +185,11 @@ class Daemon:
 
     def run(self) -> None:
         jobs = self.setup()
+        for job_id, fire in self.catch_up():
+            logger.info("catching up a missed run", extra={"action": "job_catch_up", "job": job_id,
+                                                           "scheduled_for": fire.isoformat()})
+            self.scheduler.add_job(self._run_missed, "date", run_date=clock.now(), args=[job_id, fire],
+                                   id=f"catch-up:{job_id}", misfire_grace_time=None)
         signal.signal(signal.SIGTERM, self._signal)
         signal.signal(signal.SIGINT, self._signal)
         logger.info("daemon started", extra={"action": "daemon_started", "jobs": ",".join(jobs)})

@@ -19,13 +19,13 @@ from decimal import Decimal
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, case, delete, func, insert, literal, select
+from sqlalchemy import Connection, Engine, case, delete, func, insert, literal, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import clock
 from .clock import local_day_bounds, month_start, next_month
-from .models import DailySummary, DirtyDay, MonthlySummary, SummaryCorrection, UsageEvent
+from .models import DailySummary, DirtyDay, MonthlySummary, SummaryCorrection, SummaryDay, UsageEvent
 from .settings import Settings
 
 KEYS = ("tenant_id", "account_id", "provider", "model", "service", "status")
@@ -101,9 +101,15 @@ def recompute_day(conn: Connection, day: date, settings: Settings, now: datetime
     tz = settings.tz
     start, end = local_day_bounds(day, tz)
     final = is_final(day, tz, settings.summaries_settle, now)
-    before = _day_totals(conn, day) if final else None
+    computed_before = conn.execute(select(SummaryDay.day).where(SummaryDay.day == day)).first() is not None
+    # Only a day that was computed before can be corrected (a first build is not a correction).
+    before = _day_totals(conn, day) if final and computed_before else None
     conn.execute(delete(DailySummary).where(DailySummary.day == day))
     conn.execute(_day_insert(day, start, end, now))
+    if computed_before:
+        conn.execute(update(SummaryDay).where(SummaryDay.day == day).values(computed_at=now, final=final))
+    else:
+        conn.execute(insert(SummaryDay).values(day=day, computed_at=now, final=final))
     if before is None:
         return False
     after = _day_totals(conn, day)

@@ -1,4 +1,4 @@
-"""summaries: daily_summaries, monthly_summaries, summary_dirty_days, summary_corrections
+"""summaries: daily_summaries, monthly_summaries, summary_dirty_days, summary_days, summary_corrections
 
 Revision ID: 0002
 Revises: 0001
@@ -94,6 +94,12 @@ def upgrade() -> None:
     )
 
 
+    op.create_table('summary_days',
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('computed_at', worker.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('final', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('day', name=op.f('pk_summary_days'))
+    )
     _mark_existing_days_dirty()
 
 
@@ -123,6 +129,7 @@ def _mark_existing_days_dirty() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('summary_days')
     op.drop_table('summary_dirty_days')
     with op.batch_alter_table('summary_corrections', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_summary_corrections_day'))

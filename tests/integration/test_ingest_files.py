@@ -517,7 +517,7 @@ def test_a_different_file_that_starts_with_the_same_record_is_read_in_full(engin
 def test_a_batch_whose_transaction_is_rolled_back_leaves_no_events_behind(engine, db_url):
     """LedgerWriter.flush writes "in the caller's transaction": the checkpoint commits with it or not at all."""
     ev = Normaliser().normalise(call(1))
-    writer = LedgerWriter("inbox", clock.now(), engine.dialect.name)
+    writer = LedgerWriter(source="inbox", ingested_at=clock.now(), dialect=engine.dialect.name, tz=UTC)
     writer.add(ev, Pricer().price(ev))
 
     with pytest.raises(RuntimeError):
@@ -688,7 +688,7 @@ BAD_JSONL = [
                     "completion_tokens": 5, "created_at": TS}).encode(), None),
     (2, b'[{"id": "in-an-array"}]', "not a JSON object (got an array)"),
     (3, b'{"id": "latin1", "user_id": "J\xf6rg", "model": "gpt-4o-mini", "prompt_tokens": 3, "created_at": "'
-        + TS.encode() + b'"}', "invalid UTF-8 at byte 37"),
+        + TS.encode() + b'"}', "invalid UTF-8 at byte 30"),
     (4, b'{"id": "no-ts", "user_id": "u1", "model": "gpt-4o-mini", "prompt_tokens": 10}', "no timestamp"),
     (5, b'{"id": "bad-ts", "created_at": "last tuesday", "prompt_tokens": 10}',
      "unparseable timestamp 'last tuesday'"),
@@ -726,7 +726,7 @@ def test_every_reject_reason_is_quarantined_with_source_position_exact_bytes_and
     result = cli("ingest", bad_jsonl, bad_csv, "--format", "json")
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"files": 2, "accepted": 2, "duplicates": 0, "rejected": 10,
+    assert json.loads(result.stdout) == {"files": 2, "accepted": 2, "duplicates": 0, "rejected": 11,
                                          "unattributed": 0, "unpriced": 0}
     stored = {(r["location"], r["position"]): r for r in rejects(engine)}
     expected = [(bad_jsonl, pos, raw, reason, "jsonl") for pos, raw, reason in BAD_JSONL if reason] + [
@@ -750,7 +750,7 @@ def test_reingesting_does_not_duplicate_rejects(engine, make_settings, quarantin
     ingestor.ingest_paths(list(quarantined))
 
     assert rejects(engine) == before
-    assert len(before) == 10
+    assert len(before) == 11
 
 
 def test_rejects_list_shows_the_quarantined_records_as_json(engine, cli, quarantined):
@@ -775,9 +775,20 @@ def test_rejects_retry_leaves_unfixable_records_open_and_counts_them(engine, cli
     result = cli("rejects", "retry", "--format", "json")
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"retried": 10, "accepted": 0, "duplicates": 0, "still_rejected": 10}
-    assert rejects(engine) == before
+    assert json.loads(result.stdout) == {"retried": 11, "accepted": 0, "duplicates": 0, "still_rejected": 11}
+    after = rejects(engine)
+    assert [(r["id"], r["status"], r["resolved_at"], r["event_id"]) for r in after] == [
+        (r["id"], "open", None, None) for r in before]
     assert event_count(engine) == 2
+
+
+def test_rejects_retry_keeps_the_reason_of_a_record_that_is_still_rejected_for_it(engine, cli, quarantined):
+    cli("ingest", *quarantined)
+    before = {r["id"]: r["reason"] for r in rejects(engine)}
+
+    cli("rejects", "retry")
+
+    assert {r["id"]: r["reason"] for r in rejects(engine)} == before
 
 
 def test_rejects_retry_accepts_records_that_are_valid_now_once(engine, cli, quarantined):
@@ -803,8 +814,8 @@ def test_rejects_retry_accepts_records_that_are_valid_now_once(engine, cli, quar
     first = cli("rejects", "retry", "--format", "json")
     second = cli("rejects", "retry", "--format", "json")
 
-    assert json.loads(first.stdout) == {"retried": 13, "accepted": 2, "duplicates": 1, "still_rejected": 10}
-    assert json.loads(second.stdout) == {"retried": 10, "accepted": 0, "duplicates": 0, "still_rejected": 10}
+    assert json.loads(first.stdout) == {"retried": 14, "accepted": 2, "duplicates": 1, "still_rejected": 11}
+    assert json.loads(second.stdout) == {"retried": 11, "accepted": 0, "duplicates": 0, "still_rejected": 11}
     resolved = {r["location"]: r for r in rejects(engine) if r["status"] == "accepted"}
     assert {loc: r["event_id"] for loc, r in resolved.items()} == {
         "/var/inbox/old.jsonl": "req_01JAB3K9Z7Q4", "/var/inbox/old.csv": "csv-from-old-version",
@@ -847,7 +858,7 @@ def test_cli_ingest_of_a_missing_path_exits_2_and_names_it(cli, tmp_path):
 
     assert result.exit_code == 2
     assert "no such file or directory" in result.stderr
-    assert "usage.jsonl" in result.stderr
+    assert str(missing) in result.stderr  # the whole path, on one line
     assert result.stdout == ""
 
 

@@ -95,4 +95,4 @@ def main() -> Any:
 
 
 # The command modules register themselves on ``app``.
-from . import accounts, bench, ledger, ops, rejects  # noqa: E402,F401
+from . import accounts, bench, jobs, ledger, ops, rejects, summaries  # noqa: E402,F401

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, Date, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base, Id, Json, Money, UTCDateTime
@@ -67,6 +67,16 @@ class MonthlySummary(_Totals, Base):
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index(None, "month"),)
+
+
+class SummaryDay(Base):
+    """A local day whose summary has been computed, and whether it was final then."""
+
+    __tablename__ = "summary_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    final: Mapped[bool] = mapped_column(Boolean)
 
 
 class DirtyDay(Base):

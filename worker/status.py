@@ -1,0 +1,56 @@
+"""What an operator looks at first: database, data freshness per source, open counts, last runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from . import db
+from .models import DirtyDay, IngestReject, JobRun, SourceStatus, SummaryCorrection, UsageEvent
+from .registry import registry
+from .settings import Settings
+
+
+def last_runs(conn: Any) -> dict[str, JobRun]:
+    latest = (select(JobRun.job, func.max(JobRun.id).label("id")).group_by(JobRun.job)).subquery()
+    rows = conn.execute(select(JobRun).join(latest, JobRun.id == latest.c.id)).all()
+    return {r.job: r for r in rows}
+
+
+def status(settings: Settings, engine: Engine) -> dict[str, Any]:
+    with engine.connect() as conn:
+        freshness = {r.source: r for r in conn.execute(select(SourceStatus))}
+        sources = []
+        for src in settings.sources:
+            row = freshness.pop(src.name, None)
+            sources.append(_source_row(src.name, src.kind, src.enabled, row))
+        for name, row in sorted(freshness.items()):  # cli ingests, retired sources
+            sources.append(_source_row(name, None, None, row))
+        runs = last_runs(conn)
+        jobs = [{"job": spec.id, "last_status": runs[spec.id].status if spec.id in runs else None,
+                 "last_started_at": _iso(runs[spec.id].started_at) if spec.id in runs else None,
+                 "last_trigger": runs[spec.id].trigger if spec.id in runs else None}
+                for spec in registry.all()]
+        counts = {
+            "events": conn.execute(select(func.count()).select_from(UsageEvent)).scalar_one(),
+            "open_rejects": conn.execute(select(func.count()).select_from(IngestReject)
+                                         .where(IngestReject.status == "open")).scalar_one(),
+            "unpriced_events": conn.execute(select(func.count()).select_from(UsageEvent)
+                                            .where(UsageEvent.cost_usd.is_(None))).scalar_one(),
+            "days_awaiting_summary": conn.execute(select(func.count()).select_from(DirtyDay)).scalar_one(),
+            "summary_corrections": conn.execute(select(func.count()).select_from(SummaryCorrection)).scalar_one(),
+        }
+    return {"database": db.display_url(settings.database_url), "schema_revision": db.current_revision(engine),
+            "timezone": settings.timezone, "counts": counts, "sources": sources, "jobs": jobs}
+
+
+def _source_row(name: str, kind: str | None, enabled: bool | None, row: Any) -> dict[str, Any]:
+    return {"source": name, "kind": kind, "enabled": enabled,
+            "last_ingest_at": _iso(row.last_ingest_at) if row else None,
+            "newest_event_at": _iso(row.newest_event_at) if row else None,
+            "events": row.events if row else 0}
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
