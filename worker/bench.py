@@ -206,3 +206,70 @@ def _with_url(settings: Settings, url: str) -> Settings:
     from dataclasses import replace
 
     return replace(settings, database_url=url)
+
+
+@dataclass
+class SummariesBenchResult:
+    dialect: str
+    events: int
+    days: int
+    rebuild_seconds: float
+    group_by_seconds: float
+    ratio: float
+    usage_by_day_ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in vars(self).items()}
+
+
+def _bare_group_by(engine: Engine, settings: Settings, first, last) -> float:
+    """The same aggregation as the summaries, as one plain GROUP BY (local day + keys)."""
+    from .summaries import _ledger_group
+    from .usage import local_bucket, range_bounds
+
+    start, end = range_bounds(first, last, settings.tz)
+    day = local_bucket(engine.dialect.name, settings.tz, start, end, "day").label("day")
+    grouped = _ledger_group(start, end)
+    query = grouped.add_columns(day).group_by(day)
+    started = time.perf_counter()
+    with engine.connect() as conn:
+        conn.execute(query).all()  # fetch every row, as the rebuild writes every row
+    return time.perf_counter() - started
+
+
+def run_summaries(settings: Settings, events: int, database: str | None,
+                  say: Callable[[str], None] = lambda _m: None) -> SummariesBenchResult:
+    from . import summaries, usage
+
+    with tempfile.TemporaryDirectory(prefix="tokentally-bench-") as tmp:
+        data = Path(tmp) / "events.jsonl"
+        say(f"generating {events:,} events")
+        generate(data, events)
+        with scratch_database(database) as url:
+            engine = db.make_engine(url)
+            try:
+                bench_settings = _with_url(settings, url)
+                say("ingesting")
+                Ingestor(bench_settings, engine).ingest_paths([data])
+                if engine.dialect.name == "postgresql":
+                    with engine.begin() as conn:
+                        conn.execute(text("ANALYZE usage_events"))
+                first, last = summaries.ledger_day_range(engine, bench_settings.tz)
+                say(f"bare GROUP BY over {first}..{last}")
+                group_by_seconds = min(_bare_group_by(engine, bench_settings, first, last) for _ in range(2))
+                say("rebuilding every summary")
+                started = time.perf_counter()
+                result = summaries.rebuild(engine, bench_settings, first, last)
+                rebuild_seconds = time.perf_counter() - started
+                say("usage --by day over 30 days")
+                timings = []
+                for _ in range(5):
+                    started = time.perf_counter()
+                    with engine.connect() as conn:
+                        usage.usage(conn, bench_settings.tz, first, first + timedelta(days=29), "day")
+                    timings.append(time.perf_counter() - started)
+                dialect = engine.dialect.name
+            finally:
+                engine.dispose()
+    return SummariesBenchResult(dialect, events, result.days, rebuild_seconds, group_by_seconds,
+                                rebuild_seconds / group_by_seconds, sorted(timings)[len(timings) // 2] * 1000)

@@ -29,9 +29,10 @@ class TextFormatter(logging.Formatter):
         return base
 
 
-def setup(level: str = "INFO", fmt: str = "text") -> None:
+def setup(level: str = "INFO", fmt: str = "auto") -> None:
+    """``auto``: human text on a terminal, one JSON object a line otherwise."""
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
+    if fmt == "json" or (fmt == "auto" and not sys.stderr.isatty()):
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

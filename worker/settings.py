@@ -82,7 +82,7 @@ class Settings:
     ingest_batch_size: int = 5000
     ingest_settle_seconds: int = 300
     log_level: str = "INFO"
-    log_format: str = "text"
+    log_format: str = "auto"
     sources: tuple[SourceSettings, ...] = ()
     price_overrides: tuple[PriceOverride, ...] = ()
     default_tier: str | None = None
@@ -251,9 +251,9 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     log_level = log.take("level", str, "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError(f"logging.level: expected DEBUG, INFO, WARNING or ERROR, got {log_level!r}")
-    log_format = log.take("format", str, "text")
-    if log_format not in ("text", "json"):
-        raise SettingsError(f"logging.format: expected 'text' or 'json', got {log_format!r}")
+    log_format = log.take("format", str, "auto")
+    if log_format not in ("auto", "text", "json"):
+        raise SettingsError(f"logging.format: expected 'auto', 'text' or 'json', got {log_format!r}")
     log.done()
 
     sources = tuple(_source(item, i, env) for i, item in enumerate(top.take("sources", list, [])))

@@ -450,6 +450,23 @@ def test_a_gzip_of_a_partly_read_file_continues_where_the_plain_file_stopped(eng
     assert sorted(ledger(engine)) == ["evt-00001", "evt-00002", "evt-00003"]
 
 
+def test_a_gzip_file_still_being_written_is_read_to_its_last_complete_line_then_continued(
+        engine, inbox, inbox_settings):
+    data = jsonl(*(call(i, minute=i // 60) for i in range(1, 201)))
+    whole = gzip.compress(data, compresslevel=1, mtime=0)
+    gz = inbox / "usage.jsonl.1.gz"
+    gz.write_bytes(whole[: len(whole) // 2])  # logrotate's compress is half way through
+
+    partial = poll(inbox_settings, engine)
+    gz.write_bytes(whole)
+    rest = poll(inbox_settings, engine)
+
+    assert 0 < partial.accepted < 200
+    assert (partial.rejected, rest.rejected, rest.duplicates) == (0, 0, 0)
+    assert partial.accepted + rest.accepted == 200
+    assert event_count(engine) == 200
+
+
 def test_a_growing_csv_file_is_followed_with_its_header(engine, make_settings, tmp_path):
     exports = tmp_path / "exports"
     exports.mkdir()
@@ -852,7 +869,7 @@ def test_cli_ingest_of_a_directory_prints_one_json_object_with_the_counts(cli, e
 
 
 def test_cli_ingest_of_a_missing_path_exits_2_and_names_it(cli, tmp_path):
-    missing = tmp_path / "nowhere" / "usage.jsonl"
+    missing = tmp_path / "nowhere" / "exports-of-the-application-database-for-october" / "usage.jsonl"
 
     result = cli("ingest", missing, "--format", "json")
 

@@ -24,6 +24,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=N
 class State:
     config: Path | None = None
     database_url: str | None = None
+    log_level: str | None = None
     _settings: Settings | None = None
     _engine: Engine | None = None
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -33,6 +34,8 @@ class State:
             env = dict(self.env)
             if self.database_url:
                 env["TOKENTALLY_DATABASE_URL"] = self.database_url
+            if self.log_level:
+                env["TOKENTALLY_LOGGING_LEVEL"] = self.log_level
             try:
                 self._settings = load(self.config, env)
             except SettingsError as exc:
@@ -80,8 +83,11 @@ def _root(
                                 help="Settings file (default ./settings.toml). Env: TOKENTALLY_CONFIG"),
     database_url: str = typer.Option(None, "--database-url", envvar="TOKENTALLY_DATABASE_URL", show_default=False,
                                      help="Database URL, overrides database.url. Env: TOKENTALLY_DATABASE_URL"),
+    log_level: str = typer.Option(None, "--log-level", envvar="TOKENTALLY_LOGGING_LEVEL", show_default=False,
+                                  help="DEBUG, INFO, WARNING or ERROR, overrides logging.level. "
+                                       "Env: TOKENTALLY_LOGGING_LEVEL"),
 ) -> None:
-    ctx.obj = State(config=config, database_url=database_url)
+    ctx.obj = State(config=config, database_url=database_url, log_level=log_level)
     ctx.call_on_close(ctx.obj.close)
 
 

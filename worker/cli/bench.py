@@ -34,3 +34,23 @@ def ingest(
     out["ratio"] = f"{result.ratio:.0%} of plain {'COPY' if result.dialect == 'postgresql' else 'executemany'}"
     out["peak_rss_mb"] = f"{result.peak_rss_mb:.0f} MB"
     emit_object(result.as_dict() if fmt is Format.json else out, fmt, title="bench ingest")
+
+
+@bench_app.command("summaries")
+def summaries(
+    ctx: typer.Context,
+    events: int = typer.Option(100_000, "--events", min=1, help="How many events to generate and ingest"),
+    database: Optional[str] = typer.Option(
+        None, "--database", help="As for `bench ingest`: a PostgreSQL URL (scratch database) or sqlite"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+) -> None:
+    """Rebuild all summaries from N events next to the bare GROUP BY; time usage --by day over 30 days."""
+    from ..bench import run_summaries
+
+    result = run_summaries(state(ctx).settings(), events, database,
+                           say=lambda m: err_console.print(f"[dim]{m}[/dim]"))
+    out = result.as_dict()
+    if fmt is not Format.json:
+        out["ratio"] = f"rebuild takes {result.ratio:.2f}x the bare GROUP BY"
+        out["usage_by_day_ms"] = f"{result.usage_by_day_ms:.1f} ms"
+    emit_object(out, fmt, title="bench summaries")
