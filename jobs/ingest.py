@@ -11,6 +11,9 @@ from worker.registry import JobContext, JobFailed, job
 @job("ingest", schedule="every 1m", description="Ingest new records from every configured source")
 def ingest(ctx: JobContext) -> dict[str, Any]:
     ingestor = Ingestor(ctx.settings, ctx.engine, should_stop=ctx.should_stop)
+    if ctx.dry_run:
+        return {"dry_run": True, "sources": {s.name: ingestor.pending(s) for s in ctx.settings.sources
+                                             if s.enabled}}
     total = IngestStats()
     failures: dict[str, str] = {}
     per_source: dict[str, dict[str, int]] = {}

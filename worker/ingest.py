@@ -19,7 +19,7 @@ from sqlalchemy import Engine, select, update
 from . import clock
 from .committer import Committer
 from .ledger import Batch, LedgerWriter, WriteStats, _insert_ignore
-from .models import IngestFile
+from .models import IngestFile, SourceCursor
 from .normalise import Normaliser, RecordError
 from .pricing import Pricer
 from .settings import Settings, SourceSettings
@@ -65,6 +65,30 @@ class Ingestor:
             stats.files += 1
         return stats
 
+    def source_files(self, source: SourceSettings) -> list[Path]:
+        pattern = source.path or ""
+        paths = Path().glob(pattern) if not Path(pattern).is_absolute() else _glob_absolute(pattern)
+        return sorted(p for p in paths if p.is_file())
+
+    def pending(self, source: SourceSettings) -> dict[str, Any]:
+        """What a poll of a file source would read, without reading it (for --dry-run)."""
+        if source.kind == "table":
+            with self.engine.connect() as conn:
+                cursor = conn.execute(select(SourceCursor.cursor_value)
+                                      .where(SourceCursor.source == source.name)).scalar()
+            return {"kind": "table", "table": source.table, "resume_after": cursor}
+        files = []
+        with self.engine.connect() as conn:
+            for path in self.source_files(source):
+                st = path.stat()
+                if _unchanged(conn, source.name, path, st):
+                    continue
+                fp = file_source.fingerprint(path, source.kind, final=True)
+                offset = conn.execute(select(IngestFile.offset).where(
+                    IngestFile.source == source.name, IngestFile.fingerprint == fp)).scalar() or 0
+                files.append({"path": str(path), "from_byte": offset, "size": st.st_size})
+        return {"kind": source.kind, "files_with_new_data": files}
+
     def ingest_source(self, source: SourceSettings, progress: Progress | None = None) -> IngestStats:
         """One poll of a configured source: new data only, from the checkpoints."""
         if source.kind == "table":
@@ -73,10 +97,7 @@ class Ingestor:
             return TableReader(self, source).poll()
         stats = IngestStats()
         settle = timedelta(seconds=self.settings.ingest_settle_seconds)
-        for path in sorted(Path().glob(source.path) if not Path(source.path).is_absolute()
-                           else _glob_absolute(source.path)):
-            if not path.is_file():
-                continue
+        for path in self.source_files(source):
             if self.should_stop():
                 break
             mtime = datetime.fromtimestamp(path.stat().st_mtime, clock.now().tzinfo)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -96,9 +97,9 @@ def make_quiet(path: Path, seconds: int = 3600) -> None:
     os.utime(path, (then, then))
 
 
-def call(i: int, *, user: str = "u-1", model: str = "gpt-4o-mini", minute: int = 0) -> dict[str, Any]:
+def call(i: int, *, minute: int = 0) -> dict[str, Any]:
     """A plain seed-001 style record with a stable id."""
-    return {"id": f"evt-{i:05d}", "user_id": user, "model": model, "prompt_tokens": 100 + i,
+    return {"id": f"evt-{i:05d}", "user_id": "u-1", "model": "gpt-4o-mini", "prompt_tokens": 100 + i,
             "completion_tokens": 20, "created_at": f"2025-10-18T12:{minute:02d}:{i % 60:02d}Z"}
 
 
@@ -531,10 +532,11 @@ def test_a_different_file_that_starts_with_the_same_record_is_read_in_full(engin
 # --------------------------------------------------------------------------- one transaction per batch
 
 
-def test_a_batch_whose_transaction_is_rolled_back_leaves_no_events_behind(engine, db_url):
+def test_a_batch_whose_transaction_is_rolled_back_leaves_no_events_behind(engine):
     """LedgerWriter.flush writes "in the caller's transaction": the checkpoint commits with it or not at all."""
     ev = Normaliser().normalise(call(1))
-    writer = LedgerWriter(source="inbox", ingested_at=clock.now(), dialect=engine.dialect.name, tz=UTC)
+    writer = LedgerWriter(source="inbox", ingested_at=clock.now(), dialect=engine.dialect.name,
+                          tz=ZoneInfo("UTC"))
     writer.add(ev, Pricer().price(ev))
 
     with pytest.raises(RuntimeError):
@@ -570,7 +572,7 @@ from worker.settings import load
 
 settings = load(sys.argv[1], env={})
 engine = db.make_engine(settings.database_url)
-# a little time after each committed batch, so the test can kill the run in the middle
+# a little time after each batch, so the test can kill the run in the middle
 Ingestor(settings, engine).ingest_source(settings.source("inbox"), progress=lambda _n: time.sleep(0.03))
 engine.dispose()
 """
@@ -879,6 +881,15 @@ def test_cli_ingest_of_a_missing_path_exits_2_and_names_it(cli, tmp_path):
     assert result.stdout == ""
 
 
+def test_cli_error_messages_name_paths_with_brackets_as_they_are(cli, tmp_path):
+    missing = tmp_path / "usage[old].jsonl"
+
+    result = cli("ingest", missing)
+
+    assert result.exit_code == 2
+    assert "usage[old].jsonl" in result.stderr
+
+
 def test_cli_ingest_with_source_applies_that_sources_defaults(cli, engine, tmp_path):
     cfg = tmp_path / "emergency.toml"
     cfg.write_text(source_toml("emergency", "jsonl", "logs/emergency-*.log",
@@ -935,7 +946,7 @@ def table_engines() -> Iterator[None]:
         table._engines.pop(url).dispose()
 
 
-def job_runs(engine: Engine) -> list[JobRun]:
+def job_runs(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
         return conn.execute(select(JobRun.__table__)).all()
 
