@@ -31,6 +31,8 @@ def ingest(ctx: JobContext) -> dict[str, Any]:
         total.add(stats)
         total.files += stats.files
         per_source[source.name] = stats.as_dict()
+        if stats.errors:
+            failures[source.name] = "; ".join(stats.errors)
     result: dict[str, Any] = {**total.as_dict(), "sources": per_source}
     if failures:
         result["failed_sources"] = failures

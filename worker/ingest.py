@@ -36,7 +36,7 @@ Progress = Callable[[int], None]  # called with bytes consumed since the last ca
 class IngestStats(WriteStats):
     files: int = 0
     skipped_files: int = 0  # unchanged since the last poll, or not ready yet
-    per_source: dict[str, dict[str, int]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # files that could not be read at all
 
     def as_dict(self) -> dict[str, int]:
         return {"files": self.files, **super().as_dict()}
@@ -61,9 +61,16 @@ class Ingestor:
         stats = IngestStats()
         for path in file_source.expand(list(paths)):
             kind = source.kind if source and source.kind in ("jsonl", "csv") else file_source.sniff_kind(path)
-            stats.add(self.ingest_file(path, kind, source, final=True, from_start=True, progress=progress))
             stats.files += 1
+            try:
+                stats.add(self.ingest_file(path, kind, source, final=True, from_start=True, progress=progress))
+            except IngestError as exc:  # one unreadable file does not stop the others
+                self._file_failed(stats, source.name if source else CLI_SOURCE, exc)
         return stats
+
+    def _file_failed(self, stats: IngestStats, source: str, exc: IngestError) -> None:
+        logger.error("file not ingested", extra={"action": "file_failed", "source": source, "error": str(exc)})
+        stats.errors.append(str(exc))
 
     def source_files(self, source: SourceSettings) -> list[Path]:
         pattern = source.path or ""
@@ -81,12 +88,16 @@ class Ingestor:
         with self.engine.connect() as conn:
             for path in self.source_files(source):
                 st = path.stat()
-                if _unchanged(conn, source.name, path, st):
+                try:
+                    fp = file_source.fingerprint(path, source.kind, final=True)
+                except file_source.CorruptFile as exc:
+                    files.append({"path": str(path), "error": str(exc)})
                     continue
-                fp = file_source.fingerprint(path, source.kind, final=True)
-                offset = conn.execute(select(IngestFile.offset).where(
-                    IngestFile.source == source.name, IngestFile.fingerprint == fp)).scalar() or 0
-                files.append({"path": str(path), "from_byte": offset, "size": st.st_size})
+                row = conn.execute(select(IngestFile).where(IngestFile.source == source.name,
+                                                            IngestFile.fingerprint == fp)).first()
+                if row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+                    continue
+                files.append({"path": str(path), "from_byte": row.offset if row else 0, "size": st.st_size})
         return {"kind": source.kind, "files_with_new_data": files}
 
     def ingest_source(self, source: SourceSettings, progress: Progress | None = None) -> IngestStats:
@@ -102,7 +113,12 @@ class Ingestor:
                 break
             mtime = datetime.fromtimestamp(path.stat().st_mtime, clock.now().tzinfo)
             final = file_source.is_gzip(path) or clock.now() - mtime >= settle
-            result = self.ingest_file(path, source.kind, source, final=final, from_start=False, progress=progress)
+            try:
+                result = self.ingest_file(path, source.kind, source, final=final, from_start=False,
+                                          progress=progress)
+            except IngestError as exc:  # one unreadable file does not stop the others
+                self._file_failed(stats, source.name, exc)
+                continue
             stats.add(result)
             stats.files += result.files
             stats.skipped_files += result.skipped_files
@@ -110,29 +126,35 @@ class Ingestor:
 
     def ingest_file(self, path: Path, kind: str, source: SourceSettings | None, *, final: bool,
                     from_start: bool, progress: Progress | None = None) -> IngestStats:
+        """Read one file from its checkpoint (or from the start) and commit it in batches.
+
+        Raises IngestError when the file cannot be read at all (missing, corrupt gzip)."""
         stats = IngestStats()
         source_name = source.name if source else CLI_SOURCE
         try:
             st = path.stat()
+            fp = file_source.fingerprint(path, kind, final)
         except OSError as exc:
             raise IngestError(f"{path}: {exc.strerror}") from None
-        with self.engine.connect() as conn:
-            if not from_start and _unchanged(conn, source_name, path, st):
-                stats.skipped_files = 1
-                return stats
-        fp = file_source.fingerprint(path, kind, final)
+        except file_source.CorruptFile as exc:
+            raise IngestError(str(exc)) from None
         if fp is None:
             stats.skipped_files = 1  # no complete first record yet
             return stats
         offset = position = 0
         if not from_start:
             with self.engine.connect() as conn:
-                row = conn.execute(select(IngestFile.offset, IngestFile.position)
-                                   .where(IngestFile.source == source_name, IngestFile.fingerprint == fp)).first()
+                row = conn.execute(select(IngestFile).where(IngestFile.source == source_name,
+                                                            IngestFile.fingerprint == fp)).first()
             if row is not None:
-                offset, position = row
+                if row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+                    stats.skipped_files = 1  # read to its end, unchanged since (maybe renamed)
+                    return stats
+                offset, position = row.offset, row.position
                 if not file_source.is_gzip(path) and offset > st.st_size:
                     offset = position = 0  # truncated in place: read again (dedup keeps it exact)
+                elif row.tail_hash and not file_source.tail_matches(path, offset, row.tail_len, row.tail_hash):
+                    offset = position = 0  # another file that only starts the same: read it all
         stats.files = 1
         normaliser = Normaliser(source.defaults if source else None,
                                 source.event_id_namespace if source else "")
@@ -140,29 +162,38 @@ class Ingestor:
         location = str(path)
         header = file_source.first_line(path) if kind == "csv" else None
         last_offset = offset
-        checkpoint = (offset, position)
-        with Committer() as committer:
-            for item in file_source.read_records(kind, path, offset, position, final):
-                checkpoint = (item.end_offset, item.lines_after)
-                if item.error is not None:
-                    writer.reject(location, item.position, item.raw, item.error, format=kind, header=header)
-                elif item.record is not None:
-                    self._add(writer, normaliser, item.record, location, item.position, item.raw, kind, header)
-                if len(writer) >= self.batch_size:
-                    committer.submit(self._commit_task(writer, stats, source_name, fp, path, checkpoint, st,
-                                                       complete=False))
-                    if progress:
-                        progress(item.end_offset - last_offset)
-                    last_offset = item.end_offset
-                    if self.should_stop():
-                        break  # checkpointed: the next run resumes here
-            else:
-                # Read to the end (a partial last line of a growing file is not): skip it until it changes.
-                complete = file_source.is_gzip(path) or checkpoint[0] >= st.st_size
-                committer.submit(self._commit_task(writer, stats, source_name, fp, path, checkpoint, st,
-                                                   complete=complete))
+        checkpoint = _Checkpoint(offset, position, 0, None)
+        try:
+            with Committer() as committer:
+                for item in file_source.read_records(kind, path, offset, position, final):
+                    if item.error is not None:
+                        writer.reject(location, item.position, item.raw, item.error, format=kind, header=header)
+                    elif item.record is not None:
+                        self._add(writer, normaliser, item.record, location, item.position, item.raw, kind,
+                                  header)
+                    if len(writer) >= self.batch_size:
+                        checkpoint = _Checkpoint(item.end_offset, item.lines_after, item.nbytes,
+                                                 file_source.tail_hash(item.raw))
+                        committer.submit(self._commit_task(writer, stats, source_name, fp, path, checkpoint,
+                                                           None))
+                        if progress:
+                            progress(item.end_offset - last_offset)
+                        last_offset = item.end_offset
+                        if self.should_stop():
+                            break  # checkpointed: the next run resumes here
+                    else:
+                        checkpoint = _Checkpoint(item.end_offset, item.lines_after, item.nbytes, item.raw)
+                else:
+                    # Read to the end (a partial last line of a growing file is not): record size and
+                    # mtime so an unchanged file is skipped without reading.
+                    checkpoint = checkpoint.hashed()
+                    complete = file_source.is_gzip(path) or checkpoint.offset >= st.st_size
+                    committer.submit(self._commit_task(writer, stats, source_name, fp, path, checkpoint,
+                                                       st if complete else None))
+        except file_source.CorruptFile as exc:
+            raise IngestError(f"{path}: {exc}") from None
         if progress:
-            progress(max(checkpoint[0] - last_offset, 0))
+            progress(max(checkpoint.offset - last_offset, 0))
         logger.info("file ingested", extra={"action": "file_ingested", "source": source_name,
                                             "path": location, **stats.as_dict()})
         return stats
@@ -178,37 +209,41 @@ class Ingestor:
         writer.add(ev, self.pricer.price(ev))
 
     def _commit_task(self, writer: LedgerWriter, stats: IngestStats, source: str, fp: str, path: Path,
-                     checkpoint: tuple[int, int], st: Any, complete: bool) -> Callable[[], None]:
-        """One transaction: the batch collected so far and the checkpoint just after it."""
+                     checkpoint: _Checkpoint, st: Any) -> Callable[[], None]:
+        """One transaction: the batch collected so far and the checkpoint just after it.
+        ``st`` (the file's stat) only once it was read to its end."""
         batch = writer.take()
-        offset, position = checkpoint
-        # size/mtime are recorded only once the file was read to its end, so the
-        # "unchanged since last time" shortcut never skips unread data.
-        size, mtime = (st.st_size, st.st_mtime_ns) if complete else (-1, -1)
-        return lambda: self._commit(writer, batch, stats, source, fp, path, offset, position, size, mtime)
+        size, mtime = (st.st_size, st.st_mtime_ns) if st is not None else (-1, -1)
+        values = {"path": str(path)[-1000:], "offset": checkpoint.offset, "position": checkpoint.position,
+                  "tail_len": checkpoint.tail_len, "tail_hash": checkpoint.tail, "size": size, "mtime_ns": mtime}
+        return lambda: self._commit(writer, batch, stats, source, fp, values)
 
     def _commit(self, writer: LedgerWriter, batch: Batch, stats: IngestStats, source: str, fp: str,
-                path: Path, offset: int, position: int, size: int, mtime: int) -> None:
+                values: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
             stats.add(writer.write(conn, batch))
+            values = {**values, "updated_at": clock.now()}
             conn.execute(_insert_ignore(conn.dialect.name, IngestFile, ["source", "fingerprint"]),
-                         {"source": source, "fingerprint": fp, "path": str(path), "offset": offset,
-                          "position": position, "size": size, "mtime_ns": mtime, "updated_at": clock.now()})
+                         {"source": source, "fingerprint": fp, **values})
             conn.execute(update(IngestFile)
-                         .where(IngestFile.source == source, IngestFile.fingerprint == fp)
-                         .values(path=str(path), offset=offset, position=position, size=size,
-                                 mtime_ns=mtime, updated_at=clock.now()))
+                         .where(IngestFile.source == source, IngestFile.fingerprint == fp).values(**values))
+
+
+@dataclass
+class _Checkpoint:
+    offset: int
+    position: int
+    tail_len: int
+    tail: Any  # the last record's raw bytes, hashed only when the checkpoint is written
+
+    def hashed(self) -> _Checkpoint:
+        if isinstance(self.tail, bytes):
+            return _Checkpoint(self.offset, self.position, self.tail_len, file_source.tail_hash(self.tail))
+        return self
 
 
 class IngestError(Exception):
     """A source cannot be read at all (missing file, unreachable table)."""
-
-
-def _unchanged(conn: Any, source: str, path: Path, st: Any) -> bool:
-    row = conn.execute(select(IngestFile.id).where(
-        IngestFile.source == source, IngestFile.path == str(path),
-        IngestFile.size == st.st_size, IngestFile.mtime_ns == st.st_mtime_ns)).first()
-    return row is not None
 
 
 def _glob_absolute(pattern: str) -> list[Path]:

@@ -169,7 +169,9 @@ class LedgerWriter:
         raw = conn.connection.driver_connection
         if not self._slow_path:
             try:
-                with raw.transaction():  # a savepoint inside the caller's transaction
+                # A SAVEPOINT inside the caller's transaction (SQLAlchemy has begun it by then:
+                # psycopg's own transaction() would BEGIN and COMMIT a separate one).
+                with conn.begin_nested():
                     with raw.cursor() as cur, cur.copy(PG_COPY_DIRECT) as copy:
                         for row in rows:
                             copy.write_row(row)

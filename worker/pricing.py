@@ -206,6 +206,13 @@ class Pricer:
             rates = m.fixed or m.rates(ev.occurred_at, ev.prompt_tokens)
             if rates is not None:
                 computed = rates.cost_units(ev.prompt_tokens, ev.completion_tokens, ev.cached_tokens)
+        elif ev.total_tokens:
+            # Only a total: exact only when input and output cost the same (a flat rate).
+            rates = m.fixed or m.rates(ev.occurred_at, ev.total_tokens)
+            if rates is not None and rates.uncached_input == rates.output and not ev.cached_tokens:
+                computed = rates.cost_units(ev.total_tokens, 0, 0)
+            else:
+                rates = None
         if ev.cost_reported is not None:
             reported = money_to_units(ev.cost_reported.quantize(QUANTUM))
             if rates is None:

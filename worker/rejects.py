@@ -14,7 +14,7 @@ from .models import IngestReject
 from .normalise import Normaliser, RecordError
 from .pricing import Pricer
 from .settings import Settings, SourceSettings
-from .sources.files import _json_error
+from .sources.files import _json_error, _json_kind
 
 BATCH = 1000
 
@@ -36,7 +36,7 @@ def parse_raw(reject: Any) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         raise RecordError(_json_error(reject.raw)) from None
     if not isinstance(record, dict):
-        raise RecordError("not a JSON object")
+        raise RecordError(f"not a JSON object (got {_json_kind(record)})")
     return record
 
 

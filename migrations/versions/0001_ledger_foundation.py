@@ -32,15 +32,14 @@ def upgrade() -> None:
     sa.Column('path', sa.String(length=1000), nullable=False),
     sa.Column('offset', sa.BigInteger(), nullable=False),
     sa.Column('position', sa.BigInteger(), nullable=False),
+    sa.Column('tail_len', sa.Integer(), nullable=False),
+    sa.Column('tail_hash', sa.String(length=64), nullable=True),
     sa.Column('size', sa.BigInteger(), nullable=False),
     sa.Column('mtime_ns', sa.BigInteger(), nullable=False),
     sa.Column('updated_at', worker.models.base.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ingest_files')),
     sa.UniqueConstraint('source', 'fingerprint', name=op.f('uq_ingest_files_source_fingerprint'))
     )
-    with op.batch_alter_table('ingest_files', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_ingest_files_source_path'), ['source', 'path'], unique=False)
-
     op.create_table('ingest_rejects',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('source', sa.String(length=100), nullable=False),
@@ -139,8 +138,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_ingest_rejects_status'))
 
     op.drop_table('ingest_rejects')
-    with op.batch_alter_table('ingest_files', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_ingest_files_source_path'))
-
     op.drop_table('ingest_files')
     op.drop_table('accounts')

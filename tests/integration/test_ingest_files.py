@@ -516,9 +516,6 @@ def test_a_new_file_under_a_rotated_name_is_read_even_with_the_old_size_and_mtim
     assert sorted(ledger(engine)) == ["evt-00001", "evt-00002", "evt-00003", "evt-00004"]
 
 
-@pytest.mark.xfail(strict=True, reason="design question: a file is identified by its first line only, so a "
-                                        "different file that starts with an already-read record is resumed "
-                                        "mid-way and its other records are never read")
 def test_a_different_file_that_starts_with_the_same_record_is_read_in_full(engine, inbox, inbox_settings):
     (inbox / "daily.jsonl").write_bytes(jsonl(call(1), call(2)))
     (inbox / "weekly.jsonl").write_bytes(jsonl(call(1), call(3), call(4)))
@@ -914,8 +911,6 @@ def test_cli_ingest_with_source_applies_that_sources_defaults(cli, engine, tmp_p
     assert (split["cost_status"], split["cost_usd"]) == ("priced", Decimal("0.00127052"))
 
 
-@pytest.mark.xfail(strict=True, reason="design question: a record with only a total token count is never priced, "
-                                        "even when the source's default model has one flat rate")
 def test_seed_004_lines_are_priced_by_a_default_model_with_a_flat_rate(cli, engine, tmp_path):
     cfg = tmp_path / "emergency.toml"
     cfg.write_text(source_toml("emergency", "jsonl", "logs/*.log",

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from worker import db
 from worker.ingest import IngestError, Ingestor
 from worker.models import SourceCursor, UsageEvent
+from worker.settings import load
 from worker.sources import table as table_source
 
 PG_ADMIN_URL = os.environ.get("TOKENTALLY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -347,10 +348,12 @@ def test_a_row_committed_late_with_an_earlier_timestamp_inside_the_overlap_is_pi
 
 
 def test_the_table_url_can_come_from_the_environment_variable_named_by_url_env(
-        app_db, make_settings, engine, monkeypatch):
+        app_db, engine, tmp_path, monkeypatch):
     app_db.insert(app_db.usage_logs, usage_log(app_db, 1, T0))
     monkeypatch.setenv("TT_TEST_APP_DATABASE_URL", app_db.url)
-    settings = make_settings(logs_source('url_env = "TT_TEST_APP_DATABASE_URL"'))
+    config = tmp_path / "url-env.toml"
+    config.write_text(logs_source('url_env = "TT_TEST_APP_DATABASE_URL"'), encoding="utf-8")
+    settings = load(config)  # as the worker loads it: from the process environment
     assert settings.source("app-logs").url == app_db.url
 
     assert poll(settings, engine, "app-logs")["accepted"] == 1

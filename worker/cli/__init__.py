@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+from rich.text import Text
 from sqlalchemy import Engine
 
 from .. import db, logs
@@ -68,7 +69,8 @@ def check_migrated(engine: Engine) -> None:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    """Print the message as it is (no markup, no wrapping inside paths) and exit."""
+    err_console.print(Text("error: ", style="red") + Text(message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -96,7 +98,8 @@ def main() -> Any:
     try:
         return app(prog_name="tokentally")
     except SettingsError as exc:
-        err_console.print(f"[red]error:[/red] settings: {exc}", highlight=False)
+        err_console.print(Text("error: ", style="red") + Text(f"settings: {exc}"), highlight=False,
+                          soft_wrap=True)
         sys.exit(2)
 
 

@@ -58,7 +58,11 @@ def ingest(
     except IngestError as exc:
         fail(str(exc))
     result = stats.as_dict()
+    if stats.errors:
+        result["errors"] = stats.errors
     emit_object(result, fmt, title="ingest")
+    if stats.errors:
+        fail(f"{len(stats.errors)} file(s) could not be read: " + "; ".join(stats.errors))
 
 
 def _files(paths: list[Path]) -> list[Path]:

@@ -20,7 +20,8 @@ def migrate(ctx: typer.Context) -> None:
         db.migrate(url)
     except Exception as exc:
         fail(f"migration of {db.display_url(url)} failed: {exc}", code=1)
-    console.print(f"database {db.display_url(url)} is at revision {db.head_revision()}", highlight=False)
+    console.print(f"database {db.display_url(url)} is at revision {db.head_revision()}", highlight=False,
+                  markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -88,11 +88,15 @@ class IngestFile(Base):
     path: Mapped[str] = mapped_column(String(1000))
     offset: Mapped[int] = mapped_column(BigInteger)  # bytes of (decompressed) content consumed
     position: Mapped[int] = mapped_column(BigInteger)  # lines / rows consumed
-    size: Mapped[int] = mapped_column(BigInteger)
+    # The record just before ``offset``: on resume it must still be there, else this is a
+    # different file that merely starts like the one read before, and it is read from the start.
+    tail_len: Mapped[int] = mapped_column(Integer)
+    tail_hash: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)  # -1 until the file was read to its end
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
-    __table_args__ = (UniqueConstraint("source", "fingerprint"), Index(None, "source", "path"))
+    __table_args__ = (UniqueConstraint("source", "fingerprint"),)
 
 
 class SourceCursor(Base):

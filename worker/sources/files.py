@@ -26,12 +26,15 @@ FINGERPRINT_LINES = {"jsonl": 1, "csv": 2}  # csv: the header is shared, add the
 
 @dataclass(slots=True)
 class RawItem:
+    """One record's bytes; ``end_offset - nbytes`` is where they start."""
+
     position: int  # 1-based line (jsonl) or physical line where the row starts (csv)
     end_offset: int  # bytes consumed after this item
     lines_after: int  # lines consumed after this item (the checkpoint position)
     raw: bytes
     record: dict[str, Any] | None  # None when error is set
     error: str | None
+    nbytes: int = 0  # the record's bytes in the file, line ending(s) included
 
 
 def is_gzip(path: Path) -> bool:
@@ -49,8 +52,12 @@ def first_line(path: Path) -> bytes:
         return fh.readline(1 << 16).rstrip(b"\r\n")
 
 
+class CorruptFile(ValueError):
+    """The file cannot be read as what its name says (a broken gzip stream)."""
+
+
 def fingerprint(path: Path, kind: str, final: bool) -> str | None:
-    """Hash of the first complete line(s); None while the file has too few to tell."""
+    """Hash of the first complete non-blank line(s); None while the file has too few to tell."""
     want = FINGERPRINT_LINES[kind]
     digest = hashlib.sha256()
     got = 0
@@ -62,17 +69,35 @@ def fingerprint(path: Path, kind: str, final: bool) -> str | None:
                     break
                 if not line.endswith(b"\n") and not final:
                     return None
-                digest.update(line)
+                if not line.strip():
+                    continue  # blank lines are not records: they say nothing about the file
+                digest.update(line.rstrip(b"\r\n"))
                 got += 1
-    except (OSError, EOFError, zlib.error):
-        if not final:
-            return None
-        raise
+    except EOFError:  # a gzip file still being written
+        return None
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise CorruptFile(f"{path}: not a readable gzip file: {exc}") from None
     if got == 0:
         return None
     if got < want and not final:
         return None
     return digest.hexdigest()
+
+
+def tail_hash(raw: bytes) -> str:
+    return hashlib.sha256(raw.rstrip(b"\r\n")).hexdigest()
+
+
+def tail_matches(path: Path, offset: int, length: int, expected: str) -> bool:
+    """Whether the ``length`` bytes ending at ``offset`` are still the record read there."""
+    if length <= 0 or length > offset:
+        return length <= 0
+    try:
+        with open_binary(path) as fh:
+            fh.seek(offset - length)
+            return tail_hash(fh.read(length)) == expected
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile):
+        return False
 
 
 def _lines(fh: BinaryIO, offset: int, final: bool) -> Iterator[tuple[bytes, int]]:
@@ -86,9 +111,10 @@ def _lines(fh: BinaryIO, offset: int, final: bool) -> Iterator[tuple[bytes, int]
                 return
             pos += len(line)
             yield line, pos
-    except (EOFError, zlib.error, gzip.BadGzipFile):
-        # A gzip file still being written (or truncated): stop at what is complete.
-        return
+    except EOFError:
+        return  # a gzip file still being written: stop at what is complete
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise CorruptFile(f"not a readable gzip file: {exc}") from None
 
 
 def read_jsonl(path: Path, offset: int = 0, position: int = 0, final: bool = False) -> Iterator[RawItem]:
@@ -98,17 +124,18 @@ def read_jsonl(path: Path, offset: int = 0, position: int = 0, final: bool = Fal
             position += 1
             raw = line.rstrip(b"\r\n")
             if not raw.strip():
-                yield RawItem(position, end, position, raw, None, None)  # blank: not a record
+                yield RawItem(position, end, position, raw, None, None, len(line))  # blank: not a record
                 continue
             try:
                 record = loads(raw)
             except orjson.JSONDecodeError:
-                yield RawItem(position, end, position, raw, None, _json_error(raw))
+                yield RawItem(position, end, position, raw, None, _json_error(raw), len(line))
                 continue
             if not isinstance(record, dict):
-                yield RawItem(position, end, position, raw, None, f"not a JSON object (got {_json_kind(record)})")
+                yield RawItem(position, end, position, raw, None, f"not a JSON object (got {_json_kind(record)})",
+                              len(line))
                 continue
-            yield RawItem(position, end, position, raw, record, None)
+            yield RawItem(position, end, position, raw, record, None, len(line))
 
 
 def _json_error(raw: bytes) -> str:
@@ -166,25 +193,26 @@ def read_csv(path: Path, offset: int = 0, position: int = 0, final: bool = False
                 raw = b"".join(consumed)
                 consumed.clear()
                 yield RawItem(start_line, state["pos"], state["line"], raw.rstrip(b"\r\n"), None,
-                              f"invalid CSV: {exc}")
+                              f"invalid CSV: {exc}", len(raw))
                 continue
-            raw = b"".join(consumed).rstrip(b"\r\n")
+            whole = b"".join(consumed)
+            raw, n = whole.rstrip(b"\r\n"), len(whole)
             consumed.clear()
             end, after = state["pos"], state["line"]
             if not row or all(not cell.strip() for cell in row):
-                yield RawItem(start_line, end, after, raw, None, None)
+                yield RawItem(start_line, end, after, raw, None, None, n)
                 continue
             try:
                 raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                yield RawItem(start_line, end, after, raw, None, f"invalid UTF-8 at byte {exc.start}")
+                yield RawItem(start_line, end, after, raw, None, f"invalid UTF-8 at byte {exc.start}", n)
                 continue
             if len(row) > len(header):
                 yield RawItem(start_line, end, after, raw, None,
-                              f"CSV row has {len(row)} fields, the header has {len(header)}")
+                              f"CSV row has {len(row)} fields, the header has {len(header)}", n)
                 continue
             record = {name: cell for name, cell in zip(header, row) if cell != "" and name}
-            yield RawItem(start_line, end, after, raw, record, None)
+            yield RawItem(start_line, end, after, raw, record, None, n)
 
 
 def read_records(kind: str, path: Path, offset: int = 0, position: int = 0,

@@ -85,19 +85,28 @@ class TableReader:
 
         normaliser = Normaliser(src.defaults, src.event_id_namespace)
         writer = LedgerWriter(src.name, clock.now(), self.ingestor.dialect, self.ingestor.settings.tz)
-        last_value = None
         with app.connect() as app_conn:
             result = app_conn.execution_options(stream_results=True, yield_per=self.batch_size).execute(query)
-            for row in result.mappings():
-                record = dict(row)
-                rows_read += 1
-                last_value = record[src.cursor_column]
-                self.ingestor._add(writer, normaliser, record, src.table, rows_read, None, "row")
-                if len(writer) >= self.batch_size:
-                    self._commit(writer, stats, last_value, kind, rows_read)
-                    if self.ingestor.should_stop():
-                        return stats
-            self._commit(writer, stats, last_value, kind, rows_read)
+            try:
+                return self._read(result, writer, normaliser, stats, kind, rows_read)
+            finally:
+                result.close()
+
+    def _read(self, result: Any, writer: LedgerWriter, normaliser: Normaliser, stats: IngestStats, kind: str,
+              rows_read: int) -> IngestStats:
+        src = self.source
+        last_value = None
+        for row in result.mappings():
+            # Reflected column names are SQLAlchemy quoted_name objects: plain str keys for JSON.
+            record = {str(k): v for k, v in row.items()}
+            rows_read += 1
+            last_value = record[src.cursor_column]
+            self.ingestor._add(writer, normaliser, record, src.table, rows_read, None, "row")
+            if len(writer) >= self.batch_size:
+                self._commit(writer, stats, last_value, kind, rows_read)
+                if self.ingestor.should_stop():
+                    return stats
+        self._commit(writer, stats, last_value, kind, rows_read)
         logger.info("table source polled", extra={"action": "table_polled", "source": src.name,
                                                   **stats.as_dict()})
         return stats
