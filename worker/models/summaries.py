@@ -31,40 +31,36 @@ class _Totals:
     latency_max: Mapped[int | None] = mapped_column(Integer)
 
 
-class DailySummary(_Totals, Base):
-    """One local day (configured time zone) x tenant x account x provider x model x service x status.
+class _Key:
+    """What a summary row is about. Empty tenant/service are stored as '' so the key has no NULLs."""
 
-    Empty tenant/service are stored as '' so the key has no NULLs."""
+    tenant_id: Mapped[str] = mapped_column(String(200))
+    account_id: Mapped[str] = mapped_column(String(200))
+    provider: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(200))  # the model that served and was priced (model_used)
+    service: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DailySummary(_Key, _Totals, Base):
+    """One local day (configured time zone) x tenant x account x provider x model x service x status."""
 
     __tablename__ = "daily_summaries"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     day: Mapped[date] = mapped_column(Date)
-    tenant_id: Mapped[str] = mapped_column(String(200))
-    account_id: Mapped[str] = mapped_column(String(200))
-    provider: Mapped[str] = mapped_column(String(100))
-    model: Mapped[str] = mapped_column(String(200))
-    service: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16))
-    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index(None, "day"),)
 
 
-class MonthlySummary(_Totals, Base):
+class MonthlySummary(_Key, _Totals, Base):
     """The daily rows of one local month added up (``month`` is its first day)."""
 
     __tablename__ = "monthly_summaries"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     month: Mapped[date] = mapped_column(Date)
-    tenant_id: Mapped[str] = mapped_column(String(200))
-    account_id: Mapped[str] = mapped_column(String(200))
-    provider: Mapped[str] = mapped_column(String(100))
-    model: Mapped[str] = mapped_column(String(200))
-    service: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16))
-    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index(None, "month"),)
 
