@@ -127,13 +127,15 @@ class LedgerWriter:
         return len(self._rows) + len(self._rejects)
 
     def add(self, ev: Event, priced: Priced, source: str | None = None) -> None:
-        if ev.event_id in self._rows:  # the same event twice in one batch
+        rows = self._rows
+        if ev.event_id in rows:  # the same event twice in one batch
             self._pending.duplicates += 1
             return
-        self._rows[ev.event_id] = self._row(ev, priced, source or self.source, self._ingested)
-        self._dates.add(ev.occurred_at.date())
-        if self._newest is None or ev.occurred_at > self._newest:
-            self._newest = ev.occurred_at
+        rows[ev.event_id] = self._row(ev, priced, source or self.source, self._ingested)
+        occurred = ev.occurred_at
+        self._dates.add(occurred.date())
+        if self._newest is None or occurred > self._newest:
+            self._newest = occurred
 
     def reject(self, location: str, position: int, raw: bytes, reason: str, *, format: str,
                header: bytes | None = None, source: str | None = None) -> None:

@@ -123,7 +123,7 @@ def read_jsonl(path: Path, offset: int = 0, position: int = 0, final: bool = Fal
         for line, end in _lines(fh, offset, final):
             position += 1
             raw = line.rstrip(b"\r\n")
-            if not raw.strip():
+            if not raw or raw.isspace():
                 yield RawItem(position, end, position, raw, None, None, len(line))  # blank: not a record
                 continue
             try:
