@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from . import clock
-from .ledger import _insert_ignore
+from .ledger import insert_ignore
 from .models import Account
 from .settings import Settings
 
@@ -59,7 +59,7 @@ def import_csv(path: Path, settings: Settings, engine: Engine) -> dict[str, int]
                                      updated_at=now))
                 updated += 1
             else:
-                conn.execute(_insert_ignore(conn.dialect.name, Account, ["account_id"]),
+                conn.execute(insert_ignore(conn.dialect.name, Account, ["account_id"]),
                              {**row, "created_at": now, "updated_at": now})
                 created += 1
     return {"rows": len(rows), "created": created, "updated": updated}

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select, update
 
 from . import clock
 from .committer import Committer
-from .ledger import Batch, LedgerWriter, WriteStats, _insert_ignore
+from .ledger import Batch, LedgerWriter, WriteStats, insert_ignore
 from .models import IngestFile, SourceCursor
 from .normalise import Normaliser, RecordError
 from .pricing import Pricer
@@ -223,7 +223,7 @@ class Ingestor:
         with self.engine.begin() as conn:
             stats.add(writer.write(conn, batch))
             values = {**values, "updated_at": clock.now()}
-            conn.execute(_insert_ignore(conn.dialect.name, IngestFile, ["source", "fingerprint"]),
+            conn.execute(insert_ignore(conn.dialect.name, IngestFile, ["source", "fingerprint"]),
                          {"source": source, "fingerprint": fp, **values})
             conn.execute(update(IngestFile)
                          .where(IngestFile.source == source, IngestFile.fingerprint == fp).values(**values))

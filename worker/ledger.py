@@ -238,10 +238,10 @@ class LedgerWriter:
             for r in rejects
         ]
         stats.rejected += len(values)
-        conn.execute(_insert_ignore(conn.dialect.name, IngestReject, ["source", "raw_sha256"]), values)
+        conn.execute(insert_ignore(conn.dialect.name, IngestReject, ["source", "raw_sha256"]), values)
 
 
-def _insert_ignore(dialect: str, model: Any, keys: list[str]):
+def insert_ignore(dialect: str, model: Any, keys: list[str]):
     if dialect == "postgresql":
         return pg_insert(model).on_conflict_do_nothing(index_elements=keys)
     if dialect == "sqlite":

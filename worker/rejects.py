@@ -14,7 +14,7 @@ from .models import IngestReject
 from .normalise import Normaliser, RecordError
 from .pricing import Pricer
 from .settings import Settings, SourceSettings
-from .sources.files import _json_error, _json_kind
+from .sources.files import json_error, json_kind
 
 BATCH = 1000
 
@@ -34,9 +34,9 @@ def parse_raw(reject: Any) -> dict[str, Any]:
     try:
         record = orjson.loads(reject.raw)
     except orjson.JSONDecodeError:
-        raise RecordError(_json_error(reject.raw)) from None
+        raise RecordError(json_error(reject.raw)) from None
     if not isinstance(record, dict):
-        raise RecordError(f"not a JSON object (got {_json_kind(record)})")
+        raise RecordError(f"not a JSON object (got {json_kind(record)})")
     return record
 
 

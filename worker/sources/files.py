@@ -129,16 +129,16 @@ def read_jsonl(path: Path, offset: int = 0, position: int = 0, final: bool = Fal
             try:
                 record = loads(raw)
             except orjson.JSONDecodeError:
-                yield RawItem(position, end, position, raw, None, _json_error(raw), len(line))
+                yield RawItem(position, end, position, raw, None, json_error(raw), len(line))
                 continue
             if not isinstance(record, dict):
-                yield RawItem(position, end, position, raw, None, f"not a JSON object (got {_json_kind(record)})",
+                yield RawItem(position, end, position, raw, None, f"not a JSON object (got {json_kind(record)})",
                               len(line))
                 continue
             yield RawItem(position, end, position, raw, record, None, len(line))
 
 
-def _json_error(raw: bytes) -> str:
+def json_error(raw: bytes) -> str:
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -150,7 +150,7 @@ def _json_error(raw: bytes) -> str:
     return "invalid JSON"
 
 
-def _json_kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     return {list: "an array", str: "a string", int: "a number", float: "a number",
             bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
 

@@ -23,7 +23,7 @@ from sqlalchemy.types import Date, DateTime
 
 from .. import clock
 from ..db import display_url, make_engine
-from ..ledger import LedgerWriter, _insert_ignore
+from ..ledger import LedgerWriter, insert_ignore
 from ..models import SourceCursor
 from ..normalise import Normaliser, parse_timestamp
 
@@ -118,7 +118,7 @@ class TableReader:
             stats.add(writer.flush(conn))
             values = {"cursor_value": _encode(last_value, kind), "cursor_type": kind, "rows_read": rows,
                       "updated_at": clock.now()}
-            conn.execute(_insert_ignore(conn.dialect.name, SourceCursor, ["source"]),
+            conn.execute(insert_ignore(conn.dialect.name, SourceCursor, ["source"]),
                          {"source": self.source.name, **values})
             conn.execute(SourceCursor.__table__.update()
                          .where(SourceCursor.source == self.source.name).values(**values))
