@@ -43,24 +43,31 @@ SERVICES = ["draft_generator", "voice_analyzer", "trend_detector", "feedback_ana
 
 
 def generate(path: Path, n: int, seed: int = 42, start: datetime | None = None) -> None:
-    """N canonical events over 30 days, streamed to ``path``."""
+    """N canonical events over 30 days, streamed to ``path``.
+
+    Shaped like a real application's log: 1,000 accounts in 20 tenants, each account
+    using two features (services) and mostly one model (80%), 3% failures, a tenth
+    of the events with a provider-reported cost."""
     rng = random.Random(seed)
     start = start or datetime(2026, 10, 1, tzinfo=UTC)
     span = 30 * 86400
     providers, models, weights = zip(*[(p, m, w) for p, m, w in MODELS])
+    accounts = [(f"user-{a:04d}", f"tenant-{a % 20:02d}", rng.choices(range(len(models)), weights)[0],
+                 rng.sample(SERVICES, 2)) for a in range(1, 1001)]
     dumps = orjson.dumps
     with open(path, "wb", buffering=1 << 20) as fh:
         for i in range(n):
-            k = rng.choices(range(len(models)), weights)[0]
+            account, tenant, usual_model, services = accounts[rng.randrange(len(accounts))]
+            k = usual_model if rng.random() < 0.8 else rng.choices(range(len(models)), weights)[0]
             prompt = rng.randint(50, 8000)
             completion = rng.randint(10, 2000)
             status = "success" if rng.random() < 0.97 else rng.choice(["error", "timeout"])
             record: dict[str, Any] = {
                 "event_id": f"bench-{seed}-{i}",
                 "occurred_at": (start + timedelta(seconds=span * i / n)).isoformat(),
-                "account_id": f"user-{rng.randint(1, 1000):04d}",
-                "tenant_id": f"tenant-{rng.randint(1, 20):02d}",
-                "service": rng.choice(SERVICES),
+                "account_id": account,
+                "tenant_id": tenant,
+                "service": rng.choice(services),
                 "provider": providers[k],
                 "model": models[k],
                 "status": status,

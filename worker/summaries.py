@@ -25,7 +25,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import clock
 from .clock import local_day_bounds, month_start, next_month
-from .models import DailySummary, DirtyDay, MonthlySummary, SummaryCorrection, SummaryDay, UsageEvent
+from .models import DailyRollup, DailySummary, DirtyDay, MonthlySummary, SummaryCorrection, SummaryDay, UsageEvent
 from .settings import Settings
 
 KEYS = ("tenant_id", "account_id", "provider", "model", "service", "status")
@@ -72,6 +72,21 @@ def _day_insert(day: date, start: datetime, end: datetime, now: datetime):
     return insert(DailySummary).from_select(["day", *KEYS, *MEASURES, "computed_at"], select(*cols))
 
 
+ROLLUP_KEYS = tuple(k for k in KEYS if k != "account_id")
+
+
+def _rollup_insert(day: date, now: datetime):
+    """The day's summary rows added up without the account: INSERT INTO daily_rollups SELECT ..."""
+    ds = DailySummary
+    keys = [getattr(ds, k) for k in ROLLUP_KEYS]
+    sums = [func.sum(getattr(ds, m)).label(m) for m in MEASURES if m not in ("latency_min", "latency_max")]
+    order = [m for m in MEASURES if m not in ("latency_min", "latency_max")] + ["latency_min", "latency_max"]
+    query = (select(literal(day, DailyRollup.day.type), *keys, *sums, func.min(ds.latency_min),
+                    func.max(ds.latency_max), literal(now, DailyRollup.computed_at.type))
+             .where(ds.day == day).group_by(*keys))
+    return insert(DailyRollup).from_select(["day", *ROLLUP_KEYS, *order, "computed_at"], query)
+
+
 def _month_insert(month: date, now: datetime):
     ds = DailySummary
     keys = [getattr(ds, k) for k in KEYS]
@@ -106,6 +121,8 @@ def recompute_day(conn: Connection, day: date, settings: Settings, now: datetime
     before = _day_totals(conn, day) if final and computed_before else None
     conn.execute(delete(DailySummary).where(DailySummary.day == day))
     conn.execute(_day_insert(day, start, end, now))
+    conn.execute(delete(DailyRollup).where(DailyRollup.day == day))
+    conn.execute(_rollup_insert(day, now))
     if computed_before:
         conn.execute(update(SummaryDay).where(SummaryDay.day == day).values(computed_at=now, final=final))
     else:
@@ -189,10 +206,8 @@ def _recompute(engine: Engine, settings: Settings, days: dict[date, int | None],
             if recompute_day(conn, day, settings, now):
                 stats.corrections += 1
             generation = days[day]
-            if generation is not None:
+            if generation is not None:  # clear the mark we saw, not one set since (its data may be unseen)
                 conn.execute(delete(DirtyDay).where(DirtyDay.day == day, DirtyDay.generation == generation))
-            else:
-                conn.execute(delete(DirtyDay).where(DirtyDay.day == day, DirtyDay.marked_at <= now))
         stats.days += 1
         months.add(month_start(day))
         if progress:
@@ -252,8 +267,37 @@ def verify(engine: Engine, settings: Settings, first: date, last: date) -> list[
                 if expected.get(key) != stored.get(key):
                     differences.append({"day": day.isoformat(), "key": dict(zip(KEYS, key)),
                                         "ledger": expected.get(key), "summary": stored.get(key)})
+            differences.extend(_verify_rollup(conn, day, expected))
             day += timedelta(days=1)
     return differences
+
+
+def _verify_rollup(conn: Connection, day: date, expected: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rollup must equal the ledger's rows added up without the account."""
+    want: dict[tuple, dict[str, Any]] = {}
+    account = KEYS.index("account_id")
+    for key, measures in expected.items():
+        short = key[:account] + key[account + 1:]
+        have = want.setdefault(short, {m: None for m in MEASURES})
+        for m, v in measures.items():
+            if v is None:
+                continue
+            if have[m] is None:
+                have[m] = v
+            elif m == "latency_min":
+                have[m] = min(have[m], v)
+            elif m == "latency_max":
+                have[m] = max(have[m], v)
+            elif m == "cost_usd":
+                have[m] = f"{Decimal(have[m]) + Decimal(v):.10f}"
+            else:
+                have[m] += v
+    dr = DailyRollup
+    stored = {tuple(r[:len(ROLLUP_KEYS)]): _measures(r[len(ROLLUP_KEYS):]) for r in conn.execute(
+        select(*[getattr(dr, k) for k in ROLLUP_KEYS], *[getattr(dr, m) for m in MEASURES]).where(dr.day == day))}
+    return [{"day": day.isoformat(), "key": dict(zip(ROLLUP_KEYS, key)), "ledger": want.get(key),
+             "rollup": stored.get(key)}
+            for key in sorted(set(want) | set(stored), key=str) if want.get(key) != stored.get(key)]
 
 
 def _measures(values: Iterable[Any]) -> dict[str, Any]:

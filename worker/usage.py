@@ -139,8 +139,10 @@ def _merge(totals: dict[str | None, UsageRow], row: UsageRow) -> None:
 
 
 def _from_summaries(conn: Connection, first: date, last: date, by: str, skip: list[date]) -> list[UsageRow]:
-    from .models import DailySummary as ds
+    from .models import DailyRollup, DailySummary
 
+    # Totals that do not need the account read the much smaller rollup.
+    ds = DailySummary if by == "account" else DailyRollup
     if by in ("day", "month"):
         key_col = ds.day
     else:

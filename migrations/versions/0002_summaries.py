@@ -1,4 +1,4 @@
-"""summaries: daily_summaries, monthly_summaries, summary_dirty_days, summary_days, summary_corrections
+"""summaries: daily_summaries, daily_rollups, monthly_summaries, summary_dirty_days, summary_days, summary_corrections
 
 Revision ID: 0002
 Revises: 0001
@@ -44,6 +44,34 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('daily_summaries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_daily_summaries_day'), ['day'], unique=False)
+
+    op.create_table('daily_rollups',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('tenant_id', sa.String(length=200), nullable=False),
+    sa.Column('provider', sa.String(length=100), nullable=False),
+    sa.Column('model', sa.String(length=200), nullable=False),
+    sa.Column('service', sa.String(length=200), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('computed_at', worker.models.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('requests', sa.BigInteger(), nullable=False),
+    sa.Column('errors', sa.BigInteger(), nullable=False),
+    sa.Column('timeouts', sa.BigInteger(), nullable=False),
+    sa.Column('prompt_tokens', sa.BigInteger(), nullable=False),
+    sa.Column('completion_tokens', sa.BigInteger(), nullable=False),
+    sa.Column('cached_tokens', sa.BigInteger(), nullable=False),
+    sa.Column('reasoning_tokens', sa.BigInteger(), nullable=False),
+    sa.Column('total_tokens', sa.BigInteger(), nullable=False),
+    sa.Column('cost_usd', worker.models.base.MoneyType(precision=20, scale=10), nullable=False),
+    sa.Column('unpriced_requests', sa.BigInteger(), nullable=False),
+    sa.Column('latency_count', sa.BigInteger(), nullable=False),
+    sa.Column('latency_sum', sa.BigInteger(), nullable=False),
+    sa.Column('latency_min', sa.Integer(), nullable=True),
+    sa.Column('latency_max', sa.Integer(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_daily_rollups'))
+    )
+    with op.batch_alter_table('daily_rollups', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_daily_rollups_day'), ['day'], unique=False)
 
     op.create_table('monthly_summaries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -129,6 +157,7 @@ def _mark_existing_days_dirty() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('daily_rollups')
     op.drop_table('summary_days')
     op.drop_table('summary_dirty_days')
     with op.batch_alter_table('summary_corrections', schema=None) as batch_op:

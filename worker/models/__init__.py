@@ -4,9 +4,9 @@ from .accounts import Account
 from .base import Base, UTCDateTime
 from .ledger import UNATTRIBUTED, UNKNOWN, IngestFile, IngestReject, SourceCursor, SourceStatus, UsageEvent
 from .runs import JobRun
-from .summaries import DailySummary, DirtyDay, MonthlySummary, SummaryCorrection, SummaryDay
+from .summaries import DailyRollup, DailySummary, DirtyDay, MonthlySummary, SummaryCorrection, SummaryDay
 
 __all__ = [
-    "Account", "Base", "DailySummary", "DirtyDay", "MonthlySummary", "SummaryCorrection", "SummaryDay", "IngestFile", "IngestReject", "JobRun", "SourceCursor", "SourceStatus", "UNATTRIBUTED",
+    "Account", "Base", "DailyRollup", "DailySummary", "DirtyDay", "MonthlySummary", "SummaryCorrection", "SummaryDay", "IngestFile", "IngestReject", "JobRun", "SourceCursor", "SourceStatus", "UNATTRIBUTED",
     "UNKNOWN", "UTCDateTime", "UsageEvent",
 ]

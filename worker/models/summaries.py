@@ -31,11 +31,10 @@ class _Totals:
     latency_max: Mapped[int | None] = mapped_column(Integer)
 
 
-class _Key:
+class _DimKey:
     """What a summary row is about. Empty tenant/service are stored as '' so the key has no NULLs."""
 
     tenant_id: Mapped[str] = mapped_column(String(200))
-    account_id: Mapped[str] = mapped_column(String(200))
     provider: Mapped[str] = mapped_column(String(100))
     model: Mapped[str] = mapped_column(String(200))  # the model that served and was priced (model_used)
     service: Mapped[str] = mapped_column(String(200))
@@ -43,10 +42,26 @@ class _Key:
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class _Key(_DimKey):
+    account_id: Mapped[str] = mapped_column(String(200))
+
+
 class DailySummary(_Key, _Totals, Base):
     """One local day (configured time zone) x tenant x account x provider x model x service x status."""
 
     __tablename__ = "daily_summaries"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date)
+
+    __table_args__ = (Index(None, "day"),)
+
+
+class DailyRollup(_DimKey, _Totals, Base):
+    """The daily summaries without the account dimension: a few hundred rows a day, so
+    totals by day, month, model, provider, service or tenant read fast over any range."""
+
+    __tablename__ = "daily_rollups"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     day: Mapped[date] = mapped_column(Date)
