@@ -8,6 +8,7 @@ skipped with a message, unless CI=true, where they fail.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from dataclasses import replace
@@ -38,6 +39,16 @@ def _pg_reachable() -> str | None:
 def _with_database(url: str, name: str) -> str:
     base, _, _ = url.rpartition("/")
     return f"{base}/{name}"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """The CLI points the root logger at CliRunner's (then closed) stderr; put it back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -34,7 +34,7 @@ from .models import IngestReject, SourceStatus, UsageEvent
 from .models.base import money_to_units
 from .normalise import Event
 from .pricing import Priced
-from .summaries import local_days_of_utc_dates, mark_dirty
+from .summaries import local_days_of_utc_hours, mark_dirty, utc_hour
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class Batch:
     rows: list[tuple]
     rejects: list[_Reject]
     stats: WriteStats
-    utc_dates: set[date]
+    utc_hours: set[int]
     newest: datetime | None
 
 
@@ -111,7 +111,7 @@ class LedgerWriter:
     dialect: str
     tz: ZoneInfo  # marks the local days a batch touched, for the summaries
     _rows: dict[str, tuple] = field(default_factory=dict)
-    _dates: set[date] = field(default_factory=set)
+    _hours: set[int] = field(default_factory=set)
     _newest: datetime | None = None
     _rejects: list[_Reject] = field(default_factory=list)
     _pending: WriteStats = field(default_factory=WriteStats)
@@ -133,7 +133,7 @@ class LedgerWriter:
             return
         rows[ev.event_id] = self._row(ev, priced, source or self.source, self._ingested)
         occurred = ev.occurred_at
-        self._dates.add(occurred.date())
+        self._hours.add(utc_hour(occurred))
         if self._newest is None or occurred > self._newest:
             self._newest = occurred
 
@@ -143,8 +143,8 @@ class LedgerWriter:
 
     def take(self) -> Batch:
         """Hand over what was collected and start afresh."""
-        batch = Batch(list(self._rows.values()), self._rejects, self._pending, self._dates, self._newest)
-        self._rows, self._rejects, self._pending, self._dates, self._newest = {}, [], WriteStats(), set(), None
+        batch = Batch(list(self._rows.values()), self._rejects, self._pending, self._hours, self._newest)
+        self._rows, self._rejects, self._pending, self._hours, self._newest = {}, [], WriteStats(), set(), None
         return batch
 
     def write(self, conn: Connection, batch: Batch) -> WriteStats:
@@ -157,7 +157,7 @@ class LedgerWriter:
             else:
                 self._write_pg(conn, batch.rows, stats)
             if stats.accepted > accepted_before:  # new events: their local days need new summaries
-                mark_dirty(conn, local_days_of_utc_dates(batch.utc_dates, self.tz), self.ingested_at)
+                mark_dirty(conn, local_days_of_utc_hours(batch.utc_hours, self.tz), self.ingested_at)
                 self._source_status(conn, stats.accepted - accepted_before, batch.newest)
         if batch.rejects:
             self._write_rejects(conn, batch.rejects, stats)

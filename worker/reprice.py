@@ -13,7 +13,7 @@ from .models import UNKNOWN, UsageEvent
 from .normalise import Event
 from .pricing import Pricer
 from .settings import Settings
-from .summaries import local_days_of_utc_dates, mark_dirty
+from .summaries import local_days_of_utc_hours, mark_dirty, utc_hour
 from .usage import range_bounds
 
 BATCH = 5000
@@ -65,8 +65,8 @@ def reprice(settings: Settings, engine: Engine, first: date, last: date) -> dict
                 conn.execute(update(ev).where(ev.id == bindparam("_id")), updates)
                 changed += len(updates)
                 ids = {u["_id"] for u in updates}
-                touched = {row.occurred_at.date() for row in rows if row.id in ids}
-                mark_dirty(conn, local_days_of_utc_dates(touched, settings.tz), clock.now())
+                touched = {utc_hour(row.occurred_at) for row in rows if row.id in ids}
+                mark_dirty(conn, local_days_of_utc_hours(touched, settings.tz), clock.now())
             last_id = rows[-1].id
     return {"from": first.isoformat(), "to": last.isoformat(), "examined": examined, "changed": changed,
             "cost_before_usd": f"{before:.10f}", "cost_after_usd": f"{after:.10f}"}

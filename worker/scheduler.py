@@ -37,6 +37,35 @@ CATCH_UP_WINDOW = timedelta(days=32)  # a monthly job missed while down still ru
 _EVERY = re.compile(r"^every\s+(\S+)$")
 
 
+class LocalCronTrigger(CronTrigger):
+    """A cron trigger in a local time zone that, like cron, runs a job with a fixed hour
+    once when the clocks go back: 02:30 on the night the hour 02:00-03:00 happens twice
+    fires at the first 02:30 only. Jobs with ``*`` (or a step) in the hour field run
+    in both hours, which are real, distinct hours."""
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        fire = super().get_next_fire_time(previous_fire_time, now)
+        while fire is not None and fire.fold and self._fixed_hour() and _is_repeated(fire):
+            fire = _next_after(super().get_next_fire_time, fire)
+        return fire
+
+    def _fixed_hour(self) -> bool:
+        hour = next(f for f in self.fields if f.name == "hour")
+        return not any(str(expr).startswith("*") for expr in hour.expressions)
+
+
+def _next_after(next_fire_time: Any, fire: datetime) -> datetime | None:
+    """The fire time after ``fire``, stepping in UTC: a local time + 1 s can land an hour
+    earlier on the night the clocks go back, and the same time would come back again."""
+    return next_fire_time(fire, fire.astimezone(UTC) + timedelta(seconds=1))
+
+
+def _is_repeated(moment: datetime) -> bool:
+    """True for the second occurrence of a local wall time repeated when the clocks go back."""
+    first = moment.replace(fold=0)
+    return first.utcoffset() != moment.utcoffset()
+
+
 def schedule_for(spec: JobSpec, settings: Settings) -> str:
     return settings.schedule.get(spec.id, spec.schedule)
 
@@ -53,7 +82,7 @@ def make_trigger(expr: str, settings: Settings, key: str) -> BaseTrigger | None:
             raise SettingsError(f"{key}: the interval must be positive")
         return IntervalTrigger(seconds=int(interval.total_seconds()), start_date=EPOCH, timezone=UTC)
     try:
-        return CronTrigger.from_crontab(expr, timezone=settings.tz)
+        return LocalCronTrigger.from_crontab(expr, timezone=settings.tz)
     except ValueError as exc:
         raise SettingsError(f"{key}: expected 'every <n>s|m|h|d', a 5-field cron expression or 'off': {exc}") from None
 
@@ -76,7 +105,7 @@ def previous_fire_time(trigger: BaseTrigger, now: datetime, lookback: timedelta)
     fire = trigger.get_next_fire_time(None, now - lookback)
     while fire is not None and fire <= now:
         found = fire
-        fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+        fire = _next_after(trigger.get_next_fire_time, fire)
     return None if found is None else found.astimezone(UTC)
 
 

@@ -281,7 +281,19 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     summ.done()
 
     sched = _Reader(top.take("schedule", dict, {}), "schedule", env)
-    schedule = {name: sched.take(name, str) for name in list(sched.table)}
+    schedule = {}
+    for name in list(sched.table):
+        entry = sched.take(name, (str, dict))
+        if isinstance(entry, dict):  # { schedule = "30 2 * * *", enabled = false }
+            job = _Reader(entry, f"schedule.{name}", None)
+            expr, enabled = job.take("schedule", str), job.take("enabled", bool, True)
+            job.done()
+            if not enabled:
+                schedule[name] = "off"
+            elif expr is not None:
+                schedule[name] = expr
+        else:
+            schedule[name] = entry
     sched.done()
 
     top.done()

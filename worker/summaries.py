@@ -14,7 +14,7 @@ a later change to a final day is recorded in ``summary_corrections``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
@@ -152,13 +152,19 @@ def recompute_month(conn: Connection, month: date, now: datetime) -> None:
 # ---------------------------------------------------------------------------- dirty days
 
 
-def local_days_of_utc_dates(utc_dates: Iterable[date], tz: ZoneInfo) -> set[date]:
-    """The local days that overlap the given UTC dates (each overlaps one or two)."""
+def utc_hour(moment: datetime) -> int:
+    """The UTC hour a moment falls in, as hours since the epoch (cheap to collect per event)."""
+    return int(moment.timestamp()) // 3600
+
+
+def local_days_of_utc_hours(hours: Iterable[int], tz: ZoneInfo) -> set[date]:
+    """The local days the given UTC hours fall on: one each in a whole-hour zone, two for an
+    hour that a :30 or :45 offset cuts at local midnight."""
     days: set[date] = set()
-    for d in utc_dates:
-        start = datetime.combine(d, time.min, tzinfo=UTC)
+    for hour in hours:
+        start = datetime.fromtimestamp(hour * 3600, UTC)
         days.add(start.astimezone(tz).date())
-        days.add((start + timedelta(days=1) - timedelta(microseconds=1)).astimezone(tz).date())
+        days.add((start + timedelta(seconds=3599)).astimezone(tz).date())
     return days
 
 

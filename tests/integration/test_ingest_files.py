@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -43,16 +42,6 @@ EVENTS = UsageEvent.__table__
 REJECTS = IngestReject.__table__
 
 # --------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI points the root logger at CliRunner's (then closed) stderr; put it back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def jsonl(*records: dict[str, Any]) -> bytes:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,12 +20,11 @@ from freezegun import freeze_time
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, func, select, update
 
 from worker import summaries, usage
 from worker.ingest import Ingestor
-from worker.models import (Base, DailySummary, DirtyDay, JobRun, MonthlySummary, SummaryCorrection, SummaryDay,
-                           UsageEvent)
+from worker.models import Base, DailySummary, MonthlySummary, SummaryCorrection, SummaryDay
 from worker.registry import registry
 from worker.scheduler import run_job
 from worker.settings import Settings
@@ -49,16 +47,6 @@ effective_from = "2025-01-01"
 MEASURES = summaries.MEASURES
 KEYS = summaries.KEYS
 _ids = itertools.count(1)
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """The CLI points the root logger at CliRunner's (then closed) stderr; put it back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -334,8 +322,7 @@ def test_the_job_recomputes_only_the_marked_days_and_clears_their_marks(engine, 
     with freeze_time(t2):
         ingest(settings, engine, tmp_path, [record(local_noon(days[1], tz), prompt=7)])
         marked = set(dirty(engine))
-        assert days[1] in marked
-        assert days[0] not in marked and days[3] not in marked and days[4] not in marked
+        assert marked == {days[1]}  # exactly the local day touched
         stats = run_summaries(settings, engine)
 
     assert stats == {"days": len(marked), "months": 1, "corrections": 1}  # only days[1] changed
@@ -349,6 +336,19 @@ def test_the_job_recomputes_only_the_marked_days_and_clears_their_marks(engine, 
         assert {r.computed_at for r in conn.execute(select(MonthlySummary))} == {t2}
     assert day_requests(engine)[days[1]] == 2
     assert summaries.verify(engine, settings, days[0], days[-1]) == []
+
+
+@pytest.mark.parametrize("tz_name, hour, expected", [
+    ("Europe/Berlin", "2026-11-20T22:00:00Z", {date(2026, 11, 20)}),   # 23:00-23:59 local
+    ("Europe/Berlin", "2026-11-20T23:00:00Z", {date(2026, 11, 21)}),   # 00:00-00:59 local
+    ("America/New_York", "2026-11-01T05:00:00Z", {date(2026, 11, 1)}),  # the repeated 01:00 hour
+    ("Asia/Kolkata", "2026-11-20T18:00:00Z", {date(2026, 11, 20), date(2026, 11, 21)}),  # 23:30-00:29
+    ("Asia/Kathmandu", "2026-11-20T17:00:00Z", {date(2026, 11, 20)}),  # 22:45-23:44
+])
+def test_ingest_marks_the_local_days_of_the_utc_hours_it_touched(tz_name, hour, expected):
+    marked = summaries.local_days_of_utc_hours({summaries.utc_hour(utc(hour) + timedelta(minutes=17))},
+                                               ZoneInfo(tz_name))
+    assert marked == expected
 
 
 def test_running_the_job_with_nothing_marked_recomputes_nothing(engine, make_settings, tmp_path):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import logging
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Any, BinaryIO, Iterator
 import orjson
 
 FINGERPRINT_LINES = {"jsonl": 1, "csv": 2}  # csv: the header is shared, add the first row
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -111,8 +114,10 @@ def _lines(fh: BinaryIO, offset: int, final: bool) -> Iterator[tuple[bytes, int]
                 return
             pos += len(line)
             yield line, pos
-    except EOFError:
-        return  # a gzip file still being written: stop at what is complete
+    except EOFError:  # a gzip file still being written, or cut short: stop at what is complete
+        logger.warning("gzip stream ends before its end marker; read up to here, more is read if it grows",
+                       extra={"action": "gzip_incomplete", "path": getattr(fh, "name", None), "offset": pos})
+        return
     except (zlib.error, gzip.BadGzipFile) as exc:
         raise CorruptFile(f"not a readable gzip file: {exc}") from None
 
