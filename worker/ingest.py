@@ -163,15 +163,23 @@ class Ingestor:
         header = file_source.first_line(path) if kind == "csv" else None
         last_offset = offset
         checkpoint = _Checkpoint(offset, position, 0, None)
+        # the per-event loop: names bound once, no per-event objects beyond the event itself
+        normalise, price, add, batch_size = normaliser.normalise, self.pricer.price, writer.add, self.batch_size
+        item = None
         try:
             with Committer() as committer:
                 for item in file_source.read_records(kind, path, offset, position, final):
-                    if item.error is not None:
+                    record = item.record
+                    if record is not None:
+                        try:
+                            ev = normalise(record)
+                        except RecordError as exc:
+                            writer.reject(location, item.position, item.raw, str(exc), format=kind, header=header)
+                        else:
+                            add(ev, price(ev))
+                    elif item.error is not None:
                         writer.reject(location, item.position, item.raw, item.error, format=kind, header=header)
-                    elif item.record is not None:
-                        self._add(writer, normaliser, item.record, location, item.position, item.raw, kind,
-                                  header)
-                    if len(writer) >= self.batch_size:
+                    if len(writer) >= batch_size:
                         checkpoint = _Checkpoint(item.end_offset, item.lines_after, item.nbytes,
                                                  file_source.tail_hash(item.raw))
                         committer.submit(self._commit_task(writer, stats, source_name, fp, path, checkpoint,
@@ -181,12 +189,12 @@ class Ingestor:
                         last_offset = item.end_offset
                         if self.should_stop():
                             break  # checkpointed: the next run resumes here
-                    else:
-                        checkpoint = _Checkpoint(item.end_offset, item.lines_after, item.nbytes, item.raw)
                 else:
                     # Read to the end (a partial last line of a growing file is not): record size and
                     # mtime so an unchanged file is skipped without reading.
-                    checkpoint = checkpoint.hashed()
+                    if item is not None:
+                        checkpoint = _Checkpoint(item.end_offset, item.lines_after, item.nbytes,
+                                                 file_source.tail_hash(item.raw))
                     complete = file_source.is_gzip(path) or checkpoint.offset >= st.st_size
                     committer.submit(self._commit_task(writer, stats, source_name, fp, path, checkpoint,
                                                        st if complete else None))
@@ -234,12 +242,7 @@ class _Checkpoint:
     offset: int
     position: int
     tail_len: int
-    tail: Any  # the last record's raw bytes, hashed only when the checkpoint is written
-
-    def hashed(self) -> _Checkpoint:
-        if isinstance(self.tail, bytes):
-            return _Checkpoint(self.offset, self.position, self.tail_len, file_source.tail_hash(self.tail))
-        return self
+    tail: str | None  # hash of the last record's bytes: a resumed file must still have them there
 
 
 class IngestError(Exception):

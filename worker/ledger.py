@@ -22,6 +22,7 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,12 +44,13 @@ COLUMNS = tuple(c.name for c in UsageEvent.__table__.columns if c.name != "id")
 _COLS_SQL = ", ".join(f'"{c}"' for c in COLUMNS)
 
 # PostgreSQL: the fast path and the exact fallback.
-PG_COPY_DIRECT = f"COPY usage_events ({_COLS_SQL}) FROM STDIN"
+# Binary COPY: the server parses no text, and the client's C dumpers write the values.
+PG_COPY_DIRECT = f"COPY usage_events ({_COLS_SQL}) FROM STDIN (FORMAT BINARY)"
 PG_STAGE_CREATE = (
     f"CREATE TEMP TABLE IF NOT EXISTS usage_events_stage AS "
     f"SELECT {_COLS_SQL} FROM usage_events WITH NO DATA"
 )
-PG_COPY_STAGE = f"COPY usage_events_stage ({_COLS_SQL}) FROM STDIN"
+PG_COPY_STAGE = f"COPY usage_events_stage ({_COLS_SQL}) FROM STDIN (FORMAT BINARY)"
 # (An event twice in one batch never reaches here: LedgerWriter.add keeps the first.)
 PG_MERGE_STAGE = (
     f"INSERT INTO usage_events ({_COLS_SQL}) "
@@ -175,6 +177,7 @@ class LedgerWriter:
                 # psycopg's own transaction() would BEGIN and COMMIT a separate one).
                 with conn.begin_nested():
                     with raw.cursor() as cur, cur.copy(PG_COPY_DIRECT) as copy:
+                        copy.set_types(PG_TYPES)
                         for row in rows:
                             copy.write_row(row)
             except _unique_violation():
@@ -187,6 +190,7 @@ class LedgerWriter:
         with raw.cursor() as cur:
             cur.execute(PG_STAGE_CREATE)
             with cur.copy(PG_COPY_STAGE) as copy:
+                copy.set_types(PG_TYPES)
                 for row in rows:
                     copy.write_row(row)
             cur.execute(PG_MERGE_STAGE)
@@ -263,6 +267,14 @@ assert COLUMNS == (
     "cost_status", "price_source", "price_effective_from", "unattributed", "model_defaulted",
     "error_message", "metadata",
 ), COLUMNS
+# The binary COPY type of each column; metadata goes as ready-made jsonb bytes.
+PG_TYPES = (
+    "text", "text", "timestamptz", "timestamptz", "text", "text", "text", "text",
+    "text", "text", "text", "int4", "int8", "int8", "int8",
+    "int8", "int8", "int4", "numeric", "numeric", "numeric",
+    "text", "text", "date", "bool", "bool",
+    "text", "bytea",
+)
 _UNATTRIBUTED = COLUMNS.index("unattributed")
 _COST = COLUMNS.index("cost_usd")
 
@@ -275,12 +287,15 @@ def _metadata_json(meta: dict[str, Any] | None) -> str | None:
     return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
 
 
-def _units_text(units: int | None) -> str | None:
-    """1e-10 USD units as NUMERIC text for COPY (exact; no Decimal on the hot path)."""
-    if units is None:
-        return None
-    whole, frac = divmod(units, 10_000_000_000)
-    return f"{whole}.{frac:010d}"
+def _units_decimal(units: int | None) -> Decimal | None:
+    """1e-10 USD units as the exact Decimal (10 places) binary COPY writes as NUMERIC."""
+    return None if units is None else Decimal(units).scaleb(-10)
+
+
+def _jsonb(meta: dict[str, Any] | None) -> bytes | None:
+    """jsonb's binary form: version 1, then the JSON text."""
+    text = _metadata_json(meta)
+    return None if text is None else b"\x01" + text.encode()
 
 
 def _pg_row(ev: Event, p: Priced, source: str, ingested_at: datetime) -> tuple:
@@ -288,9 +303,9 @@ def _pg_row(ev: Event, p: Priced, source: str, ingested_at: datetime) -> tuple:
         ev.event_id, source, ev.occurred_at, ingested_at, ev.account_id, ev.tenant_id, ev.service,
         p.provider, ev.model, ev.model_used, ev.status, ev.status_code, ev.prompt_tokens,
         ev.completion_tokens, ev.total_tokens, ev.cached_tokens, ev.reasoning_tokens, ev.latency_ms,
-        _units_text(p.cost_units), _units_text(p.computed_units), ev.cost_reported, p.cost_status, p.price_source,
-        p.price_effective_from, ev.unattributed, ev.model_defaulted, ev.error_message,
-        _metadata_json(ev.metadata),
+        _units_decimal(p.cost_units), _units_decimal(p.computed_units), ev.cost_reported, p.cost_status,
+        p.price_source, p.price_effective_from, ev.unattributed, ev.model_defaulted, ev.error_message,
+        _jsonb(ev.metadata),
     )
 
 
