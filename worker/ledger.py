@@ -23,6 +23,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
+from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -61,7 +63,12 @@ PG_STAGE_CLEAR = "TRUNCATE usage_events_stage"
 
 # SQLite.
 SQLITE_EXISTING = "SELECT event_id FROM usage_events WHERE event_id IN ({marks})"
-SQLITE_INSERT = f"INSERT OR IGNORE INTO usage_events ({_COLS_SQL}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+# Many rows per statement: one sqlite3_step (one release and re-take of the GIL) per
+# SQLITE_ROWS_PER_INSERT rows rather than per row, so parsing on the other thread does
+# not stall the writer at every row.
+SQLITE_ROWS_PER_INSERT = 200
+_SQLITE_ROW_MARKS = f"({', '.join('?' for _ in COLUMNS)})"
+SQLITE_INSERT = f"INSERT OR IGNORE INTO usage_events ({_COLS_SQL}) VALUES "
 SQLITE_MAX_VARS = 30000
 
 
@@ -214,8 +221,13 @@ class LedgerWriter:
         if existing:
             rows = [r for r in rows if r[0] not in existing]
             stats.duplicates += len(existing)
-        if rows:
-            conn.exec_driver_sql(SQLITE_INSERT, rows)
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            for start in range(0, len(rows), SQLITE_ROWS_PER_INSERT):
+                chunk = rows[start:start + SQLITE_ROWS_PER_INSERT]
+                cursor.execute(_sqlite_insert(len(chunk)), list(chain.from_iterable(chunk)))
+        finally:
+            cursor.close()
         stats.accepted += len(rows)
         stats.unattributed += sum(1 for r in rows if r[_UNATTRIBUTED])
         stats.unpriced += sum(1 for r in rows if r[_COST] is None)
@@ -257,6 +269,11 @@ def _unique_violation():
     from psycopg.errors import UniqueViolation
 
     return UniqueViolation
+
+
+@lru_cache(maxsize=4)
+def _sqlite_insert(rows: int) -> str:
+    return SQLITE_INSERT + ", ".join([_SQLITE_ROW_MARKS] * rows)
 
 
 # _pg_row and _sqlite_row build rows in this order; fail at import if the model drifts.
