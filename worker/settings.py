@@ -90,6 +90,8 @@ class Settings:
     schedule: dict[str, str] = field(default_factory=dict)
     summaries_settle: timedelta = timedelta(hours=48)
     summaries_nightly_days: int = 3
+    # kind -> configured channel (reports.channels); "file" is always there
+    channels: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     config_path: Path | None = None
 
     @property
@@ -137,7 +139,9 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
 
 
 class _Reader:
-    """Takes keys out of one TOML table, checking types; leftovers are unknown keys."""
+    """Takes keys out of one TOML table, checking types; leftovers are unknown keys.
+
+    Public as ``TableReader`` for the parts that read their own tables (channels)."""
 
     def __init__(self, table: Any, path: str, env: dict[str, str] | None):
         if not isinstance(table, dict):
@@ -191,10 +195,24 @@ class _Reader:
             raise SettingsError(f"{self.key(name)}: must be a positive integer, got {value!r}")
         return value
 
+    def secret(self, name: str, *, required: bool = False) -> str | None:
+        """A secret: only from TOKENTALLY_<KEY> or TOKENTALLY_<KEY>_FILE, never from the file."""
+        var = ENV_PREFIX + self.key(name).upper().replace(".", "_")
+        if name in self.table:
+            raise SettingsError(f"{self.key(name)}: secrets are not read from the settings file; "
+                                f"set {var} or {var}_FILE")
+        value = _Reader({}, self.path, self.env or {}).take(name, str)
+        if value is None and required:
+            raise SettingsError(f"{self.key(name)}: required; set {var} or {var}_FILE")
+        return value
+
     def done(self) -> None:
         if self.table:
             names = ", ".join(self.key(k) for k in sorted(self.table))
             raise SettingsError(f"unknown setting(s): {names}")
+
+
+TableReader = _Reader
 
 
 def _kind_name(kinds: tuple[type, ...]) -> str:
@@ -296,14 +314,30 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
             schedule[name] = entry
     sched.done()
 
+    channels = _channels(top.take("channels", dict, {}), env)
+
     top.done()
     return Settings(
         timezone=timezone, database_url=database_url, ingest_batch_size=batch_size,
         ingest_settle_seconds=settle, log_level=log_level, log_format=log_format,
         sources=sources, price_overrides=overrides, default_tier=default_tier, tiers=tiers,
         schedule=schedule, summaries_settle=timedelta(hours=settle_hours),
-        summaries_nightly_days=nightly_days, config_path=cfg,
+        summaries_nightly_days=nightly_days, channels=channels, config_path=cfg,
     )
+
+
+def _channels(raw: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """Build every configured channel (each checks its own table); the file channel always exists."""
+    from reports.channels import CHANNELS, load_channel
+
+    channels = {}
+    for kind, table in raw.items():
+        if kind not in CHANNELS:
+            raise SettingsError(f"channels.{kind}: no such channel (channels: {', '.join(sorted(CHANNELS))})")
+        channels[kind] = load_channel(kind, table, env)
+    if "file" not in channels:
+        channels["file"] = load_channel("file", {}, env)
+    return channels
 
 
 def _source(item: Any, index: int, env: dict[str, str]) -> SourceSettings:

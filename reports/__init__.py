@@ -1,0 +1,1 @@
+"""Reports and their delivery: rendering (Jinja), channels (email, Slack, webhook, file)."""

@@ -1,0 +1,76 @@
+"""Delivery channels: one module per kind, one class with ``send(target, message)``.
+
+The registry maps a kind to a dotted path and imports the class on first use
+(healthchecks' transport registry). A channel makes exactly one delivery attempt
+and raises :class:`ChannelError` when it fails; retrying, backoff and recording the
+outcome are the outbox's work (``worker.outbox``), not the channel's.
+
+Channel settings live in ``[channels.<kind>]`` of settings.toml; each class reads
+its own table in ``from_settings`` and fails with the key named (``SettingsError``).
+Secrets (SMTP password, Slack token, webhook secret) come from environment
+variables or ``*_FILE`` variables, never from the file, and are never logged.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
+
+CHANNELS: dict[str, str] = {
+    "email": "reports.channels.email.EmailChannel",
+    "slack": "reports.channels.slack.SlackChannel",
+    "webhook": "reports.channels.webhook.WebhookChannel",
+    "file": "reports.channels.file.FileChannel",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One rendered message, ready for any channel.
+
+    ``key`` is stable for the logical message (an alert in its period at a severity,
+    a report for its period): email uses it for the Message-ID, webhooks send it as
+    the delivery id, so a message sent twice can be recognised as the same one.
+    """
+
+    kind: str  # what it is about: "test", "alert.budget.account", "report.daily", ...
+    key: str
+    subject: str
+    text: str  # plain text (email text part, file channel, Slack fallback text)
+    html: str | None = None  # email HTML part
+    slack: dict[str, Any] | None = None  # Block Kit payload: {"text": ..., "blocks": [...]}
+    data: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable facts, for webhooks
+
+
+class ChannelError(Exception):
+    """A delivery failed. ``permanent``: retrying cannot help (bad address, invalid token,
+    channel not found). ``retry_after``: seconds the far end asked us to wait (429)."""
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class Channel(Protocol):
+    kind: str
+
+    def send(self, target: str, message: Message) -> str | None:
+        """Deliver ``message`` to ``target`` once; return the far end's id for it
+        (Message-ID, Slack ``ts``, file path, HTTP status), or raise ChannelError."""
+        ...
+
+
+def channel_class(kind: str) -> type:
+    try:
+        dotted = CHANNELS[kind]
+    except KeyError:
+        raise KeyError(f"no channel kind {kind!r} (kinds: {', '.join(sorted(CHANNELS))})") from None
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_channel(kind: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Channel:
+    """The channel of ``kind`` configured from its ``[channels.<kind>]`` table and the environment."""
+    return channel_class(kind).from_settings(dict(table), env)
