@@ -146,10 +146,23 @@ def run_job(spec: JobSpec, settings: Settings, engine: Engine, *, trigger: str =
     with sessions.begin() as session:
         session.execute(update(JobRun).where(JobRun.id == run.id)
                         .values(status=status, stats=stats, error=error, finished_at=finished))
+        if status == "failed":  # raised in the same transaction that records the failure
+            _raise_job_failed(session.connection(), settings, spec.id, run.id, trigger, error or "")
     run.status, run.stats, run.error, run.finished_at = status, stats, error, finished
     logger.info("job finished", extra={"action": "job_finished", "job": spec.id, "status": status,
                                        "seconds": round((finished - started).total_seconds(), 3)})
     return run
+
+
+def _raise_job_failed(conn: Any, settings: Settings, job_id: str, run_id: int, trigger: str, error: str) -> None:
+    """One ``job.failed`` alert per job and local day; a later failure that day only updates it."""
+    from .alerts import raise_alert
+
+    lines = error.strip().splitlines()
+    raise_alert(conn, settings, kind="job.failed", scope="job", scope_id=job_id,
+                period=clock.now().astimezone(settings.tz).date().isoformat(), severity="critical",
+                payload={"message": f"job {job_id} failed ({trigger} run {run_id}): {lines[-1] if lines else ''}",
+                         "run_id": run_id, "error": error[-4000:]})
 
 
 class Daemon:

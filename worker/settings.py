@@ -92,6 +92,9 @@ class Settings:
     summaries_nightly_days: int = 3
     # kind -> configured channel (reports.channels); "file" is always there
     channels: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    routes: tuple[Any, ...] = ()  # routing.Route; () means routing.DEFAULT_ROUTES
+    alerts: Any = None  # routing.AlertSettings
+    delivery: Any = None  # routing.DeliverySettings
     config_path: Path | None = None
 
     @property
@@ -315,6 +318,11 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     sched.done()
 
     channels = _channels(top.take("channels", dict, {}), env)
+    from .routing import parse_alerts, parse_delivery, parse_routes
+
+    routes = parse_routes(top.table.pop("routes", None), channels)
+    alerts = parse_alerts(top.take("alerts", dict, None), channels, env)
+    delivery = parse_delivery(top.take("notify", dict, None), env)
 
     top.done()
     return Settings(
@@ -322,7 +330,8 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
         ingest_settle_seconds=settle, log_level=log_level, log_format=log_format,
         sources=sources, price_overrides=overrides, default_tier=default_tier, tiers=tiers,
         schedule=schedule, summaries_settle=timedelta(hours=settle_hours),
-        summaries_nightly_days=nightly_days, channels=channels, config_path=cfg,
+        summaries_nightly_days=nightly_days, channels=channels, routes=routes,
+        alerts=alerts, delivery=delivery, config_path=cfg,
     )
 
 

@@ -25,6 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from freezegun import freeze_time
 from sqlalchemy import create_engine, func, select, text
 
+from tests.helpers import run_together
 from worker import db
 from worker.models import JobRun, UsageEvent
 from worker.registry import DuplicateJobError, JobContext, JobFailed, JobSpec, Registry, registry
@@ -122,7 +123,7 @@ def test_schedule_settings_override_disable_and_fail_with_the_key_named(make_set
                              'ingest = { enabled = false }\n')
     assert settings.schedule == {"summaries": "every 10m", "summaries_nightly": "0 4 * * *", "ingest": "off"}
     validate_schedule(settings)
-    with pytest.raises(SettingsError, match=r"schedule\.nightly: no such job \(jobs: ingest, summaries"):
+    with pytest.raises(SettingsError, match=r"schedule\.nightly: no such job \(jobs: ingest, notify, summaries"):
         validate_schedule(make_settings('[schedule]\nnightly = "0 3 * * *"\n'))
     with pytest.raises(SettingsError, match=r"^schedule\.summaries:"):
         validate_schedule(make_settings('[schedule]\nsummaries = "every now and then"\n'))
@@ -136,9 +137,9 @@ def test_schedule_settings_override_disable_and_fail_with_the_key_named(make_set
 def test_daemon_schedules_each_enabled_job_with_coalesce_one_instance_and_grace(make_settings, engine) -> None:
     settings = make_settings('timezone = "Europe/Berlin"\n[schedule]\nsummaries = "off"\n')
     daemon = Daemon(settings, engine)
-    assert daemon.setup() == ["ingest", "summaries_nightly"]
+    assert daemon.setup() == ["ingest", "notify", "summaries_nightly"]
     jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
-    assert set(jobs) == {"ingest", "summaries_nightly"}
+    assert set(jobs) == {"ingest", "notify", "summaries_nightly"}
     for job in jobs.values():
         assert job.coalesce is True and job.max_instances == 1
         assert job.misfire_grace_time == MISFIRE_GRACE.total_seconds()
@@ -267,25 +268,6 @@ def test_catch_up_of_a_monthly_job_and_a_scheduled_fire_of_the_same_time(make_se
 # --------------------------------------------------------------------------- replicas
 
 
-def _race(targets: list[Any]) -> None:
-    barrier = threading.Barrier(len(targets))
-    errors: list[BaseException] = []
-
-    def go(target: Any) -> None:
-        barrier.wait()
-        try:
-            target()
-        except BaseException as exc:  # surfaced below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=go, args=(t,)) for t in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert not errors, errors
-
-
 def test_two_daemons_on_one_database_run_each_scheduled_run_once(make_settings, db_url) -> None:
     settings = make_settings(NIGHTLY_BERLIN)
     engines = [db.make_engine(db_url), db.make_engine(db_url)]
@@ -295,12 +277,12 @@ def test_two_daemons_on_one_database_run_each_scheduled_run_once(make_settings, 
             for d in daemons:
                 d.setup()
             # both replicas' schedulers fire every job at the same moment
-            _race([lambda d=d, j=j: d._fire(j) for d in daemons for j in ("ingest", "summaries",
+            run_together([lambda d=d, j=j: d._fire(j) for d in daemons for j in ("ingest", "summaries",
                                                                           "summaries_nightly")])
             # and both, had they just started, would catch up nothing
             assert [d.catch_up() for d in daemons] == [[], []]
         with freeze_time("2026-11-23T02:35:00.100Z"):  # the next ingest tick, both replicas again
-            _race([lambda d=d: d._fire("ingest") for d in daemons])
+            run_together([lambda d=d: d._fire("ingest") for d in daemons])
         rows = runs(engines[0])
         fired = sorted((r.job, r.scheduled_for) for r in rows)
         assert fired == [("ingest", utc("2026-11-23T02:30:00+00:00")), ("ingest", utc("2026-11-23T02:35:00+00:00")),

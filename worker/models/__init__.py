@@ -1,12 +1,13 @@
 """The schema, split by area. Import from here."""
 
 from .accounts import Account
+from .alerts import SEVERITIES, Alert, Notification
 from .base import Base, UTCDateTime
 from .ledger import UNATTRIBUTED, UNKNOWN, IngestFile, IngestReject, SourceCursor, SourceStatus, UsageEvent
 from .runs import JobRun
 from .summaries import DailyRollup, DailySummary, DirtyDay, MonthlySummary, SummaryCorrection, SummaryDay
 
 __all__ = [
-    "Account", "Base", "DailyRollup", "DailySummary", "DirtyDay", "MonthlySummary", "SummaryCorrection", "SummaryDay", "IngestFile", "IngestReject", "JobRun", "SourceCursor", "SourceStatus", "UNATTRIBUTED",
+    "Account", "Alert", "Base", "Notification", "SEVERITIES", "DailyRollup", "DailySummary", "DirtyDay", "MonthlySummary", "SummaryCorrection", "SummaryDay", "IngestFile", "IngestReject", "JobRun", "SourceCursor", "SourceStatus", "UNATTRIBUTED",
     "UNKNOWN", "UTCDateTime", "UsageEvent",
 ]

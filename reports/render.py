@@ -1,0 +1,137 @@
+"""Messages from templates: every message is rendered here by :func:`make_message`.
+
+One Jinja2 environment over the repository's ``templates/`` directory:
+
+- ``email/<name>.subject.j2``: one line (whitespace, newlines included, collapsed);
+- ``email/<name>.txt.j2``: the plain text, also the file channel's and Slack's fallback;
+- ``email/<name>.html.j2``: the HTML part, the only templates with autoescaping on;
+- ``slack/<name>.json.j2`` (optional): a Block Kit payload ``{"text": ..., "blocks": [...]}``.
+  Write every value into it as ``{{ value | mrkdwn | tojson }}`` (or capture a mrkdwn
+  text with ``{% set %}...{% endset %}`` and ``tojson`` that), so the JSON stays valid
+  whatever the value holds.
+
+Undefined variables are errors (StrictUndefined). Filters available in every template:
+
+- ``usd``: a Decimal as dollars with 4 decimal places, rounded half-even, no
+  thousands separator: ``Decimal("12.34")`` -> ``$12.3400``, ``Decimal("-0.5")`` ->
+  ``-$0.5000``; ``usd(2)`` for cents.
+- ``utc``: an aware datetime as ``2025-06-01 14:05:09 UTC``.
+- ``mrkdwn``: ``&``, ``<`` and ``>`` escaped as Slack requires (``&amp;`` ``&lt;`` ``&gt;``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from reports.channels import Message
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+class RenderError(Exception):
+    """A template is missing, broken, uses an undefined variable, got a value a filter
+    refuses or produced invalid JSON; the message names the template."""
+
+
+def usd(value: Decimal | int | str, places: int = 4) -> str:
+    """``$12.3400``: explicit precision, half-even rounding; floats are refused (money is Decimal)."""
+    if isinstance(value, float | bool):
+        raise TypeError(f"usd: expected a Decimal, got {type(value).__name__} {value!r}")
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"usd: not an amount: {value!r}") from None
+    if not amount.is_finite():
+        raise ValueError(f"usd: not a finite amount: {value!r}")
+    text = f"{abs(amount).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN):f}"
+    return f"-${text}" if amount < 0 and Decimal(text) != 0 else f"${text}"
+
+
+def utc(value: datetime) -> str:
+    """An aware datetime in UTC, to the second; naive datetimes are refused."""
+    if value.tzinfo is None:
+        raise ValueError(f"utc: naive datetime {value!r} (the clock gives aware UTC datetimes)")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def mrkdwn(value: Any) -> str:
+    """Slack's escaping for text it parses (mrkdwn and the fallback ``text``): & < > only."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _environment(directory: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(directory),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), disabled_extensions=(),
+                                            default_for_string=False, default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(usd=usd, utc=utc, mrkdwn=mrkdwn)
+    return env
+
+
+ENV = _environment(TEMPLATES)
+
+
+def render(template: str, context: dict[str, Any]) -> str:
+    """One template (path under ``templates/``) rendered; jinja errors become RenderError."""
+    try:
+        return ENV.get_template(template).render(context)
+    except jinja2.TemplateNotFound as exc:
+        raise RenderError(f"templates/{template}: template not found ({exc.name})") from exc
+    except jinja2.TemplateSyntaxError as exc:
+        raise RenderError(f"templates/{exc.name or template}, line {exc.lineno}: {exc.message}") from exc
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"templates/{template}: {exc}") from exc
+    except (TypeError, ValueError) as exc:  # a filter refused a value (a float amount, a naive datetime)
+        raise RenderError(f"templates/{template}: {type(exc).__name__}: {exc}") from exc
+
+
+def render_slack(name: str, context: dict[str, Any]) -> dict[str, Any] | None:
+    """``slack/<name>.json.j2`` parsed, or None when there is no such template."""
+    template = f"slack/{name}.json.j2"
+    try:
+        ENV.get_template(template)
+    except jinja2.TemplateNotFound:
+        return None
+    except jinja2.TemplateError:
+        pass  # broken: render() reports it with the template named
+    text = render(template, context)
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RenderError(f"templates/{template} produced invalid JSON: {exc.msg} "
+                          f"at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("text"), str):
+        raise RenderError(f"templates/{template}: expected a JSON object with a \"text\" string")
+    return payload
+
+
+def make_message(name: str, context: dict[str, Any], *, kind: str, key: str,
+                 data: dict[str, Any] | None = None) -> Message:
+    """The message ``name`` rendered from its templates with ``context``.
+
+    ``kind`` and ``key`` are passed through to the Message (see there); ``data`` is the
+    JSON-serialisable facts for webhooks.
+    """
+    subject = " ".join(render(f"email/{name}.subject.j2", context).split())
+    if not subject:
+        raise RenderError(f"templates/email/{name}.subject.j2: rendered an empty subject")
+    return Message(
+        kind=kind,
+        key=key,
+        subject=subject,
+        text=render(f"email/{name}.txt.j2", context),
+        html=render(f"email/{name}.html.j2", context),
+        slack=render_slack(name, context),
+        data=dict(data or {}),
+    )
