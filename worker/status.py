@@ -7,7 +7,8 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from . import db
-from .models import DirtyDay, IngestReject, JobRun, SourceStatus, SummaryCorrection, UsageEvent
+from .models import (Alert, DirtyDay, IngestReject, JobRun, Notification, SourceStatus, SummaryCorrection,
+                     UsageEvent)
 from .registry import registry
 from .settings import Settings
 
@@ -40,6 +41,12 @@ def status(settings: Settings, engine: Engine) -> dict[str, Any]:
                                             .where(UsageEvent.cost_usd.is_(None))).scalar_one(),
             "days_awaiting_summary": conn.execute(select(func.count()).select_from(DirtyDay)).scalar_one(),
             "summary_corrections": conn.execute(select(func.count()).select_from(SummaryCorrection)).scalar_one(),
+            "open_alerts": conn.execute(select(func.count()).select_from(Alert)
+                                        .where(Alert.state == "open")).scalar_one(),
+            "pending_notifications": conn.execute(select(func.count()).select_from(Notification)
+                                                  .where(Notification.status.in_(("pending", "sending")))).scalar_one(),
+            "failed_notifications": conn.execute(select(func.count()).select_from(Notification)
+                                                 .where(Notification.status == "failed")).scalar_one(),
         }
     return {"database": db.display_url(settings.database_url), "schema_revision": db.current_revision(engine),
             "timezone": settings.timezone, "counts": counts, "sources": sources, "jobs": jobs}

@@ -189,6 +189,8 @@ def test_status_shows_freshness_counts_and_last_runs(cli, config, tmp_path) -> N
     assert app["newest_event_at"] == "2026-11-21T12:00:00+00:00" and app["events"] == 6
     assert after["counts"]["events"] == 6 and after["counts"]["open_rejects"] == 2
     assert after["counts"]["days_awaiting_summary"] == 2
+    assert (after["counts"]["open_alerts"], after["counts"]["pending_notifications"],
+            after["counts"]["failed_notifications"]) == (0, 0, 0)
     jobs = {j["job"]: j for j in after["jobs"]}
     assert jobs["ingest"]["last_status"] == "success" and jobs["ingest"]["last_trigger"] == "manual"
     assert jobs["summaries"]["last_status"] is None
