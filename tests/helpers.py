@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+import socket
 import threading
+from email.message import EmailMessage
 from typing import Any, Callable
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 
 def run_together(targets: list[Callable[[], Any]], timeout: float = 60) -> list[Any]:
@@ -28,3 +35,40 @@ def run_together(targets: list[Callable[[], Any]], timeout: float = 60) -> list[
     assert not errors, errors
     assert not any(t.is_alive() for t in threads), "a racing thread did not finish"
     return results
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for "connection refused", or a server that
+    cannot bind port 0 itself, like aiosmtpd's Controller)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Mailbox:
+    """aiosmtpd handler: keeps every accepted envelope; refuses the addresses in ``refuse``."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+        self.refuse: dict[str, str] = {}
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    def mails(self) -> list[EmailMessage]:
+        return [email.message_from_bytes(e.content, policy=email.policy.default)  # type: ignore[misc]
+                for e in self.envelopes]
+
+
+def start_server(mailbox: Mailbox, **smtp_kwargs: Any) -> Controller:
+    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(), **smtp_kwargs)
+    controller.start()
+    return controller

@@ -2,69 +2,20 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
-import socket
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session, SMTP
 
+from tests.helpers import Mailbox, free_port, start_server
 from reports.channels import ChannelError, Message
 from reports.channels.email import EmailChannel
 from reports.render import make_message
 from worker.settings import SettingsError
 
 HOSTILE_MODEL = "<script>alert(1)</script>"
-
-
-class Mailbox:
-    """aiosmtpd handler: keeps every accepted envelope; refuses the addresses in ``refuse``."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Envelope] = []
-        self.refuse: dict[str, str] = {}
-
-    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
-        if address in self.refuse:
-            return self.refuse[address]
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def mails(self) -> list[EmailMessage]:
-        return [email.message_from_bytes(e.content, policy=email.policy.default)  # type: ignore[misc]
-                for e in self.envelopes]
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (aiosmtpd's Controller cannot start on port 0:
-    its start-up probe connects to the configured port)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(mailbox: Mailbox, **smtp_kwargs: Any) -> Controller:
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(), **smtp_kwargs)
-    controller.start()
-    return controller
-
-
-@pytest.fixture
-def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    controller = start_server(box)
-    yield box, controller.port
-    controller.stop()
 
 
 def channel_for(port: int, **table: Any) -> EmailChannel:

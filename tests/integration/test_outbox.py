@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from freezegun import freeze_time
@@ -21,23 +21,14 @@ from worker.registry import JobSpec, registry
 from worker.scheduler import run_job
 from worker.settings import Settings, load
 
-from .test_email_channel import Mailbox, start_server
 
 TOKEN = "xoxb-test-token"
 
 
 @pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    controller = start_server(box)
-    yield box, controller.port
-    controller.stop()
-
-
-@pytest.fixture
-def settings_for(db_url: str, tmp_path: Path, smtp, httpserver):
+def settings_for(db_url: str, tmp_path: Path, mailbox, httpserver):
     """Settings with every channel pointed at the loopback servers, and the given routes."""
-    _, port = smtp
+    _, port = mailbox
 
     def make(routes: str, extra: str = "") -> Settings:
         path = tmp_path / "outbox.toml"
@@ -100,8 +91,8 @@ def notify(engine, settings) -> dict[str, Any]:
 
 
 @freeze_time("2026-11-23T10:00:00Z")
-def test_an_alert_reaches_every_channel_exactly_once(engine, settings_for, smtp, httpserver, tmp_path) -> None:
-    box, _ = smtp
+def test_an_alert_reaches_every_channel_exactly_once(engine, settings_for, mailbox, httpserver, tmp_path) -> None:
+    box, _ = mailbox
     httpserver.expect_request("/api/chat.postMessage").respond_with_handler(slack_ok)
     httpserver.expect_request("/hook").respond_with_data("ok")
     settings = settings_for(EVERYWHERE.format(hook=httpserver.url_for("/hook")))
@@ -185,8 +176,8 @@ def test_a_notification_that_keeps_failing_gives_up_after_max_attempts(engine, s
 
 
 def test_a_crash_between_send_and_record_resends_only_where_the_copy_is_recognised(
-        engine, settings_for, smtp, httpserver) -> None:
-    box, _ = smtp
+        engine, settings_for, mailbox, httpserver) -> None:
+    box, _ = mailbox
     httpserver.expect_request("/api/chat.postMessage").respond_with_handler(slack_ok)
     settings = settings_for('[[routes]]\nkinds = ["*"]\nto = ["email:admins@example.com", "slack:#llm-costs"]\n')
     with freeze_time("2026-11-23T10:00:00Z"):
@@ -217,8 +208,8 @@ def outbox_message(row: Notification):
 
 
 @freeze_time("2026-11-23T10:00:00Z")
-def test_two_notify_workers_send_each_message_once(settings_for, db_url, smtp) -> None:
-    box, _ = smtp
+def test_two_notify_workers_send_each_message_once(settings_for, db_url, mailbox) -> None:
+    box, _ = mailbox
     settings = settings_for('[[routes]]\nkinds = ["*"]\nto = ["email:admins@example.com", "file:admins"]\n')
     engines = [db.make_engine(db_url) for _ in range(2)]
     try:

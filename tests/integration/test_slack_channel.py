@@ -4,7 +4,6 @@ pointed at it with base_url for chat.postMessage, and an incoming-webhook URL on
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from pathlib import Path
 from typing import Iterator
@@ -13,6 +12,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests.helpers import free_port
 from reports.channels import ChannelError, Message, load_channel
 from reports.channels.slack import SlackChannel
 from worker.settings import SettingsError
@@ -60,12 +60,6 @@ def failure(channel: SlackChannel, target: str = "C1", msg: Message | None = Non
     err = info.value
     assert TOKEN not in str(err) and "WEBHOOKSECRETPART" not in str(err)
     return err
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)
@@ -165,7 +159,7 @@ def test_a_send_after_a_server_error_succeeds(httpserver: HTTPServer) -> None:
 
 
 def test_connection_refused_is_temporary() -> None:
-    channel = SlackChannel(token=TOKEN, base_url=f"http://127.0.0.1:{closed_port()}/api/", timeout_seconds=2)
+    channel = SlackChannel(token=TOKEN, base_url=f"http://127.0.0.1:{free_port()}/api/", timeout_seconds=2)
 
     err = failure(channel)
 
@@ -267,7 +261,7 @@ def test_webhook_rate_limit_is_temporary_with_retry_after(httpserver: HTTPServer
 
 
 def test_webhook_connection_refused_is_temporary_and_hides_the_url() -> None:
-    url = f"http://127.0.0.1:{closed_port()}{HOOK_PATH}"
+    url = f"http://127.0.0.1:{free_port()}{HOOK_PATH}"
     channel = SlackChannel(webhook_url=url, timeout_seconds=2)
 
     err = failure(channel, target="webhook")

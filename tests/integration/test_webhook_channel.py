@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import threading
 import time
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests.helpers import free_port
 from reports.channels import ChannelError, Message, load_channel
 from reports.channels.webhook import WebhookChannel
 from worker.settings import SettingsError
@@ -64,12 +64,6 @@ def failure(ch: WebhookChannel, target: str, msg: Message | None = None) -> Chan
         ch.send(target, msg or message())
     assert SECRET not in str(info.value)
     return info.value
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)
@@ -183,7 +177,7 @@ def test_errors_name_the_endpoint_without_its_path_or_query(httpserver: HTTPServ
 
 
 def test_connection_refused_is_temporary() -> None:
-    url = f"http://127.0.0.1:{closed_port()}/hooks/PATHTOKEN123"
+    url = f"http://127.0.0.1:{free_port()}/hooks/PATHTOKEN123"
 
     err = failure(channel(timeout=2), url)
 
