@@ -152,14 +152,20 @@ def _fail(engine: Engine, settings: Any, row: Any, error: str) -> None:
     with engine.begin() as conn:
         conn.execute(update(Notification).where(Notification.id == row.id).values(
             status="failed", last_error=error))
-        logger.error("notification failed", extra={"action": "delivery_failed", "notification": row.id,
-                                                   "channel": row.channel, "error": error})
-        if row.kind != "delivery.failed":  # a failed fallback does not raise another (no loops)
+    logger.error("notification failed", extra={"action": "delivery_failed", "notification": row.id,
+                                               "channel": row.channel, "error": error})
+    if row.kind == "delivery.failed":
+        return  # a failed fallback does not raise another (no loops); the log line above stays
+    try:  # after the row is recorded failed: a failure to alert must not put it back in play
+        with engine.begin() as conn:
             raise_alert(conn, settings, kind="delivery.failed", scope="channel",
-                        scope_id=f"{row.channel}:{row.target}", period=clock.now().astimezone(settings.tz).date()
-                        .isoformat(), severity="warning",
+                        scope_id=f"{row.channel}:{row.target}",
+                        period=clock.now().astimezone(settings.tz).date().isoformat(), severity="warning",
                         payload={"message": f"notification {row.id} ({row.kind}: {row.subject}) could not be "
                                             f"delivered: {error}", "notification_id": row.id})
+    except Exception:
+        logger.exception("could not raise delivery.failed", extra={"action": "alert_failed",
+                                                                   "notification": row.id})
 
 
 def retry(engine: Engine, notification_id: int) -> bool:

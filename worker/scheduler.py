@@ -146,8 +146,12 @@ def run_job(spec: JobSpec, settings: Settings, engine: Engine, *, trigger: str =
     with sessions.begin() as session:
         session.execute(update(JobRun).where(JobRun.id == run.id)
                         .values(status=status, stats=stats, error=error, finished_at=finished))
-        if status == "failed":  # raised in the same transaction that records the failure
-            _raise_job_failed(session.connection(), settings, spec.id, run.id, trigger, error or "")
+    if status == "failed":
+        try:  # after the run is recorded: a failure to alert must not lose the record
+            with engine.begin() as conn:
+                _raise_job_failed(conn, settings, spec.id, run.id, trigger, error or "")
+        except Exception:
+            logger.exception("could not raise job.failed", extra={"action": "alert_failed", "job": spec.id})
     run.status, run.stats, run.error, run.finished_at = status, stats, error, finished
     logger.info("job finished", extra={"action": "job_finished", "job": spec.id, "status": status,
                                        "seconds": round((finished - started).total_seconds(), 3)})
