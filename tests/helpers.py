@@ -13,6 +13,23 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 
+# Prices for the test models, as a user writes them in settings.toml.
+PRICES = """
+[[pricing.overrides]]
+model = "house-llm"
+input_per_mtok = "1.00"
+output_per_mtok = "2.00"
+effective_from = "2025-01-01"
+
+[[pricing.overrides]]
+model = "house-mini"
+input_per_mtok = "0.10"
+output_per_mtok = "0.40"
+cached_input_per_mtok = "0.05"
+effective_from = "2025-01-01"
+"""
+
+
 def run_together(targets: list[Callable[[], Any]], timeout: float = 60) -> list[Any]:
     """Start every target at the same moment on its own thread; their results, in order.
     An exception in any of them fails the test."""

@@ -22,27 +22,13 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select, update
 
+from tests.helpers import PRICES
 from worker import summaries, usage
 from worker.ingest import Ingestor
 from worker.models import Base, DailySummary, MonthlySummary, SummaryCorrection, SummaryDay
 from worker.registry import registry
 from worker.scheduler import run_job
 from worker.settings import Settings
-
-PRICES = """
-[[pricing.overrides]]
-model = "house-llm"
-input_per_mtok = "1.00"
-output_per_mtok = "2.00"
-effective_from = "2025-01-01"
-
-[[pricing.overrides]]
-model = "house-mini"
-input_per_mtok = "0.10"
-output_per_mtok = "0.40"
-cached_input_per_mtok = "0.05"
-effective_from = "2025-01-01"
-"""
 
 MEASURES = summaries.MEASURES
 KEYS = summaries.KEYS

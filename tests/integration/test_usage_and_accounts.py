@@ -13,21 +13,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tests.helpers import PRICES
 from worker.models import Account, UsageEvent
-
-PRICES = """
-[[pricing.overrides]]
-model = "house-llm"
-input_per_mtok = "1.00"
-output_per_mtok = "2.00"
-effective_from = "2025-01-01"
-
-[[pricing.overrides]]
-model = "house-mini"
-input_per_mtok = "0.10"
-output_per_mtok = "0.40"
-effective_from = "2025-01-01"
-"""
 
 TOTAL_FIELDS = ("requests", "errors", "timeouts", "prompt_tokens", "completion_tokens", "total_tokens",
                 "unpriced_requests")

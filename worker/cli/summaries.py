@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import date
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -34,11 +34,15 @@ def _range(ctx: typer.Context, date_from: str | None, date_to: str | None) -> tu
     return first, last
 
 
+FromDate = Annotated[Optional[str], typer.Option("--from", help="First local date (default: the ledger's first)")]
+ToDate = Annotated[Optional[str], typer.Option("--to", help="Last local date (default: the ledger's last)")]
+
+
 @summaries_app.command("rebuild")
 def rebuild(
     ctx: typer.Context,
-    date_from: Optional[str] = typer.Option(None, "--from", help="First local date (default: the ledger's first)"),
-    date_to: Optional[str] = typer.Option(None, "--to", help="Last local date (default: the ledger's last)"),
+    date_from: FromDate = None,
+    date_to: ToDate = None,
     fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
 ) -> None:
     """Recompute the summaries of every day in the range from the ledger."""
@@ -63,8 +67,8 @@ def rebuild(
 @summaries_app.command("verify")
 def verify(
     ctx: typer.Context,
-    date_from: Optional[str] = typer.Option(None, "--from", help="First local date (default: the ledger's first)"),
-    date_to: Optional[str] = typer.Option(None, "--to", help="Last local date (default: the ledger's last)"),
+    date_from: FromDate = None,
+    date_to: ToDate = None,
     fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
 ) -> None:
     """Recompute from the ledger and compare with the stored summaries; exit 1 when they differ."""
