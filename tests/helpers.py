@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import email
 import email.policy
+import itertools
+import json
 import socket
 import threading
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any, Callable
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import Engine
+
+from worker.ingest import Ingestor
+from worker.settings import Settings
 
 
 # Prices for the test models, as a user writes them in settings.toml.
@@ -89,3 +97,45 @@ def start_server(mailbox: Mailbox, **smtp_kwargs: Any) -> Controller:
     controller = Controller(mailbox, hostname="127.0.0.1", port=free_port(), **smtp_kwargs)
     controller.start()
     return controller
+
+
+# --------------------------------------------------------------------------- feeding the ledger
+
+_ids = itertools.count(1)
+
+
+def utc(text_: str) -> datetime:
+    return datetime.fromisoformat(text_.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def record(at: datetime, *, model: str = "house-llm", account: str = "a1", tenant: str | None = "t1",
+           service: str | None = "chat", status: str = "success", prompt: int = 1000, completion: int = 500,
+           cached: int | None = None, reasoning: int | None = None, latency: int | None = 250,
+           cost: str | None = None, event_id: str | None = None) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "request_id": event_id or f"ev-{next(_ids)}",
+        "timestamp": at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "user_id": account, "provider": "acme", "model": model, "status": status,
+        "prompt_tokens": prompt, "completion_tokens": completion,
+    }
+    if tenant is not None:
+        rec["tenant_id"] = tenant
+    if service is not None:
+        rec["service"] = service
+    if cached is not None:
+        rec["cached_tokens"] = cached
+    if reasoning is not None:
+        rec["reasoning_tokens"] = reasoning
+    if latency is not None:
+        rec["latency_ms"] = latency
+    if cost is not None:
+        rec["cost_usd"] = cost
+    return rec
+
+
+def ingest(settings: Settings, engine: Engine, tmp_path: Path, records: list[dict[str, Any]]) -> None:
+    path = tmp_path / f"usage-{next(_ids)}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    stats = Ingestor(settings, engine).ingest_paths([path])
+    assert stats.accepted == len(records), stats.as_dict()
+    assert stats.rejected == 0, stats.as_dict()

@@ -65,6 +65,35 @@ def import_csv(path: Path, settings: Settings, engine: Engine) -> dict[str, int]
     return {"rows": len(rows), "created": created, "updated": updated}
 
 
+def set_account(engine: Engine, settings: Settings, account_id: str, *, tier: str | None = None,
+                tenant_id: str | None = None, email: str | None = None, default_tier: bool = False) -> dict[str, Any]:
+    """Create or change one account; a new tier applies to its current windows at once
+    (limits, and blocked/warned state re-evaluated against the new limits)."""
+    from . import budgets, limits
+
+    if not account_id.strip():
+        raise AccountImportError("account_id is empty")
+    if tier is not None and tier not in settings.tiers:
+        raise AccountImportError(f"tier {tier!r} is not configured (tiers: {', '.join(settings.tiers) or 'none'})")
+    now = clock.now()
+    changes: dict[str, Any] = {k: v for k, v in (("tier", tier), ("tenant_id", tenant_id), ("email", email))
+                               if v is not None}
+    if default_tier:
+        changes["tier"] = None
+    with engine.begin() as conn:
+        conn.execute(insert_ignore(conn.dialect.name, Account, ["account_id"]),
+                     {"account_id": account_id, "tenant_id": None, "tier": None, "email": None,
+                      "created_at": now, "updated_at": now})
+        if changes:
+            conn.execute(update(Account).where(Account.account_id == account_id).values(**changes, updated_at=now))
+        retiered = limits.apply_tier(conn, settings, account_id, now)
+        evaluated = budgets.evaluate(conn, settings, now, account_id=account_id)
+        row = conn.execute(select(Account).where(Account.account_id == account_id)).one()
+    return {"account_id": row.account_id, "tenant_id": row.tenant_id, "tier": row.tier or settings.default_tier,
+            "tier_source": "account" if row.tier else "default", "email": row.email,
+            "windows_updated": retiered, "unblocked": evaluated.unblocked, "blocked": evaluated.blocked}
+
+
 def list_accounts(engine: Engine, settings: Settings) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(select(Account).order_by(Account.account_id)).all()

@@ -44,6 +44,7 @@ class JobSpec:
     func: JobFunc
     schedule: str  # default; settings [schedule] overrides
     description: str
+    after: tuple[str, ...] = ()  # the daemon also runs this job right after each run of these
 
 
 @dataclass
@@ -74,13 +75,14 @@ class Registry:
     def __init__(self) -> None:
         self._jobs: dict[str, JobSpec] = {}
 
-    def register(self, job_id: str, *, schedule: str, description: str) -> Callable[[JobFunc], JobFunc]:
+    def register(self, job_id: str, *, schedule: str, description: str,
+                 after: tuple[str, ...] = ()) -> Callable[[JobFunc], JobFunc]:
         def decorator(func: JobFunc) -> JobFunc:
             if job_id in self._jobs:
                 raise DuplicateJobError(
                     f"job id {job_id!r} registered twice ({self._jobs[job_id].func.__module__} "
                     f"and {func.__module__})")
-            self._jobs[job_id] = JobSpec(job_id, func, schedule, description)
+            self._jobs[job_id] = JobSpec(job_id, func, schedule, description, tuple(after))
             return func
 
         return decorator
@@ -91,6 +93,10 @@ class Registry:
             return self._jobs[job_id]
         except KeyError:
             raise KeyError(f"no job named {job_id!r} (jobs: {', '.join(sorted(self._jobs))})") from None
+
+    def followers(self, job_id: str) -> list[JobSpec]:
+        """The jobs that run right after ``job_id`` (``after=``)."""
+        return [spec for spec in self.all() if job_id in spec.after]
 
     def all(self) -> list[JobSpec]:
         load_jobs()

@@ -217,8 +217,21 @@ class Daemon:
             return
         spec = registry.get(job_id)
         scheduled_for = latest_fire_time(self._triggers[job_id], clock.now(), MISFIRE_GRACE)
-        run_job(spec, self.settings, self.engine, trigger="schedule", scheduled_for=scheduled_for,
-                stop=self.stop)
+        if run_job(spec, self.settings, self.engine, trigger="schedule", scheduled_for=scheduled_for,
+                   stop=self.stop) is None:
+            return  # another replica has this run, and runs what follows it
+        for follower in registry.followers(job_id):
+            if self.stop.is_set():
+                break
+            if self.schedule_of(follower.id) is None:
+                continue
+            # claimed like a scheduled run of the same time: once across replicas
+            run_job(follower, self.settings, self.engine, trigger=f"after:{job_id}", scheduled_for=scheduled_for,
+                    stop=self.stop)
+
+    def schedule_of(self, job_id: str) -> BaseTrigger | None:
+        """The job's trigger; None when its schedule is "off" (then it does not follow other jobs either)."""
+        return self._triggers.get(job_id)
 
     def _signal(self, signum: int, _frame: Any) -> None:
         if self.stop.is_set():

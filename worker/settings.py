@@ -76,6 +76,18 @@ class TierSettings:
 
 
 @dataclass(frozen=True)
+class BudgetSettings:
+    """System-wide daily cost thresholds (the current local day, every account) and what they do."""
+
+    system_warning_usd: Decimal | None = Decimal("10")
+    system_critical_usd: Decimal | None = Decimal("50")
+    system_emergency_usd: Decimal | None = Decimal("200")
+    kill_switch: bool = True  # emergency turns the kill switch on
+    projection: bool = True  # warn when the pace would cross a hard limit before the window resets
+    keep_rate_windows: timedelta = timedelta(days=2)  # history of minute/hour windows
+
+
+@dataclass(frozen=True)
 class Settings:
     timezone: str = "UTC"
     database_url: str = "sqlite:///var/tokentally.db"
@@ -87,6 +99,7 @@ class Settings:
     price_overrides: tuple[PriceOverride, ...] = ()
     default_tier: str | None = None
     tiers: dict[str, TierSettings] = field(default_factory=dict)
+    budgets: BudgetSettings = field(default_factory=BudgetSettings)
     schedule: dict[str, str] = field(default_factory=dict)
     summaries_settle: timedelta = timedelta(hours=48)
     summaries_nightly_days: int = 3
@@ -294,6 +307,8 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     if default_tier is not None and default_tier not in tiers:
         raise SettingsError(f"default_tier: {default_tier!r} is not a tier (tiers: {', '.join(tiers) or 'none'})")
 
+    budgets = _budgets(_Reader(top.take("budgets", dict, {}), "budgets", env))
+
     summ = _Reader(top.take("summaries", dict, {}), "summaries", env)
     settle_hours = summ.take("settle_hours", int, 48)
     if settle_hours < 0:
@@ -329,6 +344,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
         timezone=timezone, database_url=database_url, ingest_batch_size=batch_size,
         ingest_settle_seconds=settle, log_level=log_level, log_format=log_format,
         sources=sources, price_overrides=overrides, default_tier=default_tier, tiers=tiers,
+        budgets=budgets,
         schedule=schedule, summaries_settle=timedelta(hours=settle_hours),
         summaries_nightly_days=nightly_days, channels=channels, routes=routes,
         alerts=alerts, delivery=delivery, config_path=cfg,
@@ -408,6 +424,35 @@ def _override(item: Any, index: int) -> PriceOverride:
     return ov
 
 
+def _budgets(r: _Reader) -> BudgetSettings:
+    default = BudgetSettings()
+    levels = {}
+    for level in ("warning", "critical", "emergency"):
+        name = f"system_{level}_usd"
+        value = r.take(name, (str, int, float), None)
+        if value is None:
+            levels[name] = getattr(default, name)
+        elif value == "off":
+            levels[name] = None
+        else:
+            try:
+                amount = Decimal(str(value))
+            except InvalidOperation:
+                amount = Decimal("NaN")
+            if not amount.is_finite() or amount <= 0:
+                raise SettingsError(f"{r.key(name)}: expected an amount more than 0 (or \"off\"), got {value!r}")
+            levels[name] = amount
+    set_levels = [v for v in levels.values() if v is not None]
+    if set_levels != sorted(set_levels):
+        raise SettingsError(f"{r.key('system_warning_usd')}: the thresholds must rise: warning <= critical <= emergency")
+    keep = r.take("keep_rate_windows", str, None)
+    budgets = BudgetSettings(
+        **levels, kill_switch=r.take("kill_switch", bool, True), projection=r.take("projection", bool, True),
+        keep_rate_windows=parse_duration(keep, r.key("keep_rate_windows")) if keep else default.keep_rate_windows)
+    r.done()
+    return budgets
+
+
 def _tier(name: str, body: Any) -> TierSettings:
     r = _Reader(body, f"tiers.{name}", None)
     action = r.take("action", str, "warn")
@@ -426,5 +471,8 @@ def _tier(name: str, body: Any) -> TierSettings:
         requests_per_month=r.positive_int("requests_per_month"),
         warn_at=tuple(float(x) for x in sorted(warn_at)),
     )
+    for key in ("daily_cost_usd", "monthly_cost_usd"):
+        if getattr(tier, key) == 0:  # a 0 limit blocks everything (the seeds' NaN bug); leave it out for none
+            raise SettingsError(f"{r.key(key)}: must be more than 0 (leave it out for no limit)")
     r.done()
     return tier

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from . import db
+from . import budgets, clock, db, limits
 from .models import (Alert, DirtyDay, IngestReject, JobRun, Notification, SourceStatus, SummaryCorrection,
                      UsageEvent)
 from .registry import registry
@@ -47,9 +47,14 @@ def status(settings: Settings, engine: Engine) -> dict[str, Any]:
                                                   .where(Notification.status.in_(("pending", "sending")))).scalar_one(),
             "failed_notifications": conn.execute(select(func.count()).select_from(Notification)
                                                  .where(Notification.status == "failed")).scalar_one(),
+            "blocked_accounts": len(limits.blocked_accounts(conn, clock.now())),
         }
+        switch = budgets.kill_switch(conn)
     return {"database": db.display_url(settings.database_url), "schema_revision": db.current_revision(engine),
-            "timezone": settings.timezone, "counts": counts, "sources": sources, "jobs": jobs}
+            "timezone": settings.timezone,
+            "kill_switch": {"active": True, "reason": switch.reason, "since": _iso(switch.changed_at),
+                            "by": switch.changed_by} if switch else {"active": False},
+            "counts": counts, "sources": sources, "jobs": jobs}
 
 
 def _source_row(name: str, kind: str | None, enabled: bool | None, row: Any) -> dict[str, Any]:

@@ -123,7 +123,7 @@ def test_schedule_settings_override_disable_and_fail_with_the_key_named(make_set
                              'ingest = { enabled = false }\n')
     assert settings.schedule == {"summaries": "every 10m", "summaries_nightly": "0 4 * * *", "ingest": "off"}
     validate_schedule(settings)
-    with pytest.raises(SettingsError, match=r"schedule\.nightly: no such job \(jobs: ingest, notify, summaries"):
+    with pytest.raises(SettingsError, match=r"schedule\.nightly: no such job \(jobs: budgets, ingest, limits, notify, summaries"):
         validate_schedule(make_settings('[schedule]\nnightly = "0 3 * * *"\n'))
     with pytest.raises(SettingsError, match=r"^schedule\.summaries:"):
         validate_schedule(make_settings('[schedule]\nsummaries = "every now and then"\n'))
@@ -137,9 +137,9 @@ def test_schedule_settings_override_disable_and_fail_with_the_key_named(make_set
 def test_daemon_schedules_each_enabled_job_with_coalesce_one_instance_and_grace(make_settings, engine) -> None:
     settings = make_settings('timezone = "Europe/Berlin"\n[schedule]\nsummaries = "off"\n')
     daemon = Daemon(settings, engine)
-    assert daemon.setup() == ["ingest", "notify", "summaries_nightly"]
+    assert daemon.setup() == ["budgets", "ingest", "limits", "notify", "summaries_nightly"]
     jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
-    assert set(jobs) == {"ingest", "notify", "summaries_nightly"}
+    assert set(jobs) == {"budgets", "ingest", "limits", "notify", "summaries_nightly"}
     for job in jobs.values():
         assert job.coalesce is True and job.max_instances == 1
         assert job.misfire_grace_time == MISFIRE_GRACE.total_seconds()
@@ -285,10 +285,11 @@ def test_two_daemons_on_one_database_run_each_scheduled_run_once(make_settings, 
             run_together([lambda d=d: d._fire("ingest") for d in daemons])
         rows = runs(engines[0])
         fired = sorted((r.job, r.scheduled_for) for r in rows)
-        assert fired == [("ingest", utc("2026-11-23T02:30:00+00:00")), ("ingest", utc("2026-11-23T02:35:00+00:00")),
+        assert fired == [("budgets", utc("2026-11-23T02:30:00+00:00")), ("budgets", utc("2026-11-23T02:35:00+00:00")),
+                         ("ingest", utc("2026-11-23T02:30:00+00:00")), ("ingest", utc("2026-11-23T02:35:00+00:00")),
                          ("summaries", utc("2026-11-23T02:30:00+00:00")),
                          ("summaries_nightly", utc("2026-11-23T02:30:00+00:00"))]
-        assert all(r.status == "success" and r.trigger == "schedule" for r in rows)
+        assert all(r.status == "success" and r.trigger in ("schedule", "after:ingest") for r in rows)
     finally:
         for e in engines:
             e.dispose()

@@ -6,7 +6,6 @@ called directly (``run_job``) rather than through the scheduler thread.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, time, timedelta
@@ -22,9 +21,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select, update
 
-from tests.helpers import PRICES
+from tests.helpers import PRICES, ingest, record, utc
 from worker import summaries, usage
-from worker.ingest import Ingestor
 from worker.models import Base, DailySummary, MonthlySummary, SummaryCorrection, SummaryDay
 from worker.registry import registry
 from worker.scheduler import run_job
@@ -32,7 +30,6 @@ from worker.settings import Settings
 
 MEASURES = summaries.MEASURES
 KEYS = summaries.KEYS
-_ids = itertools.count(1)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -42,45 +39,8 @@ def config(tz: str = "UTC", extra: str = "") -> str:
     return f'timezone = "{tz}"\n{extra}\n{PRICES}'
 
 
-def utc(text_: str) -> datetime:
-    return datetime.fromisoformat(text_.replace("Z", "+00:00")).astimezone(UTC)
-
-
 def local_noon(day: date, tz: str) -> datetime:
     return datetime.combine(day, time(12), tzinfo=ZoneInfo(tz)).astimezone(UTC)
-
-
-def record(at: datetime, *, model: str = "house-llm", account: str = "a1", tenant: str | None = "t1",
-           service: str | None = "chat", status: str = "success", prompt: int = 1000, completion: int = 500,
-           cached: int | None = None, reasoning: int | None = None, latency: int | None = 250,
-           cost: str | None = None, event_id: str | None = None) -> dict[str, Any]:
-    rec: dict[str, Any] = {
-        "request_id": event_id or f"ev-{next(_ids)}",
-        "timestamp": at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "user_id": account, "provider": "acme", "model": model, "status": status,
-        "prompt_tokens": prompt, "completion_tokens": completion,
-    }
-    if tenant is not None:
-        rec["tenant_id"] = tenant
-    if service is not None:
-        rec["service"] = service
-    if cached is not None:
-        rec["cached_tokens"] = cached
-    if reasoning is not None:
-        rec["reasoning_tokens"] = reasoning
-    if latency is not None:
-        rec["latency_ms"] = latency
-    if cost is not None:
-        rec["cost_usd"] = cost
-    return rec
-
-
-def ingest(settings: Settings, engine: Engine, tmp_path: Path, records: list[dict[str, Any]]) -> None:
-    path = tmp_path / f"usage-{next(_ids)}.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    stats = Ingestor(settings, engine).ingest_paths([path])
-    assert stats.accepted == len(records), stats.as_dict()
-    assert stats.rejected == 0, stats.as_dict()
 
 
 def run_summaries(settings: Settings, engine: Engine, job: str = "summaries", **options: Any) -> dict[str, Any]:

@@ -29,6 +29,28 @@ def import_(
     emit_object(result, fmt, title="accounts import")
 
 
+@accounts_app.command("set")
+def set_(
+    ctx: typer.Context,
+    account_id: str = typer.Argument(..., help="The account (created if new)"),
+    tier: str = typer.Option(None, "--tier", help="A tier from settings.toml [tiers]"),
+    default: bool = typer.Option(False, "--default-tier", help="Forget the account's own tier: default_tier applies"),
+    tenant: str = typer.Option(None, "--tenant", help="Tenant id"),
+    email: str = typer.Option(None, "--email", help="Contact email"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+) -> None:
+    """Create or change one account; a new tier takes effect in its current windows at once."""
+    if tier is not None and default:
+        fail("give --tier or --default-tier, not both")
+    st = state(ctx)
+    try:
+        result = accounts_mod.set_account(st.engine(), st.settings(), account_id, tier=tier, tenant_id=tenant,
+                                          email=email, default_tier=default)
+    except accounts_mod.AccountImportError as exc:
+        fail(str(exc))
+    emit_object(result, fmt, title="account")
+
+
 @accounts_app.command("list")
 def list_(
     ctx: typer.Context,

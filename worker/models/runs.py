@@ -18,7 +18,7 @@ class JobRun(Base):
     job: Mapped[str] = mapped_column(String(100))
     # The fire time a scheduled run belongs to; unique per job so replicas claim it once.
     scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    trigger: Mapped[str] = mapped_column(String(16))  # schedule | manual | catch-up
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | manual | catch-up | after:<job>
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(12))  # running | success | failed

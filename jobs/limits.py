@@ -1,0 +1,34 @@
+"""The limits job (windows roll over, usage refreshed) and the budgets job (tiers enforced, alerts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker import budgets, limits
+from worker.registry import JobContext, job
+
+
+@job("limits", schedule="every 1m",
+     description="Roll expired rate-limit/budget windows over, create windows, refresh their usage from the ledger")
+def limits_job(ctx: JobContext) -> dict[str, Any]:
+    if ctx.dry_run:
+        with ctx.engine.connect() as conn:
+            return {"dry_run": True, "open_windows": len(limits.open_windows(conn, ctx.now(), limits.KIND_LIMITS))}
+    with ctx.engine.begin() as conn:
+        return limits.sync(conn, ctx.settings, ctx.now()).as_dict()
+
+
+@job("budgets", schedule="every 5m", after=("ingest",),
+     description="Compare accounts' day/month usage with their tiers (warn, block, alert) and the system "
+                 "thresholds (kill switch); also runs after each ingest")
+def budgets_job(ctx: JobContext) -> dict[str, Any]:
+    now = ctx.now()
+    if ctx.dry_run:
+        with ctx.engine.connect() as conn:
+            day, cost = budgets.system_cost(conn, ctx.settings, now)
+            return {"dry_run": True, "day": day, "system_cost_usd": str(cost),
+                    "kill_switch": budgets.kill_switch(conn) is not None}
+    with ctx.engine.begin() as conn:
+        synced = limits.sync(conn, ctx.settings, now)
+        result = budgets.evaluate(conn, ctx.settings, now)
+    return {**result.as_dict(), "sync": synced.as_dict()}

@@ -1,0 +1,210 @@
+"""The gate apps check before calling an LLM.
+
+    from worker import gate
+
+    decision = gate.check("user-42")
+    if not decision.can_call:
+        raise QuotaExceeded(decision.reason, decision.reset_at)
+    ... call the LLM ...
+    gate.record("user-42", tokens=usage.total_tokens)   # optional: live rate limiting
+
+``check`` is false when the kill switch is on, one of the account's windows is
+blocked (a ``block`` tier over its budget), or a request limit for the current
+minute/hour/day/month is used up. It never relies on the limits job having run on
+time: a window whose ``reset_at`` has passed counts as reset. Unattributed usage
+is never limited. The module-level functions use the settings from
+``TOKENTALLY_CONFIG`` (or ./settings.toml) and their own engine; pass ``session=``
+(a SQLAlchemy session on the tokentally database) to run inside your transaction,
+or build a :class:`Gate` with explicit settings and engine.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+
+from . import clock, limits
+from .budgets import fraction_used, kill_switch
+from .models import UNATTRIBUTED
+from .settings import Settings
+
+REASONS = {
+    "ok": "within every limit",
+    "over_soft_limit": "over a budget whose tier only warns or alerts: calls go on",
+    "budget_exhausted": "a hard (block) budget is used up until the window resets",
+    "blocked": "the window is blocked until it resets",
+    "rate_limited": "the request limit of a window is used up until it resets",
+    "kill_switch": "the system-wide kill switch is on (an operator must clear it)",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    can_call: bool
+    reason: str  # one of REASONS
+    remaining_requests: int | None  # None: not limited
+    remaining_tokens: int | None
+    remaining_cost_usd: Decimal | None
+    reset_at: datetime | None  # when can_call turns true again, or when the tightest window resets
+    account_id: str = ""
+    tier: str | None = None
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"account_id": self.account_id, "tier": self.tier, "can_call": self.can_call,
+                "reason": self.reason, "detail": self.detail, "remaining_requests": self.remaining_requests,
+                "remaining_tokens": self.remaining_tokens,
+                "remaining_cost_usd": None if self.remaining_cost_usd is None else str(self.remaining_cost_usd),
+                "reset_at": self.reset_at.isoformat() if self.reset_at else None}
+
+
+@dataclass(frozen=True)
+class WindowView:
+    """One window as the gate sees it: the stored row, or a fresh one if none is in force."""
+
+    kind: str
+    period: str
+    window_start: datetime
+    reset_at: datetime
+    used_requests: int
+    used_tokens: int
+    used_cost_usd: Decimal
+    limit_requests: int | None
+    limit_tokens: int | None
+    limit_cost_usd: Decimal | None
+    action: str | None
+    state: str
+    blocked_until: datetime | None
+    stored: bool
+
+    def remaining(self, used: Any, limit: Any) -> Any:
+        return None if limit is None else max(limit - used, 0)
+
+
+def windows(conn: Connection, settings: Settings, account_id: str, now: datetime) -> list[WindowView]:
+    """The account's windows in force now, every kind its tier keeps."""
+    tier = limits.tier_of(conn, settings, account_id)
+    stored = limits.current_windows(conn, account_id, now)
+    views = []
+    for kind in limits.KIND_LIMITS:
+        w = stored.get(kind)
+        if w is not None:
+            views.append(WindowView(kind, w.period, w.window_start, w.reset_at, w.used_requests, w.used_tokens,
+                                    w.used_cost_usd, w.limit_requests, w.limit_tokens, w.limit_cost_usd,
+                                    w.action, w.state, w.blocked_until, True))
+        elif kind in limits.kinds_for(tier):
+            b = limits.bounds(kind, now, settings.tz)
+            lim = limits.limits_for(tier, kind)
+            views.append(WindowView(kind, b.period, b.start, b.reset_at, 0, 0, Decimal(0), lim.requests,
+                                    lim.tokens, lim.cost_usd, tier.action if tier else None, "ok", None, False))
+    return views
+
+
+def decide(conn: Connection, settings: Settings, account_id: str | None, now: datetime | None = None) -> Decision:
+    now = now or clock.now()
+    account_id = account_id or UNATTRIBUTED
+    tier = limits.tier_of(conn, settings, account_id)
+    tier_name = tier.name if tier else None
+    switch = kill_switch(conn)
+    if switch is not None:
+        return Decision(False, "kill_switch", 0, 0, Decimal(0), None, account_id, tier_name,
+                        f"kill switch on since {switch.changed_at.isoformat()} ({switch.changed_by}): {switch.reason}")
+    views = windows(conn, settings, account_id, now)
+    remaining_requests = _least(v.remaining(v.used_requests, v.limit_requests) for v in views)
+    remaining_tokens = _least(v.remaining(v.used_tokens, v.limit_tokens) for v in views)
+    remaining_cost = _least(v.remaining(v.used_cost_usd, v.limit_cost_usd) for v in views)
+    refusals: list[tuple[str, datetime, str]] = []  # (reason, until, detail)
+    soft: list[str] = []
+    for v in views:
+        if v.state == "blocked" and (v.blocked_until is None or v.blocked_until > now):
+            refusals.append(("blocked", v.blocked_until or v.reset_at, f"{v.kind} {v.period} blocked"))
+        if v.limit_requests is not None and v.used_requests >= v.limit_requests:
+            refusals.append(("rate_limited", v.reset_at,
+                             f"{v.used_requests} of {v.limit_requests} requests this {v.kind}"))
+        fraction = fraction_used(v)
+        if fraction is not None and fraction >= 1:
+            detail = f"{v.kind} {v.period} budget used ({fraction:.0%})"
+            if v.action == "block":
+                refusals.append(("budget_exhausted", v.reset_at, detail))
+            else:
+                soft.append(f"{detail}; tier action {v.action}")
+    common = (remaining_requests, remaining_tokens, remaining_cost)
+    if refusals:
+        order = ["blocked", "budget_exhausted", "rate_limited"]
+        reason = min((r for r, _, _ in refusals), key=order.index)
+        until = max(u for _, u, _ in refusals)  # every refusal must have lifted
+        return Decision(False, reason, *common, until, account_id, tier_name, "; ".join(d for _, _, d in refusals))
+    limited = [v.reset_at for v in views if v.limit_requests or v.limit_tokens or v.limit_cost_usd]
+    if soft:
+        return Decision(True, "over_soft_limit", *common, min(limited) if limited else None, account_id,
+                        tier_name, "; ".join(soft))
+    detail = "unattributed usage is never limited" if account_id == UNATTRIBUTED else (
+        "no limits" if tier is None else REASONS["ok"])
+    return Decision(True, "ok", *common, min(limited) if limited else None, account_id, tier_name, detail)
+
+
+def _least(values: Any) -> Any:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+class Gate:
+    """check/record against one tokentally database."""
+
+    def __init__(self, settings: Settings, engine: Engine):
+        self.settings = settings
+        self.engine = engine
+
+    def check(self, account_id: str | None, *, session: Any = None) -> Decision:
+        if session is not None:
+            return decide(session.connection(), self.settings, account_id)
+        with self.engine.connect() as conn:
+            return decide(conn, self.settings, account_id)
+
+    def record(self, account_id: str | None, *, requests: int = 1, tokens: int = 0,
+               cost_usd: Decimal | int | str = 0, session: Any = None) -> Decision:
+        """Count a call now (atomic ``used = used + n`` in every window in force); returns the new decision.
+        With ``session=`` it is part of the caller's transaction and counts once that commits."""
+        account_id = account_id or UNATTRIBUTED
+        now = clock.now()
+        if session is not None:
+            conn = session.connection()
+            limits.record(conn, self.settings, account_id, now, requests=requests, tokens=tokens,
+                          cost_usd=Decimal(cost_usd))
+            return decide(conn, self.settings, account_id, now)
+        with self.engine.begin() as conn:
+            limits.record(conn, self.settings, account_id, now, requests=requests, tokens=tokens,
+                          cost_usd=Decimal(cost_usd))
+        with self.engine.connect() as conn:
+            return decide(conn, self.settings, account_id, now)
+
+
+_default: Gate | None = None
+_lock = threading.Lock()
+
+
+def default_gate() -> Gate:
+    """A gate on the configured database (TOKENTALLY_CONFIG / ./settings.toml and TOKENTALLY_* env)."""
+    global _default
+    with _lock:
+        if _default is None:
+            from . import db
+            from .settings import load
+
+            settings = load()
+            _default = Gate(settings, db.make_engine(settings.database_url))
+        return _default
+
+
+def check(account_id: str | None, *, session: Any = None) -> Decision:
+    return default_gate().check(account_id, session=session)
+
+
+def record(account_id: str | None, *, requests: int = 1, tokens: int = 0, cost_usd: Decimal | int | str = 0,
+           session: Any = None) -> Decision:
+    return default_gate().record(account_id, requests=requests, tokens=tokens, cost_usd=cost_usd, session=session)

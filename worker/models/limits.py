@@ -1,0 +1,74 @@
+"""Rate-limit and budget windows per account, and system-wide state (the kill switch)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Float, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, Id, Json, Money, UTCDateTime
+
+WINDOW_KINDS = ("minute", "hour", "day", "month")
+
+
+class LimitWindow(Base):
+    """One account's usage in one window (minute, hour, local day, local month).
+
+    ``used_*`` is what counts against the limits: the larger of what the ledger holds
+    for the window (``ledger_*``, refreshed by the limits job) and what apps recorded
+    at call time through ``worker.gate.record`` (``live_*``), so calls recorded live
+    are not counted twice once their events are ingested. A window is current while
+    ``closed_at`` is NULL; the limits job closes it at ``reset_at`` (a conditional
+    update) and the next window starts at zero. Limits are copied from the account's
+    tier; NULL means that measure is not limited (never 0).
+    """
+
+    __tablename__ = "limit_windows"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10))  # minute | hour | day | month
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    reset_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    period: Mapped[str] = mapped_column(String(20))  # local label: 2026-11-23, 2026-11, 2026-11-23T14, ...
+    tier: Mapped[str | None] = mapped_column(String(100))  # None: no tier, nothing limited
+    action: Mapped[str | None] = mapped_column(String(10))  # the tier's warn | block | alert
+    limit_requests: Mapped[int | None] = mapped_column(BigInteger)
+    limit_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    limit_cost_usd: Mapped[Decimal | None] = mapped_column(Money)
+    ledger_requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    ledger_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    ledger_cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    live_requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    live_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    live_cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    used_requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    state: Mapped[str] = mapped_column(String(10), default="ok")  # ok | warned | blocked
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    warned_level: Mapped[float | None] = mapped_column(Float)  # the highest warning level raised
+    projected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when a projected overrun was raised
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("account_id", "kind", "window_start"),
+                      Index(None, "kind", "closed_at"), Index(None, "reset_at"))
+
+
+class SystemState(Base):
+    """Named system-wide switches, e.g. ``kill_switch``: on until an operator clears it."""
+
+    __tablename__ = "system_state"
+
+    key: Mapped[str] = mapped_column(String(60), primary_key=True)
+    active: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
+    period: Mapped[str | None] = mapped_column(String(40))  # the local day it was set or cleared for
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    changed_by: Mapped[str] = mapped_column(String(200))  # budgets | operator:<name>
+    data: Mapped[dict[str, Any]] = mapped_column(Json)
