@@ -353,6 +353,8 @@ def test_system_thresholds_escalate_and_the_kill_switch_holds_until_cleared(sett
             assert (decision.can_call, decision.reason) == (False, "kill_switch")
         status = orjson.loads(cli("killswitch", "status", "--format", "json", config=config).stdout)
         assert status["active"] and status["changed_by"] == "budgets" and status["system_cost_usd"] == "250.0000000000"
+        overall = orjson.loads(cli("status", "--format", "json", config=config).stdout)
+        assert overall["kill_switch"]["active"] is True and "emergency threshold" in overall["kill_switch"]["reason"]
 
         result = cli("killswitch", "clear", config=config)
         assert result.exit_code == 0 and "not set again automatically for 2026-11-23" in result.stdout
@@ -414,6 +416,20 @@ def test_the_gate_gives_every_reason(settings, engine, tmp_path) -> None:
     assert seen["blocked"].reset_at == utc("2026-11-23T23:00:00Z")
 
 
+@freeze_time("2026-11-23T10:00:00Z")
+def test_record_inside_the_callers_transaction_counts_only_if_it_commits(settings, engine) -> None:
+    from sqlalchemy.orm import Session
+
+    g = Gate(settings, engine)
+    with Session(engine) as session:
+        assert g.record("st-1", tokens=400, session=session).remaining_tokens == 9600  # seen inside
+        session.rollback()
+    assert g.check("st-1").remaining_tokens == 10000
+    with Session(engine) as session, session.begin():
+        g.record("st-1", tokens=400, session=session)
+    assert g.check("st-1").remaining_tokens == 9600
+
+
 def test_a_tier_change_applies_to_the_current_windows_at_once(settings, engine, tmp_path, cli) -> None:
     config = tmp_path / "cli.toml"
     config.write_text(TIERS, encoding="utf-8")
@@ -437,6 +453,12 @@ def test_a_tier_change_applies_to_the_current_windows_at_once(settings, engine, 
             ("day", 150000, 500000), ("month", 150000, None)]
         table = cli("limits", "show", "lb-1", config=config).stdout
         assert "150,000 / 500,000" in table and "gate: can call" in table
+
+        feed(settings, engine, tmp_path, "st-1", utc("2026-11-23T09:00:00Z"), tokens=9000)
+        run(settings, engine, "budgets")
+        listed = orjson.loads(cli("limits", "list", "--warned", "--format", "json", config=config).stdout)
+        assert [(r["account_id"], r["used_pct"], r["state"]) for r in listed] == [("st-1", 90.0, "warned")]
+        assert cli("limits", "list", "--kind", "week", config=config).exit_code == 1
 
 
 def test_the_account_limits_view_for_apps_in_other_languages(settings, engine) -> None:
