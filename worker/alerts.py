@@ -130,8 +130,9 @@ def enqueue(conn: Connection, message: Any, channel: str, target: str, now: date
     result = conn.execute(insert_ignore(conn.dialect.name, Notification, ["channel", "target", "key"]).values(
         key=message.key, alert_id=alert_id, kind=message.kind, channel=channel, target=target,
         subject=message.subject[:500], body_text=message.text, body_html=message.html, slack=message.slack,
-        data=_jsonable(message.data), status="pending", attempts=0, created_at=now, next_attempt_at=now))
-    return result.rowcount
+        data=_jsonable(message.data), inline=getattr(message, "inline", None) or None, status="pending",
+        attempts=0, created_at=now, next_attempt_at=now).returning(Notification.id))
+    return len(result.all())  # (psycopg's rowcount is not always set for a large INSERT ... ON CONFLICT)
 
 
 def _alert_dict(alert: Any) -> dict[str, Any]:

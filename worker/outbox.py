@@ -101,7 +101,7 @@ def deliver_pending(engine: Engine, settings: Any, *, limit: int = 100,
             stats.failed += 1
             continue
         message = Message(kind=row.kind, key=row.key, subject=row.subject, text=row.body_text, html=row.body_html,
-                          slack=row.slack, data=row.data or {})
+                          slack=row.slack, data=row.data or {}, inline=row.inline or {})
         try:
             external_id = channel.send(row.target, message)
         except ChannelError as exc:

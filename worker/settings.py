@@ -88,6 +88,15 @@ class BudgetSettings:
 
 
 @dataclass(frozen=True)
+class ReportSettings:
+    archive_dir: str = "var/reports"
+    top_accounts: int = 10
+    base_url: str | None = None  # where the archive is served (links in Slack/email)
+    # tenant -> ("channel", "target") contacts that receive that tenant's own reports
+    tenants: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Settings:
     timezone: str = "UTC"
     database_url: str = "sqlite:///var/tokentally.db"
@@ -100,6 +109,7 @@ class Settings:
     default_tier: str | None = None
     tiers: dict[str, TierSettings] = field(default_factory=dict)
     budgets: BudgetSettings = field(default_factory=BudgetSettings)
+    reports: ReportSettings = field(default_factory=ReportSettings)
     schedule: dict[str, str] = field(default_factory=dict)
     summaries_settle: timedelta = timedelta(hours=48)
     summaries_nightly_days: int = 3
@@ -338,6 +348,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     routes = parse_routes(top.table.pop("routes", None), channels)
     alerts = parse_alerts(top.take("alerts", dict, None), channels, env)
     delivery = parse_delivery(top.take("notify", dict, None), env)
+    reports = _reports(_Reader(top.take("reports", dict, {}), "reports", env), channels)
 
     top.done()
     return Settings(
@@ -347,7 +358,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
         budgets=budgets,
         schedule=schedule, summaries_settle=timedelta(hours=settle_hours),
         summaries_nightly_days=nightly_days, channels=channels, routes=routes,
-        alerts=alerts, delivery=delivery, config_path=cfg,
+        alerts=alerts, delivery=delivery, reports=reports, config_path=cfg,
     )
 
 
@@ -422,6 +433,20 @@ def _override(item: Any, index: int) -> PriceOverride:
     )
     r.done()
     return ov
+
+
+def _reports(r: _Reader, channels: dict[str, Any]) -> ReportSettings:
+    from .routing import parse_targets
+
+    tenants_raw = r.take("tenants", dict, {})
+    tenants = {str(tenant): parse_targets(items, channels, f"{r.key('tenants')}.{tenant}")
+               for tenant, items in tenants_raw.items()}
+    base_url = r.take("base_url", str, None)
+    reports = ReportSettings(archive_dir=r.take("archive_dir", str, "var/reports"),
+                             top_accounts=r.positive_int("top_accounts", 10),
+                             base_url=base_url.rstrip("/") if base_url else None, tenants=tenants)
+    r.done()
+    return reports
 
 
 def _budgets(r: _Reader) -> BudgetSettings:

@@ -101,19 +101,21 @@ def range_bounds(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datet
     return local_day_bounds(first, tz)[0], local_day_bounds(last, tz)[1]
 
 
-def usage(conn: Connection, tz: ZoneInfo, first: date, last: date, by: str) -> list[UsageRow]:
+def usage(conn: Connection, tz: ZoneInfo, first: date, last: date, by: str,
+          tenant: str | None = None) -> list[UsageRow]:
     """Totals from the summaries, and from the ledger for the days whose summaries are
-    out of date (marked dirty), so the figures always equal the ledger's."""
+    out of date (marked dirty), so the figures always equal the ledger's.
+    ``tenant``: only that tenant's usage."""
     if by not in GROUPS:
         raise ValueError(f"--by must be one of {', '.join(GROUPS)}")
     from .summaries import dirty_days
 
     dirty = sorted(dirty_days(conn, first, last))
     totals: dict[str | None, UsageRow] = {}
-    for row in _from_summaries(conn, first, last, by, dirty):
+    for row in _from_summaries(conn, first, last, by, dirty, tenant):
         _merge(totals, row)
     for run_first, run_last in _runs(dirty):
-        for row in usage_from_ledger(conn, tz, run_first, run_last, by):
+        for row in usage_from_ledger(conn, tz, run_first, run_last, by, tenant):
             _merge(totals, row)
     return [totals[k] for k in sorted(totals, key=lambda k: (k is None, k or ""))]
 
@@ -138,7 +140,8 @@ def _merge(totals: dict[str | None, UsageRow], row: UsageRow) -> None:
         setattr(have, name, getattr(have, name) + getattr(row, name))
 
 
-def _from_summaries(conn: Connection, first: date, last: date, by: str, skip: list[date]) -> list[UsageRow]:
+def _from_summaries(conn: Connection, first: date, last: date, by: str, skip: list[date],
+                    tenant: str | None = None) -> list[UsageRow]:
     from .models import DailyRollup, DailySummary
 
     # Totals that do not need the account read the much smaller rollup.
@@ -154,6 +157,8 @@ def _from_summaries(conn: Connection, first: date, last: date, by: str, skip: li
              .group_by(key_col))
     if skip:
         query = query.where(ds.day.not_in(skip))
+    if tenant is not None:
+        query = query.where(ds.tenant_id == tenant)
     rows = []
     for k, *values in conn.execute(query):
         if by == "day":
@@ -172,7 +177,8 @@ def _row(key: str | None, values: list[Any]) -> UsageRow:
                     int(completion or 0), int(total or 0), Decimal(cost or 0), int(unpriced or 0))
 
 
-def usage_from_ledger(conn: Connection, tz: ZoneInfo, first: date, last: date, by: str) -> list[UsageRow]:
+def usage_from_ledger(conn: Connection, tz: ZoneInfo, first: date, last: date, by: str,
+                      tenant: str | None = None) -> list[UsageRow]:
     """The same totals straight from the ledger (for days whose summaries are not current)."""
     start, end = range_bounds(first, last, tz)
     ev = UsageEvent
@@ -197,4 +203,6 @@ def usage_from_ledger(conn: Connection, tz: ZoneInfo, first: date, last: date, b
         .group_by(key)
         .order_by(key)
     )
+    if tenant is not None:
+        query = query.where(ev.tenant_id == tenant)
     return [_row(k, values) for k, *values in conn.execute(query)]

@@ -41,6 +41,11 @@ class Message:
     html: str | None = None  # email HTML part
     slack: dict[str, Any] | None = None  # Block Kit payload: {"text": ..., "blocks": [...]}
     data: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable facts, for webhooks
+    # Images shown inside the HTML part: content-id -> path of the image file. The HTML
+    # refers to each as ``<img src="cid:<content-id>">``; email (and the file channel's
+    # .eml) attach them inline, read from disk when the mail is built. Other channels
+    # ignore them.
+    inline: dict[str, str] = field(default_factory=dict)
 
 
 class ChannelError(Exception):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import dataclasses
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -11,6 +13,7 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session, SMTP
 
 from tests.helpers import Mailbox, free_port, start_server
 from reports.channels import ChannelError, Message
+from reports.chart import daily_cost_png
 from reports.channels.email import EmailChannel
 from reports.render import make_message
 from worker.settings import SettingsError
@@ -175,3 +178,58 @@ def test_bad_settings_fail_naming_the_key(table: dict[str, Any], env: dict[str, 
     with pytest.raises(SettingsError, match=error) as info:
         EmailChannel.from_settings(table, env)
     assert "hunter2" not in str(info.value)
+
+
+def chart_file(tmp_path: Path) -> Path:
+    path = tmp_path / "chart.png"
+    path.write_bytes(daily_cost_png([(date(2026, 11, 21), Decimal("1.5")), (date(2026, 11, 22), Decimal("2.25"))],
+                                    title="Daily cost, USD", highlight={date(2026, 11, 22)}))
+    return path
+
+
+def test_an_inline_image_arrives_in_a_related_part_with_its_content_id_and_bytes(mailbox, tmp_path: Path):
+    box, port = mailbox
+    chart = chart_file(tmp_path)
+    message = Message(kind="report.daily", key="report:daily:2026-11-22", subject="Daily report",
+                      text="Total cost: $3.75\n", html='<p>Total cost</p><img src="cid:chart" alt="chart">',
+                      inline={"chart": str(chart)})
+    message_id = channel_for(port).send("admin@example.com", message)
+
+    mail = box.mails()[0]
+    assert mail["Message-ID"] == message_id == "<report.daily.2026-11-22@example.com>"
+    assert mail.get_content_type() == "multipart/alternative"
+    text, related = mail.get_payload()  # type: ignore[misc]
+    assert text.get_content().replace("\r\n", "\n") == message.text
+    assert related.get_content_type() == "multipart/related"
+    html, image = related.get_payload()
+    assert html.get_content_type() == "text/html"
+    assert 'src="cid:chart"' in html.get_content()
+    assert image.get_content_type() == "image/png"
+    assert image["Content-ID"] == "<chart>"
+    assert image.get_content_disposition() == "inline"
+    assert image.get_content() == chart.read_bytes()
+    assert mail.get_body(("html",)) is not None and mail.get_body(("plain",)) is not None
+
+
+def test_a_report_email_carries_its_chart_inline(mailbox, tmp_path: Path):
+    from tests.unit.test_report_render import report_context, sample_report
+    box, port = mailbox
+    chart = chart_file(tmp_path)
+    message = make_message("report", report_context(sample_report()), kind="report.daily", key="report:daily:1")
+    message = dataclasses.replace(message, inline={"chart": str(chart)})
+    channel_for(port).send("admin@example.com", message)
+    mail = box.mails()[0]
+    images = [part for part in mail.walk() if part.get_content_maintype() == "image"]
+    assert [(i["Content-ID"], i.get_content()) for i in images] == [("<chart>", chart.read_bytes())]
+    assert 'src="cid:chart"' in mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+
+
+def test_a_missing_inline_image_is_a_permanent_error_naming_the_path(mailbox, tmp_path: Path):
+    box, port = mailbox
+    missing = tmp_path / "gone.png"
+    message = Message(kind="report.daily", key="r", subject="s", text="t", html='<img src="cid:chart">',
+                      inline={"chart": str(missing)})
+    with pytest.raises(ChannelError, match=f"cannot read {missing}") as info:
+        channel_for(port).send("admin@example.com", message)
+    assert info.value.permanent
+    assert box.envelopes == []

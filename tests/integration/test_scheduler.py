@@ -123,7 +123,8 @@ def test_schedule_settings_override_disable_and_fail_with_the_key_named(make_set
                              'ingest = { enabled = false }\n')
     assert settings.schedule == {"summaries": "every 10m", "summaries_nightly": "0 4 * * *", "ingest": "off"}
     validate_schedule(settings)
-    with pytest.raises(SettingsError, match=r"schedule\.nightly: no such job \(jobs: budgets, ingest, limits, notify, summaries"):
+    with pytest.raises(SettingsError, match=r"schedule\.nightly: no such job \(jobs: budgets, daily_report, ingest, "
+                                            r"limits, monthly_report, notify, summaries"):
         validate_schedule(make_settings('[schedule]\nnightly = "0 3 * * *"\n'))
     with pytest.raises(SettingsError, match=r"^schedule\.summaries:"):
         validate_schedule(make_settings('[schedule]\nsummaries = "every now and then"\n'))
@@ -137,9 +138,11 @@ def test_schedule_settings_override_disable_and_fail_with_the_key_named(make_set
 def test_daemon_schedules_each_enabled_job_with_coalesce_one_instance_and_grace(make_settings, engine) -> None:
     settings = make_settings('timezone = "Europe/Berlin"\n[schedule]\nsummaries = "off"\n')
     daemon = Daemon(settings, engine)
-    assert daemon.setup() == ["budgets", "ingest", "limits", "notify", "summaries_nightly"]
+    assert daemon.setup() == ["budgets", "daily_report", "ingest", "limits", "monthly_report", "notify",
+                              "summaries_nightly", "weekly_report"]
     jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
-    assert set(jobs) == {"budgets", "ingest", "limits", "notify", "summaries_nightly"}
+    assert set(jobs) == {"budgets", "daily_report", "ingest", "limits", "monthly_report", "notify",
+                         "summaries_nightly", "weekly_report"}
     for job in jobs.values():
         assert job.coalesce is True and job.max_instances == 1
         assert job.misfire_grace_time == MISFIRE_GRACE.total_seconds()
@@ -211,7 +214,9 @@ def test_a_scheduled_run_is_claimed_once(make_settings, engine) -> None:
 
 # Not 02:30: freezegun's datetimes lose ``fold``, and APScheduler's cron search then never
 # gets past the 02:30 that happens twice on 2026-10-25 (the DST cases above run unfrozen).
-NIGHTLY_BERLIN = 'timezone = "Europe/Berlin"\n[schedule]\nsummaries_nightly = "30 3 * * *"\n'
+# the catch-up tests are about summaries_nightly alone: the other cron jobs (reports) are off
+OTHER_CRON_OFF = 'daily_report = "off"\nweekly_report = "off"\nmonthly_report = "off"\n'
+NIGHTLY_BERLIN = 'timezone = "Europe/Berlin"\n[schedule]\nsummaries_nightly = "30 3 * * *"\n' + OTHER_CRON_OFF
 
 
 def test_catch_up_runs_a_missed_daily_job_once(make_settings, engine) -> None:
@@ -253,7 +258,8 @@ def test_catch_up_after_days_down_runs_only_the_latest_missed_time(make_settings
 
 
 def test_catch_up_of_a_monthly_job_and_a_scheduled_fire_of_the_same_time(make_settings, engine) -> None:
-    settings = make_settings('timezone = "America/New_York"\n[schedule]\nsummaries_nightly = "0 6 1 * *"\n')
+    settings = make_settings('timezone = "America/New_York"\n[schedule]\nsummaries_nightly = "0 6 1 * *"\n'
+                             + OTHER_CRON_OFF)
     first_of_month = utc("2026-11-01T06:00:00-05:00")
     with freeze_time("2026-11-20T12:00:00Z"):
         d = Daemon(settings, engine)

@@ -5,10 +5,11 @@ from .alerts import SEVERITIES, Alert, Notification
 from .base import Base, UTCDateTime
 from .limits import WINDOW_KINDS, LimitWindow, SystemState
 from .ledger import UNATTRIBUTED, UNKNOWN, IngestFile, IngestReject, SourceCursor, SourceStatus, UsageEvent
+from .reports import Report
 from .runs import JobRun
 from .summaries import DailyRollup, DailySummary, DirtyDay, MonthlySummary, SummaryCorrection, SummaryDay
 
 __all__ = [
-    "Account", "Alert", "Base", "Notification", "SEVERITIES", "DailyRollup", "DailySummary", "DirtyDay", "MonthlySummary", "SummaryCorrection", "SummaryDay", "IngestFile", "IngestReject", "JobRun", "LimitWindow", "SystemState", "WINDOW_KINDS", "SourceCursor", "SourceStatus", "UNATTRIBUTED",
+    "Account", "Alert", "Base", "Notification", "SEVERITIES", "DailyRollup", "DailySummary", "DirtyDay", "MonthlySummary", "SummaryCorrection", "SummaryDay", "IngestFile", "IngestReject", "JobRun", "Report", "LimitWindow", "SystemState", "WINDOW_KINDS", "SourceCursor", "SourceStatus", "UNATTRIBUTED",
     "UNKNOWN", "UTCDateTime", "UsageEvent",
 ]

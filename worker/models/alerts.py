@@ -58,6 +58,7 @@ class Notification(Base):
     body_html: Mapped[str | None] = mapped_column(Text)
     slack: Mapped[dict[str, Any] | None] = mapped_column(Json)
     data: Mapped[dict[str, Any]] = mapped_column(Json)
+    inline: Mapped[dict[str, Any] | None] = mapped_column(Json)  # content-id -> file (email images)
     status: Mapped[str] = mapped_column(String(12))  # pending | sending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
