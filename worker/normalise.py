@@ -92,7 +92,7 @@ class Event:
 class _Plan:
     """For one key set: the present keys that feed each canonical field, and the extras."""
 
-    __slots__ = ("single", "multi", "extras", "has_metadata")
+    __slots__ = ("single", "multi", "extras", "has_metadata", "direct")
 
     def __init__(self, record_keys: tuple[str, ...]):
         present = set(record_keys)
@@ -107,6 +107,9 @@ class _Plan:
         self.multi = tuple(multi)  # several present: the first non-empty wins
         self.extras = tuple(k for k in record_keys if k not in KNOWN_KEYS)
         self.has_metadata = "metadata" in present
+        # Every field under its canonical name (the canonical log format): the record is read
+        # as it is, null and "" being absent there too, without gathering the values first.
+        self.direct = not multi and all(canon == key for canon, key in single)
 
 
 class Normaliser:
@@ -129,15 +132,18 @@ class Normaliser:
             if not isinstance(record, dict):
                 raise RecordError(f"not a JSON object (got {_type_name(record)})")
         plan = self._plan(record)
-        # null and "" are absent; where several keys are present the canonical, then aliases in order
-        values = {name: v for name, key in plan.single if (v := record[key]) is not None and v != ""}
-        for name, keys in plan.multi:
-            for key in keys:
-                value = record[key]
-                if value is not None and value != "":
-                    values[name] = value
-                    break
-        get = values.get
+        if plan.direct:  # below, every value read through get() treats "" as absent, like null
+            get = record.get
+        else:
+            # null and "" are absent; where several keys are present the canonical, then aliases in order
+            values = {name: v for name, key in plan.single if (v := record[key]) is not None and v != ""}
+            for name, keys in plan.multi:
+                for key in keys:
+                    value = record[key]
+                    if value is not None and value != "":
+                        values[name] = value
+                        break
+            get = values.get
 
         metadata = _metadata(record["metadata"]) if plan.has_metadata else None
         if plan.extras:
@@ -148,7 +154,7 @@ class Normaliser:
                     metadata[key] = value
 
         raw_ts = get("occurred_at")
-        if raw_ts is None:
+        if raw_ts is None or raw_ts == "":
             raise RecordError("no timestamp (occurred_at, timestamp, created_at, createdAt, ts or time)")
         occurred_at = parse_timestamp(raw_ts)
 
@@ -175,6 +181,8 @@ class Normaliser:
         model = raw_model or defaults.get("model") or UNKNOWN
         status_code = _int_or_none(get("status_code"))
         status = get("status")
+        if status == "":
+            status = None
         ev = Event(  # positional, in field order (the hot path)
             "",  # event_id, set below
             occurred_at,
@@ -226,15 +234,9 @@ def content_id(ev: Event) -> str:
 
 def parse_timestamp(value: Any) -> datetime:
     """ISO 8601 (offset, Z or naive = UTC), PostgreSQL text, epoch seconds or milliseconds."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, bool):
-        raise RecordError(f"unparseable timestamp {value!r}")
-    elif isinstance(value, (int, float, Decimal)):
-        moment = _from_epoch(float(value), value)
-    elif isinstance(value, str):
+    if isinstance(value, str):  # the common case, first
         text = value.strip()
-        if len(text) >= 10 and text[4] == "-":  # ISO 8601 / PostgreSQL text: the common case
+        if len(text) >= 10 and text[4] == "-":  # ISO 8601 / PostgreSQL text
             try:
                 moment = datetime.fromisoformat(text)
             except ValueError:
@@ -243,6 +245,12 @@ def parse_timestamp(value: Any) -> datetime:
             moment = _from_epoch(float(text), value)
         else:
             raise RecordError(f"unparseable timestamp {value!r}")
+    elif isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, bool):
+        raise RecordError(f"unparseable timestamp {value!r}")
+    elif isinstance(value, (int, float, Decimal)):
+        moment = _from_epoch(float(value), value)
     else:
         raise RecordError(f"unparseable timestamp {value!r}")
     tz = moment.tzinfo
@@ -273,7 +281,7 @@ def _from_epoch(number: float, raw: Any) -> datetime:
 def _tokens(value: Any, name: str) -> int | None:
     if type(value) is int and 0 <= value < MAX_TOKENS:  # the common case, first
         return value
-    if value is None:
+    if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise RecordError(f"{name} is not a number: {value!r}")
@@ -297,7 +305,7 @@ def _tokens(value: Any, name: str) -> int | None:
 
 
 def _cost(value: Any) -> Decimal | None:
-    if value is None:
+    if value is None or value == "":
         return None
     if isinstance(value, bool) or isinstance(value, (dict, list)):
         raise RecordError(f"cost_usd is not a number: {value!r}")
@@ -366,7 +374,7 @@ def _no_nul(text: str) -> str:
 
 
 def _error(value: Any) -> str | None:
-    if value is None:
+    if value is None or value == "":
         return None
     if isinstance(value, (dict, list)):
         return _no_nul(orjson.dumps(value).decode())
