@@ -169,9 +169,11 @@ class Ingestor:
         # the per-event loop: names bound once, no per-event objects beyond the event itself
         normalise, price, add, batch_size = normaliser.normalise, self.pricer.price, writer.add, self.batch_size
         item = None
+        seen = 0  # items since the last batch: the writer holds at most as many
         try:
             with Committer(resource=self.engine.connect) as committer:
                 for item in file_source.read_records(kind, path, offset, position, final):
+                    seen += 1
                     record = item.record
                     if record is not None:
                         try:
@@ -182,7 +184,8 @@ class Ingestor:
                             add(ev, price(ev))
                     elif item.error is not None:
                         writer.reject(location, item.position, item.raw, item.error, format=kind, header=header)
-                    if len(writer) >= batch_size:
+                    if seen >= batch_size and len(writer) >= batch_size:
+                        seen = 0
                         checkpoint = _Checkpoint(item.end_offset, item.lines_after, item.nbytes,
                                                  file_source.tail_hash(item.raw))
                         committer.submit(self._commit_task(writer, stats, source_name, fp, path, checkpoint,

@@ -346,6 +346,7 @@ _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _PG_EPOCH_DAY = date(2000, 1, 1).toordinal()
 _MICROSECOND = timedelta(microseconds=1)
 _pack_len = struct.Struct(">i").pack
+_pack_jsonb_head = struct.Struct(">ib").pack  # length, jsonb version 1
 _pack_int4 = struct.Struct(">ii").pack  # length 4, value
 _pack_int8 = struct.Struct(">iq").pack  # length 8, value
 _pack_tokens = struct.Struct(">iqiqiqiqiq").pack  # the five int8 token counts, with their lengths
@@ -410,9 +411,9 @@ def pg_jsonb(meta: dict[str, Any] | None) -> bytes:
     if not meta:
         return _NULL
     data = orjson.dumps(meta, default=str)
-    if b"\\u0000" in data:
+    if b"\\" in data and b"\\u0000" in data:  # (one byte is found much faster than six)
         data = data.replace(b"\\u0000", b"\\ufffd")
-    return _pack_len(len(data) + 1) + b"\x01" + data
+    return _pack_jsonb_head(len(data) + 1, 1) + data
 
 
 def pg_timestamptz(moment: datetime) -> bytes:

@@ -56,7 +56,10 @@ WIDTHS = {"event_id": 200, "account_id": 200, "tenant_id": 200, "service": 200,
 
 EPOCH_MS_THRESHOLD = 100_000_000_000  # larger epoch numbers are milliseconds
 MAX_TOKENS = 10**15  # no call has a quadrillion tokens; beyond this a count is garbage (and overflows BIGINT)
+INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1  # status_code and latency_ms columns
 MAX_COST = Decimal(10**9)  # USD for one call; NUMERIC(20,10) holds < 10^10
+_WIDE = min(WIDTHS.values())  # a value no longer than this fits any column
+DIMS_CACHE_SIZE = 20_000  # distinct (account, tenant, service, provider, model, model used) remembered
 
 
 class RecordError(ValueError):
@@ -117,6 +120,9 @@ class Normaliser:
         self.defaults = dict(defaults or {})
         self.namespace = namespace
         self._plans: dict[tuple[str, ...], _Plan] = {}
+        # The descriptive fields of a record (account, tenant, service, provider, model, model
+        # used) repeat from one record to the next: each distinct combination is worked out once.
+        self._dims: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def _plan(self, record: Mapping[str, Any]) -> _Plan:
         keys = tuple(record)
@@ -172,27 +178,43 @@ class Normaliser:
         if total is None:
             total = prompt + completion
 
-        defaults = self.defaults
-        account = _text(get("account_id"))
-        service = _text(get("service"))
-        if service is None and metadata is not None:
-            service = _text(metadata.get("service"))
-        raw_model = _text(get("model"))
-        model = raw_model or defaults.get("model") or UNKNOWN
+        raw_dims = (get("account_id"), get("tenant_id"), get("service"), get("provider"), get("model"),
+                    get("model_used"))
+        try:
+            dims = self._dims.get(raw_dims)
+        except TypeError:  # a list or an object among them
+            dims = None
+        if dims is None:
+            dims = self._resolve_dims(raw_dims)
+            # Only text is remembered: 1, 1.0 and True are equal keys but different text.
+            if all(type(v) is str or v is None for v in raw_dims):
+                if len(self._dims) >= DIMS_CACHE_SIZE:
+                    self._dims.clear()
+                self._dims[raw_dims] = dims
+        account, tenant, service, provider, model, model_used, unattributed, model_defaulted, fits = dims
+        if service is None:
+            if metadata is not None:
+                service = _text(metadata.get("service"))
+            service = service or self.defaults.get("service")
+            if service is not None and len(service) > _WIDE:
+                fits = False
         status_code = _int_or_none(get("status_code"))
         status = get("status")
         if status == "":
             status = None
+        status_word = (type(status) is str and STATUS_WORDS.get(status)) or _status(status, status_code)
+        if status_code is not None and not INT4_MIN <= status_code <= INT4_MAX:
+            status_code = None  # no HTTP status; the column is a 4-byte integer (the status word is kept)
         ev = Event(  # positional, in field order (the hot path)
             "",  # event_id, set below
             occurred_at,
-            account or defaults.get("account_id") or UNATTRIBUTED,
-            _text(get("tenant_id")) or defaults.get("tenant_id"),
-            service or defaults.get("service"),
-            _text(get("provider")) or defaults.get("provider"),
+            account,
+            tenant,
+            service,
+            provider,
             model,
-            _text(get("model_used")) or model,
-            (type(status) is str and STATUS_WORDS.get(status)) or _status(status, status_code),
+            model_used,
+            status_word,
             status_code,
             prompt,
             completion,
@@ -203,11 +225,12 @@ class Normaliser:
             cost,
             _error(get("error_message")),
             metadata,
-            account is None and "account_id" not in defaults,  # unattributed
-            raw_model is None,  # model_defaulted
+            unattributed,
+            model_defaulted,
             split_known,  # token_split_known
         )
-        _fit_widths(ev)
+        if not fits:
+            _fit_widths(ev)
         raw_id = get("event_id")
         raw_id = _text(raw_id) if not isinstance(raw_id, (dict, list)) else None
         if raw_id:
@@ -217,6 +240,24 @@ class Normaliser:
         if len(ev.event_id) > WIDTHS["event_id"]:
             ev.event_id = "h:" + hashlib.sha256(ev.event_id.encode()).hexdigest()[:40]
         return ev
+
+
+    def _resolve_dims(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
+        """account, tenant, service (None: see the metadata and defaults), provider, model, model used,
+        unattributed, model defaulted, and whether they all fit their columns."""
+        defaults = self.defaults
+        account, tenant, service, provider, raw_model, model_used = (_text(v) for v in raw)
+        model = raw_model or defaults.get("model") or UNKNOWN
+        values = (
+            account or defaults.get("account_id") or UNATTRIBUTED,
+            tenant or defaults.get("tenant_id"),
+            service,
+            provider or defaults.get("provider"),
+            model,
+            model_used or model,
+        )
+        fits = all(v is None or len(v) <= _WIDE for v in values)
+        return (*values, account is None and "account_id" not in defaults, raw_model is None, fits)
 
 
 def content_id(ev: Event) -> str:
@@ -395,14 +436,7 @@ def _metadata(value: Any) -> dict[str, Any] | None:
     return {"value": value}
 
 
-_WIDE = min(WIDTHS.values())
-
-
 def _fit_widths(ev: Event) -> None:
-    if (len(ev.account_id) <= _WIDE and len(ev.model) <= _WIDE and len(ev.model_used) <= _WIDE
-            and len(ev.service or "") <= _WIDE and len(ev.tenant_id or "") <= _WIDE
-            and len(ev.provider or "") <= _WIDE):
-        return  # the common case: nothing near a column width
     for name, width in WIDTHS.items():
         value = getattr(ev, name)
         if value is not None and len(value) > width:
