@@ -55,7 +55,8 @@ class Committer:
 
     def __init__(self, name: str = "ledger-committer", resource: Callable[[], Any] | None = None):
         self._queue: queue.Queue = queue.Queue(maxsize=1)
-        self._error: BaseException | None = None
+        self._error: BaseException | None = None  # to raise in the caller (once)
+        self._failed = False  # for good: once a commit failed, no later one may run
         self._resource = resource
         self._stopped = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -71,7 +72,8 @@ class Committer:
                 with self._resource() as res:
                     self._loop(res)
             except BaseException as exc:  # opening or closing the resource failed
-                if self._error is None:
+                if not self._failed:
+                    self._failed = True
                     self._error = exc
                 if not self._stopped:
                     self._loop(None)  # drain: nothing more is committed after an error
@@ -84,10 +86,11 @@ class Committer:
             if task is _STOP:
                 self._stopped = True
                 return
-            if self._error is None:  # after a failure, drain without committing anything more
+            if not self._failed:  # after a failure, drain without committing anything more
                 try:
                     task() if self._resource is None else task(res)
                 except BaseException as exc:  # handed to the caller by submit()/close()
+                    self._failed = True
                     self._error = exc
 
     def _raise(self) -> None:

@@ -350,6 +350,8 @@ _pack_jsonb_head = struct.Struct(">ib").pack  # length, jsonb version 1
 _pack_int4 = struct.Struct(">ii").pack  # length 4, value
 _pack_int8 = struct.Struct(">iq").pack  # length 8, value
 _pack_tokens = struct.Struct(">iqiqiqiqiq").pack  # the five int8 token counts, with their lengths
+_pack_tokens_latency = struct.Struct(">iqiqiqiqiqii").pack  # and latency_ms (int4)
+_pack_two_int8 = struct.Struct(">iqiq").pack  # occurred_at, ingested_at
 _BOOLS = {(a, b): struct.pack(">i?i?", 1, a, 1, b) for a in (False, True) for b in (False, True)}
 MONEY_SCALE = 10  # NUMERIC(20,10): amounts are integers of 1e-10 USD
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
@@ -428,7 +430,7 @@ class PgRowEncoder:
     """Events as binary COPY tuples for ``usage_events`` (COLUMNS order)."""
 
     def __init__(self, ingested_at: datetime):
-        self._ingested = pg_timestamptz(ingested_at)
+        self._ingested_us = (ingested_at - _PG_EPOCH) // _MICROSECOND
         self._texts: dict[str | None, bytes] = {None: _NULL}
         self._dates: dict[date | None, bytes] = {None: _NULL}
 
@@ -457,8 +459,7 @@ class PgRowEncoder:
             _FIELD_COUNT,
             pg_text(ev.event_id),
             cached(source) or text(source),
-            _pack_int8(8, (ev.occurred_at - _PG_EPOCH) // _MICROSECOND),
-            self._ingested,
+            _pack_two_int8(8, (ev.occurred_at - _PG_EPOCH) // _MICROSECOND, 8, self._ingested_us),
             cached(ev.account_id) or text(ev.account_id),
             cached(ev.tenant_id) or text(ev.tenant_id),
             cached(ev.service) or text(ev.service),
@@ -467,9 +468,11 @@ class PgRowEncoder:
             cached(ev.model_used) or text(ev.model_used),
             cached(ev.status) or text(ev.status),
             _NULL if code is None else _pack_int4(4, code),
+            _pack_tokens_latency(8, ev.prompt_tokens, 8, ev.completion_tokens, 8, ev.total_tokens,
+                                 8, ev.cached_tokens, 8, ev.reasoning_tokens, 4, latency)
+            if latency is not None else
             _pack_tokens(8, ev.prompt_tokens, 8, ev.completion_tokens, 8, ev.total_tokens,
-                         8, ev.cached_tokens, 8, ev.reasoning_tokens),
-            _NULL if latency is None else _pack_int4(4, latency),
+                         8, ev.cached_tokens, 8, ev.reasoning_tokens) + _NULL,
             cost_field,
             cost_field if computed == cost else pg_numeric_units(computed),
             pg_numeric_money(ev.cost_reported),
