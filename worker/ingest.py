@@ -10,15 +10,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import orjson
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import clock
 from .committer import Committer
-from .ledger import Batch, LedgerWriter, WriteStats, insert_ignore
+from .ledger import Batch, LedgerWriter, WriteStats
 from .models import IngestFile, SourceCursor
 from .normalise import Normaliser, RecordError
 from .pricing import Pricer
@@ -166,9 +169,11 @@ class Ingestor:
         # the per-event loop: names bound once, no per-event objects beyond the event itself
         normalise, price, add, batch_size = normaliser.normalise, self.pricer.price, writer.add, self.batch_size
         item = None
+        seen = 0  # items since the last batch: the writer holds at most as many
         try:
-            with Committer() as committer:
+            with Committer(resource=self.engine.connect) as committer:
                 for item in file_source.read_records(kind, path, offset, position, final):
+                    seen += 1
                     record = item.record
                     if record is not None:
                         try:
@@ -179,7 +184,8 @@ class Ingestor:
                             add(ev, price(ev))
                     elif item.error is not None:
                         writer.reject(location, item.position, item.raw, item.error, format=kind, header=header)
-                    if len(writer) >= batch_size:
+                    if seen >= batch_size and len(writer) >= batch_size:
+                        seen = 0
                         checkpoint = _Checkpoint(item.end_offset, item.lines_after, item.nbytes,
                                                  file_source.tail_hash(item.raw))
                         committer.submit(self._commit_task(writer, stats, source_name, fp, path, checkpoint,
@@ -224,17 +230,26 @@ class Ingestor:
         size, mtime = (st.st_size, st.st_mtime_ns) if st is not None else (-1, -1)
         values = {"path": str(path)[-1000:], "offset": checkpoint.offset, "position": checkpoint.position,
                   "tail_len": checkpoint.tail_len, "tail_hash": checkpoint.tail, "size": size, "mtime_ns": mtime}
-        return lambda: self._commit(writer, batch, stats, source, fp, values)
+        return lambda conn: self._commit(conn, writer, batch, stats, source, fp, values)
 
-    def _commit(self, writer: LedgerWriter, batch: Batch, stats: IngestStats, source: str, fp: str,
-                values: dict[str, Any]) -> None:
-        with self.engine.begin() as conn:
+    def _commit(self, conn: Connection, writer: LedgerWriter, batch: Batch, stats: IngestStats, source: str,
+                fp: str, values: dict[str, Any]) -> None:
+        """One transaction on the committer's connection: the batch and the checkpoint after it."""
+        with conn.begin():
             stats.add(writer.write(conn, batch))
-            values = {**values, "updated_at": clock.now()}
-            conn.execute(insert_ignore(conn.dialect.name, IngestFile, ["source", "fingerprint"]),
-                         {"source": source, "fingerprint": fp, **values})
-            conn.execute(update(IngestFile)
-                         .where(IngestFile.source == source, IngestFile.fingerprint == fp).values(**values))
+            conn.execute(_checkpoint_upsert(conn.dialect.name),
+                         {"source": source, "fingerprint": fp, **values, "updated_at": clock.now()})
+
+
+_CHECKPOINT_COLUMNS = ("path", "offset", "position", "tail_len", "tail_hash", "size", "mtime_ns", "updated_at")
+
+
+@lru_cache(maxsize=None)
+def _checkpoint_upsert(dialect: str) -> Any:
+    """INSERT the file's checkpoint, or UPDATE it where the file is known: one statement."""
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(IngestFile)
+    return stmt.on_conflict_do_update(index_elements=["source", "fingerprint"],
+                                      set_={c: stmt.excluded[c] for c in _CHECKPOINT_COLUMNS})
 
 
 @dataclass

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import struct
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from itertools import chain
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -104,11 +105,13 @@ class _Reject:
 class Batch:
     """What one transaction writes: taken from the writer, written (possibly on another thread)."""
 
-    rows: list[tuple]
+    rows: list[Any]  # PostgreSQL: binary COPY tuples (bytes); SQLite: parameter tuples
     rejects: list[_Reject]
     stats: WriteStats
     utc_hours: set[int]
     newest: datetime | None
+    unattributed: int = 0  # of ``rows``
+    unpriced: int = 0
 
 
 @dataclass
@@ -119,18 +122,24 @@ class LedgerWriter:
     ingested_at: datetime
     dialect: str
     tz: ZoneInfo  # marks the local days a batch touched, for the summaries
-    _rows: dict[str, tuple] = field(default_factory=dict)
+    _rows: dict[str, Any] = field(default_factory=dict)
     _hours: set[int] = field(default_factory=set)
     _newest: datetime | None = None
     _rejects: list[_Reject] = field(default_factory=list)
     _pending: WriteStats = field(default_factory=WriteStats)
     _slow_path: bool = False
+    _unattributed: int = 0
+    _unpriced: int = 0
+    # The UTC hour of the last event added, as [start, end): consecutive events nearly
+    # always share it, and two comparisons are cheaper than working the hour out.
+    _hour_start: datetime | None = None
+    _hour_end: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.dialect == "sqlite":
             self._row, self._ingested = _sqlite_row, _sqlite_ts(self.ingested_at)
         else:
-            self._row, self._ingested = _pg_row, self.ingested_at
+            self._row, self._ingested = PgRowEncoder(self.ingested_at).row, self.ingested_at
 
     def __len__(self) -> int:
         return len(self._rows) + len(self._rejects)
@@ -141,9 +150,23 @@ class LedgerWriter:
             self._pending.duplicates += 1
             return
         rows[ev.event_id] = self._row(ev, priced, source or self.source, self._ingested)
+        if ev.unattributed:
+            self._unattributed += 1
+        if priced.cost_units is None:
+            self._unpriced += 1
         occurred = ev.occurred_at
-        self._hours.add(utc_hour(occurred))
-        if self._newest is None or occurred > self._newest:
+        start = self._hour_start
+        if start is None or not start <= occurred < self._hour_end:  # type: ignore[operator]
+            hour = utc_hour(occurred)
+            self._hours.add(hour)
+            if hour > 0:  # (before 1970 utc_hour truncates toward zero: no bucket there)
+                try:
+                    start = datetime.fromtimestamp(hour * 3600, UTC)
+                    self._hour_start, self._hour_end = start, start + _HOUR
+                except (OverflowError, ValueError):  # the last hour of year 9999
+                    self._hour_start = None
+        newest = self._newest
+        if newest is None or occurred > newest:
             self._newest = occurred
 
     def reject(self, location: str, position: int, raw: bytes, reason: str, *, format: str,
@@ -152,8 +175,11 @@ class LedgerWriter:
 
     def take(self) -> Batch:
         """Hand over what was collected and start afresh."""
-        batch = Batch(list(self._rows.values()), self._rejects, self._pending, self._hours, self._newest)
+        batch = Batch(list(self._rows.values()), self._rejects, self._pending, self._hours, self._newest,
+                      self._unattributed, self._unpriced)
         self._rows, self._rejects, self._pending, self._hours, self._newest = {}, [], WriteStats(), set(), None
+        self._unattributed = self._unpriced = 0
+        self._hour_start = self._hour_end = None
         return batch
 
     def write(self, conn: Connection, batch: Batch) -> WriteStats:
@@ -164,7 +190,7 @@ class LedgerWriter:
             if self.dialect == "sqlite":
                 self._write_sqlite(conn, batch.rows, stats)
             else:
-                self._write_pg(conn, batch.rows, stats)
+                self._write_pg(conn, batch, stats)
             if stats.accepted > accepted_before:  # new events: their local days need new summaries
                 mark_dirty(conn, local_days_of_utc_hours(batch.utc_hours, self.tz), self.ingested_at)
                 self._source_status(conn, stats.accepted - accepted_before, batch.newest)
@@ -176,30 +202,29 @@ class LedgerWriter:
         return self.write(conn, self.take())
 
     # ------------------------------------------------------------------ PostgreSQL
-    def _write_pg(self, conn: Connection, rows: list[tuple], stats: WriteStats) -> None:
+    def _write_pg(self, conn: Connection, batch: Batch, stats: WriteStats) -> None:
         raw = conn.connection.driver_connection
+        if raw.info.encoding != "utf-8":  # the rows' text is UTF-8 (PgRowEncoder): say so, for this transaction
+            conn.exec_driver_sql("SET LOCAL client_encoding TO 'UTF8'")
+        rows = batch.rows
         if not self._slow_path:
             try:
                 # A SAVEPOINT inside the caller's transaction (SQLAlchemy has begun it by then:
                 # psycopg's own transaction() would BEGIN and COMMIT a separate one).
                 with conn.begin_nested():
                     with raw.cursor() as cur, cur.copy(PG_COPY_DIRECT) as copy:
-                        copy.set_types(PG_TYPES)
-                        for row in rows:
-                            copy.write_row(row)
+                        _copy_rows(copy, rows)
             except _unique_violation():
                 self._slow_path = True
             else:
                 stats.accepted += len(rows)
-                stats.unattributed += sum(1 for r in rows if r[_UNATTRIBUTED])
-                stats.unpriced += sum(1 for r in rows if r[_COST] is None)
+                stats.unattributed += batch.unattributed
+                stats.unpriced += batch.unpriced
                 return
         with raw.cursor() as cur:
             cur.execute(PG_STAGE_CREATE)
             with cur.copy(PG_COPY_STAGE) as copy:
-                copy.set_types(PG_TYPES)
-                for row in rows:
-                    copy.write_row(row)
+                _copy_rows(copy, rows)
             cur.execute(PG_MERGE_STAGE)
             inserted = cur.fetchall()
             cur.execute(PG_STAGE_CLEAR)
@@ -284,16 +309,9 @@ assert COLUMNS == (
     "cost_status", "price_source", "price_effective_from", "unattributed", "model_defaulted",
     "error_message", "metadata",
 ), COLUMNS
-# The binary COPY type of each column; metadata goes as ready-made jsonb bytes.
-PG_TYPES = (
-    "text", "text", "timestamptz", "timestamptz", "text", "text", "text", "text",
-    "text", "text", "text", "int4", "int8", "int8", "int8",
-    "int8", "int8", "int4", "numeric", "numeric", "numeric",
-    "text", "text", "date", "bool", "bool",
-    "text", "bytea",
-)
 _UNATTRIBUTED = COLUMNS.index("unattributed")
 _COST = COLUMNS.index("cost_usd")
+_HOUR = timedelta(hours=1)
 
 
 def _metadata_json(meta: dict[str, Any] | None) -> str | None:
@@ -304,26 +322,175 @@ def _metadata_json(meta: dict[str, Any] | None) -> str | None:
     return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
 
 
-def _units_decimal(units: int | None) -> Decimal | None:
-    """1e-10 USD units as the exact Decimal (10 places) binary COPY writes as NUMERIC."""
-    return None if units is None else Decimal(units).scaleb(-10)
+# ---------------------------------------------------------------------------- PostgreSQL binary COPY rows
+#
+# The rows are encoded here, straight to COPY's binary tuple format, rather than handed
+# to psycopg's per-value dumpers: most columns repeat from one event to the next
+# (source, account, tenant, service, model, status, price source...), so their encoded
+# bytes are cached, and a row is one bytes.join. The encoding per column type is
+# PostgreSQL's own *_recv format (the server checks every value as it reads it):
+#   text      the UTF-8 bytes (the writer makes the session's client_encoding UTF8)
+#   int4/int8 big-endian two's complement
+#   bool      one byte
+#   timestamptz  int8 microseconds since 2000-01-01 00:00 UTC
+#   date      int4 days since 2000-01-01
+#   numeric   int2 ndigits, int2 weight, int2 sign, int2 dscale, then ndigits base-10000 int2 digits
+#   jsonb     version byte 1, then the JSON text
+# each field preceded by its int4 length, -1 for NULL.
+
+PG_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
+PG_COPY_TRAILER = b"\xff\xff"
+_NULL = b"\xff\xff\xff\xff"
+_FIELD_COUNT = struct.pack(">h", len(COLUMNS))
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_PG_EPOCH_DAY = date(2000, 1, 1).toordinal()
+_MICROSECOND = timedelta(microseconds=1)
+_pack_len = struct.Struct(">i").pack
+_pack_jsonb_head = struct.Struct(">ib").pack  # length, jsonb version 1
+_pack_int4 = struct.Struct(">ii").pack  # length 4, value
+_pack_int8 = struct.Struct(">iq").pack  # length 8, value
+_pack_tokens = struct.Struct(">iqiqiqiqiq").pack  # the five int8 token counts, with their lengths
+_pack_tokens_latency = struct.Struct(">iqiqiqiqiqii").pack  # and latency_ms (int4)
+_pack_two_int8 = struct.Struct(">iqiq").pack  # occurred_at, ingested_at
+_BOOLS = {(a, b): struct.pack(">i?i?", 1, a, 1, b) for a in (False, True) for b in (False, True)}
+MONEY_SCALE = 10  # NUMERIC(20,10): amounts are integers of 1e-10 USD
+_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
+_pack_numeric4 = struct.Struct(">ihhhhhhhh").pack  # length, ndigits 4, weight, sign, dscale, 4 digits
+_NUMERIC_STRUCTS: dict[int, Callable[..., bytes]] = {}
+_INT4_MIN, _INT4_MAX = -(2**31), 2**31 - 1
+_CACHE_MAX = 50_000  # distinct cached values per writer before the caches start afresh
 
 
-def _jsonb(meta: dict[str, Any] | None) -> bytes | None:
-    """jsonb's binary form: version 1, then the JSON text."""
-    text = _metadata_json(meta)
-    return None if text is None else b"\x01" + text.encode()
+def _numeric_struct(ndigits: int) -> Callable[..., bytes]:
+    pack = _NUMERIC_STRUCTS.get(ndigits)
+    if pack is None:
+        pack = _NUMERIC_STRUCTS[ndigits] = struct.Struct(f">ihhhh{ndigits}h").pack
+    return pack
 
 
-def _pg_row(ev: Event, p: Priced, source: str, ingested_at: datetime) -> tuple:
-    return (
-        ev.event_id, source, ev.occurred_at, ingested_at, ev.account_id, ev.tenant_id, ev.service,
-        p.provider, ev.model, ev.model_used, ev.status, ev.status_code, ev.prompt_tokens,
-        ev.completion_tokens, ev.total_tokens, ev.cached_tokens, ev.reasoning_tokens, ev.latency_ms,
-        _units_decimal(p.cost_units), _units_decimal(p.computed_units), ev.cost_reported, p.cost_status,
-        p.price_source, p.price_effective_from, ev.unattributed, ev.model_defaulted, ev.error_message,
-        _jsonb(ev.metadata),
-    )
+def pg_numeric_units(units: int | None) -> bytes:
+    """A NUMERIC field holding ``units`` x 1e-10 (exactly, dscale 10)."""
+    if units is None:
+        return _NULL
+    if 0 <= units < 10**14:  # below 10,000 USD (every real cost): four digits at weight 0, not normalised
+        whole, fraction = divmod(units * 100, 1_000_000_000_000)  # numeric_recv strips zero digits
+        first, rest = divmod(fraction, 100_000_000)
+        second, third = divmod(rest, 10_000)
+        return _pack_numeric4(16, 4, 0, 0, MONEY_SCALE, whole, first, second, third)
+    sign = 0
+    if units < 0:
+        sign, units = 0x4000, -units
+    n = units * 100  # the fraction padded to 12 digits: three whole base-10000 digits
+    digits = []
+    while n:
+        n, digit = divmod(n, 10000)
+        digits.append(digit)
+    weight = len(digits) - 4  # of the most significant digit; three are after the point
+    while not digits[0]:  # trailing zero digits are implied
+        del digits[0]
+    digits.reverse()
+    ndigits = len(digits)
+    return _numeric_struct(ndigits)(8 + 2 * ndigits, ndigits, weight, sign, MONEY_SCALE, *digits)
+
+
+def pg_numeric_money(amount: Decimal | None) -> bytes:
+    """A NUMERIC(20,10) field for a Decimal: rounded to 10 places half away from zero, as
+    PostgreSQL rounds a value with more places into the column."""
+    if amount is None:
+        return _NULL
+    return pg_numeric_units(int(amount.quantize(_QUANTUM, ROUND_HALF_UP).scaleb(MONEY_SCALE)))
+
+
+def pg_text(value: str | None) -> bytes:
+    if value is None:
+        return _NULL
+    data = value.encode()
+    return _pack_len(len(data)) + data
+
+
+def pg_jsonb(meta: dict[str, Any] | None) -> bytes:
+    """jsonb's binary form (version 1, then the JSON text); NUL escapes replaced, as jsonb cannot hold NUL."""
+    if not meta:
+        return _NULL
+    data = orjson.dumps(meta, default=str)
+    if b"\\" in data and b"\\u0000" in data:  # (one byte is found much faster than six)
+        data = data.replace(b"\\u0000", b"\\ufffd")
+    return _pack_jsonb_head(len(data) + 1, 1) + data
+
+
+def pg_timestamptz(moment: datetime) -> bytes:
+    return _pack_int8(8, (moment - _PG_EPOCH) // _MICROSECOND)
+
+
+def pg_date(day: date | None) -> bytes:
+    return _NULL if day is None else _pack_int4(4, day.toordinal() - _PG_EPOCH_DAY)
+
+
+class PgRowEncoder:
+    """Events as binary COPY tuples for ``usage_events`` (COLUMNS order)."""
+
+    def __init__(self, ingested_at: datetime):
+        self._ingested_us = (ingested_at - _PG_EPOCH) // _MICROSECOND
+        self._texts: dict[str | None, bytes] = {None: _NULL}
+        self._dates: dict[date | None, bytes] = {None: _NULL}
+
+    def _text(self, value: str | None) -> bytes:
+        texts = self._texts
+        if len(texts) > _CACHE_MAX:
+            texts.clear()
+            texts[None] = _NULL
+        encoded = texts[value] = pg_text(value)
+        return encoded
+
+    def _date(self, day: date | None) -> bytes:
+        if len(self._dates) > _CACHE_MAX:
+            self._dates.clear()
+            self._dates[None] = _NULL
+        encoded = self._dates[day] = pg_date(day)
+        return encoded
+
+    def row(self, ev: Event, p: Priced, source: str, _ingested_at: Any = None) -> bytes:
+        cached, text = self._texts.get, self._text
+        code, latency = ev.status_code, ev.latency_ms
+        cost, computed = p.cost_units, p.computed_units
+        cost_field = pg_numeric_units(cost)
+        effective = p.price_effective_from
+        return b"".join((
+            _FIELD_COUNT,
+            pg_text(ev.event_id),
+            cached(source) or text(source),
+            _pack_two_int8(8, (ev.occurred_at - _PG_EPOCH) // _MICROSECOND, 8, self._ingested_us),
+            cached(ev.account_id) or text(ev.account_id),
+            cached(ev.tenant_id) or text(ev.tenant_id),
+            cached(ev.service) or text(ev.service),
+            cached(p.provider) or text(p.provider),
+            cached(ev.model) or text(ev.model),
+            cached(ev.model_used) or text(ev.model_used),
+            cached(ev.status) or text(ev.status),
+            _NULL if code is None else _pack_int4(4, code),
+            _pack_tokens_latency(8, ev.prompt_tokens, 8, ev.completion_tokens, 8, ev.total_tokens,
+                                 8, ev.cached_tokens, 8, ev.reasoning_tokens, 4, latency)
+            if latency is not None else
+            _pack_tokens(8, ev.prompt_tokens, 8, ev.completion_tokens, 8, ev.total_tokens,
+                         8, ev.cached_tokens, 8, ev.reasoning_tokens) + _NULL,
+            cost_field,
+            cost_field if computed == cost else pg_numeric_units(computed),
+            pg_numeric_money(ev.cost_reported),
+            cached(p.cost_status) or text(p.cost_status),
+            cached(p.price_source) or text(p.price_source),
+            self._dates.get(effective) or self._date(effective),
+            _BOOLS[ev.unattributed, ev.model_defaulted],
+            pg_text(ev.error_message),
+            pg_jsonb(ev.metadata),
+        ))
+
+
+def _copy_rows(copy: Any, rows: list[bytes]) -> None:
+    """A batch of encoded rows as one binary COPY stream, sent in a few large writes."""
+    copy.write(PG_COPY_SIGNATURE)
+    for start in range(0, len(rows), 2000):
+        copy.write(b"".join(rows[start:start + 2000]))
+    copy.write(PG_COPY_TRAILER)
 
 
 def _sqlite_ts(moment: datetime) -> str:

@@ -56,7 +56,10 @@ WIDTHS = {"event_id": 200, "account_id": 200, "tenant_id": 200, "service": 200,
 
 EPOCH_MS_THRESHOLD = 100_000_000_000  # larger epoch numbers are milliseconds
 MAX_TOKENS = 10**15  # no call has a quadrillion tokens; beyond this a count is garbage (and overflows BIGINT)
+INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1  # status_code and latency_ms columns
 MAX_COST = Decimal(10**9)  # USD for one call; NUMERIC(20,10) holds < 10^10
+_WIDE = min(WIDTHS.values())  # a value no longer than this fits any column
+DIMS_CACHE_SIZE = 20_000  # distinct (account, tenant, service, provider, model, model used) remembered
 
 
 class RecordError(ValueError):
@@ -92,7 +95,7 @@ class Event:
 class _Plan:
     """For one key set: the present keys that feed each canonical field, and the extras."""
 
-    __slots__ = ("single", "multi", "extras", "has_metadata")
+    __slots__ = ("single", "multi", "extras", "has_metadata", "direct")
 
     def __init__(self, record_keys: tuple[str, ...]):
         present = set(record_keys)
@@ -107,6 +110,9 @@ class _Plan:
         self.multi = tuple(multi)  # several present: the first non-empty wins
         self.extras = tuple(k for k in record_keys if k not in KNOWN_KEYS)
         self.has_metadata = "metadata" in present
+        # Every field under its canonical name (the canonical log format): the record is read
+        # as it is, null and "" being absent there too, without gathering the values first.
+        self.direct = not multi and all(canon == key for canon, key in single)
 
 
 class Normaliser:
@@ -114,6 +120,9 @@ class Normaliser:
         self.defaults = dict(defaults or {})
         self.namespace = namespace
         self._plans: dict[tuple[str, ...], _Plan] = {}
+        # The descriptive fields of a record (account, tenant, service, provider, model, model
+        # used) repeat from one record to the next: each distinct combination is worked out once.
+        self._dims: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def _plan(self, record: Mapping[str, Any]) -> _Plan:
         keys = tuple(record)
@@ -129,15 +138,18 @@ class Normaliser:
             if not isinstance(record, dict):
                 raise RecordError(f"not a JSON object (got {_type_name(record)})")
         plan = self._plan(record)
-        # null and "" are absent; where several keys are present the canonical, then aliases in order
-        values = {name: v for name, key in plan.single if (v := record[key]) is not None and v != ""}
-        for name, keys in plan.multi:
-            for key in keys:
-                value = record[key]
-                if value is not None and value != "":
-                    values[name] = value
-                    break
-        get = values.get
+        if plan.direct:  # below, every value read through get() treats "" as absent, like null
+            get = record.get
+        else:
+            # null and "" are absent; where several keys are present the canonical, then aliases in order
+            values = {name: v for name, key in plan.single if (v := record[key]) is not None and v != ""}
+            for name, keys in plan.multi:
+                for key in keys:
+                    value = record[key]
+                    if value is not None and value != "":
+                        values[name] = value
+                        break
+            get = values.get
 
         metadata = _metadata(record["metadata"]) if plan.has_metadata else None
         if plan.extras:
@@ -148,7 +160,7 @@ class Normaliser:
                     metadata[key] = value
 
         raw_ts = get("occurred_at")
-        if raw_ts is None:
+        if raw_ts is None or raw_ts == "":
             raise RecordError("no timestamp (occurred_at, timestamp, created_at, createdAt, ts or time)")
         occurred_at = parse_timestamp(raw_ts)
 
@@ -166,25 +178,43 @@ class Normaliser:
         if total is None:
             total = prompt + completion
 
-        defaults = self.defaults
-        account = _text(get("account_id"))
-        service = _text(get("service"))
-        if service is None and metadata is not None:
-            service = _text(metadata.get("service"))
-        raw_model = _text(get("model"))
-        model = raw_model or defaults.get("model") or UNKNOWN
+        raw_dims = (get("account_id"), get("tenant_id"), get("service"), get("provider"), get("model"),
+                    get("model_used"))
+        try:
+            dims = self._dims.get(raw_dims)
+        except TypeError:  # a list or an object among them
+            dims = None
+        if dims is None:
+            dims = self._resolve_dims(raw_dims)
+            # Only text is remembered: 1, 1.0 and True are equal keys but different text.
+            if all(type(v) is str or v is None for v in raw_dims):
+                if len(self._dims) >= DIMS_CACHE_SIZE:
+                    self._dims.clear()
+                self._dims[raw_dims] = dims
+        account, tenant, service, provider, model, model_used, unattributed, model_defaulted, fits = dims
+        if service is None:
+            if metadata is not None:
+                service = _text(metadata.get("service"))
+            service = service or self.defaults.get("service")
+            if service is not None and len(service) > _WIDE:
+                fits = False
         status_code = _int_or_none(get("status_code"))
         status = get("status")
+        if status == "":
+            status = None
+        status_word = (type(status) is str and STATUS_WORDS.get(status)) or _status(status, status_code)
+        if status_code is not None and not INT4_MIN <= status_code <= INT4_MAX:
+            status_code = None  # no HTTP status; the column is a 4-byte integer (the status word is kept)
         ev = Event(  # positional, in field order (the hot path)
             "",  # event_id, set below
             occurred_at,
-            account or defaults.get("account_id") or UNATTRIBUTED,
-            _text(get("tenant_id")) or defaults.get("tenant_id"),
-            service or defaults.get("service"),
-            _text(get("provider")) or defaults.get("provider"),
+            account,
+            tenant,
+            service,
+            provider,
             model,
-            _text(get("model_used")) or model,
-            (type(status) is str and STATUS_WORDS.get(status)) or _status(status, status_code),
+            model_used,
+            status_word,
             status_code,
             prompt,
             completion,
@@ -195,11 +225,12 @@ class Normaliser:
             cost,
             _error(get("error_message")),
             metadata,
-            account is None and "account_id" not in defaults,  # unattributed
-            raw_model is None,  # model_defaulted
+            unattributed,
+            model_defaulted,
             split_known,  # token_split_known
         )
-        _fit_widths(ev)
+        if not fits:
+            _fit_widths(ev)
         raw_id = get("event_id")
         raw_id = _text(raw_id) if not isinstance(raw_id, (dict, list)) else None
         if raw_id:
@@ -209,6 +240,24 @@ class Normaliser:
         if len(ev.event_id) > WIDTHS["event_id"]:
             ev.event_id = "h:" + hashlib.sha256(ev.event_id.encode()).hexdigest()[:40]
         return ev
+
+
+    def _resolve_dims(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
+        """account, tenant, service (None: see the metadata and defaults), provider, model, model used,
+        unattributed, model defaulted, and whether they all fit their columns."""
+        defaults = self.defaults
+        account, tenant, service, provider, raw_model, model_used = (_text(v) for v in raw)
+        model = raw_model or defaults.get("model") or UNKNOWN
+        values = (
+            account or defaults.get("account_id") or UNATTRIBUTED,
+            tenant or defaults.get("tenant_id"),
+            service,
+            provider or defaults.get("provider"),
+            model,
+            model_used or model,
+        )
+        fits = all(v is None or len(v) <= _WIDE for v in values)
+        return (*values, account is None and "account_id" not in defaults, raw_model is None, fits)
 
 
 def content_id(ev: Event) -> str:
@@ -226,15 +275,9 @@ def content_id(ev: Event) -> str:
 
 def parse_timestamp(value: Any) -> datetime:
     """ISO 8601 (offset, Z or naive = UTC), PostgreSQL text, epoch seconds or milliseconds."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, bool):
-        raise RecordError(f"unparseable timestamp {value!r}")
-    elif isinstance(value, (int, float, Decimal)):
-        moment = _from_epoch(float(value), value)
-    elif isinstance(value, str):
+    if isinstance(value, str):  # the common case, first
         text = value.strip()
-        if len(text) >= 10 and text[4] == "-":  # ISO 8601 / PostgreSQL text: the common case
+        if len(text) >= 10 and text[4] == "-":  # ISO 8601 / PostgreSQL text
             try:
                 moment = datetime.fromisoformat(text)
             except ValueError:
@@ -243,6 +286,12 @@ def parse_timestamp(value: Any) -> datetime:
             moment = _from_epoch(float(text), value)
         else:
             raise RecordError(f"unparseable timestamp {value!r}")
+    elif isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, bool):
+        raise RecordError(f"unparseable timestamp {value!r}")
+    elif isinstance(value, (int, float, Decimal)):
+        moment = _from_epoch(float(value), value)
     else:
         raise RecordError(f"unparseable timestamp {value!r}")
     tz = moment.tzinfo
@@ -273,7 +322,7 @@ def _from_epoch(number: float, raw: Any) -> datetime:
 def _tokens(value: Any, name: str) -> int | None:
     if type(value) is int and 0 <= value < MAX_TOKENS:  # the common case, first
         return value
-    if value is None:
+    if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise RecordError(f"{name} is not a number: {value!r}")
@@ -297,7 +346,7 @@ def _tokens(value: Any, name: str) -> int | None:
 
 
 def _cost(value: Any) -> Decimal | None:
-    if value is None:
+    if value is None or value == "":
         return None
     if isinstance(value, bool) or isinstance(value, (dict, list)):
         raise RecordError(f"cost_usd is not a number: {value!r}")
@@ -366,7 +415,7 @@ def _no_nul(text: str) -> str:
 
 
 def _error(value: Any) -> str | None:
-    if value is None:
+    if value is None or value == "":
         return None
     if isinstance(value, (dict, list)):
         return _no_nul(orjson.dumps(value).decode())
@@ -387,14 +436,7 @@ def _metadata(value: Any) -> dict[str, Any] | None:
     return {"value": value}
 
 
-_WIDE = min(WIDTHS.values())
-
-
 def _fit_widths(ev: Event) -> None:
-    if (len(ev.account_id) <= _WIDE and len(ev.model) <= _WIDE and len(ev.model_used) <= _WIDE
-            and len(ev.service or "") <= _WIDE and len(ev.tenant_id or "") <= _WIDE
-            and len(ev.provider or "") <= _WIDE):
-        return  # the common case: nothing near a column width
     for name, width in WIDTHS.items():
         value = getattr(ev, name)
         if value is not None and len(value) > width:

@@ -242,6 +242,13 @@ def test_status_is_derived_from_status_code_when_absent(code: Any, expected: str
     assert ev.status_code == int(code)
 
 
+@pytest.mark.parametrize("code", [2**31, -(2**31) - 1, 10**12, "99999999999"])
+def test_a_status_code_too_large_for_the_column_is_dropped_but_still_says_error(code: Any):
+    ev = norm({"occurred_at": TS, "prompt_tokens": 1, "status_code": code})
+    assert ev.status == "error"
+    assert ev.status_code is None
+
+
 def test_absent_status_means_success():
     ev = norm({"occurred_at": TS, "prompt_tokens": 1})
     assert ev.status == "success"
@@ -479,3 +486,26 @@ def test_csv_style_string_values_are_converted():
 def test_a_structured_error_is_kept_as_json_text():
     ev = norm({"occurred_at": TS, "prompt_tokens": 1, "error": {"code": 429, "type": "rate_limit"}})
     assert ev.error_message == '{"code":429,"type":"rate_limit"}'
+
+
+# --------------------------------------------------------------------------- one normaliser, many records
+
+MIXED = [
+    {"user_id": 1}, {"user_id": 1.0}, {"user_id": True}, {"user_id": "1"}, {"user_id": " 1 "},
+    {"user_id": ["a"]}, {"user_id": {"id": 1}}, {"user_id": ""}, {"user_id": None}, {},
+    {"account_id": "a", "service": "chat"}, {"account_id": "a", "metadata": {"service": "meta-svc"}},
+    {"account_id": "a", "metadata": {"service": "m" * 300}}, {"account_id": "a"},
+    {"account_id": "a", "model": "m" * 250}, {"account_id": "a", "model": "gpt-4o", "model_used": "x" * 201},
+    {"account_id": "b", "tenant_id": "t", "provider": "openai", "model": "gpt-4o"},
+    {"account_id": "b", "tenant_id": "t", "provider": "openai", "model": "gpt-4o", "metadata": {"service": "s2"}},
+    {"account_id": "a\x00b", "model": " gpt-4o "}, {"account_id": "a\x00b", "model": "gpt-4o"},
+]
+
+
+@pytest.mark.parametrize("defaults", [{}, DEFAULTS], ids=["no-defaults", "defaults"])
+def test_one_normaliser_gives_every_record_what_a_fresh_one_gives(defaults: dict[str, str]):
+    """The normaliser remembers what it worked out for earlier records; that never leaks into later ones."""
+    shared = Normaliser(defaults=defaults)
+    records = [{"occurred_at": TS, "prompt_tokens": 1, **r} for r in MIXED * 2]
+    for record in records:
+        assert shared.normalise(dict(record)) == norm(dict(record), defaults=defaults), record
