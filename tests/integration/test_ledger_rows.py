@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
-from worker import clock
 from worker.ledger import LedgerWriter, pg_numeric_units
 from worker.models import UsageEvent
 from worker.normalise import Normaliser
