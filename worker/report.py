@@ -20,7 +20,7 @@ import io
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -158,7 +158,8 @@ def build(conn: Connection, settings: Settings, period: Period, *, tenant: str |
     def use(by: str, a: date = first, b: date = last) -> list[UsageRow]:
         return usage(conn, tz, a, b, by, tenant)
 
-    totals = _totals(use("day"))
+    by_day = use("day")
+    totals = _totals(by_day)
     prev_totals = _totals(use("day", prev.first, prev.last))
     by_account = use("account")
     cost = totals["cost_usd"]
@@ -200,7 +201,7 @@ def build(conn: Connection, settings: Settings, period: Period, *, tenant: str |
         "by_tenant": [] if tenant else _breakdown(use("tenant"), cost),
         "top_accounts": top_accounts,
         "budget": {"warned": warned, "blocked": blocked,
-                   "system": _system_state(conn, settings, first, last, use("day"), tenant)},
+                   "system": _system_state(conn, settings, first, last, by_day, tenant)},
         "quality": {
             "open_rejects": conn.execute(select(func.count()).select_from(IngestReject)
                                          .where(IngestReject.status == "open")).scalar_one(),
@@ -245,12 +246,13 @@ def _window_states(conn: Connection, start: datetime, end: datetime) -> dict[str
 
 
 def _tenants_of(conn: Connection, accounts: list[str], start: datetime, end: datetime) -> dict[str, str]:
-    if not accounts:
+    wanted = set(accounts)
+    if not wanted:
         return {}
     rows = conn.execute(select(UsageEvent.account_id, func.max(UsageEvent.tenant_id)).where(
         UsageEvent.occurred_at >= start, UsageEvent.occurred_at < end, UsageEvent.tenant_id.is_not(None))
         .group_by(UsageEvent.account_id))
-    return {a: t for a, t in rows if a in set(accounts)}
+    return {a: t for a, t in rows if a in wanted}
 
 
 def _system_state(conn: Connection, settings: Settings, first: date, last: date,
@@ -420,17 +422,11 @@ def send(engine: Engine, settings: Settings, archived: Archived) -> int:
             message = make_message("report", {"report": report, "chart_cid": "chart", "report_url": url,
                                               "channel": channel, "target": target},
                                    kind=kind, key=key, data={"report": report, "report_url": url})
-            message = _with_inline(message, {"chart": str(archived.chart.resolve())})
+            message = replace(message, inline={"chart": str(archived.chart.resolve())})
             added += enqueue(conn, message, channel, target, now)
         conn.execute(Report.__table__.update().where(Report.id == row.id).values(sent=Report.sent + added))
     archived.messages = added
     return added
-
-
-def _with_inline(message: Any, inline: dict[str, str]) -> Any:
-    from dataclasses import replace
-
-    return replace(message, inline=inline)
 
 
 # --------------------------------------------------------------------------- verify

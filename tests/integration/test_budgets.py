@@ -282,30 +282,24 @@ def test_a_reset_racing_increments_loses_nothing(settings, engine) -> None:
     with freeze_time("2026-11-23T10:00:30Z") as frozen:
         for _ in range(20):
             g.record("st-1")
+        g.record("api-1")  # a second account, with minute and hour windows too
         run(settings, engine, "limits")
-        frozen.move_to("2026-11-23T10:01:10Z")  # api-1's minute and st-1's nothing: only day/month windows
-        g.record("api-1")
         frozen.move_to("2026-11-24T00:00:10Z")  # past Berlin midnight: the day windows expired
 
         def sync() -> Any:
             with engine.begin() as conn:
-                return limits.sync(conn, settings, limits_now())
-
-        def limits_now() -> datetime:
-            from worker import clock
-
-            return clock.now()
+                return limits.sync(conn, settings, utc("2026-11-24T00:00:10Z"))
 
         def calls() -> None:
             for _ in range(25):
                 g.record("st-1")
 
         results = run_together([sync, sync, calls, calls, calls, calls])
-    closed = sum(r.closed for r in results[:2])
     days = windows(engine, "st-1", "day")
     assert [(w.period, w.used_requests) for w in days] == [("2026-11-23", 20), ("2026-11-24", 100)]
     assert days[0].closed_at is not None and days[1].closed_at is None
-    assert closed >= 2  # st-1's day and api-1's day (its minute too); each exactly once, below
+    # st-1's day, api-1's day, minute and hour: each closed exactly once between the two syncs
+    assert sum(r.closed for r in results[:2]) == 4
     with engine.connect() as conn:
         per_start = conn.execute(select(LimitWindow.account_id, LimitWindow.kind, LimitWindow.window_start,
                                         func.count()).group_by(LimitWindow.account_id, LimitWindow.kind,
