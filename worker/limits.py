@@ -16,7 +16,7 @@ belongs to and is never lost.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Iterable
@@ -77,10 +77,6 @@ class Limits:
     requests: int | None = None
     tokens: int | None = None
     cost_usd: Decimal | None = None
-
-    @property
-    def any(self) -> bool:
-        return self.requests is not None or self.tokens is not None or self.cost_usd is not None
 
 
 def limits_for(tier: TierSettings | None, kind: str) -> Limits:
@@ -156,7 +152,6 @@ class SyncStats:
     refreshed: int = 0  # windows whose usage changed from the ledger
     retiered: int = 0  # windows whose limits followed a tier change
     pruned: int = 0  # old minute/hour history deleted
-    by_kind: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {"closed": self.closed, "dropped": self.dropped, "created": self.created,

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from worker.limits import bounds, kinds_for, limits_for
+from worker.limits import Limits, bounds, kinds_for, limits_for
 from worker.settings import TierSettings
 
 
@@ -56,4 +56,4 @@ def test_kinds_and_limits_follow_the_tier() -> None:
     assert kinds_for(tier) == ("minute", "day", "month")
     assert kinds_for(None) == ("day", "month")
     assert limits_for(tier, "day").tokens == 1000 and limits_for(tier, "day").cost_usd is None
-    assert limits_for(tier, "minute").requests == 10 and limits_for(None, "day").any is False
+    assert limits_for(tier, "minute").requests == 10 and limits_for(None, "day") == Limits()
