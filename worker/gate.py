@@ -86,9 +86,15 @@ class WindowView:
         return None if limit is None else max(limit - used, 0)
 
 
-def windows(conn: Connection, settings: Settings, account_id: str, now: datetime) -> list[WindowView]:
-    """The account's windows in force now, every kind its tier keeps."""
-    tier = limits.tier_of(conn, settings, account_id)
+_LOOK_UP = object()
+
+
+def windows(conn: Connection, settings: Settings, account_id: str, now: datetime,
+            tier: Any = _LOOK_UP) -> list[WindowView]:
+    """The account's windows in force now, every kind its tier keeps (``tier``: already looked up;
+    None is "no tier")."""
+    if tier is _LOOK_UP:
+        tier = limits.tier_of(conn, settings, account_id)
     stored = limits.current_windows(conn, account_id, now)
     views = []
     for kind in limits.KIND_LIMITS:
@@ -114,7 +120,7 @@ def decide(conn: Connection, settings: Settings, account_id: str | None, now: da
     if switch is not None:
         return Decision(False, "kill_switch", 0, 0, Decimal(0), None, account_id, tier_name,
                         f"kill switch on since {switch.changed_at.isoformat()} ({switch.changed_by}): {switch.reason}")
-    views = windows(conn, settings, account_id, now)
+    views = windows(conn, settings, account_id, now, tier)
     remaining_requests = _least(v.remaining(v.used_requests, v.limit_requests) for v in views)
     remaining_tokens = _least(v.remaining(v.used_tokens, v.limit_tokens) for v in views)
     remaining_cost = _least(v.remaining(v.used_cost_usd, v.limit_cost_usd) for v in views)

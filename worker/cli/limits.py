@@ -40,7 +40,7 @@ def show(
     now = clock.now()
     with st.engine().connect() as conn:
         tier = limits.tier_of(conn, settings, account_id)
-        views = gate.windows(conn, settings, account_id, now)
+        views = gate.windows(conn, settings, account_id, now, tier)
         decision = gate.decide(conn, settings, account_id, now)
     local = settings.tz
     if fmt is Format.json:
