@@ -209,6 +209,28 @@ def run(settings: Settings, events: int, database: str | None,
                        ingest_rate / plain_rate, peak, stats.accepted)
 
 
+@contextmanager
+def loaded(settings: Settings, events: int, database: str | None, say: Callable[[str], None],
+           start: datetime | None = None) -> Iterator[tuple[Engine, Settings]]:
+    """A scratch database holding N generated events (ingested, statistics gathered)."""
+    with tempfile.TemporaryDirectory(prefix="tokentally-bench-") as tmp:
+        data = Path(tmp) / "events.jsonl"
+        say(f"generating {events:,} events")
+        generate(data, events, start=start)
+        with scratch_database(database) as url:
+            engine = db.make_engine(url)
+            try:
+                bench_settings = _with_url(settings, url)
+                say("ingesting")
+                Ingestor(bench_settings, engine).ingest_paths([data])
+                if engine.dialect.name == "postgresql":
+                    with engine.begin() as conn:
+                        conn.execute(text("ANALYZE usage_events"))
+                yield engine, bench_settings
+            finally:
+                engine.dispose()
+
+
 def _with_url(settings: Settings, url: str) -> Settings:
     from dataclasses import replace
 
@@ -248,35 +270,66 @@ def run_summaries(settings: Settings, events: int, database: str | None,
                   say: Callable[[str], None] = lambda _m: None) -> SummariesBenchResult:
     from . import summaries, usage
 
-    with tempfile.TemporaryDirectory(prefix="tokentally-bench-") as tmp:
-        data = Path(tmp) / "events.jsonl"
-        say(f"generating {events:,} events")
-        generate(data, events)
-        with scratch_database(database) as url:
-            engine = db.make_engine(url)
-            try:
-                bench_settings = _with_url(settings, url)
-                say("ingesting")
-                Ingestor(bench_settings, engine).ingest_paths([data])
-                if engine.dialect.name == "postgresql":
-                    with engine.begin() as conn:
-                        conn.execute(text("ANALYZE usage_events"))
-                first, last = summaries.ledger_day_range(engine, bench_settings.tz)
-                say(f"bare GROUP BY over {first}..{last}")
-                group_by_seconds = min(_bare_group_by(engine, bench_settings, first, last) for _ in range(2))
-                say("rebuilding every summary")
-                started = time.perf_counter()
-                result = summaries.rebuild(engine, bench_settings, first, last)
-                rebuild_seconds = time.perf_counter() - started
-                say("usage --by day over 30 days")
-                timings = []
-                for _ in range(5):
-                    started = time.perf_counter()
-                    with engine.connect() as conn:
-                        usage.usage(conn, bench_settings.tz, first, first + timedelta(days=29), "day")
-                    timings.append(time.perf_counter() - started)
-                dialect = engine.dialect.name
-            finally:
-                engine.dispose()
+    with loaded(settings, events, database, say) as (engine, bench_settings):
+        first, last = summaries.ledger_day_range(engine, bench_settings.tz)
+        say(f"bare GROUP BY over {first}..{last}")
+        group_by_seconds = min(_bare_group_by(engine, bench_settings, first, last) for _ in range(2))
+        say("rebuilding every summary")
+        started = time.perf_counter()
+        result = summaries.rebuild(engine, bench_settings, first, last)
+        rebuild_seconds = time.perf_counter() - started
+        say("usage --by day over 30 days")
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            with engine.connect() as conn:
+                usage.usage(conn, bench_settings.tz, first, first + timedelta(days=29), "day")
+            timings.append(time.perf_counter() - started)
+        dialect = engine.dialect.name
     return SummariesBenchResult(dialect, events, result.days, rebuild_seconds, group_by_seconds,
                                 rebuild_seconds / group_by_seconds, sorted(timings)[len(timings) // 2] * 1000)
+
+
+@dataclass
+class IntegrityBenchResult:
+    dialect: str
+    events: int
+    job_days: int
+    job_seconds: float  # run_checks + apply over the job's days (integrity.days), median of 3
+    month_seconds: float  # run_checks over the whole 30 days (what `integrity check --from` can ask)
+    findings: dict[str, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in vars(self).items()}
+
+
+def run_integrity(settings: Settings, events: int, database: str | None,
+                  say: Callable[[str], None] = lambda _m: None) -> IntegrityBenchResult:
+    """N events over the 30 days up to now, ingested and summarised; then the integrity checks timed."""
+    from . import clock, integrity, summaries
+
+    now = clock.now()
+    with loaded(settings, events, database, say, start=now - timedelta(days=30)) as (engine, bench_settings):
+        first, last = summaries.ledger_day_range(engine, bench_settings.tz)
+        say("summarising")
+        summaries.rebuild(engine, bench_settings, first, last)
+        job_first, job_last = integrity.default_range(bench_settings, now)
+        say(f"the integrity job over {job_first}..{job_last}, three times")
+        timings, found = [], []
+        for _ in range(3):
+            started = time.perf_counter()
+            with engine.begin() as conn:
+                found = integrity.run_checks(conn, bench_settings, now, job_first, job_last)
+                integrity.apply(conn, bench_settings, now, job_first, job_last, found)
+            timings.append(time.perf_counter() - started)
+        say(f"every check over {first}..{last}")
+        started = time.perf_counter()
+        with engine.connect() as conn:
+            integrity.run_checks(conn, bench_settings, now, first, last)
+        month_seconds = time.perf_counter() - started
+        dialect = engine.dialect.name
+    counts: dict[str, int] = {}
+    for f in found:
+        counts[f.check] = counts.get(f.check, 0) + f.count
+    return IntegrityBenchResult(dialect, events, (job_last - job_first).days + 1, sorted(timings)[1],
+                                month_seconds, counts)

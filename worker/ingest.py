@@ -23,7 +23,7 @@ from . import clock
 from .committer import Committer
 from .ledger import Batch, LedgerWriter, WriteStats
 from .models import IngestFile, SourceCursor
-from .normalise import Normaliser, RecordError
+from .normalise import Event, Normaliser, RecordError
 from .pricing import Pricer
 from .settings import Settings, SourceSettings
 from .sources import files as file_source
@@ -159,8 +159,7 @@ class Ingestor:
                 elif row.tail_hash and not file_source.tail_matches(path, offset, row.tail_len, row.tail_hash):
                     offset = position = 0  # another file that only starts the same: read it all
         stats.files = 1
-        normaliser = Normaliser(source.defaults if source else None,
-                                source.event_id_namespace if source else "")
+        normaliser = Normaliser.for_source(source)
         writer = LedgerWriter(source_name, clock.now(), self.dialect, self.settings.tz)
         location = str(path)
         header = file_source.first_line(path) if kind == "csv" else None
@@ -181,7 +180,10 @@ class Ingestor:
                         except RecordError as exc:
                             writer.reject(location, item.position, item.raw, str(exc), format=kind, header=header)
                         else:
-                            add(ev, price(ev))
+                            if ev.__class__ is Event:
+                                add(ev, price(ev))
+                            else:
+                                writer.attempt(ev)
                     elif item.error is not None:
                         writer.reject(location, item.position, item.raw, item.error, format=kind, header=header)
                     if seen >= batch_size and len(writer) >= batch_size:
@@ -220,7 +222,10 @@ class Ingestor:
             writer.reject(location, position, raw if raw is not None else _raw(record), str(exc),
                           format=fmt, header=header)
             return
-        writer.add(ev, self.pricer.price(ev))
+        if ev.__class__ is Event:
+            writer.add(ev, self.pricer.price(ev))
+        else:
+            writer.attempt(ev)
 
     def _commit_task(self, writer: LedgerWriter, stats: IngestStats, source: str, fp: str, path: Path,
                      checkpoint: _Checkpoint, st: Any) -> Callable[[], None]:

@@ -34,7 +34,8 @@ from sqlalchemy import Connection, func, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .models import IngestReject, SourceStatus, UsageEvent
+from .attempts import attempt_row
+from .models import CallAttempt, IngestReject, SourceStatus, UsageEvent
 from .models.base import money_to_units
 from .normalise import Event
 from .pricing import Priced
@@ -80,14 +81,18 @@ class WriteStats:
     rejected: int = 0
     unattributed: int = 0
     unpriced: int = 0
+    attempts: int = 0  # call attempts recorded (worker.attempts), not usage
 
     def add(self, other: WriteStats) -> None:
-        for name in ("accepted", "duplicates", "rejected", "unattributed", "unpriced"):
+        for name in ("accepted", "duplicates", "rejected", "unattributed", "unpriced", "attempts"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     def as_dict(self) -> dict[str, int]:
-        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected,
-                "unattributed": self.unattributed, "unpriced": self.unpriced}
+        counts = {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected,
+                  "unattributed": self.unattributed, "unpriced": self.unpriced}
+        if self.attempts:
+            counts["attempts"] = self.attempts
+        return counts
 
 
 @dataclass
@@ -112,6 +117,7 @@ class Batch:
     newest: datetime | None
     unattributed: int = 0  # of ``rows``
     unpriced: int = 0
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # call_attempts rows
 
 
 @dataclass
@@ -130,6 +136,7 @@ class LedgerWriter:
     _slow_path: bool = False
     _unattributed: int = 0
     _unpriced: int = 0
+    _attempts: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The UTC hour of the last event added, as [start, end): consecutive events nearly
     # always share it, and two comparisons are cheaper than working the hour out.
     _hour_start: datetime | None = None
@@ -142,7 +149,7 @@ class LedgerWriter:
             self._row, self._ingested = PgRowEncoder(self.ingested_at).row, self.ingested_at
 
     def __len__(self) -> int:
-        return len(self._rows) + len(self._rejects)
+        return len(self._rows) + len(self._rejects) + len(self._attempts)
 
     def add(self, ev: Event, priced: Priced, source: str | None = None) -> None:
         rows = self._rows
@@ -169,6 +176,13 @@ class LedgerWriter:
         if newest is None or occurred > newest:
             self._newest = occurred
 
+    def attempt(self, attempt: Any, source: str | None = None) -> None:
+        """A call attempt (``worker.attempts.Attempt``): written beside the batch's events."""
+        if attempt.attempt_id in self._attempts:
+            self._pending.duplicates += 1
+            return
+        self._attempts[attempt.attempt_id] = attempt_row(attempt, source or self.source, self.ingested_at)
+
     def reject(self, location: str, position: int, raw: bytes, reason: str, *, format: str,
                header: bytes | None = None, source: str | None = None) -> None:
         self._rejects.append(_Reject(source or self.source, location, position, reason, raw, format, header))
@@ -176,8 +190,9 @@ class LedgerWriter:
     def take(self) -> Batch:
         """Hand over what was collected and start afresh."""
         batch = Batch(list(self._rows.values()), self._rejects, self._pending, self._hours, self._newest,
-                      self._unattributed, self._unpriced)
+                      self._unattributed, self._unpriced, list(self._attempts.values()))
         self._rows, self._rejects, self._pending, self._hours, self._newest = {}, [], WriteStats(), set(), None
+        self._attempts = {}
         self._unattributed = self._unpriced = 0
         self._hour_start = self._hour_end = None
         return batch
@@ -196,6 +211,14 @@ class LedgerWriter:
                 self._source_status(conn, stats.accepted - accepted_before, batch.newest)
         if batch.rejects:
             self._write_rejects(conn, batch.rejects, stats)
+        if batch.attempts:
+            # An attempt seen before (a re-read file) is ignored: its state is the integrity job's.
+            stmt = insert_ignore(conn.dialect.name, CallAttempt, ["attempt_id"])
+            for start in range(0, len(batch.attempts), 1000):
+                chunk = batch.attempts[start:start + 1000]
+                added = len(conn.execute(stmt.values(chunk).returning(CallAttempt.id)).all())
+                stats.attempts += added
+                stats.duplicates += len(chunk) - added
         return stats
 
     def flush(self, conn: Connection) -> WriteStats:

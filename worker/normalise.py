@@ -42,7 +42,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "cost_usd": ("total_cost_usd", "cost"),
     "error_message": ("errorMessage", "error"),
 }
-KNOWN_KEYS = frozenset(k for canon, al in ALIASES.items() for k in (canon, *al)) | {"metadata"}
+KNOWN_KEYS = frozenset(k for canon, al in ALIASES.items() for k in (canon, *al)) | {"metadata", "record_type"}
 
 STATUS_WORDS = {
     "success": "success", "ok": "success", "completed": "success", "succeeded": "success",
@@ -95,7 +95,7 @@ class Event:
 class _Plan:
     """For one key set: the present keys that feed each canonical field, and the extras."""
 
-    __slots__ = ("single", "multi", "extras", "has_metadata", "direct")
+    __slots__ = ("single", "multi", "extras", "has_metadata", "direct", "typed")
 
     def __init__(self, record_keys: tuple[str, ...]):
         present = set(record_keys)
@@ -110,19 +110,33 @@ class _Plan:
         self.multi = tuple(multi)  # several present: the first non-empty wins
         self.extras = tuple(k for k in record_keys if k not in KNOWN_KEYS)
         self.has_metadata = "metadata" in present
+        self.typed = "record_type" in present  # usage, or a call attempt (worker.attempts)
         # Every field under its canonical name (the canonical log format): the record is read
         # as it is, null and "" being absent there too, without gathering the values first.
         self.direct = not multi and all(canon == key for canon, key in single)
 
 
 class Normaliser:
-    def __init__(self, defaults: Mapping[str, str] | None = None, namespace: str = ""):
+    """``normalise(record)`` returns an :class:`Event`, or a call attempt (``worker.attempts.Attempt``)
+    for a record with ``record_type = "attempt"`` or from a source of attempts."""
+
+    def __init__(self, defaults: Mapping[str, str] | None = None, namespace: str = "",
+                 record_type: str = "usage"):
         self.defaults = dict(defaults or {})
         self.namespace = namespace
+        if record_type == "attempt":
+            self.normalise = self.attempt  # type: ignore[method-assign]  # every record is an attempt
         self._plans: dict[tuple[str, ...], _Plan] = {}
         # The descriptive fields of a record (account, tenant, service, provider, model, model
         # used) repeat from one record to the next: each distinct combination is worked out once.
         self._dims: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+    @classmethod
+    def for_source(cls, source: Any) -> Normaliser:
+        """The normaliser of a configured source (``SourceSettings``), or of none (the CLI)."""
+        if source is None:
+            return cls()
+        return cls(source.defaults, source.event_id_namespace, source.record_type)
 
     def _plan(self, record: Mapping[str, Any]) -> _Plan:
         keys = tuple(record)
@@ -138,6 +152,12 @@ class Normaliser:
             if not isinstance(record, dict):
                 raise RecordError(f"not a JSON object (got {_type_name(record)})")
         plan = self._plan(record)
+        if plan.typed:
+            kind = record["record_type"]
+            if kind == "attempt":
+                return self.attempt(record)  # type: ignore[return-value]
+            if kind not in (None, "", "usage"):
+                raise RecordError(f"unknown record_type {kind!r} (expected usage or attempt)")
         if plan.direct:  # below, every value read through get() treats "" as absent, like null
             get = record.get
         else:
@@ -241,6 +261,10 @@ class Normaliser:
             ev.event_id = "h:" + hashlib.sha256(ev.event_id.encode()).hexdigest()[:40]
         return ev
 
+    def attempt(self, record: Any) -> Any:
+        from .attempts import parse_attempt
+
+        return parse_attempt(record, self.defaults, self.namespace)
 
     def _resolve_dims(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
         """account, tenant, service (None: see the metadata and defaults), provider, model, model used,

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select, update
 from . import clock
 from .ledger import LedgerWriter
 from .models import IngestReject
-from .normalise import Normaliser, RecordError
+from .normalise import Event, Normaliser, RecordError
 from .pricing import Pricer
 from .settings import Settings, SourceSettings
 from .sources.files import json_error, json_kind
@@ -61,8 +61,7 @@ def retry(settings: Settings, engine: Engine, source: str | None = None) -> dict
             for rej in rejects:
                 stats["retried"] += 1
                 src: SourceSettings | None = configured.get(rej.source)
-                norm = normalisers.setdefault(rej.source, Normaliser(src.defaults if src else None,
-                                                                     src.event_id_namespace if src else ""))
+                norm = normalisers.get(rej.source) or normalisers.setdefault(rej.source, Normaliser.for_source(src))
                 try:
                     ev = norm.normalise(parse_raw(rej))
                 except RecordError as exc:
@@ -70,8 +69,12 @@ def retry(settings: Settings, engine: Engine, source: str | None = None) -> dict
                     if str(exc) != rej.reason:
                         conn.execute(update(IngestReject).where(IngestReject.id == rej.id).values(reason=str(exc)))
                     continue
-                writer.add(ev, pricer.price(ev), source=rej.source)
-                accepted.append((rej.id, ev.event_id))
+                if isinstance(ev, Event):
+                    writer.add(ev, pricer.price(ev), source=rej.source)
+                    accepted.append((rej.id, ev.event_id))
+                else:  # a call attempt
+                    writer.attempt(ev, source=rej.source)
+                    accepted.append((rej.id, ev.attempt_id))
             result = writer.flush(conn)
             stats["accepted"] += result.accepted
             stats["duplicates"] += result.duplicates

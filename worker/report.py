@@ -30,7 +30,7 @@ import orjson
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import clock, limits
+from . import clock, limits, reconcile
 from .alerts import enqueue
 from .clock import local_day_bounds, month_start, next_month
 from .models import (UNATTRIBUTED, Alert, IngestReject, LimitWindow, Report, SourceStatus, SummaryCorrection,
@@ -215,6 +215,8 @@ def build(conn: Connection, settings: Settings, period: Period, *, tenant: str |
                 Alert.kind.like("integrity.%"), Alert.state != "resolved")).scalar_one(),
             "corrections": [] if tenant else _corrections(conn, first, start, end),
         },
+        # the providers' own figures for the period's days (UTC days; the whole organisation, so not per tenant)
+        "reconciliation": [] if tenant else reconcile.summary(conn, first, last),
         "freshness": [{"source": s.source, "newest_event_at": s.newest_event_at.isoformat(),
                        "last_ingest_at": s.last_ingest_at.isoformat()}
                       for s in conn.execute(select(SourceStatus).order_by(SourceStatus.source))],

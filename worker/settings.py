@@ -27,6 +27,7 @@ ENV_PREFIX = "TOKENTALLY_"
 DEFAULT_CONFIG = "settings.toml"
 SOURCE_KINDS = ("jsonl", "csv", "table")
 TIER_ACTIONS = ("warn", "block", "alert")
+RECORD_TYPES = ("usage", "attempt")
 DEFAULTABLE_FIELDS = ("model", "provider", "service", "account_id", "tenant_id")
 
 
@@ -42,6 +43,8 @@ class SourceSettings:
     defaults: dict[str, str] = field(default_factory=dict)
     event_id_namespace: str = ""
     enabled: bool = True
+    record_type: str = "usage"  # usage | attempt (every record is a call attempt, worker.attempts)
+    expect_every: timedelta | None = None  # silent when nothing new arrived for longer (worker.silence)
     # kind = "table"
     url: str | None = None
     table: str | None = None
@@ -118,6 +121,8 @@ class Settings:
     routes: tuple[Any, ...] = ()  # routing.Route; () means routing.DEFAULT_ROUTES
     alerts: Any = None  # routing.AlertSettings
     delivery: Any = None  # routing.DeliverySettings
+    integrity: Any = None  # integrity.IntegritySettings
+    reconcile: Any = None  # reconcile.ReconcileSettings
     config_path: Path | None = None
 
     @property
@@ -349,6 +354,11 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     alerts = parse_alerts(top.take("alerts", dict, None), channels, env)
     delivery = parse_delivery(top.take("notify", dict, None), env)
     reports = _reports(_Reader(top.take("reports", dict, {}), "reports", env), channels)
+    from .integrity import parse_integrity
+    from .reconcile import parse_reconcile
+
+    integrity = parse_integrity(top.take("integrity", dict, None), env)
+    reconcile = parse_reconcile(top.take("reconcile", dict, None), env)
 
     top.done()
     return Settings(
@@ -358,7 +368,8 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
         budgets=budgets,
         schedule=schedule, summaries_settle=timedelta(hours=settle_hours),
         summaries_nightly_days=nightly_days, channels=channels, routes=routes,
-        alerts=alerts, delivery=delivery, reports=reports, config_path=cfg,
+        alerts=alerts, delivery=delivery, reports=reports, integrity=integrity, reconcile=reconcile,
+        config_path=cfg,
     )
 
 
@@ -389,9 +400,14 @@ def _source(item: Any, index: int, env: dict[str, str]) -> SourceSettings:
             raise SettingsError(f"{r.key('defaults')}.{key}: unknown field (allowed: {', '.join(DEFAULTABLE_FIELDS)})")
         if not isinstance(value, str) or not value:
             raise SettingsError(f"{r.key('defaults')}.{key}: expected a non-empty string")
+    record_type = r.take("record_type", str, "usage")
+    if record_type not in RECORD_TYPES:
+        raise SettingsError(f"{r.key('record_type')}: expected one of {', '.join(RECORD_TYPES)}, got {record_type!r}")
+    every = r.take("expect_every", str)
     common = dict(name=name, kind=kind, defaults=defaults,
                   event_id_namespace=r.take("event_id_namespace", str, ""),
-                  enabled=r.take("enabled", bool, True))
+                  enabled=r.take("enabled", bool, True), record_type=record_type,
+                  expect_every=parse_duration(every, r.key("expect_every")) if every else None)
     if kind in ("jsonl", "csv"):
         src = SourceSettings(**common, path=r.take("path", str, required=True))
     else:

@@ -259,22 +259,26 @@ def rebuild(engine: Engine, settings: Settings, first: date, last: date,
 
 def verify(engine: Engine, settings: Settings, first: date, last: date) -> list[dict[str, Any]]:
     """Recompute every day in range from the ledger and compare with the stored rows."""
+    with engine.connect() as conn:
+        return verify_conn(conn, settings, first, last)
+
+
+def verify_conn(conn: Connection, settings: Settings, first: date, last: date) -> list[dict[str, Any]]:
     differences: list[dict[str, Any]] = []
     tz = settings.tz
     day = first
-    with engine.connect() as conn:
-        while day <= last:
-            start, end = local_day_bounds(day, tz)
-            expected = {tuple(r[:len(KEYS)]): _measures(r[len(KEYS):]) for r in conn.execute(_ledger_group(start, end))}
-            ds = DailySummary
-            stored = {tuple(r[:len(KEYS)]): _measures(r[len(KEYS):]) for r in conn.execute(
-                select(*[getattr(ds, k) for k in KEYS], *[getattr(ds, m) for m in MEASURES]).where(ds.day == day))}
-            for key in sorted(set(expected) | set(stored), key=str):
-                if expected.get(key) != stored.get(key):
-                    differences.append({"day": day.isoformat(), "key": dict(zip(KEYS, key)),
-                                        "ledger": expected.get(key), "summary": stored.get(key)})
-            differences.extend(_verify_rollup(conn, day, expected))
-            day += timedelta(days=1)
+    while day <= last:
+        start, end = local_day_bounds(day, tz)
+        expected = {tuple(r[:len(KEYS)]): _measures(r[len(KEYS):]) for r in conn.execute(_ledger_group(start, end))}
+        ds = DailySummary
+        stored = {tuple(r[:len(KEYS)]): _measures(r[len(KEYS):]) for r in conn.execute(
+            select(*[getattr(ds, k) for k in KEYS], *[getattr(ds, m) for m in MEASURES]).where(ds.day == day))}
+        for key in sorted(set(expected) | set(stored), key=str):
+            if expected.get(key) != stored.get(key):
+                differences.append({"day": day.isoformat(), "key": dict(zip(KEYS, key)),
+                                    "ledger": expected.get(key), "summary": stored.get(key)})
+        differences.extend(_verify_rollup(conn, day, expected))
+        day += timedelta(days=1)
     return differences
 
 

@@ -78,9 +78,10 @@ def offset_segments(start: datetime, end: datetime, tz: ZoneInfo) -> list[tuple[
     return segments
 
 
-def local_bucket(dialect: str, tz: ZoneInfo, start: datetime, end: datetime, by: str) -> ColumnElement:
-    """SQL for the local day ('YYYY-MM-DD') or month ('YYYY-MM') of occurred_at."""
-    col = UsageEvent.occurred_at
+def local_bucket(dialect: str, tz: ZoneInfo, start: datetime, end: datetime, by: str,
+                 col: Any = UsageEvent.occurred_at) -> ColumnElement:
+    """SQL for the local day ('YYYY-MM-DD') or month ('YYYY-MM') of ``col`` (a UTC timestamp
+    column with values in [start, end))."""
     if dialect == "postgresql":
         local = func.timezone(tz.key, col)
         return func.to_char(local, "YYYY-MM-DD" if by == "day" else "YYYY-MM")

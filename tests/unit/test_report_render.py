@@ -131,6 +131,13 @@ def sample_report(*, kind: str = "daily", hostile: bool = False, status: str = "
                     "unpriced_models": ["house-llm"], "open_integrity_alerts": 0,
                     "corrections": [{"day": "2026-11-20", "changes": {"cost_usd": ["21.0400000000", "21.2650000000"],
                                                                       "requests": [2801, 2830]}}]},
+        "reconciliation": [
+            {"provider": "openai", "days": 1, "provider_tokens": 102000, "ledger_tokens": 72000,
+             "provider_cost_usd": "0.8500", "ledger_cost_usd": "0.6000", "checked_at": "2026-11-23T07:00:00+00:00",
+             "flagged": [{"day": "2026-11-22", "model": "gpt-4o-mini", "status": "unlogged",
+                          "differences": [{"measure": "requests", "provider": "85", "ledger": "60",
+                                           "direction": "unlogged"}]}]},
+        ],
         "freshness": [
             {"source": "inbox", "newest_event_at": "2026-11-23T07:59:00+00:00",
              "last_ingest_at": "2026-11-23T07:59:30+00:00"},
@@ -260,7 +267,7 @@ def test_every_template_renders_a_period_without_usage():
     report = sample_report(kind="monthly")
     report["totals"] = {**{key: 0 for key in report["totals"]}, "cost_usd": "0E-10", "success_rate": None}
     report["change"] = {"requests": None, "total_tokens": None, "cost_usd": "-1.0000"}
-    for key in ("by_model", "by_provider", "by_service", "by_tenant", "top_accounts", "freshness"):
+    for key in ("by_model", "by_provider", "by_service", "by_tenant", "top_accounts", "freshness", "reconciliation"):
         report[key] = []
     message = report_message(report)
     assert "$0.00" in message.subject and "No usage in this period." in (message.html or "")
@@ -312,6 +319,12 @@ def hostile_everywhere(report: dict[str, Any], value: str) -> dict[str, Any]:
     report["quality"]["unpriced_models"] = [value, value]
     report["quality"]["corrections"] = [{"day": value, "changes": {value: [value, value], "cost_usd": ["1", "2"]}}]
     report["freshness"] = [{"source": value, "newest_event_at": value, "last_ingest_at": value + "+00:00"}]
+    for provider in report["reconciliation"]:
+        provider["provider"] = value
+        for flagged in provider["flagged"]:
+            flagged.update(day=value, model=value, status=value)
+            for d in flagged["differences"]:
+                d.update(measure=value, provider=value, ledger=value)
     report["generated_at"] = value
     return report
 

@@ -104,4 +104,4 @@ def main() -> Any:
 
 
 # The command modules register themselves on ``app``.
-from . import accounts, alerts, bench, jobs, ledger, limits, notify, ops, rejects, reports, summaries  # noqa: E402,F401
+from . import accounts, alerts, bench, integrity, jobs, ledger, limits, notify, ops, rejects, reports, summaries  # noqa: E402,F401,E501

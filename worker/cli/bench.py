@@ -54,3 +54,19 @@ def summaries(
         out["ratio"] = f"rebuild takes {result.ratio:.2f}x the bare GROUP BY"
         out["usage_by_day_ms"] = f"{result.usage_by_day_ms:.1f} ms"
     emit_object(out, fmt, title="bench summaries")
+
+
+@bench_app.command("integrity")
+def integrity(
+    ctx: typer.Context,
+    events: int = typer.Option(100_000, "--events", min=1, help="How many events to generate and ingest"),
+    database: Optional[str] = typer.Option(
+        None, "--database", help="As for `bench ingest`: a PostgreSQL URL (scratch database) or sqlite"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+) -> None:
+    """Time the integrity job (and every check over 30 days) on N events spread over the last 30 days."""
+    from ..bench import run_integrity
+
+    result = run_integrity(state(ctx).settings(), events, database,
+                           say=lambda m: err_console.print(f"[dim]{m}[/dim]"))
+    emit_object(result.as_dict(), fmt, title="bench integrity")

@@ -83,7 +83,7 @@ class TableReader:
                         start = start.replace(tzinfo=None)
                 query = query.where(cursor_col >= start)
 
-        normaliser = Normaliser(src.defaults, src.event_id_namespace)
+        normaliser = Normaliser.for_source(src)
         writer = LedgerWriter(src.name, clock.now(), self.ingestor.dialect, self.ingestor.settings.tz)
         with app.connect() as app_conn:
             result = app_conn.execution_options(stream_results=True, yield_per=self.batch_size).execute(query)
