@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 
 from . import budgets, clock, db, limits
-from .models import (Alert, DirtyDay, IngestReject, JobRun, Notification, SourceStatus, SummaryCorrection,
+from .models import (Alert, CallAttempt, DirtyDay, IngestReject, JobRun, Notification, SourceStatus, SummaryCorrection,
                      UsageEvent)
 from .registry import registry
 from .settings import Settings
@@ -22,12 +22,14 @@ def last_runs(conn: Any) -> dict[str, JobRun]:
 def status(settings: Settings, engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
         freshness = {r.source: r for r in conn.execute(select(SourceStatus))}
+        silent = set(conn.execute(select(Alert.scope_id).where(Alert.kind == "source.silent",
+                                                               Alert.state != "resolved")).scalars())
         sources = []
         for src in settings.sources:
             row = freshness.pop(src.name, None)
-            sources.append(_source_row(src.name, src.kind, src.enabled, row))
+            sources.append(_source_row(src.name, src.kind, src.enabled, row, src.name in silent))
         for name, row in sorted(freshness.items()):  # cli ingests, retired sources
-            sources.append(_source_row(name, None, None, row))
+            sources.append(_source_row(name, None, None, row, name in silent))
         runs = last_runs(conn)
         jobs = [{"job": spec.id, "last_status": runs[spec.id].status if spec.id in runs else None,
                  "last_started_at": _iso(runs[spec.id].started_at) if spec.id in runs else None,
@@ -48,6 +50,11 @@ def status(settings: Settings, engine: Engine) -> dict[str, Any]:
             "failed_notifications": conn.execute(select(func.count()).select_from(Notification)
                                                  .where(Notification.status == "failed")).scalar_one(),
             "blocked_accounts": len(limits.blocked_accounts(conn, clock.now())),
+            "unlogged_calls": conn.execute(select(func.count()).select_from(CallAttempt)
+                                           .where(CallAttempt.state == "unlogged")).scalar_one(),
+            "open_integrity_alerts": conn.execute(select(func.count()).select_from(Alert).where(
+                or_(Alert.kind.like("integrity.%"), Alert.kind == "source.silent"),
+                Alert.state != "resolved")).scalar_one(),
         }
         switch = budgets.kill_switch(conn)
     return {"database": db.display_url(settings.database_url), "schema_revision": db.current_revision(engine),
@@ -57,8 +64,8 @@ def status(settings: Settings, engine: Engine) -> dict[str, Any]:
             "counts": counts, "sources": sources, "jobs": jobs}
 
 
-def _source_row(name: str, kind: str | None, enabled: bool | None, row: Any) -> dict[str, Any]:
-    return {"source": name, "kind": kind, "enabled": enabled,
+def _source_row(name: str, kind: str | None, enabled: bool | None, row: Any, silent: bool) -> dict[str, Any]:
+    return {"source": name, "kind": kind, "enabled": enabled, "silent": silent,
             "last_ingest_at": _iso(row.last_ingest_at) if row else None,
             "newest_event_at": _iso(row.newest_event_at) if row else None,
             "events": row.events if row else 0}

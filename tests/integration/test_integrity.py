@@ -307,6 +307,12 @@ expect_every = "15m"
         states = dict(conn.execute(select(Alert.scope_id, Alert.state).where(Alert.kind == "source.silent")).all())
         assert conn.execute(select(SourceStatus.source)).scalars().all() == ["shop"]
     assert states == {"shop": "resolved", "batch": "open"}
+    from worker.status import status
+
+    with freeze_time("2026-11-23T10:31:00Z"):
+        report = status(settings, engine)
+    assert {s["source"]: s["silent"] for s in report["sources"]} == {"shop": False, "batch": True}
+    assert report["counts"]["open_integrity_alerts"] == 1
 
 
 def test_a_source_silent_for_less_than_its_history_expects_is_not_flagged(make_settings, engine,
@@ -365,6 +371,9 @@ def test_integrity_check_prints_findings_and_exits_1_and_alert_acts(settings, en
     assert bad.exit_code == 2 and "no such check: nonsense" in bad.output
     with engine.connect() as conn:
         assert conn.execute(select(CallAttempt.state)).scalar() == "unlogged"
+    with freeze_time("2026-11-23T10:00:00Z"):
+        counts = json.loads(cli("status", "--format", "json").stdout)["counts"]
+    assert (counts["unlogged_calls"], counts["open_integrity_alerts"]) == (1, 1)
     listed = cli("attempts", "list", "--format", "json")
     assert [a["attempt_id"] for a in json.loads(listed.stdout)] == ["lost-1"]
 

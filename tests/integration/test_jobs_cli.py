@@ -179,7 +179,7 @@ def test_status_shows_freshness_counts_and_last_runs(cli, config, tmp_path) -> N
     before = as_json(cli("status", "--format", "json", config=config))
     assert before["timezone"] == "Europe/Berlin" and before["schema_revision"]
     assert before["counts"]["events"] == 0
-    assert before["sources"] == [{"source": "app", "kind": "jsonl", "enabled": True, "last_ingest_at": None,
+    assert before["sources"] == [{"source": "app", "kind": "jsonl", "enabled": True, "silent": False, "last_ingest_at": None,
                                   "newest_event_at": None, "events": 0}]
     (tmp_path / "inbox" / "bad.jsonl").write_text('{"request_id": "x", "model": "m"}\nnot json\n', encoding="utf-8")
     ok(cli("jobs", "run", "ingest", config=config))
