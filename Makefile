@@ -1,10 +1,12 @@
 # make run   - create .venv, install, migrate the database, start the worker in the foreground
-# make test  - install dev dependencies and run the whole suite on SQLite and PostgreSQL
+# make test  - install dev dependencies and run the whole suite on SQLite and PostgreSQL,
+#              on PYTEST_WORKERS processes (pytest-xdist; default auto = one per CPU, 0 = no workers)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+PYTEST_WORKERS ?= auto
 
 .PHONY: run test install install-dev migrate bench clean
 
@@ -31,7 +33,7 @@ run: migrate
 	exec $(BIN)/tokentally run
 
 test: install-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/tokentally bench ingest --events 100000

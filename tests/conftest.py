@@ -1,15 +1,19 @@
 """Shared fixtures: real SQLite and PostgreSQL through the same parametrised fixtures.
 
 PostgreSQL is at TOKENTALLY_TEST_PG (default postgresql://postgres@127.0.0.1:5432/test).
-Each test session creates its own database there, migrates it once and empties the
-tables between tests. When the server is unreachable the PostgreSQL cases are
-skipped with a message, unless CI=true, where they fail.
+Each test session (each pytest-xdist worker) creates its own database there, migrates
+it once and empties the tables between tests. SQLite is migrated once per session too,
+into a template file that each test gets a fresh copy of. When the server is
+unreachable the PostgreSQL cases are skipped with a message, unless CI=true, where
+they fail.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
+import shutil
 import uuid
 from dataclasses import replace
 from pathlib import Path
@@ -39,6 +43,14 @@ def _pg_reachable() -> str | None:
 def _with_database(url: str, name: str) -> str:
     base, _, _ = url.rpartition("/")
     return f"{base}/{name}"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Move everything alive after collection (imported modules, the collected tests)
+    into the permanent generation: it lives for the whole session anyway, and the
+    collector then no longer walks it on every full collection during the tests."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)
@@ -74,28 +86,54 @@ def pg_migrated(pg_server_url: str) -> str:
     return pg_server_url
 
 
-def _truncate(engine: Engine) -> None:
-    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
-        else:
-            for name in tables:
-                conn.execute(text(f"DELETE FROM {name}"))
+def _empty_tables(engine: Engine) -> Callable[[], None]:
+    """A function that empties every table and restarts the id sequences, in one round trip.
+
+    Equivalent to ``TRUNCATE ... RESTART IDENTITY`` for these small test tables, but a
+    TRUNCATE of 18 tables gives each table and index a new file (~0.1 s, every test);
+    DELETE on tables of a few rows and ``setval`` cost a millisecond or two."""
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]  # children before parents
+    with engine.connect() as conn:
+        sequences = conn.execute(text("SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename), "
+                                      "start_value FROM pg_sequences")).all()
+    statements = [f"DELETE FROM {name}" for name in tables]
+    statements += [f"SELECT setval('{name}', {start}, false)" for name, start in sequences]
+    sql = "; ".join(statements)
+
+    def empty() -> None:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(sql)
+
+    return empty
+
+
+@pytest.fixture(scope="session")
+def pg_emptier(pg_migrated: str) -> Iterator[Callable[[], None]]:
+    engine = db.make_engine(pg_migrated)
+    yield _empty_tables(engine)
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session; each test gets a copy."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "tokentally.db"
+    db.migrate(f"sqlite:///{path}")
+    # the migration's engine is disposed: the WAL was checkpointed into the file and removed
+    assert not path.with_name(path.name + "-wal").exists()
+    return path
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database URL: SQLite file or the session's PostgreSQL database."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'tokentally.db'}"
-        db.migrate(url)
-        yield url
+        path = tmp_path / "tokentally.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
     else:
         url = request.getfixturevalue("pg_migrated")
-        engine = db.make_engine(url)
-        _truncate(engine)
-        engine.dispose()
+        request.getfixturevalue("pg_emptier")()
         yield url
 
 
