@@ -40,6 +40,12 @@ class IntegritySettings:
     history_weeks: int = 4  # of history learned per source
     request_id_keys: tuple[str, ...] = ("provider_request_id", "response_id", "generation_id")
     examples: int = 5  # per finding
+    skip: tuple[str, ...] = ()  # checks the job leaves out (CHECK_NAMES)
+
+
+# The checks, in the order they run (see checks()).
+CHECK_NAMES = ("unlogged_calls", "estimate_mismatch", "source_silent", "sequence_gap", "unattributed", "rejects",
+               "unpriced", "duplicates", "token_mismatch", "cost_mismatch", "summaries")
 
 
 def parse_integrity(raw: dict[str, Any] | None, env: dict[str, str]) -> IntegritySettings:
@@ -59,6 +65,10 @@ def parse_integrity(raw: dict[str, Any] | None, env: dict[str, str]) -> Integrit
     keys = r.take("request_id_keys", list, list(d.request_id_keys))
     if not all(isinstance(k, str) and k for k in keys):
         raise SettingsError(f"{r.key('request_id_keys')}: expected a list of metadata key names")
+    skip = r.take("skip", list, [])
+    if unknown := [name for name in skip if name not in CHECK_NAMES]:
+        raise SettingsError(f"{r.key('skip')}: no such check: {', '.join(map(str, unknown))} "
+                            f"(checks: {', '.join(CHECK_NAMES)})")
     expected = r.take("silent_expected", (int, float), d.silent_expected)
     if expected <= 0:
         raise SettingsError(f"{r.key('silent_expected')}: must be more than 0, got {expected!r}")
@@ -69,7 +79,7 @@ def parse_integrity(raw: dict[str, Any] | None, env: dict[str, str]) -> Integrit
         unattributed_share=fraction("unattributed_share", d.unattributed_share),
         silent_after=duration("silent_after", d.silent_after), silent_expected=float(expected),
         history_weeks=r.positive_int("history_weeks", d.history_weeks), request_id_keys=tuple(keys),
-        examples=r.positive_int("examples", d.examples))
+        examples=r.positive_int("examples", d.examples), skip=tuple(skip))
     r.done()
     return result
 
@@ -137,7 +147,7 @@ def checks() -> dict[str, tuple[str, Check]]:
     from . import checks as c
     from . import silence
 
-    return {
+    found = {
         "unlogged_calls": ("integrity.unlogged_calls", c.unlogged_calls),
         "estimate_mismatch": ("integrity.estimate_mismatch", c.estimate_mismatch),
         "source_silent": ("source.silent", silence.silent_sources),
@@ -150,6 +160,8 @@ def checks() -> dict[str, tuple[str, Check]]:
         "cost_mismatch": ("integrity.cost_mismatch", c.cost_mismatch),
         "summaries": ("integrity.summaries", c.summaries),
     }
+    assert tuple(found) == CHECK_NAMES
+    return found
 
 
 def default_range(settings: Settings, now: datetime) -> tuple[date, date]:
@@ -165,9 +177,10 @@ def run_checks(conn: Connection, settings: Settings, now: datetime, first: date,
     if unknown:
         raise ValueError(f"no such check: {', '.join(unknown)} (checks: {', '.join(registry)})")
     ctx = CheckContext(conn, settings, now, first, last)
+    skip = integrity_settings(settings).skip
     findings: list[Finding] = []
     for name, (_, check) in registry.items():
-        if only and name not in only:
+        if (only and name not in only) or (not only and name in skip):  # --only runs a skipped check too
             continue
         findings.extend(check(ctx))
     return findings
@@ -205,7 +218,8 @@ def apply(conn: Connection, settings: Settings, now: datetime, first: date, last
     periods = CheckContext(conn, settings, now, first, last).periods()
     if last >= now.astimezone(settings.tz).date():
         periods.add("")  # the states of now (silent sources) were checked too
-    kinds = {kind for kind, _ in checks().values()}
+    skip = integrity_settings(settings).skip
+    kinds = {kind for name, (kind, _) in checks().items() if name not in skip}
     # (scope "provider" is the reconcile job's: integrity.unlogged_calls per provider and UTC day)
     for alert in conn.execute(select(Alert).where(Alert.kind.in_(kinds), Alert.scope.in_(("source", "system")),
                                                   Alert.state != "resolved")).all():

@@ -241,6 +241,19 @@ def test_token_counts_that_do_not_add_up_and_costs_far_from_the_price_are_flagge
 
 
 @freeze_time(NOW)
+def test_a_skipped_check_is_left_out_unless_asked_for_by_name(make_settings, engine, tmp_path) -> None:
+    settings = make_settings(PRICES + '[integrity]\nskip = ["cost_mismatch"]\n')
+    feed(settings, engine, tmp_path, [record(utc("2026-11-23T09:00:00Z"), cost="0.0100")])  # 5x the price
+    assert findings(engine, settings) == []
+    from datetime import date
+
+    with engine.connect() as conn:
+        asked = integrity.run_checks(conn, settings, utc(NOW), date(2026, 11, 23), date(2026, 11, 23),
+                                     only=["cost_mismatch"])
+    assert [f.check for f in asked] == ["cost_mismatch"]
+
+
+@freeze_time(NOW)
 def test_summaries_that_differ_from_the_ledger_or_are_missing_are_flagged_but_dirty_days_wait(
         settings, engine, tmp_path) -> None:
     feed(settings, engine, tmp_path, [record(utc("2026-11-21T09:00:00Z")), record(utc("2026-11-22T09:00:00Z")),
@@ -396,6 +409,8 @@ def test_bad_integrity_settings_name_the_key(make_settings) -> None:
         make_settings("[integrity]\nattempt_grace = 'soon'\n")
     with pytest.raises(SettingsError, match=r"unknown setting\(s\): integrity\.grace"):
         make_settings("[integrity]\ngrace = '5m'\n")
+    with pytest.raises(SettingsError, match=r"integrity\.skip: no such check: costs \(checks: unlogged_calls, "):
+        make_settings('[integrity]\nskip = ["costs"]\n')
     with pytest.raises(SettingsError, match=r"sources\[s\]\.record_type: expected one of usage, attempt"):
         make_settings('[[sources]]\nname = "s"\nkind = "jsonl"\npath = "x"\nrecord_type = "intent"\n')
 
