@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any, Callable
 
 from . import ProviderConfig, ProviderReport
 from .http import Client
@@ -59,7 +59,7 @@ def fetch(config: ProviderConfig, first: date, last: date) -> ProviderReport:
         usage_params = [*common, ("group_by[]", "model"),
                         *(("workspace_ids[]", w) for w in config.project_ids)]
         for page in client.pages(USAGE_PATH, usage_params):
-            for day, result in _results(page, shape, first, last):
+            for day, result in shape.results(page, first, last, _day(shape)):
                 _add_usage(tally, shape, day, result)
 
         shape = Shape(config.name, f"GET {COST_PATH}")
@@ -67,7 +67,7 @@ def fetch(config: ProviderConfig, first: date, last: date) -> ProviderReport:
         if config.project_ids:
             cost_params.append(("group_by[]", "workspace_id"))
         for page in client.pages(COST_PATH, cost_params):
-            for day, bucket in _buckets(page, shape, first, last):
+            for day, bucket in shape.buckets(page, first, last, _day(shape)):
                 day_costs.setdefault(day, Decimal(0))
                 for result in shape.array(bucket, "results", "data[]"):
                     result = shape.mapping(result, "results[]")
@@ -94,21 +94,8 @@ def _add_usage(tally: Tally, shape: Shape, day: date, result: dict[str, Any]) ->
               output_tokens=shape.count(result, "output_tokens", "results[]"), cached_tokens=reads)
 
 
-def _buckets(page: dict[str, Any], shape: Shape, first: date,
-             last: date) -> Iterator[tuple[date, dict[str, Any]]]:
-    """(UTC day, bucket) for each bucket of the page inside first..last."""
-    for bucket in shape.array(page, "data"):
-        bucket = shape.mapping(bucket, "data[]")
-        day = shape.rfc3339_day(bucket, "starting_at", "data[]")
-        if first <= day <= last:
-            yield day, bucket
-
-
-def _results(page: dict[str, Any], shape: Shape, first: date,
-             last: date) -> Iterator[tuple[date, dict[str, Any]]]:
-    for day, bucket in _buckets(page, shape, first, last):
-        for result in shape.array(bucket, "results", "data[]"):
-            yield day, shape.mapping(result, "results[]")
+def _day(shape: Shape) -> Callable[[dict[str, Any]], date]:
+    return lambda bucket: shape.rfc3339_day(bucket, "starting_at", "data[]")
 
 
 def _usd(shape: Shape, result: dict[str, Any]) -> Decimal:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, Iterator
+from typing import Any, Callable
 
 from . import ProviderConfig, ProviderReport
 from .http import Client
@@ -51,7 +51,8 @@ def fetch(config: ProviderConfig, first: date, last: date) -> ProviderReport:
     with Client(config, {"Authorization": f"Bearer {config.api_key}"}) as client:
         shape = Shape(config.name, f"GET {USAGE_PATH}")
         usage_params = [*common, ("group_by[]", "model"), ("limit", str(min(days, USAGE_LIMIT)))]
-        for day, result in _results(client.pages(USAGE_PATH, usage_params), shape, first, last):
+        for day, result in (r for page in client.pages(USAGE_PATH, usage_params)
+                            for r in shape.results(page, first, last, _day(shape))):
             tally.add(day, shape.text(result, "model", "results[]"),
                       requests=shape.count(result, "num_model_requests", "results[]"),
                       input_tokens=shape.count(result, "input_tokens", "results[]"),
@@ -61,7 +62,7 @@ def fetch(config: ProviderConfig, first: date, last: date) -> ProviderReport:
         shape = Shape(config.name, f"GET {COSTS_PATH}")
         cost_params = [*common, ("limit", str(min(days, COSTS_LIMIT)))]
         for page in client.pages(COSTS_PATH, cost_params):
-            for day, bucket in _buckets(page, shape, first, last):
+            for day, bucket in shape.buckets(page, first, last, _day(shape)):
                 total = day_costs.setdefault(day, Decimal(0))
                 for result in shape.array(bucket, "results", "data[]"):
                     total += _usd(shape, shape.mapping(result, "results[]"))
@@ -74,22 +75,8 @@ def _unix(day: date) -> int:
     return int(datetime.combine(day, time.min, tzinfo=UTC).timestamp())
 
 
-def _buckets(page: dict[str, Any], shape: Shape, first: date,
-             last: date) -> Iterator[tuple[date, dict[str, Any]]]:
-    """(UTC day, bucket) for each bucket of the page inside first..last."""
-    for bucket in shape.array(page, "data"):
-        bucket = shape.mapping(bucket, "data[]")
-        day = shape.unix_day(bucket, "start_time", "data[]")
-        if first <= day <= last:
-            yield day, bucket
-
-
-def _results(pages: Iterator[dict[str, Any]], shape: Shape, first: date,
-             last: date) -> Iterator[tuple[date, dict[str, Any]]]:
-    for page in pages:
-        for day, bucket in _buckets(page, shape, first, last):
-            for result in shape.array(bucket, "results", "data[]"):
-                yield day, shape.mapping(result, "results[]")
+def _day(shape: Shape) -> Callable[[dict[str, Any]], date]:
+    return lambda bucket: shape.unix_day(bucket, "start_time", "data[]")
 
 
 def _usd(shape: Shape, result: dict[str, Any]) -> Decimal:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from . import ProviderError
 
@@ -91,6 +91,23 @@ class Shape:
             return date.fromisoformat(value[:10])
         except ValueError:
             raise self.unexpected(f"{_name(what, key)} is not a YYYY-MM-DD date: {value[:40]!r}") from None
+
+
+    def buckets(self, page: dict[str, Any], first: date, last: date,
+                day_of: Callable[[dict[str, Any]], date]) -> Iterator[tuple[date, dict[str, Any]]]:
+        """(UTC day, bucket) for each bucket in the page's ``data`` inside first..last."""
+        for bucket in self.array(page, "data"):
+            bucket = self.mapping(bucket, "data[]")
+            day = day_of(bucket)
+            if first <= day <= last:
+                yield day, bucket
+
+    def results(self, page: dict[str, Any], first: date, last: date,
+                day_of: Callable[[dict[str, Any]], date]) -> Iterator[tuple[date, dict[str, Any]]]:
+        """(UTC day, result) for each result of those buckets."""
+        for day, bucket in self.buckets(page, first, last, day_of):
+            for result in self.array(bucket, "results", "data[]"):
+                yield day, self.mapping(result, "results[]")
 
 
 def _name(what: str, key: str) -> str:
