@@ -8,23 +8,18 @@ from worker import integrity, reconcile
 from worker.registry import JobContext, JobFailed, job
 
 
-def _days(ctx: JobContext, default: Any) -> tuple[Any, Any]:
-    if ctx.date_from is None:
-        return default
-    return ctx.date_from, ctx.date_to or ctx.date_from
-
-
 @job("integrity", schedule="every 15m",
      description="Find unlogged calls (attempts without events, sequence gaps, silent sources) and gaps in the "
                  "books (duplicates, token/cost mismatches, rejects, unpriced, unattributed, summaries); alert")
 def integrity_job(ctx: JobContext) -> dict[str, Any]:
     now = ctx.now()
-    first, last = _days(ctx, integrity.default_range(ctx.settings, now))
+    first, last = ctx.days() or integrity.default_range(ctx.settings, now)
     if ctx.dry_run:
         with ctx.engine.connect() as conn:
             findings = integrity.run_checks(conn, ctx.settings, now, first, last)
         return {"dry_run": True, "from": first.isoformat(), "to": last.isoformat(),
-                "findings": [f"{f.kind} {f.scope_id} {f.period}: {f.count}".replace("  ", " ") for f in findings]}
+                "findings": [{"kind": f.kind, "scope": f.scope, "scope_id": f.scope_id, "period": f.period,
+                              "count": f.count} for f in findings]}
     with ctx.engine.begin() as conn:
         findings = integrity.run_checks(conn, ctx.settings, now, first, last)
         applied = integrity.apply(conn, ctx.settings, now, first, last, findings)
@@ -38,7 +33,7 @@ def reconcile_job(ctx: JobContext) -> dict[str, Any]:
     from worker.providers import ProviderError
 
     now = ctx.now()
-    first, last = _days(ctx, reconcile.default_range(ctx.settings, now))
+    first, last = ctx.days() or reconcile.default_range(ctx.settings, now)
     names = list(reconcile.reconcile_settings(ctx.settings).providers)
     if ctx.dry_run:
         return {"dry_run": True, "providers": names, "from": first.isoformat(), "to": last.isoformat()}

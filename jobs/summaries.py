@@ -9,15 +9,9 @@ from worker import summaries
 from worker.registry import JobContext, job
 
 
-def _range_or_none(ctx: JobContext):
-    if ctx.date_from is None:
-        return None
-    return ctx.date_from, ctx.date_to or ctx.date_from
-
-
 @job("summaries", schedule="every 5m", description="Recompute the daily/monthly summaries of days with new data")
 def recompute_dirty(ctx: JobContext) -> dict[str, Any]:
-    days = _range_or_none(ctx)
+    days = ctx.days()
     if ctx.dry_run:
         with ctx.engine.connect() as conn:
             marked = summaries.dirty_days(conn, *(days or (None, None)))
@@ -30,7 +24,7 @@ def recompute_dirty(ctx: JobContext) -> dict[str, Any]:
 @job("summaries_nightly", schedule="30 2 * * *",
      description="Recompute the last summaries.nightly_days local days, whatever was marked")
 def nightly(ctx: JobContext) -> dict[str, Any]:
-    days = _range_or_none(ctx)
+    days = ctx.days()
     if days is None:
         today = ctx.now().astimezone(ctx.settings.tz).date()
         days = (today - timedelta(days=ctx.settings.summaries_nightly_days), today)

@@ -70,6 +70,12 @@ class JobContext:
     def should_stop(self) -> bool:
         return self.stop.is_set()
 
+    def days(self) -> tuple[date, date] | None:
+        """The dates an operator asked for (--date, or --from/--to), else None."""
+        if self.date_from is None:
+            return None
+        return self.date_from, self.date_to or self.date_from
+
 
 class Registry:
     def __init__(self) -> None:
