@@ -109,16 +109,11 @@ def match(conn: Connection, now: datetime, since: datetime) -> int:
     """Open attempts, and those flagged unlogged that started since ``since``, whose event is
     in the ledger now become matched, with the event's tokens. Returns how many matched."""
     ca, ue = CallAttempt, UsageEvent
-    found = conn.execute(
-        select(ca.id, ue.total_tokens)
-        .join(ue, ue.event_id == ca.attempt_id)
-        .where(or_(ca.state == "open", and_(ca.state == "unlogged", ca.started_at >= since)))).all()
-    matched = 0
-    for attempt_id, tokens in found:
-        # conditional: of two replicas, one moves it
-        matched += conn.execute(update(ca).where(ca.id == attempt_id, ca.state != "matched")
-                                .values(state="matched", matched_at=now, actual_tokens=tokens)).rowcount
-    return matched
+    tokens = select(ue.total_tokens).where(ue.event_id == ca.attempt_id).scalar_subquery()
+    # One statement, and conditional on the state: of two replicas, one moves each attempt.
+    return conn.execute(update(ca).where(or_(ca.state == "open", and_(ca.state == "unlogged", ca.started_at >= since)),
+                                         select(ue.id).where(ue.event_id == ca.attempt_id).exists())
+                        .values(state="matched", matched_at=now, actual_tokens=tokens)).rowcount
 
 
 def flag_unlogged(conn: Connection, now: datetime, cutoff: datetime) -> int:

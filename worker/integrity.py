@@ -131,13 +131,6 @@ class CheckContext:
     def day_of(self, moment: datetime) -> str:
         return moment.astimezone(self.settings.tz).date().isoformat()
 
-    def periods(self) -> set[str]:
-        days, day = set(), self.first
-        while day <= self.last:
-            days.add(day.isoformat())
-            day += timedelta(days=1)
-        return days
-
 
 Check = Callable[[CheckContext], list[Finding]]
 
@@ -215,7 +208,7 @@ def apply(conn: Connection, settings: Settings, now: datetime, first: date, last
                        payload=finding.payload()):
             result.alerts_raised += 1
     held = {(f.kind, f.scope, f.scope_id, f.period) for f in findings}
-    periods = CheckContext(conn, settings, now, first, last).periods()
+    periods = {(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)}
     if last >= now.astimezone(settings.tz).date():
         periods.add("")  # the states of now (silent sources) were checked too
     skip = integrity_settings(settings).skip

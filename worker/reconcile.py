@@ -178,8 +178,7 @@ def _difference(measure: str, provider: Any, ledger: Any, rs: ReconcileSettings)
     minimum = {"requests": rs.min_requests, "input_tokens": rs.min_tokens, "output_tokens": rs.min_tokens,
                "cost_usd": rs.min_cost_usd}[measure]
     larger = max(provider, ledger)
-    if abs(diff) <= minimum or abs(diff) <= larger * (Decimal(str(rs.tolerance)) if measure == "cost_usd"
-                                                        else rs.tolerance):
+    if abs(diff) <= minimum or abs(diff) <= larger * Decimal(str(rs.tolerance)):
         return None
     relative = float(diff / larger) if larger else None
     return {"measure": measure, "provider": str(provider), "ledger": str(ledger), "difference": str(diff),
@@ -198,7 +197,7 @@ def compare(report: Any, ledger: dict[tuple[date, str], Side], days: list[date],
     model_costs = COSTS_PER_MODEL.get(report.provider, False)
     rows = []
     wanted = set(days)
-    for key in sorted((set(theirs) | set(ledger)), key=lambda k: (k[0], k[1])):
+    for key in sorted(set(theirs) | set(ledger)):
         if key[0] not in wanted:
             continue
         p = theirs.get(key) or Side()  # a model the provider does not show: zero there
