@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.ingest import IngestError, Ingestor, IngestStats
+from worker.ingest.ingestor import IngestError, Ingestor, IngestStats
 from worker.registry import JobContext, JobFailed, job
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker import integrity, reconcile
+from worker.integrity import run as integrity, reconcile
 from worker.registry import JobContext, JobFailed, job
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker import budgets, limits
+from worker.limits import budgets, windows as limits
 from worker.registry import JobContext, job
 
 

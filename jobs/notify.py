@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker import alerts, outbox
+from worker.alerts import state as alerts
+from reports import outbox
 from worker.registry import JobContext, job
 
 

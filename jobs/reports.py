@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from worker import report
+from reports import figures as report
 from worker.models import Report
 from worker.registry import JobContext, job
 

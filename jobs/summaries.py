@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from worker import summaries
+from worker.summaries import recompute as summaries
 from worker.registry import JobContext, job
 
 

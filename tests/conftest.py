@@ -160,7 +160,7 @@ def make_settings(db_url: str, tmp_path: Path) -> Callable[..., Settings]:
 @pytest.fixture
 def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Any]:
     """Run the CLI in-process: cli("ingest", path, "--format", "json", config=...)."""
-    from worker.cli import app
+    from cli import app
 
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()

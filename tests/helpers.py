@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine
 
-from worker.ingest import Ingestor
+from worker.ingest.ingestor import Ingestor
 from worker.settings import Settings
 
 

@@ -29,10 +29,10 @@ import psycopg
 from sqlalchemy import Engine, MetaData, text
 from sqlalchemy.engine import make_url
 
-from . import db
-from .ingest import Ingestor
-from .models import UsageEvent
-from .settings import Settings
+from worker import db
+from worker.ingest.ingestor import Ingestor
+from worker.models import UsageEvent
+from worker.settings import Settings
 
 MODELS = [  # (provider, model, weight)
     ("openai", "gpt-4o-mini", 40), ("openai", "gpt-4o", 10), ("anthropic", "claude-3-5-sonnet-20241022", 15),
@@ -253,8 +253,8 @@ class SummariesBenchResult:
 
 def _bare_group_by(engine: Engine, settings: Settings, first, last) -> float:
     """The same aggregation as the summaries, as one plain GROUP BY (local day + keys)."""
-    from .summaries import _ledger_group
-    from .usage import local_bucket, range_bounds
+    from worker.summaries.recompute import _ledger_group
+    from worker.summaries.usage import local_bucket, range_bounds
 
     start, end = range_bounds(first, last, settings.tz)
     day = local_bucket(engine.dialect.name, settings.tz, start, end, "day").label("day")
@@ -268,7 +268,7 @@ def _bare_group_by(engine: Engine, settings: Settings, first, last) -> float:
 
 def run_summaries(settings: Settings, events: int, database: str | None,
                   say: Callable[[str], None] = lambda _m: None) -> SummariesBenchResult:
-    from . import summaries, usage
+    from worker.summaries import recompute as summaries, usage
 
     with loaded(settings, events, database, say) as (engine, bench_settings):
         first, last = summaries.ledger_day_range(engine, bench_settings.tz)
@@ -306,7 +306,9 @@ class IntegrityBenchResult:
 def run_integrity(settings: Settings, events: int, database: str | None,
                   say: Callable[[str], None] = lambda _m: None) -> IntegrityBenchResult:
     """N events over the 30 days up to now, ingested and summarised; then the integrity checks timed."""
-    from . import clock, integrity, summaries
+    from worker import clock
+    from worker.integrity import run as integrity
+    from worker.summaries import recompute as summaries
 
     now = clock.now()
     with loaded(settings, events, database, say, start=now - timedelta(days=30)) as (engine, bench_settings):

@@ -28,10 +28,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from . import clock, limits
-from .budgets import fraction_used, kill_switch
-from .models import UNATTRIBUTED
-from .settings import Settings
+from worker import clock
+from worker.limits import windows as limits
+from worker.limits.budgets import fraction_used, kill_switch
+from worker.models import UNATTRIBUTED
+from worker.settings import Settings
 
 REASONS = {
     "ok": "within every limit",
@@ -199,8 +200,8 @@ def default_gate() -> Gate:
     global _default
     with _lock:
         if _default is None:
-            from . import db
-            from .settings import load
+            from worker import db
+            from worker.settings import load
 
             settings = load()
             _default = Gate(settings, db.make_engine(settings.database_url))

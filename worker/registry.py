@@ -21,7 +21,7 @@ from typing import Any, Callable
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from .settings import Settings
+from worker.settings import Settings
 
 JobFunc = Callable[["JobContext"], dict[str, Any]]
 
@@ -63,7 +63,7 @@ class JobContext:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def now(self) -> datetime:
-        from . import clock
+        from worker import clock
 
         return clock.now()
 

@@ -23,11 +23,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import clock
-from .db import session_factory
-from .models import JobRun
-from .registry import JobContext, JobFailed, JobSpec, registry
-from .settings import Settings, SettingsError, parse_duration
+from worker import clock
+from worker.db import session_factory
+from worker.models import JobRun
+from worker.registry import JobContext, JobFailed, JobSpec, registry
+from worker.settings import Settings, SettingsError, parse_duration
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def run_job(spec: JobSpec, settings: Settings, engine: Engine, *, trigger: str =
 
 def _raise_job_failed(conn: Any, settings: Settings, job_id: str, run_id: int, trigger: str, error: str) -> None:
     """One ``job.failed`` alert per job and local day; a later failure that day only updates it."""
-    from .alerts import raise_alert
+    from worker.alerts.state import raise_alert
 
     lines = error.strip().splitlines()
     raise_alert(conn, settings, kind="job.failed", scope="job", scope_id=job_id,

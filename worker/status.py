@@ -6,11 +6,12 @@ from typing import Any
 
 from sqlalchemy import Engine, func, or_, select
 
-from . import budgets, clock, db, limits
-from .models import (Alert, CallAttempt, DirtyDay, IngestReject, JobRun, Notification, SourceStatus, SummaryCorrection,
+from worker.limits import budgets, windows as limits
+from worker import clock, db
+from worker.models import (Alert, CallAttempt, DirtyDay, IngestReject, JobRun, Notification, SourceStatus, SummaryCorrection,
                      UsageEvent)
-from .registry import registry
-from .settings import Settings
+from worker.registry import registry
+from worker.settings import Settings
 
 
 def last_runs(conn: Any) -> dict[str, JobRun]:

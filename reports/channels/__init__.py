@@ -3,7 +3,7 @@
 The registry maps a kind to a dotted path and imports the class on first use
 (healthchecks' transport registry). A channel makes exactly one delivery attempt
 and raises :class:`ChannelError` when it fails; retrying, backoff and recording the
-outcome are the outbox's work (``worker.outbox``), not the channel's.
+outcome are the outbox's work (``reports.outbox``), not the channel's.
 
 Channel settings live in ``[channels.<kind>]`` of settings.toml; each class reads
 its own table in ``from_settings`` and fails with the key named (``SettingsError``).

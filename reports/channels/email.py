@@ -27,8 +27,8 @@ from typing import Any, Mapping
 
 from worker.settings import SettingsError, TableReader
 
-from . import ChannelError, Message
-from .file import render_email
+from reports.channels import ChannelError, Message
+from reports.channels.file import render_email
 
 SECURITY = ("none", "starttls", "ssl")
 # One plain address (local@domain): no display name, no spaces, no second address.

@@ -22,7 +22,7 @@ import orjson
 from worker import clock
 from worker.settings import SettingsError, TableReader
 
-from . import ChannelError, Message
+from reports.channels import ChannelError, Message
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # A content-id as the HTML writes it after "cid:" (RFC 2392): no spaces, brackets, quotes.

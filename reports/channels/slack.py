@@ -33,7 +33,7 @@ from slack_sdk.webhook import WebhookClient
 
 from worker.settings import SettingsError, TableReader
 
-from . import ChannelError, Message
+from reports.channels import ChannelError, Message
 
 # Web API errors that no retry can fix: the token, the channel or the payload is wrong.
 PERMANENT_ERRORS = frozenset({

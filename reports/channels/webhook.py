@@ -43,7 +43,7 @@ import requests
 from worker import clock
 from worker.settings import SettingsError, TableReader
 
-from . import ChannelError, Message
+from reports.channels import ChannelError, Message
 
 DEFAULT_HEADER = "X-Tokentally-Signature"
 DELIVERY_HEADER = "X-Tokentally-Delivery"

@@ -10,7 +10,8 @@ from freezegun import freeze_time
 from sqlalchemy import select
 
 from tests.helpers import run_together
-from worker import alerts, db
+from worker.alerts import state as alerts
+from worker import db
 from worker.models import Alert, Notification
 from worker.settings import SettingsError
 

@@ -15,7 +15,8 @@ from freezegun import freeze_time
 from sqlalchemy import Engine, func, select, text
 
 from tests.helpers import PRICES, ingest, record, run_together, utc
-from worker import alerts, budgets, limits
+from worker.alerts import state as alerts
+from worker.limits import budgets, windows as limits
 from worker.gate import REASONS, Gate
 from worker.models import UNATTRIBUTED, Alert, JobRun, LimitWindow, Notification
 from worker.registry import registry
@@ -63,7 +64,7 @@ ACCOUNTS = {"st-1": "student", "lb-1": "lesson_builder", "ad-1": "admin", "sa-1"
 @pytest.fixture
 def settings(make_settings, engine) -> Settings:
     s = make_settings(TIERS)
-    from worker.accounts import set_account
+    from worker.limits.accounts import set_account
 
     for account, tier in ACCOUNTS.items():
         set_account(engine, s, account, tier=tier)
@@ -190,7 +191,7 @@ def test_a_jump_past_several_levels_raises_the_highest_only(settings, engine, tm
 
 @freeze_time("2026-11-23T09:00:00Z")  # 10:00 in Berlin: 10 of 24 hours gone
 def test_a_pace_that_would_cross_a_hard_limit_warns_early(settings, engine, tmp_path) -> None:
-    from worker.accounts import set_account
+    from worker.limits.accounts import set_account
 
     set_account(engine, settings, "lb-2", tier="lesson_builder")
     feed(settings, engine, tmp_path, "lb-1", utc("2026-11-23T08:00:00Z"), tokens=50000)  # 50%: 100% by ~20:00

@@ -15,7 +15,7 @@ from tests.helpers import Mailbox, free_port, start_server
 from reports.channels import ChannelError, Message
 from reports.chart import daily_cost_png
 from reports.channels.email import EmailChannel
-from reports.render import make_message
+from reports.messages import make_message
 from worker.settings import SettingsError
 
 HOSTILE_MODEL = "<script>alert(1)</script>"

@@ -29,11 +29,11 @@ from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.engine import make_url
 
 from worker import clock, db
-from worker.ingest import Ingestor, IngestStats
-from worker.ledger import LedgerWriter
+from worker.ingest.ingestor import Ingestor, IngestStats
+from worker.ledger.writer import LedgerWriter
 from worker.models import IngestFile, IngestReject, JobRun, UsageEvent
-from worker.normalise import Normaliser
-from worker.pricing import Pricer
+from worker.ingest.normalise import Normaliser
+from worker.ledger.pricing import Pricer
 from worker.registry import registry
 from worker.scheduler import run_job
 from worker.settings import Settings, load
@@ -553,7 +553,7 @@ def test_a_file_under_a_path_longer_than_1000_characters_is_ingested(engine, mak
 CRASH_RUN = """
 import sys, time
 from worker import db
-from worker.ingest import Ingestor
+from worker.ingest.ingestor import Ingestor
 from worker.settings import load
 
 settings = load(sys.argv[1], env={})
@@ -922,7 +922,7 @@ def test_seed_004_lines_are_priced_by_a_default_model_with_a_flat_rate(cli, engi
 @pytest.fixture
 def table_engines() -> Iterator[None]:
     """Table sources keep one engine per URL for the process; drop the test's ones afterwards."""
-    from worker.sources import table
+    from worker.ingest import table
 
     before = set(table._engines)
     yield

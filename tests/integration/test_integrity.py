@@ -12,8 +12,10 @@ from freezegun import freeze_time
 from sqlalchemy import select, text
 
 from tests.helpers import PRICES, record, utc
-from worker import integrity, outbox, summaries
-from worker.ingest import Ingestor
+from worker.integrity import run as integrity
+from reports import outbox
+from worker.summaries import recompute as summaries
+from worker.ingest.ingestor import Ingestor
 from worker.models import Alert, CallAttempt, DirtyDay, Notification, SourceStatus, SummaryDay
 
 NOW = "2026-11-23T12:00:00Z"
@@ -418,7 +420,7 @@ def test_bad_integrity_settings_name_the_key(make_settings) -> None:
 def test_bench_integrity_prints_the_job_and_month_timings(tmp_path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from worker.cli import app
+    from cli import app
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "settings.toml").write_text("", encoding="utf-8")

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
-from worker.ledger import LedgerWriter, pg_numeric_units
+from worker.ledger.writer import LedgerWriter, pg_numeric_units
 from worker.models import UsageEvent
-from worker.normalise import Normaliser
-from worker.pricing import Priced, Pricer
+from worker.ingest.normalise import Normaliser
+from worker.ledger.pricing import Priced, Pricer
 
 EVENTS = UsageEvent.__table__
 

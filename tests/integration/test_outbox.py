@@ -15,7 +15,9 @@ from sqlalchemy import select
 from werkzeug import Request, Response
 
 from tests.helpers import run_together
-from worker import alerts, db, outbox
+from worker.alerts import state as alerts
+from worker import db
+from reports import outbox
 from worker.models import Alert, Notification
 from worker.registry import JobSpec, registry
 from worker.scheduler import run_job

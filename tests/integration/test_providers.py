@@ -19,8 +19,7 @@ from werkzeug import Request, Response
 from werkzeug.datastructures import MultiDict
 
 from tests.helpers import free_port
-from worker.providers import (PROVIDERS, ProviderConfig, ProviderError, ProviderReport, ProviderUsage,
-                              fetch)
+from worker.providers import PROVIDERS, ProviderConfig, ProviderError, ProviderReport, ProviderUsage, fetch
 from worker.providers import http as provider_http
 
 KEY = "sk-admin-SECRETVALUE-0123456789"

@@ -14,8 +14,8 @@ from freezegun import freeze_time
 from sqlalchemy import select
 
 from tests.helpers import record, utc
-from worker import reconcile
-from worker.ingest import Ingestor
+from worker.integrity import reconcile
+from worker.ingest.ingestor import Ingestor
 from worker.models import Alert, JobRun, Reconciliation
 from worker.settings import SettingsError, load
 
@@ -124,7 +124,7 @@ def test_the_provider_showing_more_raises_unlogged_calls_and_a_fixed_day_resolve
     assert "calls were made and not logged" in alert.payload["message"]
 
     with freeze_time(NOW):  # the integrity job over the same days leaves the provider's alert alone
-        from worker import integrity
+        from worker.integrity import run as integrity
 
         with engine.begin() as conn:
             found = integrity.run_checks(conn, settings, utc(NOW), DAY1, DAY2)
@@ -132,8 +132,8 @@ def test_the_provider_showing_more_raises_unlogged_calls_and_a_fixed_day_resolve
             assert conn.execute(select(Alert.state).where(Alert.scope == "provider")).scalar() == "open"
 
     with freeze_time(NOW):  # the daily report of the 21st shows it
-        from reports.render import make_message
-        from worker import report as reports
+        from reports.messages import make_message
+        from reports import figures as reports
 
         archived = reports.archive(engine, replace(settings, reports=replace(settings.reports,
                                                                              archive_dir=str(tmp_path / "ar"))),

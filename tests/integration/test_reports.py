@@ -18,7 +18,8 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import Engine, select
 
 from tests.helpers import PRICES, ingest, record, utc
-from worker import outbox, report, usage
+from reports import outbox, figures as report
+from worker.summaries import usage
 from worker.models import Report
 from worker.registry import registry
 from worker.scheduler import Daemon, run_job

@@ -30,8 +30,7 @@ from tests.helpers import run_together
 from worker import db
 from worker.models import JobRun, UsageEvent
 from worker.registry import DuplicateJobError, JobContext, JobFailed, JobSpec, Registry, registry
-from worker.scheduler import (MISFIRE_GRACE, Daemon, latest_fire_time, make_trigger, previous_fire_time, run_job,
-                              validate_schedule)
+from worker.scheduler import MISFIRE_GRACE, Daemon, latest_fire_time, make_trigger, previous_fire_time, run_job, validate_schedule
 from worker.settings import Settings, SettingsError
 
 
@@ -343,7 +342,7 @@ def _daemon(tmp_path: Path, db_url: str, inbox: Path, extra: str = "") -> subpro
                    f'[[sources]]\nname = "inbox"\nkind = "jsonl"\npath = "{inbox}/*.jsonl"\n{extra}',
                    encoding="utf-8")
     env = {**os.environ, "TOKENTALLY_CONFIG": str(cfg), "TOKENTALLY_DATABASE_URL": db_url}
-    return subprocess.Popen([sys.executable, "-m", "worker.cli", "run"], env=env, cwd=tmp_path,
+    return subprocess.Popen([sys.executable, "-m", "cli", "run"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -401,7 +400,7 @@ def _signal_midway(tmp_path: Path, db_url: str, *signals: signal.Signals) -> tup
 
 def _ingest_the_rest(tmp_path: Path, db_url: str) -> Any:
     """The next ingest, as the next daemon start would run it."""
-    from worker.ingest import Ingestor
+    from worker.ingest.ingestor import Ingestor
     from worker.settings import load
 
     settings = load(tmp_path / "daemon.toml", env={"TOKENTALLY_DATABASE_URL": db_url})

@@ -113,8 +113,8 @@ def test_an_unknown_source_name_for_ingest_exits_2_naming_it(cli, tmp_path):
 
 
 def _run_entry_point(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    """The real `tokentally` entry point (worker.cli.main) in a child process."""
-    return subprocess.run([sys.executable, "-c", "from worker.cli import main; main()", *args],
+    """The real `tokentally` entry point (cli.main) in a child process."""
+    return subprocess.run([sys.executable, "-c", "from cli import main; main()", *args],
                           cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
 
 
@@ -254,7 +254,7 @@ def test_tokentally_timezone_overrides_timezone_from_the_file(cli, tmp_path):
 
 
 def test_the_root_help_names_tokentally_database_url_and_tokentally_config():
-    from worker.cli import app
+    from cli import app
 
     result = CliRunner().invoke(app, ["--help"], env={"TOKENTALLY_CONFIG": None,
                                                       "TOKENTALLY_DATABASE_URL": None})

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select, update
 
 from tests.helpers import PRICES, ingest, record, utc
-from worker import summaries, usage
+from worker.summaries import recompute as summaries, usage
 from worker.models import Base, DailySummary, MonthlySummary, SummaryCorrection, SummaryDay
 from worker.registry import registry
 from worker.scheduler import run_job

@@ -24,10 +24,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from worker import db
-from worker.ingest import IngestError, Ingestor
+from worker.ingest.ingestor import IngestError, Ingestor
 from worker.models import SourceCursor, UsageEvent
 from worker.settings import load
-from worker.sources import table as table_source
+from worker.ingest import table as table_source
 
 PG_ADMIN_URL = os.environ.get("TOKENTALLY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 

@@ -10,8 +10,8 @@ from typing import Iterator
 
 import pytest
 
-from worker import committer as committer_module
-from worker.committer import Committer
+from worker.ingest import committer as committer_module
+from worker.ingest.committer import Committer
 
 
 def test_tasks_run_in_order_on_one_other_thread():

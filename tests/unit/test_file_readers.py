@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.sources.files import expand, fingerprint, read_csv, read_jsonl, sniff_kind
+from worker.ingest.files import expand, fingerprint, read_csv, read_jsonl, sniff_kind
 
 JSONL = (b'{"id": "a", "prompt_tokens": 1}\n'
          b'{"id": "b", "prompt_tokens": 2}\n'

@@ -1,7 +1,7 @@
 """Normalisation of raw usage records (DESIGN.md, "The raw usage record").
 
 The alias table below is copied from DESIGN.md on purpose (not imported from
-worker.normalise): the tests check the code against the spec.
+worker.ingest.normalise): the tests check the code against the spec.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.normalise import Event, Normaliser, RecordError, parse_timestamp
+from worker.ingest.normalise import Event, Normaliser, RecordError, parse_timestamp
 
 TS = "2026-10-30T12:00:00Z"
 NOON = datetime(2026, 10, 30, 12, 0, tzinfo=UTC)

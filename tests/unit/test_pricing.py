@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from genai_prices import Usage, calc_price
 
-from worker.normalise import Event, Normaliser
-from worker.pricing import Pricer
+from worker.ingest.normalise import Event, Normaliser
+from worker.ledger.pricing import Pricer
 from worker.settings import PriceOverride
 
 TENTH_NANO = Decimal("1e-10")  # the ledger's NUMERIC(20,10)

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from reports import render
-from reports.render import RenderError, make_message, mrkdwn, usd, utc
+from reports import messages as render
+from reports.messages import RenderError, make_message, mrkdwn, usd, utc
 
 SENT_AT = datetime(2025, 6, 1, 14, 5, 9, tzinfo=UTC)
 HOSTILE = [

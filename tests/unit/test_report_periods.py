@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from worker.report import Period, ReportError, last_complete, period_containing
+from reports.figures import Period, ReportError, last_complete, period_containing
 from worker.settings import Settings
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from reports.chart import daily_cost_png, report_chart_png
-from reports.render import make_message, mrkdwn, render
+from reports.messages import make_message, mrkdwn, render
 from tests.unit.test_render import slack_texts
 
 HOSTILE_MODEL = "<script>alert(1)</script>"

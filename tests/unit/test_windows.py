@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from worker.limits import Limits, bounds, kinds_for, limits_for
+from worker.limits.windows import Limits, bounds, kinds_for, limits_for
 from worker.settings import TierSettings
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Float, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, Id, Json, Money, UTCDateTime
+from worker.models.base import Base, Id, Json, Money, UTCDateTime
 
 WINDOW_KINDS = ("minute", "hour", "day", "month")
 

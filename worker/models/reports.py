@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Date, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, Id, Json, UTCDateTime
+from worker.models.base import Base, Id, Json, UTCDateTime
 
 
 class Report(Base):

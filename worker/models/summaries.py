@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Date, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .base import Base, Id, Json, Money, UTCDateTime
+from worker.models.base import Base, Id, Json, Money, UTCDateTime
 
 
 class _Totals:

@@ -36,8 +36,8 @@ import requests
 
 from worker import clock
 
-from . import ProviderConfig, ProviderError
-from .shape import Shape
+from worker.providers import ProviderConfig, ProviderError
+from worker.providers.shape import Shape
 
 logger = logging.getLogger(__name__)
 

@@ -31,10 +31,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Callable
 
-from . import ProviderConfig, ProviderReport
-from .http import Client
-from .shape import Shape
-from .tally import Tally
+from worker.providers import ProviderConfig, ProviderReport
+from worker.providers.http import Client
+from worker.providers.shape import Shape
+from worker.providers.tally import Tally
 
 USAGE_PATH = "/v1/organization/usage/completions"
 COSTS_PATH = "/v1/organization/costs"

@@ -36,10 +36,10 @@ from decimal import Decimal
 
 from worker import clock
 
-from . import ProviderConfig, ProviderReport
-from .http import Client
-from .shape import Shape
-from .tally import Tally
+from worker.providers import ProviderConfig, ProviderReport
+from worker.providers.http import Client
+from worker.providers.shape import Shape
+from worker.providers.tally import Tally
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterator
 
-from . import ProviderError
+from worker.providers import ProviderError
 
 
 class Shape:

@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Mapping
 
-from . import ProviderUsage
+from worker.providers import ProviderUsage
 
 
 @dataclass

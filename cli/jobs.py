@@ -1,0 +1,127 @@
+"""jobs list / run / history, status."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Optional
+
+import typer
+from sqlalchemy import select
+
+from worker import clock
+from worker.models import JobRun
+from worker.registry import registry
+from worker.scheduler import make_trigger, run_job, schedule_for
+from worker.settings import SettingsError
+from worker.status import last_runs, status as status_report
+from cli import app, fail, state
+from cli.output import Format, emit_object, emit_rows
+
+jobs_app = typer.Typer(no_args_is_help=True, help="The jobs the daemon runs; run any by hand.")
+app.add_typer(jobs_app, name="jobs")
+
+
+def _date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        fail(f"{option}: expected a date like 2026-10-30, got {value!r}", code=2)
+
+
+@jobs_app.command("list")
+def list_(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json")) -> None:
+    """Every job: its schedule, next run, and how its last run went."""
+    st = state(ctx)
+    settings = st.settings()
+    with st.engine().connect() as conn:
+        runs = last_runs(conn)
+    now = clock.now()
+    rows = []
+    for spec in registry.all():
+        expr = schedule_for(spec, settings)
+        try:
+            trig = make_trigger(expr, settings, f"schedule.{spec.id}")
+        except SettingsError as exc:
+            fail(f"settings: {exc}", code=2)
+        nxt = trig.get_next_fire_time(None, now) if trig else None
+        last = runs.get(spec.id)
+        rows.append({"job": spec.id, "schedule": expr, "next_run": nxt.isoformat() if nxt else None,
+                     "last_status": last.status if last else None,
+                     "last_started_at": last.started_at.isoformat() if last else None,
+                     "description": spec.description})
+    emit_rows(rows, ["job", "schedule", "next_run", "last_status", "last_started_at", "description"], fmt,
+              title="jobs")
+
+
+@jobs_app.command("run")
+def run(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Job id (see `jobs list`)"),
+    on_date: Optional[str] = typer.Option(None, "--date", help="Run for this local date"),
+    date_from: Optional[str] = typer.Option(None, "--from", help="First local date"),
+    date_to: Optional[str] = typer.Option(None, "--to", help="Last local date"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be done, change nothing"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+) -> None:
+    """Run a job now (recorded as a manual run) and print its stats."""
+    st = state(ctx)
+    try:
+        spec = registry.get(name)
+    except KeyError as exc:
+        fail(str(exc.args[0]), code=2)
+    if on_date and (date_from or date_to):
+        fail("--date and --from/--to exclude each other", code=2)
+    first = _date(on_date or date_from, "--date" if on_date else "--from")
+    last = _date(on_date or date_to, "--date" if on_date else "--to") or first
+    if date_to and not date_from:
+        fail("--to needs --from", code=2)
+    if first and last and last < first:
+        fail("--to is before --from", code=2)
+    result = run_job(spec, st.settings(), st.engine(), trigger="manual", date_from=first, date_to=last,
+                     dry_run=dry_run)
+    emit_object({"job": spec.id, "run_id": result.id, "status": result.status, **(result.stats or {}),
+                 **({"error": result.error} if result.error else {})}, fmt, title=f"job {spec.id}")
+    if result.status != "success":
+        raise typer.Exit(1)
+
+
+@jobs_app.command("history")
+def history(
+    ctx: typer.Context,
+    name: Optional[str] = typer.Argument(None, help="Only this job"),
+    limit: int = typer.Option(20, "--limit", min=1, help="How many runs, newest first"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json"),
+) -> None:
+    """Past runs: when, why (schedule/manual/catch-up), how they ended, their stats."""
+    query = select(JobRun).order_by(JobRun.id.desc()).limit(limit)
+    if name:
+        query = query.where(JobRun.job == name)
+    with state(ctx).engine().connect() as conn:
+        runs = conn.execute(query).all()
+    rows = [{"id": r.id, "job": r.job, "trigger": r.trigger,
+             "scheduled_for": r.scheduled_for.isoformat() if r.scheduled_for else None,
+             "started_at": r.started_at.isoformat(),
+             "finished_at": r.finished_at.isoformat() if r.finished_at else None, "status": r.status,
+             "stats": r.stats, "error": (r.error or "").strip().splitlines()[-1] if r.error else None}
+            for r in runs]
+    emit_rows(rows, ["id", "job", "trigger", "scheduled_for", "started_at", "status", "stats", "error"], fmt,
+              title="job history")
+
+
+@app.command()
+def status(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format", help="table or json")) -> None:
+    """Database, data freshness per source, open counts, last run of each job."""
+    st = state(ctx)
+    report = status_report(st.settings(), st.engine())
+    if fmt is Format.json:
+        emit_object(report, fmt)
+        return
+    emit_object({"database": report["database"], "schema_revision": report["schema_revision"],
+                 "timezone": report["timezone"],
+                 "kill_switch": "ON: " + (report["kill_switch"]["reason"] or "") if report["kill_switch"]["active"]
+                 else "off", **report["counts"]}, Format.table, title="status")
+    emit_rows(report["sources"], ["source", "kind", "enabled", "silent", "last_ingest_at", "newest_event_at", "events"],
+              Format.table, title="sources")
+    emit_rows(report["jobs"], ["job", "last_status", "last_started_at", "last_trigger"], Format.table, title="jobs")

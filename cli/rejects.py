@@ -1,0 +1,38 @@
+"""rejects list / retry."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from worker.ingest import rejects as rejects_mod
+from cli import app, state
+from cli.output import Format, emit_object, emit_rows
+
+rejects_app = typer.Typer(no_args_is_help=True, help="Quarantined records.")
+app.add_typer(rejects_app, name="rejects")
+
+
+@rejects_app.command("list")
+def list_(
+    ctx: typer.Context,
+    source: Optional[str] = typer.Option(None, "--source", help="Only this source"),
+    all_: bool = typer.Option(False, "--all", help="Include records a retry has since accepted"),
+    limit: int = typer.Option(1000, "--limit", help="At most this many"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json"),
+) -> None:
+    """Show quarantined records: source, position, reason and the raw text."""
+    rows = rejects_mod.list_rejects(state(ctx).engine(), source, all_, limit)
+    emit_rows(rows, ["id", "source", "location", "position", "reason", "status", "raw"], fmt, title="rejects")
+
+
+@rejects_app.command("retry")
+def retry(
+    ctx: typer.Context,
+    source: Optional[str] = typer.Option(None, "--source", help="Only this source"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+) -> None:
+    """Re-ingest open rejects (after fixing a default, a price or upgrading)."""
+    st = state(ctx)
+    emit_object(rejects_mod.retry(st.settings(), st.engine(), source), fmt, title="rejects retry")

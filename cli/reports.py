@@ -1,0 +1,164 @@
+"""report daily|weekly|monthly, and reports list / show / verify / serve."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import orjson
+import typer
+from sqlalchemy import select
+
+from worker import clock
+from reports import figures as report_mod
+from worker.models import Report
+from cli import app, fail, state
+from cli.output import Format, console, emit_object, emit_rows
+
+reports_app = typer.Typer(no_args_is_help=True, help="The report archive: list, show, verify, serve.")
+app.add_typer(reports_app, name="reports")
+
+
+def _date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"expected a date like 2026-11-22, got {value!r}") from None
+
+
+@app.command("report")
+def report(
+    ctx: typer.Context,
+    kind: str = typer.Argument(..., help="daily, weekly or monthly"),
+    day: str = typer.Option(None, "--date", help="A local date in the period (default: the last complete period)"),
+    tenant: str = typer.Option(None, "--tenant", help="Only this tenant's data (sent to its contacts)"),
+    send: bool = typer.Option(False, "--send/--no-send", help="Also send it (routes report.<kind>, or the tenant's contacts)"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+) -> None:
+    """Build a report now, archive it as a new version and print where it is."""
+    if kind not in report_mod.KINDS:
+        fail(f"KIND must be one of {', '.join(report_mod.KINDS)}", code=2)
+    st = state(ctx)
+    settings = st.settings()
+    when = _date(day)
+    period = (report_mod.period_containing(kind, when) if when
+              else report_mod.last_complete(kind, clock.now(), settings))
+    try:
+        archived = report_mod.archive(st.engine(), settings, period, tenant=tenant, trigger="cli")
+        messages = report_mod.send(st.engine(), settings, archived) if send else 0
+    except report_mod.ReportError as exc:
+        fail(str(exc))
+    t = archived.report["totals"]
+    emit_object({"report": archived.row.id, "kind": kind, "period": period.label, "tenant": tenant,
+                 "version": archived.row.version, "status": archived.report["status"], "path": str(archived.directory),
+                 "requests": t["requests"], "total_tokens": t["total_tokens"], "cost_usd": t["cost_usd"],
+                 "messages": messages}, fmt, title="report archived")
+
+
+def _row_dict(r: Report) -> dict:
+    return {"id": r.id, "kind": r.kind, "period": r.period, "tenant": r.tenant or None, "version": r.version,
+            "status": r.status, "generated_at": r.generated_at.isoformat(), "ledger_rows": r.ledger_rows,
+            "cost_usd": r.totals.get("cost_usd"), "requests": r.totals.get("requests"), "sent": r.sent,
+            "path": r.path}
+
+
+@reports_app.command("list")
+def list_(
+    ctx: typer.Context,
+    kind: str = typer.Option(None, "--kind", help="daily, weekly or monthly"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json"),
+) -> None:
+    """Every archived report version, newest first."""
+    query = select(Report).order_by(Report.generated_at.desc(), Report.id.desc())
+    if kind:
+        query = query.where(Report.kind == kind)
+    with state(ctx).engine().connect() as conn:
+        rows = [_row_dict(r) for r in conn.execute(query)]
+    emit_rows(rows, ["id", "kind", "period", "tenant", "version", "status", "generated_at", "requests", "cost_usd",
+                     "sent", "path"], fmt, title="reports")
+
+
+def _get(ctx: typer.Context, report_id: int) -> Report:
+    with state(ctx).engine().connect() as conn:
+        row = conn.execute(select(Report).where(Report.id == report_id)).first()
+    if row is None:
+        fail(f"no report {report_id} (see `tokentally reports list`)")
+    return row
+
+
+@reports_app.command("show")
+def show(ctx: typer.Context, report_id: int = typer.Argument(..., help="Report id (see `reports list`)"),
+         fmt: Format = typer.Option(Format.table, "--format", help="table or json")) -> None:
+    """A report's manifest and headline figures."""
+    row = _get(ctx, report_id)
+    try:
+        figures = orjson.loads((Path(row.path) / "report.json").read_bytes())
+    except OSError as exc:
+        fail(f"report {report_id}: cannot read {row.path}/report.json: {exc.strerror}")
+    if fmt is Format.json:
+        sys.stdout.write(orjson.dumps({**_row_dict(row), "report": figures}).decode() + "\n")
+        return
+    emit_object(_row_dict(row), Format.table, title=figures.get("title"))
+    emit_rows(figures["by_model"], ["key", "requests", "total_tokens", "cost_usd", "share"], Format.table,
+              title="cost by model")
+
+
+@reports_app.command("verify")
+def verify(
+    ctx: typer.Context,
+    report_id: int = typer.Argument(None, help="Report id (see `reports list`)"),
+    all_: bool = typer.Option(False, "--all", help="Every archived report"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+) -> None:
+    """Recompute every file's sha256 and re-derive the totals from the ledger.
+    Exit 2: files were altered; exit 1: the data changed since; 0: both as archived."""
+    if (report_id is None) == (not all_):
+        fail("give a report id or --all", code=2)
+    st = state(ctx)
+    if all_:
+        with st.engine().connect() as conn:
+            rows = list(conn.execute(select(Report).order_by(Report.id)))
+    else:
+        rows = [_get(ctx, report_id)]
+    results = [report_mod.verify(st.engine(), st.settings(), row) for row in rows]
+    if fmt is Format.json:
+        sys.stdout.write(orjson.dumps([r.as_dict() for r in results]).decode() + "\n")
+    else:
+        for r in results:
+            line = f"report {r.report_id}: {r.as_dict()['verdict']}"
+            if r.altered:
+                line += f" ({', '.join(r.altered)})"
+            if r.changed:
+                line += " (" + "; ".join(f"{k}: {a} -> {b}" for k, (a, b) in r.changed.items()) + ")"
+            console.print(line, markup=False, highlight=False)
+    code = max((r.code for r in results), default=0)
+    if code:
+        raise typer.Exit(code)
+
+
+@reports_app.command("serve")
+def serve(ctx: typer.Context, port: int = typer.Option(8765, "--port"),
+          bind: str = typer.Option("127.0.0.1", "--bind", help="Address to listen on")) -> None:
+    """A read-only local web server over the archive directory (auditors read reports in a browser)."""
+    import functools
+    import http.server
+
+    directory = Path(state(ctx).settings().reports.archive_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    class ReadOnly(http.server.SimpleHTTPRequestHandler):
+        def do_PUT(self) -> None:  # noqa: N802 - the http.server naming
+            self.send_error(405, "read-only archive")
+
+        do_POST = do_DELETE = do_PUT  # noqa: N815
+
+    handler = functools.partial(ReadOnly, directory=str(directory))
+    with http.server.ThreadingHTTPServer((bind, port), handler) as httpd:
+        typer.echo(f"serving {directory} read-only at http://{bind}:{port}/ (Ctrl-C stops)")
+        try:
+            httpd.serve_forever()
+        except KeyboardInterrupt:
+            pass

@@ -1,0 +1,278 @@
+"""Ingest: sources -> normalise -> price -> ledger, in checkpointed batches.
+
+Each batch is one transaction holding its events, its rejects and the
+checkpoint (file offset or table cursor) that follows them, so a crash at any
+point and a restart end with exactly the ledger of one clean run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import orjson
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from worker import clock
+from worker.ingest.committer import Committer
+from worker.ledger.writer import Batch, LedgerWriter, WriteStats
+from worker.models import IngestFile, SourceCursor
+from worker.ingest.normalise import Event, Normaliser, RecordError
+from worker.ledger.pricing import Pricer
+from worker.settings import Settings, SourceSettings
+from worker.ingest import files as file_source
+
+logger = logging.getLogger(__name__)
+
+CLI_SOURCE = "cli"
+
+Progress = Callable[[int], None]  # called with bytes consumed since the last call
+
+
+@dataclass
+class IngestStats(WriteStats):
+    files: int = 0
+    skipped_files: int = 0  # unchanged since the last poll, or not ready yet
+    errors: list[str] = field(default_factory=list)  # files that could not be read at all
+
+    def as_dict(self) -> dict[str, int]:
+        return {"files": self.files, **super().as_dict()}
+
+
+class Ingestor:
+    """Ingests files and table sources into the ledger behind ``engine``."""
+
+    def __init__(self, settings: Settings, engine: Engine, pricer: Pricer | None = None,
+                 should_stop: Callable[[], bool] = lambda: False):
+        self.settings = settings
+        self.should_stop = should_stop  # checked after each committed batch
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.pricer = pricer or Pricer(settings.price_overrides, settings.tz)
+        self.batch_size = settings.ingest_batch_size
+
+    # ------------------------------------------------------------------ files
+    def ingest_paths(self, paths: Iterable[Path], source: SourceSettings | None = None,
+                     progress: Progress | None = None) -> IngestStats:
+        """One-off ingest of named files/directories: read whole, count duplicates."""
+        stats = IngestStats()
+        for path in file_source.expand(list(paths)):
+            kind = source.kind if source and source.kind in ("jsonl", "csv") else file_source.sniff_kind(path)
+            stats.files += 1
+            try:
+                stats.add(self.ingest_file(path, kind, source, final=True, from_start=True, progress=progress))
+            except IngestError as exc:  # one unreadable file does not stop the others
+                self._file_failed(stats, source.name if source else CLI_SOURCE, exc)
+        return stats
+
+    def _file_failed(self, stats: IngestStats, source: str, exc: IngestError) -> None:
+        logger.error("file not ingested", extra={"action": "file_failed", "source": source, "error": str(exc)})
+        stats.errors.append(str(exc))
+
+    def source_files(self, source: SourceSettings) -> list[Path]:
+        pattern = source.path or ""
+        paths = Path().glob(pattern) if not Path(pattern).is_absolute() else _glob_absolute(pattern)
+        return sorted(p for p in paths if p.is_file())
+
+    def pending(self, source: SourceSettings) -> dict[str, Any]:
+        """What a poll of a file source would read, without reading it (for --dry-run)."""
+        if source.kind == "table":
+            with self.engine.connect() as conn:
+                cursor = conn.execute(select(SourceCursor.cursor_value)
+                                      .where(SourceCursor.source == source.name)).scalar()
+            return {"kind": "table", "table": source.table, "resume_after": cursor}
+        files = []
+        with self.engine.connect() as conn:
+            for path in self.source_files(source):
+                st = path.stat()
+                try:
+                    fp = file_source.fingerprint(path, source.kind, final=True)
+                except file_source.CorruptFile as exc:
+                    files.append({"path": str(path), "error": str(exc)})
+                    continue
+                row = conn.execute(select(IngestFile).where(IngestFile.source == source.name,
+                                                            IngestFile.fingerprint == fp)).first()
+                if row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+                    continue
+                files.append({"path": str(path), "from_byte": row.offset if row else 0, "size": st.st_size})
+        return {"kind": source.kind, "files_with_new_data": files}
+
+    def ingest_source(self, source: SourceSettings, progress: Progress | None = None) -> IngestStats:
+        """One poll of a configured source: new data only, from the checkpoints."""
+        if source.kind == "table":
+            from worker.ingest.table import TableReader
+
+            return TableReader(self, source).poll()
+        stats = IngestStats()
+        settle = timedelta(seconds=self.settings.ingest_settle_seconds)
+        for path in self.source_files(source):
+            if self.should_stop():
+                break
+            mtime = datetime.fromtimestamp(path.stat().st_mtime, clock.now().tzinfo)
+            final = file_source.is_gzip(path) or clock.now() - mtime >= settle
+            try:
+                result = self.ingest_file(path, source.kind, source, final=final, from_start=False,
+                                          progress=progress)
+            except IngestError as exc:  # one unreadable file does not stop the others
+                self._file_failed(stats, source.name, exc)
+                continue
+            stats.add(result)
+            stats.files += result.files
+            stats.skipped_files += result.skipped_files
+        return stats
+
+    def ingest_file(self, path: Path, kind: str, source: SourceSettings | None, *, final: bool,
+                    from_start: bool, progress: Progress | None = None) -> IngestStats:
+        """Read one file from its checkpoint (or from the start) and commit it in batches.
+
+        Raises IngestError when the file cannot be read at all (missing, corrupt gzip)."""
+        stats = IngestStats()
+        source_name = source.name if source else CLI_SOURCE
+        try:
+            st = path.stat()
+            fp = file_source.fingerprint(path, kind, final)
+        except OSError as exc:
+            raise IngestError(f"{path}: {exc.strerror}") from None
+        except file_source.CorruptFile as exc:
+            raise IngestError(str(exc)) from None
+        if fp is None:
+            stats.skipped_files = 1  # no complete first record yet
+            return stats
+        offset = position = 0
+        if not from_start:
+            with self.engine.connect() as conn:
+                row = conn.execute(select(IngestFile).where(IngestFile.source == source_name,
+                                                            IngestFile.fingerprint == fp)).first()
+            if row is not None:
+                if row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+                    stats.skipped_files = 1  # read to its end, unchanged since (maybe renamed)
+                    return stats
+                offset, position = row.offset, row.position
+                if not file_source.is_gzip(path) and offset > st.st_size:
+                    offset = position = 0  # truncated in place: read again (dedup keeps it exact)
+                elif row.tail_hash and not file_source.tail_matches(path, offset, row.tail_len, row.tail_hash):
+                    offset = position = 0  # another file that only starts the same: read it all
+        stats.files = 1
+        normaliser = Normaliser.for_source(source)
+        writer = LedgerWriter(source_name, clock.now(), self.dialect, self.settings.tz)
+        location = str(path)
+        header = file_source.first_line(path) if kind == "csv" else None
+        last_offset = offset
+        checkpoint = _Checkpoint(offset, position, 0, None)
+        # the per-event loop: names bound once, no per-event objects beyond the event itself
+        normalise, price, add, batch_size = normaliser.normalise, self.pricer.price, writer.add, self.batch_size
+        item = None
+        seen = 0  # items since the last batch: the writer holds at most as many
+        try:
+            with Committer(resource=self.engine.connect) as committer:
+                for item in file_source.read_records(kind, path, offset, position, final):
+                    seen += 1
+                    record = item.record
+                    if record is not None:
+                        try:
+                            ev = normalise(record)
+                        except RecordError as exc:
+                            writer.reject(location, item.position, item.raw, str(exc), format=kind, header=header)
+                        else:
+                            if ev.__class__ is Event:
+                                add(ev, price(ev))
+                            else:
+                                writer.attempt(ev)
+                    elif item.error is not None:
+                        writer.reject(location, item.position, item.raw, item.error, format=kind, header=header)
+                    if seen >= batch_size and len(writer) >= batch_size:
+                        seen = 0
+                        checkpoint = _Checkpoint(item.end_offset, item.lines_after, item.nbytes,
+                                                 file_source.tail_hash(item.raw))
+                        committer.submit(self._commit_task(writer, stats, source_name, fp, path, checkpoint,
+                                                           None))
+                        if progress:
+                            progress(item.end_offset - last_offset)
+                        last_offset = item.end_offset
+                        if self.should_stop():
+                            break  # checkpointed: the next run resumes here
+                else:
+                    # Read to the end (a partial last line of a growing file is not): record size and
+                    # mtime so an unchanged file is skipped without reading.
+                    if item is not None:
+                        checkpoint = _Checkpoint(item.end_offset, item.lines_after, item.nbytes,
+                                                 file_source.tail_hash(item.raw))
+                    complete = file_source.is_gzip(path) or checkpoint.offset >= st.st_size
+                    committer.submit(self._commit_task(writer, stats, source_name, fp, path, checkpoint,
+                                                       st if complete else None))
+        except file_source.CorruptFile as exc:
+            raise IngestError(f"{path}: {exc}") from None
+        if progress:
+            progress(max(checkpoint.offset - last_offset, 0))
+        logger.info("file ingested", extra={"action": "file_ingested", "source": source_name,
+                                            "path": location, **stats.as_dict()})
+        return stats
+
+    def _add(self, writer: LedgerWriter, normaliser: Normaliser, record: dict[str, Any], location: str,
+             position: int, raw: bytes | None, fmt: str, header: bytes | None = None) -> None:
+        try:
+            ev = normaliser.normalise(record)
+        except RecordError as exc:
+            writer.reject(location, position, raw if raw is not None else _raw(record), str(exc),
+                          format=fmt, header=header)
+            return
+        if ev.__class__ is Event:
+            writer.add(ev, self.pricer.price(ev))
+        else:
+            writer.attempt(ev)
+
+    def _commit_task(self, writer: LedgerWriter, stats: IngestStats, source: str, fp: str, path: Path,
+                     checkpoint: _Checkpoint, st: Any) -> Callable[[], None]:
+        """One transaction: the batch collected so far and the checkpoint just after it.
+        ``st`` (the file's stat) only once it was read to its end."""
+        batch = writer.take()
+        size, mtime = (st.st_size, st.st_mtime_ns) if st is not None else (-1, -1)
+        values = {"path": str(path)[-1000:], "offset": checkpoint.offset, "position": checkpoint.position,
+                  "tail_len": checkpoint.tail_len, "tail_hash": checkpoint.tail, "size": size, "mtime_ns": mtime}
+        return lambda conn: self._commit(conn, writer, batch, stats, source, fp, values)
+
+    def _commit(self, conn: Connection, writer: LedgerWriter, batch: Batch, stats: IngestStats, source: str,
+                fp: str, values: dict[str, Any]) -> None:
+        """One transaction on the committer's connection: the batch and the checkpoint after it."""
+        with conn.begin():
+            stats.add(writer.write(conn, batch))
+            conn.execute(_checkpoint_upsert(conn.dialect.name),
+                         {"source": source, "fingerprint": fp, **values, "updated_at": clock.now()})
+
+
+_CHECKPOINT_COLUMNS = ("path", "offset", "position", "tail_len", "tail_hash", "size", "mtime_ns", "updated_at")
+
+
+@lru_cache(maxsize=None)
+def _checkpoint_upsert(dialect: str) -> Any:
+    """INSERT the file's checkpoint, or UPDATE it where the file is known: one statement."""
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(IngestFile)
+    return stmt.on_conflict_do_update(index_elements=["source", "fingerprint"],
+                                      set_={c: stmt.excluded[c] for c in _CHECKPOINT_COLUMNS})
+
+
+@dataclass
+class _Checkpoint:
+    offset: int
+    position: int
+    tail_len: int
+    tail: str | None  # hash of the last record's bytes: a resumed file must still have them there
+
+
+class IngestError(Exception):
+    """A source cannot be read at all (missing file, unreachable table)."""
+
+
+def _glob_absolute(pattern: str) -> list[Path]:
+    anchor = Path(pattern).anchor
+    return list(Path(anchor).glob(str(Path(pattern).relative_to(anchor))))
+
+
+def _raw(record: Any) -> bytes:
+    return orjson.dumps(record, default=str)

@@ -1,0 +1,255 @@
+"""Pricing: genai-prices' offline data plus ``[[pricing.overrides]]``.
+
+genai-prices' ``calc_price`` costs ~0.1-0.3 ms a call, far too slow per event.
+Prices are linear in token counts within one price period (and, for tiered
+prices, within one tier), so for each (provider, model, price period, tier) the
+package is asked once for the per-token rates (by pricing unit usages, so its own
+rules for cached tokens and per-request prices hold) and every event is then a
+few Decimal multiplications.
+
+Never call genai-prices' updater: the bundled snapshot is the price data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any, Iterable
+from zoneinfo import ZoneInfo
+
+from genai_prices import Usage, __version__ as GENAI_PRICES_VERSION
+from genai_prices import data_snapshot
+from genai_prices.types import ConditionalPrice, ModelPrice, StartDateConstraint, TieredPrices
+
+from worker.models.base import money_to_units, units_to_money
+from worker.models.events import UNKNOWN
+from worker.ingest.normalise import Event
+from worker.settings import PriceOverride
+
+QUANTUM = Decimal("1e-10")  # NUMERIC(20,10)
+UNITS_PER_USD = Decimal(10) ** 10
+MTOK = Decimal(1_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """USD per token (and per request) for one model in one price period."""
+
+    uncached_input: Decimal
+    cached_input: Decimal
+    output: Decimal
+    per_request: Decimal
+    source: str
+    effective_from: date | None
+    # The same rates in 1e-10 USD units when they are whole numbers there (any price per
+    # million tokens with up to 4 decimals): then a cost is exact integer arithmetic.
+    units: tuple[int, int, int, int] | None = None
+
+    @classmethod
+    def make(cls, uncached: Decimal, cached: Decimal, output: Decimal, per_request: Decimal, source: str,
+             effective_from: date | None) -> Rates:
+        scaled = [r * UNITS_PER_USD for r in (uncached, cached, output, per_request)]
+        units = tuple(int(u) for u in scaled) if all(u == u.to_integral_value() for u in scaled) else None
+        return cls(uncached, cached, output, per_request, source, effective_from, units)  # type: ignore[arg-type]
+
+    def cost_units(self, prompt: int, completion: int, cached: int) -> int:
+        """The cost in 1e-10 USD units, rounded half-even like NUMERIC(20,10)."""
+        if cached > prompt:
+            cached = prompt
+        if self.units is not None:
+            uncached_u, cached_u, output_u, request_u = self.units
+            return request_u + uncached_u * (prompt - cached) + cached_u * cached + output_u * completion
+        return money_to_units((self.per_request + self.uncached_input * (prompt - cached)
+                               + self.cached_input * cached + self.output * completion).quantize(QUANTUM))
+
+    def cost(self, prompt: int, completion: int, cached: int) -> Decimal:
+        return units_to_money(self.cost_units(prompt, completion, cached))
+
+
+class Priced:
+    """How one event was priced. Amounts are kept as exact 1e-10 USD units (what the
+    ledger writer needs); ``cost_usd``/``cost_computed`` give them as Decimal."""
+
+    __slots__ = ("provider", "cost_units", "computed_units", "cost_status", "price_source",
+                 "price_effective_from")
+
+    def __init__(self, provider: str, cost_units: int | None, computed_units: int | None, cost_status: str,
+                 price_source: str | None, price_effective_from: date | None):
+        self.provider = provider
+        self.cost_units = cost_units  # what counts: reported when present, else computed
+        self.computed_units = computed_units
+        self.cost_status = cost_status  # priced | reported | unpriced
+        self.price_source = price_source
+        self.price_effective_from = price_effective_from
+
+    @property
+    def cost_usd(self) -> Decimal | None:
+        return None if self.cost_units is None else units_to_money(self.cost_units)
+
+    @property
+    def cost_computed(self) -> Decimal | None:
+        return None if self.computed_units is None else units_to_money(self.computed_units)
+
+    def __repr__(self) -> str:
+        return (f"Priced({self.provider!r}, cost_usd={self.cost_usd}, cost_computed={self.cost_computed}, "
+                f"{self.cost_status!r}, {self.price_source!r}, {self.price_effective_from})")
+
+
+class _Override:
+    __slots__ = ("starts_at", "rates")
+
+    def __init__(self, ov: PriceOverride, tz: ZoneInfo):
+        # effective_from is a local date: the price applies from local midnight.
+        self.starts_at = datetime.combine(ov.effective_from, time.min, tzinfo=tz).astimezone(UTC)
+        per_in = ov.input_per_mtok / MTOK
+        cached = ov.cached_input_per_mtok if ov.cached_input_per_mtok is not None else ov.input_per_mtok
+        label = f"override {ov.provider + '/' if ov.provider else ''}{ov.model} from {ov.effective_from}"
+        self.rates = Rates.make(per_in, cached / MTOK, ov.output_per_mtok / MTOK, Decimal(0), label,
+                                ov.effective_from)
+
+
+class _Model:
+    """Everything needed to price one (provider, model) reference, resolved once."""
+
+    __slots__ = ("provider", "info", "overrides", "thresholds", "_rates", "fixed")
+
+    def __init__(self, provider: str, info: Any, overrides: list[_Override]):
+        self.provider = provider
+        self.info = info  # genai-prices ModelInfo, or None when it does not know the model
+        self.overrides = sorted(overrides, key=lambda o: o.starts_at, reverse=True)
+        self.thresholds = _tier_thresholds(info) if info is not None else ()
+        self._rates: dict[tuple[int, int], Rates] = {}
+        # One price for all time and sizes (most models): no per-event lookup at all.
+        self.fixed = (self._probe(0, 0) if info is not None and not overrides and not self.thresholds
+                      and isinstance(info.prices, ModelPrice) else None)
+
+    def rates(self, at: datetime, prompt_tokens: int) -> Rates | None:
+        for ov in self.overrides:  # newest first: the override in force wins
+            if ov.starts_at <= at:
+                return ov.rates
+        if self.info is None:
+            return None
+        period = _active_period(self.info.prices, at)
+        tier = sum(1 for t in self.thresholds if prompt_tokens > t)
+        key = (period, tier)
+        rates = self._rates.get(key)
+        if rates is None:
+            rates = self._rates[key] = self._probe(period, tier)
+        return rates
+
+    def _probe(self, period: int, tier: int) -> Rates:
+        prices = self.info.prices
+        if isinstance(prices, ModelPrice):
+            model_price, effective = prices, None
+        else:
+            cond: ConditionalPrice = prices[period]
+            model_price = cond.prices
+            effective = cond.constraint.start_date if isinstance(cond.constraint, StartDateConstraint) else None
+        n = self.thresholds[tier - 1] + 1 if tier else 1  # a prompt size inside this tier
+
+        def calc(**usage: int) -> Decimal:
+            return model_price.calc_price(Usage(**usage))["total_price"]
+
+        base = calc(input_tokens=0, output_tokens=0)
+        with_input = calc(input_tokens=n, output_tokens=0)
+        source = f"genai-prices {GENAI_PRICES_VERSION} {self.provider}/{self.info.id}"
+        return Rates.make(
+            uncached=(with_input - base) / n,
+            cached=(calc(input_tokens=n, cache_read_tokens=n, output_tokens=0) - base) / n,
+            output=(calc(input_tokens=n, output_tokens=n) - with_input) / n,
+            per_request=base,
+            source=source,
+            effective_from=effective,
+        )
+
+
+def _active_period(prices: Any, at: datetime) -> int:
+    """Index of the conditional price in force at ``at`` (genai-prices' rule: last active wins)."""
+    if isinstance(prices, ModelPrice):
+        return 0
+    for index in range(len(prices) - 1, -1, -1):
+        constraint = prices[index].constraint
+        if constraint is None or constraint.active(at):
+            return index
+    return 0
+
+
+def _tier_thresholds(info: Any) -> tuple[int, ...]:
+    price_sets = [info.prices] if isinstance(info.prices, ModelPrice) else [c.prices for c in info.prices]
+    starts = {tier.start for mp in price_sets for value in vars(mp).values()
+              if isinstance(value, TieredPrices) for tier in value.tiers}
+    return tuple(sorted(starts))
+
+
+class Pricer:
+    """Prices events; resolves each (provider, model) once and caches the rates."""
+
+    def __init__(self, overrides: Iterable[PriceOverride] = (), tz: ZoneInfo | None = None):
+        tz = tz or ZoneInfo("UTC")
+        self._overrides = [(ov, _Override(ov, tz)) for ov in overrides]
+        self._models: dict[tuple[str | None, str], _Model] = {}
+        self._snapshot = data_snapshot.get_snapshot()
+
+    def model(self, provider: str | None, model: str) -> _Model:
+        key = (provider, model)
+        found = self._models.get(key)
+        if found is None:
+            found = self._models[key] = self._resolve(provider, model)
+        return found
+
+    def price(self, ev: Event) -> Priced:
+        m = self._models.get((ev.provider, ev.model_used)) or self.model(ev.provider, ev.model_used)
+        computed = None
+        rates = None
+        if ev.token_split_known:
+            rates = m.fixed or m.rates(ev.occurred_at, ev.prompt_tokens)
+            if rates is not None:
+                computed = rates.cost_units(ev.prompt_tokens, ev.completion_tokens, ev.cached_tokens)
+        elif ev.total_tokens:
+            # Only a total: exact only when input and output cost the same (a flat rate).
+            rates = m.fixed or m.rates(ev.occurred_at, ev.total_tokens)
+            if rates is not None and rates.uncached_input == rates.output and not ev.cached_tokens:
+                computed = rates.cost_units(ev.total_tokens, 0, 0)
+            else:
+                rates = None
+        if ev.cost_reported is not None:
+            reported = money_to_units(ev.cost_reported.quantize(QUANTUM))
+            if rates is None:
+                return Priced(m.provider, reported, None, "reported", None, None)
+            return Priced(m.provider, reported, computed, "reported", rates.source, rates.effective_from)
+        if rates is not None:
+            return Priced(m.provider, computed, computed, "priced", rates.source, rates.effective_from)
+        return Priced(m.provider, None, None, "unpriced", None, None)
+
+    def _resolve(self, provider: str | None, model: str) -> _Model:
+        info = None
+        provider_id = provider.strip().lower() if provider else None
+        if model != UNKNOWN:
+            found = self._lookup(provider_id, model)
+            if found is not None:
+                prov, info = found
+                provider_id = prov.id
+        named = [(ov, o) for ov, o in self._overrides if ov.model.lower() == model.lower()]
+        if provider_id is None:  # no provider known: the overrides say whose model it is
+            provider_id = next((ov.provider.lower() for ov, _ in named if ov.provider), None)
+        overrides = [o for ov, o in named if ov.provider is None or ov.provider.lower() == provider_id]
+        return _Model(provider_id or UNKNOWN, info, overrides)
+
+    def _lookup(self, provider_id: str | None, model: str) -> tuple[Any, Any] | None:
+        snap = self._snapshot
+        attempts: list[tuple[str | None, str]] = [(provider_id, model)]
+        if provider_id is None and "/" in model:  # litellm / openrouter style "openai/gpt-4o"
+            prefix, rest = model.split("/", 1)
+            attempts.append((prefix.lower(), rest))
+        for pid, ref in attempts:
+            try:
+                return snap.find_provider_model(ref, None, pid, None)
+            except LookupError:
+                continue
+        if provider_id is None:  # the model names no provider: the first provider that knows it
+            for prov in snap.providers:
+                info = prov.find_model(model.lower(), all_providers=snap.providers)
+                if info is not None:
+                    return prov, info
+        return None

@@ -1,0 +1,286 @@
+"""Budgets: each account's day/month usage against its tier, system-wide daily cost thresholds,
+and the kill switch.
+
+Per window (an account's local day or month) and tier:
+
+* every warning level of the tier (``warn_at``, e.g. 80% and 100%) raises a
+  ``budget.account`` alert once per window, whichever measure (tokens or cost) is
+  furthest along; the level is recorded in the window with a conditional update, so
+  replicas and later runs never raise it again, even after it was resolved;
+* at 100%: ``warn`` tiers get a warning (a soft limit: calls go on), ``alert`` tiers an
+  alert for the admins (calls go on), ``block`` tiers a critical alert and the window
+  is blocked until it resets (the gate refuses calls);
+* ``block`` tiers also get an early ``budget.projected`` warning when the window's
+  pace so far would cross the limit before it resets.
+
+System-wide, the current local day's cost against ``budgets.system_*_usd`` raises one
+``budget.system`` alert per day that escalates warning -> critical -> emergency;
+emergency turns the kill switch on (``system_state``), which stays on until an
+operator clears it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, func, or_, select, update
+
+from worker.limits import windows as limits
+from worker.alerts.state import raise_alert
+from worker.clock import local_day_bounds
+from worker.ledger.writer import insert_ignore
+from worker.models import LimitWindow, SystemState, UsageEvent
+from worker.settings import Settings, TierSettings
+
+logger = logging.getLogger(__name__)
+
+KILL_SWITCH = "kill_switch"
+# a projection needs this much of the window behind it (a quiet midnight says nothing)
+PROJECTION_MIN_ELAPSED = 0.1
+PROJECTION_MIN_USED = 0.1
+
+
+@dataclass
+class BudgetStats:
+    windows: int = 0
+    warnings: int = 0  # warning levels raised
+    blocked: int = 0  # windows that became blocked
+    unblocked: int = 0  # windows no longer over their (changed) limits
+    projected: int = 0
+    system_cost_usd: Decimal = Decimal(0)
+    system_severity: str | None = None
+    kill_switch: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"windows": self.windows, "warnings": self.warnings, "blocked": self.blocked,
+                "unblocked": self.unblocked, "projected": self.projected,
+                "system_cost_usd": str(self.system_cost_usd), "system_severity": self.system_severity,
+                "kill_switch": self.kill_switch}
+
+
+def fraction_used(w: Any) -> float | None:
+    """How far along its budget a window is: the largest of tokens/limit and cost/limit."""
+    parts = []
+    if w.limit_tokens:
+        parts.append(w.used_tokens / w.limit_tokens)
+    if w.limit_cost_usd:
+        parts.append(float(w.used_cost_usd / w.limit_cost_usd))
+    return max(parts) if parts else None
+
+
+def evaluate(conn: Connection, settings: Settings, now: datetime, account_id: str | None = None) -> BudgetStats:
+    """Compare every current day/month window (or one account's) with its tier; then the system."""
+    stats = BudgetStats()
+    for w in limits.open_windows(conn, now):
+        if account_id is not None and w.account_id != account_id:
+            continue
+        tier = settings.tiers.get(w.tier) if w.tier else None
+        stats.windows += 1
+        if tier is not None:
+            evaluate_window(conn, settings, w, tier, now, stats)
+    if account_id is None:
+        check_system(conn, settings, now, stats)
+    return stats
+
+
+def evaluate_window(conn: Connection, settings: Settings, w: Any, tier: TierSettings, now: datetime,
+                    stats: BudgetStats) -> None:
+    lw = LimitWindow
+    fraction = fraction_used(w)
+    if fraction is None:
+        return
+    crossed = [level for level in tier.warn_at if fraction >= level]
+    if crossed and (w.warned_level is None or max(crossed) > w.warned_level):
+        level = max(crossed)
+        won = conn.execute(update(lw).where(lw.id == w.id, or_(lw.warned_level.is_(None), lw.warned_level < level))
+                           .values(warned_level=level, updated_at=now)).rowcount
+        if won:
+            _raise_level(conn, settings, w, tier, level, fraction)
+            stats.warnings += 1
+    over = fraction >= 1
+    state = "blocked" if over and tier.action == "block" else ("warned" if crossed else "ok")
+    if state != w.state:
+        values: dict[str, Any] = {"state": state, "updated_at": now,
+                                  "blocked_until": w.reset_at if state == "blocked" else None}
+        if conn.execute(update(lw).where(lw.id == w.id, lw.state == w.state).values(**values)).rowcount:
+            if state == "blocked":
+                stats.blocked += 1
+                logger.warning("account blocked", extra={"action": "account_blocked", "account": w.account_id,
+                                                          "window": f"{w.kind} {w.period}",
+                                                          "until": w.reset_at.isoformat()})
+            elif w.state == "blocked":
+                stats.unblocked += 1
+    if settings.budgets.projection and tier.action == "block" and not over and w.projected_at is None:
+        crossing = projected_crossing(w, fraction, now)
+        if crossing is not None and conn.execute(update(lw).where(lw.id == w.id, lw.projected_at.is_(None))
+                                                 .values(projected_at=now, updated_at=now)).rowcount:
+            _raise_projection(conn, settings, w, tier, fraction, crossing)
+            stats.projected += 1
+
+
+def projected_crossing(w: Any, fraction: float, now: datetime) -> datetime | None:
+    """When the window crosses 100% at its pace so far, if that is before it resets."""
+    elapsed = (now - w.window_start).total_seconds()
+    length = (w.reset_at - w.window_start).total_seconds()
+    if fraction <= 0 or elapsed < length * PROJECTION_MIN_ELAPSED or fraction < PROJECTION_MIN_USED:
+        return None
+    crossing = now + timedelta(seconds=elapsed * (1 - fraction) / fraction)
+    return crossing if crossing < w.reset_at else None
+
+
+def _window_name(w: Any) -> str:
+    return {"day": "daily", "month": "monthly"}.get(w.kind, w.kind)
+
+
+def _figures(w: Any) -> dict[str, Any]:
+    return {"account_id": w.account_id, "tier": w.tier, "action": w.action, "window": w.kind,
+            "period": w.period, "window_start": w.window_start, "reset_at": w.reset_at,
+            "used_requests": w.used_requests, "used_tokens": w.used_tokens, "used_cost_usd": w.used_cost_usd,
+            "limit_tokens": w.limit_tokens, "limit_cost_usd": w.limit_cost_usd}
+
+
+def _usage_text(w: Any) -> str:
+    parts = []
+    if w.limit_tokens:
+        parts.append(f"{w.used_tokens:,} of {w.limit_tokens:,} tokens")
+    if w.limit_cost_usd:
+        parts.append(f"${w.used_cost_usd:.4f} of ${w.limit_cost_usd:.4f}")
+    return " and ".join(parts)
+
+
+def _raise_level(conn: Connection, settings: Settings, w: Any, tier: TierSettings, level: float,
+                 fraction: float) -> None:
+    pct = round(level * 100)
+    name = _window_name(w)
+    if level >= 1:
+        severity = "critical" if tier.action == "block" else "warning"
+        consequence = {"block": f"calls are blocked until the window resets at {_local(w.reset_at, settings)}",
+                       "warn": "soft limit: calls go on, the user should be warned",
+                       "alert": "alert only: calls go on"}[tier.action]
+        message = (f"{w.account_id} ({tier.name}) is over its {name} budget for {w.period}: "
+                   f"{_usage_text(w)}; {consequence}")
+    else:
+        severity = "warning"
+        message = (f"{w.account_id} ({tier.name}) has used {fraction:.0%} of its {name} budget for {w.period}: "
+                   f"{_usage_text(w)} (warning level {pct}%)")
+    raise_alert(conn, settings, kind="budget.account", scope="account", scope_id=w.account_id,
+                period=f"{w.kind} {w.period} {pct}%", severity=severity,
+                payload={"message": message, "level": level, "fraction": round(fraction, 4), **_figures(w)})
+
+
+def _raise_projection(conn: Connection, settings: Settings, w: Any, tier: TierSettings, fraction: float,
+                      crossing: datetime) -> None:
+    message = (f"projected overrun: at its pace so far {w.account_id} ({tier.name}) will reach its "
+               f"{_window_name(w)} hard limit at about {_local(crossing, settings)}, before the window resets at "
+               f"{_local(w.reset_at, settings)} ({fraction:.0%} used: {_usage_text(w)}); calls will then be blocked")
+    raise_alert(conn, settings, kind="budget.projected", scope="account", scope_id=w.account_id,
+                period=f"{w.kind} {w.period}", severity="warning",
+                payload={"message": message, "projected_at": crossing, "fraction": round(fraction, 4),
+                         **_figures(w)})
+
+
+def _local(moment: datetime, settings: Settings) -> str:
+    return moment.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z")
+
+
+# --------------------------------------------------------------------------- system-wide
+
+
+def system_cost(conn: Connection, settings: Settings, now: datetime) -> tuple[str, Decimal]:
+    """The current local day and its cost so far: the ledger, or the windows where calls
+    recorded live at the gate are ahead of it."""
+    day = now.astimezone(settings.tz).date()
+    start, end = local_day_bounds(day, settings.tz)
+    ledger = conn.execute(select(func.coalesce(func.sum(UsageEvent.cost_usd), 0))
+                          .where(UsageEvent.occurred_at >= start, UsageEvent.occurred_at < end)).scalar()
+    windows = conn.execute(select(func.coalesce(func.sum(LimitWindow.used_cost_usd), 0))
+                           .where(LimitWindow.kind == "day", LimitWindow.window_start == start)).scalar()
+    return day.isoformat(), max(Decimal(ledger or 0), Decimal(windows or 0))
+
+
+def thresholds(settings: Settings) -> list[tuple[str, Decimal]]:
+    b = settings.budgets
+    levels = [("warning", b.system_warning_usd), ("critical", b.system_critical_usd),
+              ("emergency", b.system_emergency_usd)]
+    return [(severity, amount) for severity, amount in levels if amount is not None]
+
+
+def check_system(conn: Connection, settings: Settings, now: datetime, stats: BudgetStats) -> None:
+    day, cost = system_cost(conn, settings, now)
+    stats.system_cost_usd = cost
+    crossed = [(severity, amount) for severity, amount in thresholds(settings) if cost >= amount]
+    if not crossed:
+        stats.kill_switch = kill_switch(conn) is not None
+        return
+    severity, amount = crossed[-1]
+    stats.system_severity = severity
+    tripped = False
+    if severity == "emergency" and settings.budgets.kill_switch:
+        tripped = trip(conn, now, period=day, by="budgets",
+                       reason=f"system cost ${cost:.2f} on {day} reached the emergency threshold ${amount:.2f}",
+                       data={"cost_usd": str(cost), "threshold_usd": str(amount)})
+    stats.kill_switch = kill_switch(conn) is not None
+    note = " The kill switch is on: the gate refuses every call until an operator runs " \
+           "`tokentally killswitch clear`." if stats.kill_switch and severity == "emergency" else ""
+    raise_alert(conn, settings, kind="budget.system", scope="system", scope_id="", period=day, severity=severity,
+                payload={"message": f"system-wide LLM cost ${cost:.2f} on {day} is over the {severity} "
+                                    f"threshold of ${amount:.2f}.{note}",
+                         "cost_usd": cost, "threshold_usd": amount, "day": day,
+                         "thresholds": {s: a for s, a in thresholds(settings)}, "kill_switch": stats.kill_switch,
+                         "kill_switch_tripped_now": tripped})
+
+
+# --------------------------------------------------------------------------- the kill switch
+
+
+def kill_switch(conn: Connection) -> Any | None:
+    """The kill switch row if it is on, else None."""
+    return conn.execute(select(SystemState).where(SystemState.key == KILL_SWITCH,
+                                                  SystemState.active.is_(True))).first()
+
+
+def kill_switch_state(conn: Connection) -> Any | None:
+    return conn.execute(select(SystemState).where(SystemState.key == KILL_SWITCH)).first()
+
+
+def trip(conn: Connection, now: datetime, *, period: str, by: str, reason: str,
+         data: dict[str, Any] | None = None) -> bool:
+    """Turn the kill switch on; True if this call turned it on.
+
+    The budgets job does not turn it on again for a day an operator cleared it for
+    (they decided to go on that day); an operator can always turn it on."""
+    ss = SystemState
+    conn.execute(insert_ignore(conn.dialect.name, ss, ["key"]).values(
+        key=KILL_SWITCH, active=False, reason=None, period=None, changed_at=now, changed_by="init", data={}))
+    query = update(ss).where(ss.key == KILL_SWITCH, ss.active.is_(False))
+    if not by.startswith("operator"):
+        query = query.where(or_(ss.period.is_(None), ss.period != period, ~ss.changed_by.startswith("operator")))
+    won = conn.execute(query.values(active=True, reason=reason, period=period, changed_at=now, changed_by=by,
+                                    data=data or {})).rowcount == 1
+    if won:
+        logger.critical("kill switch on", extra={"action": "kill_switch_on", "by": by, "reason": reason})
+    return won
+
+
+def clear(conn: Connection, settings: Settings, now: datetime, by: str | None = None) -> bool:
+    """Turn the kill switch off (an operator); the budgets job leaves it off for the rest of the day."""
+    by = by or f"operator:{user_name()}"
+    day = now.astimezone(settings.tz).date().isoformat()
+    ss = SystemState
+    won = conn.execute(update(ss).where(ss.key == KILL_SWITCH, ss.active.is_(True)).values(
+        active=False, period=day, changed_at=now, changed_by=by)).rowcount == 1
+    if won:
+        logger.warning("kill switch cleared", extra={"action": "kill_switch_cleared", "by": by})
+    return won
+
+
+def user_name() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment
+        return "unknown"

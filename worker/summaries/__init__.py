@@ -1,0 +1,1 @@
+"""Daily and monthly summaries: recomputed for the days that changed, verified, and read as usage totals."""

@@ -1,0 +1,321 @@
+"""Daily and monthly summaries, recomputed exactly for the days that changed.
+
+Ingest marks the local days a batch touched (``summary_dirty_days``) in the
+batch's own transaction. Recomputing a day is one transaction: delete the day's
+rows and insert them again from the ledger (``DAY_INSERT``), so a reader never
+sees half a day. The day's mark is cleared only if nobody marked it again in the
+meantime (its ``generation`` is unchanged), so data that lands while a day is
+being recomputed is never lost. Months are the sum of their days.
+
+A day is provisional until ``summaries.settle_hours`` after it ends, then final;
+a later change to a final day is recorded in ``summary_corrections``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Callable, Iterable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Engine, case, delete, func, insert, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from worker import clock
+from worker.clock import local_day_bounds, month_start, next_month
+from worker.models import DailyRollup, DailySummary, DirtyDay, MonthlySummary, SummaryCorrection, SummaryDay, UsageEvent
+from worker.settings import Settings
+
+KEYS = ("tenant_id", "account_id", "provider", "model", "service", "status")
+MEASURES = ("requests", "errors", "timeouts", "prompt_tokens", "completion_tokens", "cached_tokens",
+            "reasoning_tokens", "total_tokens", "cost_usd", "unpriced_requests", "latency_count",
+            "latency_sum", "latency_min", "latency_max")
+# What a correction compares (the headline figures of a day).
+HEADLINE = ("requests", "errors", "timeouts", "total_tokens", "cost_usd", "unpriced_requests")
+
+
+def _ledger_group(start: datetime, end: datetime):
+    """The ledger grouped by summary key over [start, end): the heart of every recompute."""
+    ev = UsageEvent
+    keys = (func.coalesce(ev.tenant_id, "").label("tenant_id"), ev.account_id.label("account_id"),
+            ev.provider.label("provider"), ev.model_used.label("model"),
+            func.coalesce(ev.service, "").label("service"), ev.status.label("status"))
+    measures = (
+        func.count().label("requests"),
+        func.sum(case((ev.status == "error", 1), else_=0)).label("errors"),
+        func.sum(case((ev.status == "timeout", 1), else_=0)).label("timeouts"),
+        func.sum(ev.prompt_tokens).label("prompt_tokens"),
+        func.sum(ev.completion_tokens).label("completion_tokens"),
+        func.sum(ev.cached_tokens).label("cached_tokens"),
+        func.sum(ev.reasoning_tokens).label("reasoning_tokens"),
+        func.sum(ev.total_tokens).label("total_tokens"),
+        func.coalesce(func.sum(ev.cost_usd), 0).label("cost_usd"),
+        func.sum(case((ev.cost_usd.is_(None), 1), else_=0)).label("unpriced_requests"),
+        func.count(ev.latency_ms).label("latency_count"),
+        func.coalesce(func.sum(ev.latency_ms), 0).label("latency_sum"),
+        func.min(ev.latency_ms).label("latency_min"),
+        func.max(ev.latency_ms).label("latency_max"),
+    )
+    return (select(*keys, *measures)
+            .where(ev.occurred_at >= start, ev.occurred_at < end)
+            .group_by(*keys[:1], ev.account_id, ev.provider, ev.model_used, keys[4], ev.status))
+
+
+def _day_insert(day: date, start: datetime, end: datetime, now: datetime):
+    """INSERT INTO daily_summaries SELECT <day>, <keys>, <measures> FROM usage_events ... GROUP BY."""
+    grouped = _ledger_group(start, end).subquery()
+    cols = [literal(day, DailySummary.day.type).label("day"),
+            *[grouped.c[k] for k in KEYS], *[grouped.c[m] for m in MEASURES],
+            literal(now, DailySummary.computed_at.type).label("computed_at")]
+    return insert(DailySummary).from_select(["day", *KEYS, *MEASURES, "computed_at"], select(*cols))
+
+
+ROLLUP_KEYS = tuple(k for k in KEYS if k != "account_id")
+
+
+def _rollup_insert(day: date, now: datetime):
+    """The day's summary rows added up without the account: INSERT INTO daily_rollups SELECT ..."""
+    ds = DailySummary
+    keys = [getattr(ds, k) for k in ROLLUP_KEYS]
+    sums = [func.sum(getattr(ds, m)).label(m) for m in MEASURES if m not in ("latency_min", "latency_max")]
+    order = [m for m in MEASURES if m not in ("latency_min", "latency_max")] + ["latency_min", "latency_max"]
+    query = (select(literal(day, DailyRollup.day.type), *keys, *sums, func.min(ds.latency_min),
+                    func.max(ds.latency_max), literal(now, DailyRollup.computed_at.type))
+             .where(ds.day == day).group_by(*keys))
+    return insert(DailyRollup).from_select(["day", *ROLLUP_KEYS, *order, "computed_at"], query)
+
+
+def _month_insert(month: date, now: datetime):
+    ds = DailySummary
+    keys = [getattr(ds, k) for k in KEYS]
+    sums = [func.sum(getattr(ds, m)).label(m) for m in MEASURES if m not in ("latency_min", "latency_max")]
+    query = (select(literal(month, MonthlySummary.month.type), *keys, *sums,
+                    func.min(ds.latency_min), func.max(ds.latency_max),
+                    literal(now, MonthlySummary.computed_at.type))
+             .where(ds.day >= month, ds.day < next_month(month))
+             .group_by(*keys))
+    order = [m for m in MEASURES if m not in ("latency_min", "latency_max")] + ["latency_min", "latency_max"]
+    return insert(MonthlySummary).from_select(["month", *KEYS, *order, "computed_at"], query)
+
+
+def is_final(day: date, tz: ZoneInfo, settle: timedelta, now: datetime) -> bool:
+    return local_day_bounds(day, tz)[1] + settle <= now
+
+
+def _day_totals(conn: Connection, day: date) -> dict[str, Any]:
+    ds = DailySummary
+    row = conn.execute(select(*[func.coalesce(func.sum(getattr(ds, m)), 0) for m in HEADLINE])
+                       .where(ds.day == day)).one()
+    return {m: (f"{Decimal(v):.10f}" if m == "cost_usd" else int(v)) for m, v in zip(HEADLINE, row)}
+
+
+def recompute_day(conn: Connection, day: date, settings: Settings, now: datetime) -> bool:
+    """Rebuild one local day from the ledger; True when a final day changed (a correction)."""
+    tz = settings.tz
+    start, end = local_day_bounds(day, tz)
+    final = is_final(day, tz, settings.summaries_settle, now)
+    computed_before = conn.execute(select(SummaryDay.day).where(SummaryDay.day == day)).first() is not None
+    # Only a day that was computed before can be corrected (a first build is not a correction).
+    before = _day_totals(conn, day) if final and computed_before else None
+    conn.execute(delete(DailySummary).where(DailySummary.day == day))
+    conn.execute(_day_insert(day, start, end, now))
+    conn.execute(delete(DailyRollup).where(DailyRollup.day == day))
+    conn.execute(_rollup_insert(day, now))
+    if computed_before:
+        conn.execute(update(SummaryDay).where(SummaryDay.day == day).values(computed_at=now, final=final))
+    else:
+        conn.execute(insert(SummaryDay).values(day=day, computed_at=now, final=final))
+    if before is None:
+        return False
+    after = _day_totals(conn, day)
+    if after == before:
+        return False
+    changed = {k: _difference(before[k], after[k]) for k in HEADLINE if before[k] != after[k]}
+    conn.execute(insert(SummaryCorrection).values(day=day, detected_at=now, before=before, after=after,
+                                                  changed=changed))
+    return True
+
+
+def _difference(before: Any, after: Any) -> Any:
+    if isinstance(before, str):
+        return f"{Decimal(after) - Decimal(before):+.10f}"
+    return after - before
+
+
+def recompute_month(conn: Connection, month: date, now: datetime) -> None:
+    conn.execute(delete(MonthlySummary).where(MonthlySummary.month == month))
+    conn.execute(_month_insert(month, now))
+
+
+# ---------------------------------------------------------------------------- dirty days
+
+
+def utc_hour(moment: datetime) -> int:
+    """The UTC hour a moment falls in, as hours since the epoch (cheap to collect per event)."""
+    return int(moment.timestamp()) // 3600
+
+
+def local_days_of_utc_hours(hours: Iterable[int], tz: ZoneInfo) -> set[date]:
+    """The local days the given UTC hours fall on: one each in a whole-hour zone, two for an
+    hour that a :30 or :45 offset cuts at local midnight."""
+    days: set[date] = set()
+    for hour in hours:
+        start = datetime.fromtimestamp(hour * 3600, UTC)
+        days.add(start.astimezone(tz).date())
+        days.add((start + timedelta(seconds=3599)).astimezone(tz).date())
+    return days
+
+
+def mark_dirty(conn: Connection, days: Iterable[date], now: datetime) -> None:
+    rows = [{"day": d, "generation": 1, "marked_at": now} for d in sorted(set(days))]
+    if not rows:
+        return
+    stmt = (pg_insert(DirtyDay) if conn.dialect.name == "postgresql" else sqlite_insert(DirtyDay)).values(rows)
+    stmt = stmt.on_conflict_do_update(index_elements=["day"],
+                                      set_={"generation": DirtyDay.generation + 1,
+                                            "marked_at": stmt.excluded.marked_at})
+    conn.execute(stmt)
+
+
+def dirty_days(conn: Connection, first: date | None = None, last: date | None = None) -> dict[date, int]:
+    query = select(DirtyDay.day, DirtyDay.generation)
+    if first is not None:
+        query = query.where(DirtyDay.day >= first)
+    if last is not None:
+        query = query.where(DirtyDay.day <= last)
+    return dict(conn.execute(query).all())
+
+
+@dataclass
+class RecomputeStats:
+    days: int = 0
+    months: int = 0
+    corrections: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"days": self.days, "months": self.months, "corrections": self.corrections}
+
+
+def _recompute(engine: Engine, settings: Settings, days: dict[date, int | None],
+               progress: Callable[[int], None] | None = None,
+               should_stop: Callable[[], bool] = lambda: False) -> RecomputeStats:
+    """Recompute each day (its own transaction), clearing its mark if unchanged, then the months."""
+    stats = RecomputeStats()
+    months: set[date] = set()
+    for day in sorted(days):
+        if should_stop():
+            break
+        now = clock.now()
+        with engine.begin() as conn:
+            if recompute_day(conn, day, settings, now):
+                stats.corrections += 1
+            generation = days[day]
+            if generation is not None:  # clear the mark we saw, not one set since (its data may be unseen)
+                conn.execute(delete(DirtyDay).where(DirtyDay.day == day, DirtyDay.generation == generation))
+        stats.days += 1
+        months.add(month_start(day))
+        if progress:
+            progress(1)
+    for month in sorted(months):
+        with engine.begin() as conn:
+            recompute_month(conn, month, clock.now())
+        stats.months += 1
+    return stats
+
+
+def run_dirty(engine: Engine, settings: Settings, should_stop: Callable[[], bool] = lambda: False) -> RecomputeStats:
+    with engine.connect() as conn:
+        days = dirty_days(conn)
+    return _recompute(engine, settings, dict(days), should_stop=should_stop)
+
+
+def ledger_day_range(engine: Engine, tz: ZoneInfo) -> tuple[date, date] | None:
+    with engine.connect() as conn:
+        lo, hi = conn.execute(select(func.min(UsageEvent.occurred_at), func.max(UsageEvent.occurred_at))).one()
+    if lo is None:
+        return None
+    if isinstance(lo, str):  # SQLite returns the stored text for MIN/MAX
+        lo, hi = (datetime.fromisoformat(v).replace(tzinfo=UTC) for v in (lo, hi))
+    return lo.astimezone(tz).date(), hi.astimezone(tz).date()
+
+
+def rebuild(engine: Engine, settings: Settings, first: date, last: date,
+            progress: Callable[[int], None] | None = None,
+            should_stop: Callable[[], bool] = lambda: False) -> RecomputeStats:
+    days: dict[date, int | None] = {}
+    with engine.connect() as conn:
+        marks = dirty_days(conn, first, last)
+    day = first
+    while day <= last:
+        days[day] = marks.get(day, None)
+        day += timedelta(days=1)
+    return _recompute(engine, settings, days, progress, should_stop)
+
+
+# ---------------------------------------------------------------------------- verify
+
+
+def verify(engine: Engine, settings: Settings, first: date, last: date) -> list[dict[str, Any]]:
+    """Recompute every day in range from the ledger and compare with the stored rows."""
+    with engine.connect() as conn:
+        return verify_conn(conn, settings, first, last)
+
+
+def verify_conn(conn: Connection, settings: Settings, first: date, last: date) -> list[dict[str, Any]]:
+    differences: list[dict[str, Any]] = []
+    tz = settings.tz
+    day = first
+    while day <= last:
+        start, end = local_day_bounds(day, tz)
+        expected = {tuple(r[:len(KEYS)]): _measures(r[len(KEYS):]) for r in conn.execute(_ledger_group(start, end))}
+        ds = DailySummary
+        stored = {tuple(r[:len(KEYS)]): _measures(r[len(KEYS):]) for r in conn.execute(
+            select(*[getattr(ds, k) for k in KEYS], *[getattr(ds, m) for m in MEASURES]).where(ds.day == day))}
+        for key in sorted(set(expected) | set(stored), key=str):
+            if expected.get(key) != stored.get(key):
+                differences.append({"day": day.isoformat(), "key": dict(zip(KEYS, key)),
+                                    "ledger": expected.get(key), "summary": stored.get(key)})
+        differences.extend(_verify_rollup(conn, day, expected))
+        day += timedelta(days=1)
+    return differences
+
+
+def _verify_rollup(conn: Connection, day: date, expected: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rollup must equal the ledger's rows added up without the account."""
+    want: dict[tuple, dict[str, Any]] = {}
+    account = KEYS.index("account_id")
+    for key, measures in expected.items():
+        short = key[:account] + key[account + 1:]
+        have = want.setdefault(short, {m: None for m in MEASURES})
+        for m, v in measures.items():
+            if v is None:
+                continue
+            if have[m] is None:
+                have[m] = v
+            elif m == "latency_min":
+                have[m] = min(have[m], v)
+            elif m == "latency_max":
+                have[m] = max(have[m], v)
+            elif m == "cost_usd":
+                have[m] = f"{Decimal(have[m]) + Decimal(v):.10f}"
+            else:
+                have[m] += v
+    dr = DailyRollup
+    stored = {tuple(r[:len(ROLLUP_KEYS)]): _measures(r[len(ROLLUP_KEYS):]) for r in conn.execute(
+        select(*[getattr(dr, k) for k in ROLLUP_KEYS], *[getattr(dr, m) for m in MEASURES]).where(dr.day == day))}
+    return [{"day": day.isoformat(), "key": dict(zip(ROLLUP_KEYS, key)), "ledger": want.get(key),
+             "rollup": stored.get(key)}
+            for key in sorted(set(want) | set(stored), key=str) if want.get(key) != stored.get(key)]
+
+
+def _measures(values: Iterable[Any]) -> dict[str, Any]:
+    out = {}
+    for name, value in zip(MEASURES, values):
+        if name == "cost_usd":
+            out[name] = f"{Decimal(value or 0):.10f}"
+        else:
+            out[name] = None if value is None else int(value)
+    return out
+

@@ -1,0 +1,209 @@
+"""Usage totals from the ledger, grouped by local day/month or by a dimension.
+
+Local days are cut in the configured time zone. PostgreSQL knows time zones
+(``timezone(tz, occurred_at)``); SQLite does not, so there the local date is
+``date(occurred_at, '+N seconds')`` with N the UTC offset in force, switched at
+each DST transition inside the range (a CASE over a handful of segments).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, String, case, func, literal, select
+from sqlalchemy.sql import ColumnElement
+
+from worker.clock import local_day_bounds
+from worker.models import UsageEvent
+
+GROUPS = {
+    "day": "day",
+    "month": "month",
+    "model": "model",
+    "provider": "provider",
+    "service": "service",
+    "account": "account_id",
+    "tenant": "tenant_id",
+}
+DIMENSION_COLUMNS = {"model": UsageEvent.model_used, "provider": UsageEvent.provider,
+                     "service": UsageEvent.service, "account": UsageEvent.account_id,
+                     "tenant": UsageEvent.tenant_id}
+FIELDS = ("requests", "errors", "timeouts", "prompt_tokens", "completion_tokens", "total_tokens",
+          "cost_usd", "unpriced_requests")
+
+
+@dataclass
+class UsageRow:
+    key: str | None
+    requests: int
+    errors: int
+    timeouts: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost_usd: Decimal
+    unpriced_requests: int
+
+    def as_dict(self, key_name: str) -> dict[str, Any]:
+        return {key_name: self.key, "requests": self.requests, "errors": self.errors,
+                "timeouts": self.timeouts, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "total_tokens": self.total_tokens,
+                "cost_usd": f"{self.cost_usd:.10f}", "unpriced_requests": self.unpriced_requests}
+
+
+def offset_segments(start: datetime, end: datetime, tz: ZoneInfo) -> list[tuple[datetime, int]]:
+    """[(segment start UTC, UTC offset in seconds)] covering [start, end)."""
+    def offset(at: datetime) -> int:
+        return int(at.astimezone(tz).utcoffset().total_seconds())
+
+    segments = [(start, offset(start))]
+    probe = start
+    step = timedelta(hours=6)
+    while probe < end:
+        nxt = min(probe + step, end)
+        if offset(nxt) != segments[-1][1]:
+            lo, hi = probe, nxt  # find the transition to the second
+            while hi - lo > timedelta(seconds=1):
+                mid = lo + (hi - lo) / 2
+                if offset(mid) == segments[-1][1]:
+                    lo = mid
+                else:
+                    hi = mid
+            segments.append((hi.replace(microsecond=0), offset(hi)))
+        probe = nxt
+    return segments
+
+
+def local_bucket(dialect: str, tz: ZoneInfo, start: datetime, end: datetime, by: str,
+                 col: Any = UsageEvent.occurred_at) -> ColumnElement:
+    """SQL for the local day ('YYYY-MM-DD') or month ('YYYY-MM') of ``col`` (a UTC timestamp
+    column with values in [start, end))."""
+    if dialect == "postgresql":
+        local = func.timezone(tz.key, col)
+        return func.to_char(local, "YYYY-MM-DD" if by == "day" else "YYYY-MM")
+    fmt = "%Y-%m-%d" if by == "day" else "%Y-%m"
+    segments = offset_segments(start, end, tz)
+
+    def shifted(seconds: int) -> ColumnElement:
+        return func.strftime(fmt, col, f"{seconds:+d} seconds")
+
+    if len(segments) == 1:
+        return shifted(segments[0][1])
+    whens = [(col < seg_start, shifted(prev_off))
+             for (seg_start, _), (_, prev_off) in zip(segments[1:], segments[:-1])]
+    return case(*whens, else_=shifted(segments[-1][1]))
+
+
+def range_bounds(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    return local_day_bounds(first, tz)[0], local_day_bounds(last, tz)[1]
+
+
+def usage(conn: Connection, tz: ZoneInfo, first: date, last: date, by: str,
+          tenant: str | None = None) -> list[UsageRow]:
+    """Totals from the summaries, and from the ledger for the days whose summaries are
+    out of date (marked dirty), so the figures always equal the ledger's.
+    ``tenant``: only that tenant's usage."""
+    if by not in GROUPS:
+        raise ValueError(f"--by must be one of {', '.join(GROUPS)}")
+    from worker.summaries.recompute import dirty_days
+
+    dirty = sorted(dirty_days(conn, first, last))
+    totals: dict[str | None, UsageRow] = {}
+    for row in _from_summaries(conn, first, last, by, dirty, tenant):
+        _merge(totals, row)
+    for run_first, run_last in _runs(dirty):
+        for row in usage_from_ledger(conn, tz, run_first, run_last, by, tenant):
+            _merge(totals, row)
+    return [totals[k] for k in sorted(totals, key=lambda k: (k is None, k or ""))]
+
+
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    """Consecutive days folded into (first, last) ranges."""
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and runs[-1][1] + timedelta(days=1) == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+def _merge(totals: dict[str | None, UsageRow], row: UsageRow) -> None:
+    have = totals.get(row.key)
+    if have is None:
+        totals[row.key] = row
+        return
+    for name in FIELDS:
+        setattr(have, name, getattr(have, name) + getattr(row, name))
+
+
+def _from_summaries(conn: Connection, first: date, last: date, by: str, skip: list[date],
+                    tenant: str | None = None) -> list[UsageRow]:
+    from worker.models import DailyRollup, DailySummary
+
+    # Totals that do not need the account read the much smaller rollup.
+    ds = DailySummary if by == "account" else DailyRollup
+    if by in ("day", "month"):
+        key_col = ds.day
+    else:
+        key_col = getattr(ds, {"account": "account_id", "tenant": "tenant_id"}.get(by, by))
+    query = (select(key_col, func.sum(ds.requests), func.sum(ds.errors), func.sum(ds.timeouts),
+                    func.sum(ds.prompt_tokens), func.sum(ds.completion_tokens), func.sum(ds.total_tokens),
+                    func.sum(ds.cost_usd), func.sum(ds.unpriced_requests))
+             .where(ds.day >= first, ds.day <= last)
+             .group_by(key_col))
+    if skip:
+        query = query.where(ds.day.not_in(skip))
+    if tenant is not None:
+        query = query.where(ds.tenant_id == tenant)
+    rows = []
+    for k, *values in conn.execute(query):
+        if by == "day":
+            k = k.isoformat()
+        elif by == "month":
+            k = k.isoformat()[:7]
+        elif by in ("tenant", "service") and k == "":
+            k = None
+        rows.append(_row(k, values))
+    return rows
+
+
+def _row(key: str | None, values: list[Any]) -> UsageRow:
+    requests, errors, timeouts, prompt, completion, total, cost, unpriced = values
+    return UsageRow(key, int(requests or 0), int(errors or 0), int(timeouts or 0), int(prompt or 0),
+                    int(completion or 0), int(total or 0), Decimal(cost or 0), int(unpriced or 0))
+
+
+def usage_from_ledger(conn: Connection, tz: ZoneInfo, first: date, last: date, by: str,
+                      tenant: str | None = None) -> list[UsageRow]:
+    """The same totals straight from the ledger (for days whose summaries are not current)."""
+    start, end = range_bounds(first, last, tz)
+    ev = UsageEvent
+    if by in ("day", "month"):
+        key = local_bucket(conn.dialect.name, tz, start, end, by)
+    else:
+        key = func.coalesce(DIMENSION_COLUMNS[by], literal(None, String))
+    key = key.label("key")
+    query = (
+        select(
+            key,
+            func.count(),
+            func.sum(case((ev.status == "error", 1), else_=0)),
+            func.sum(case((ev.status == "timeout", 1), else_=0)),
+            func.sum(ev.prompt_tokens),
+            func.sum(ev.completion_tokens),
+            func.sum(ev.total_tokens),
+            func.sum(ev.cost_usd),
+            func.sum(case((ev.cost_usd.is_(None), 1), else_=0)),
+        )
+        .where(ev.occurred_at >= start, ev.occurred_at < end)
+        .group_by(key)
+        .order_by(key)
+    )
+    if tenant is not None:
+        query = query.where(ev.tenant_id == tenant)
+    return [_row(k, values) for k, *values in conn.execute(query)]
