@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import typer
 
-from worker.limits import budgets, windows as limits
+from worker.limits import budgets, killswitch, windows as limits
 from worker import clock, gate
 from cli import app, fail, state
 from cli.output import Format, console, emit_rows
@@ -91,7 +91,7 @@ def list_(
         for w in limits.open_windows(conn, clock.now(), [kind]):
             if over_only and w.state == "ok":
                 continue
-            fraction = budgets.fraction_used(w)
+            fraction = limits.fraction_used(w)
             rows.append({"account_id": w.account_id, "tier": w.tier, "action": w.action, "period": w.period,
                          "used_requests": w.used_requests, "limit_requests": w.limit_requests,
                          "used_tokens": w.used_tokens, "limit_tokens": w.limit_tokens,
@@ -116,7 +116,7 @@ def ks_status(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--fo
     st = state(ctx)
     settings = st.settings()
     with st.engine().connect() as conn:
-        out = _switch_dict(budgets.kill_switch_state(conn))
+        out = _switch_dict(killswitch.kill_switch_state(conn))
         day, cost = budgets.system_cost(conn, settings, clock.now())
     out.update(day=day, system_cost_usd=str(cost),
                thresholds={s: str(a) for s, a in budgets.thresholds(settings)})
@@ -139,7 +139,7 @@ def ks_clear(ctx: typer.Context) -> None:
     settings = st.settings()
     now = clock.now()
     with st.engine().begin() as conn:
-        if not budgets.clear(conn, settings, now):
+        if not killswitch.clear(conn, settings, now):
             fail("the kill switch is not on (see `tokentally killswitch status`)")
         day, cost = budgets.system_cost(conn, settings, now)
     typer.echo(f"kill switch cleared; calls are allowed again. It is not set again automatically for {day} "
@@ -153,7 +153,7 @@ def ks_on(ctx: typer.Context, reason: str = typer.Option(..., "--reason", help="
     settings = st.settings()
     now = clock.now()
     with st.engine().begin() as conn:
-        by = f"operator:{budgets.user_name()}"
-        if not budgets.trip(conn, now, period=now.astimezone(settings.tz).date().isoformat(), by=by, reason=reason):
+        by = f"operator:{killswitch.user_name()}"
+        if not killswitch.trip(conn, now, period=now.astimezone(settings.tz).date().isoformat(), by=by, reason=reason):
             fail("the kill switch is already on (see `tokentally killswitch status`)")
     typer.echo("kill switch on: the gate refuses every call until `tokentally killswitch clear`")

@@ -28,7 +28,7 @@ def test(
     fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
 ) -> None:
     """Send a test message now, straight through the channel (not the outbox), and say what happened."""
-    from reports.channels import ChannelError
+    from reports.channels import ChannelError, open_channel
     from reports.messages import make_message
 
     settings = state(ctx).settings()
@@ -40,7 +40,7 @@ def test(
                                     "hostname": socket.gethostname()},
                            kind="test", key=f"test-{now:%Y%m%dT%H%M%S%f}")
     try:
-        external_id = settings.channels[channel].send(target, message)
+        external_id = open_channel(settings.channels[channel]).send(target, message)
     except ChannelError as exc:
         fail(f"{channel} {target}: {exc} ({'permanent' if exc.permanent else 'temporary'} error)")
     emit_object({"channel": channel, "target": target, "sent": True, "id": external_id}, fmt, title="notify test")

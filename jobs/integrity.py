@@ -34,7 +34,7 @@ def reconcile_job(ctx: JobContext) -> dict[str, Any]:
 
     now = ctx.now()
     first, last = ctx.days() or reconcile.default_range(ctx.settings, now)
-    names = list(reconcile.reconcile_settings(ctx.settings).providers)
+    names = list(ctx.settings.reconcile.providers)
     if ctx.dry_run:
         return {"dry_run": True, "providers": names, "from": first.isoformat(), "to": last.isoformat()}
     stats: dict[str, Any] = {"from": first.isoformat(), "to": last.isoformat(), "providers": {}}

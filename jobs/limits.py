@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.limits import budgets, windows as limits
+from worker.limits import budgets, killswitch, windows as limits
 from worker.registry import JobContext, job
 
 
@@ -27,7 +27,7 @@ def budgets_job(ctx: JobContext) -> dict[str, Any]:
         with ctx.engine.connect() as conn:
             day, cost = budgets.system_cost(conn, ctx.settings, now)
             return {"dry_run": True, "day": day, "system_cost_usd": str(cost),
-                    "kill_switch": budgets.kill_switch(conn) is not None}
+                    "kill_switch": killswitch.kill_switch(conn) is not None}
     with ctx.engine.begin() as conn:
         synced = limits.sync(conn, ctx.settings, now)
         result = budgets.evaluate(conn, ctx.settings, now)

@@ -37,7 +37,7 @@ from worker.alerts.state import enqueue
 from worker.clock import local_day_bounds, month_start, next_month
 from worker.models import (UNATTRIBUTED, Alert, IngestReject, LimitWindow, Report, SourceStatus, SummaryCorrection,
                      UsageEvent)
-from worker.settings.routing import DEFAULT_ROUTES, targets_for
+from worker.settings.routing import targets_for
 from worker.settings import Settings
 from worker.summaries.recompute import is_final
 from worker.summaries.usage import UsageRow, usage, usage_from_ledger
@@ -416,7 +416,7 @@ def send(engine: Engine, settings: Settings, archived: Archived) -> int:
     if row.tenant:
         targets = list(settings.reports.tenants.get(row.tenant, ()))
     else:
-        targets = targets_for(settings.routes or DEFAULT_ROUTES, kind, "info")
+        targets = targets_for(settings.routes, kind, "info")
     key = f"report-{row.kind}-{row.period}" + (f"-{row.tenant}" if row.tenant else "") + f"-v{row.version}"
     url = report_url(settings, archived.directory)
     now = clock.now()

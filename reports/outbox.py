@@ -29,6 +29,7 @@ from sqlalchemy import Engine, or_, select, update
 
 from worker import clock
 from worker.models import Notification
+from worker.sql import skip_locked
 from worker.settings.routing import DeliverySettings
 
 logger = logging.getLogger(__name__)
@@ -64,9 +65,7 @@ def claim(engine: Engine, settings: DeliverySettings, limit: int, only: int | No
         query = query.where(Notification.id == only)
     claimed = []
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        for row in conn.execute(query).all():
+        for row in conn.execute(skip_locked(query, conn.dialect.name)).all():
             won = conn.execute(update(Notification).where(
                 Notification.id == row.id, Notification.status == row.status,
                 Notification.attempts == row.attempts).values(
@@ -79,9 +78,9 @@ def claim(engine: Engine, settings: DeliverySettings, limit: int, only: int | No
 def deliver_pending(engine: Engine, settings: Any, *, limit: int = 100,
                     should_stop: Callable[[], bool] = lambda: False, only: int | None = None) -> DeliveryStats:
     """Send what is due (at most ``limit``); returns what happened."""
-    from reports.channels import ChannelError, Message
+    from reports.channels import ChannelError, Message, open_channel
 
-    delivery: DeliverySettings = settings.delivery or DeliverySettings()
+    delivery: DeliverySettings = settings.delivery
     stats = DeliveryStats()
     for row, in_doubt in claim(engine, delivery, limit, only):
         if should_stop():
@@ -95,15 +94,15 @@ def deliver_pending(engine: Engine, settings: Any, *, limit: int = 100,
                       f"{row.id}` if it did not")
                 stats.failed += 1
                 continue
-        channel = settings.channels.get(row.channel)
-        if channel is None:
+        section = settings.channels.get(row.channel)
+        if section is None:
             _fail(engine, settings, row, f"channel {row.channel!r} is not configured any more")
             stats.failed += 1
             continue
         message = Message(kind=row.kind, key=row.key, subject=row.subject, text=row.body_text, html=row.body_html,
                           slack=row.slack, data=row.data or {}, inline=row.inline or {})
         try:
-            external_id = channel.send(row.target, message)
+            external_id = open_channel(section).send(row.target, message)
         except ChannelError as exc:
             attempts = row.attempts + 1
             if exc.permanent or attempts >= delivery.max_attempts:

@@ -257,7 +257,7 @@ def _bare_group_by(engine: Engine, settings: Settings, first, last) -> float:
     from worker.summaries.usage import local_bucket, range_bounds
 
     start, end = range_bounds(first, last, settings.tz)
-    day = local_bucket(engine.dialect.name, settings.tz, start, end, "day").label("day")
+    day = local_bucket(engine.dialect.name, settings.tz, start, end, "day", UsageEvent.occurred_at).label("day")
     grouped = _ledger_group(start, end)
     query = grouped.add_columns(day).group_by(day)
     started = time.perf_counter()

@@ -30,9 +30,11 @@ from sqlalchemy import Connection, Engine
 
 from worker import clock
 from worker.limits import windows as limits
-from worker.limits.budgets import fraction_used, kill_switch
+from worker import db
+from worker.limits.killswitch import kill_switch
+from worker.limits.windows import fraction_used
 from worker.models import UNATTRIBUTED
-from worker.settings import Settings
+from worker.settings import Settings, load_gate
 
 REASONS = {
     "ok": "within every limit",
@@ -196,14 +198,14 @@ _lock = threading.Lock()
 
 
 def default_gate() -> Gate:
-    """A gate on the configured database (TOKENTALLY_CONFIG / ./settings.toml and TOKENTALLY_* env)."""
+    """A gate on the configured database (TOKENTALLY_CONFIG / ./settings.toml and TOKENTALLY_* env).
+
+    Only the database, the time zone, the tiers and the budgets are read: no channel or
+    provider secret is needed in the application's environment."""
     global _default
     with _lock:
         if _default is None:
-            from worker import db
-            from worker.settings import load
-
-            settings = load()
+            settings = load_gate()
             _default = Gate(settings, db.make_engine(settings.database_url))
         return _default
 

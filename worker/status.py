@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, or_, select
 
-from worker.limits import budgets, windows as limits
+from worker.limits import killswitch, windows as limits
 from worker import clock, db
 from worker.models import (Alert, CallAttempt, DirtyDay, IngestReject, JobRun, Notification, SourceStatus, SummaryCorrection,
                      UsageEvent)
@@ -57,7 +57,7 @@ def status(settings: Settings, engine: Engine) -> dict[str, Any]:
                 or_(Alert.kind.like("integrity.%"), Alert.kind == "source.silent"),
                 Alert.state != "resolved")).scalar_one(),
         }
-        switch = budgets.kill_switch(conn)
+        switch = killswitch.kill_switch(conn)
     return {"database": db.display_url(settings.database_url), "schema_revision": db.current_revision(engine),
             "timezone": settings.timezone,
             "kill_switch": {"active": True, "reason": switch.reason, "since": _iso(switch.changed_at),

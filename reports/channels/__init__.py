@@ -5,10 +5,10 @@ The registry maps a kind to a dotted path and imports the class on first use
 and raises :class:`ChannelError` when it fails; retrying, backoff and recording the
 outcome are the outbox's work (``reports.outbox``), not the channel's.
 
-Channel settings live in ``[channels.<kind>]`` of settings.toml; each class reads
-its own table in ``from_settings`` and fails with the key named (``SettingsError``).
-Secrets (SMTP password, Slack token, webhook secret) come from environment
-variables or ``*_FILE`` variables, never from the file, and are never logged.
+Channel settings live in ``[channels.<kind>]`` of settings.toml and are parsed by
+``worker.settings.channels`` into one frozen section per kind; a channel is built
+from its section (``from_settings``) the first time a message needs it
+(:func:`open_channel`), so a process that never sends never builds one.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
+
+from worker.settings.channels import ChannelSettings, parse_channel
 
 CHANNELS: dict[str, str] = {
     "email": "reports.channels.email.EmailChannel",
@@ -76,6 +78,17 @@ def channel_class(kind: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+_open: dict[int, tuple[Any, Channel]] = {}
+
+
+def open_channel(section: ChannelSettings) -> Channel:
+    """The channel built from ``section`` (one of ``Settings.channels``), built once per section."""
+    hit = _open.get(id(section))
+    if hit is None or hit[0] is not section:
+        hit = _open[id(section)] = (section, channel_class(section.kind).from_settings(section))
+    return hit[1]
+
+
 def load_channel(kind: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Channel:
-    """The channel of ``kind`` configured from its ``[channels.<kind>]`` table and the environment."""
-    return channel_class(kind).from_settings(dict(table), env)
+    """The channel of ``kind`` configured from a ``[channels.<kind>]`` table and the environment."""
+    return channel_class(kind).from_settings(parse_channel(kind, dict(table), dict(env)))

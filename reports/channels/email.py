@@ -19,25 +19,14 @@ permanent; 4xx replies, refused connections, timeouts and dropped connections ar
 
 from __future__ import annotations
 
-import re
 import smtplib
 import ssl
 from email.message import EmailMessage
-from typing import Any, Mapping
 
-from worker.settings import SettingsError, TableReader
+from worker.settings.channels import EmailSettings, is_address
 
 from reports.channels import ChannelError, Message
 from reports.channels.file import render_email
-
-SECURITY = ("none", "starttls", "ssl")
-# One plain address (local@domain): no display name, no spaces, no second address.
-_ADDRESS = re.compile(r"[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+")
-
-
-def is_address(text: str) -> bool:
-    return _ADDRESS.fullmatch(text) is not None and text.isprintable()
-
 
 class EmailChannel:
     kind = "email"
@@ -54,31 +43,9 @@ class EmailChannel:
         self.timeout = timeout
 
     @classmethod
-    def from_settings(cls, table: dict[str, Any], env: Mapping[str, str]) -> EmailChannel:
-        r = TableReader(table, "channels.email", dict(env))
-        host = r.take("smtp_host", str, "localhost")
-        security = r.take("security", str, "none")
-        if security not in SECURITY:
-            raise SettingsError(f"{r.key('security')}: expected one of {', '.join(SECURITY)}, got {security!r}")
-        port = r.take("smtp_port", int, smtplib.SMTP_SSL_PORT if security == "ssl" else smtplib.SMTP_PORT)
-        if not 0 < port < 65536:
-            raise SettingsError(f"{r.key('smtp_port')}: expected a port number (1-65535), got {port!r}")
-        username = r.take("username", str)
-        password = r.secret("password")
-        sender = r.take("sender", str, "tokentally@localhost")
-        timeout = r.positive_int("timeout_seconds", 30)
-        r.done()
-        if not host.strip():
-            raise SettingsError(f"{r.key('smtp_host')}: must name a host")
-        if not is_address(sender):
-            raise SettingsError(f"{r.key('sender')}: expected an address like tokentally@example.com, got {sender!r}")
-        if username and password is None:
-            raise SettingsError(f"{r.key('password')}: required when {r.key('username')} is set; "
-                                f"set TOKENTALLY_CHANNELS_EMAIL_PASSWORD or TOKENTALLY_CHANNELS_EMAIL_PASSWORD_FILE")
-        if password is not None and not username:
-            raise SettingsError(f"{r.key('password')}: is set but {r.key('username')} is not")
-        return cls(host=host, port=port, security=security, username=username or None,
-                   password=password, sender=sender, timeout=timeout)
+    def from_settings(cls, s: EmailSettings) -> EmailChannel:
+        return cls(host=s.host, port=s.port, security=s.security, username=s.username, password=s.password,
+                   sender=s.sender, timeout=s.timeout)
 
     def __repr__(self) -> str:
         login = f", username={self.username!r}, password=<set>" if self.username else ""

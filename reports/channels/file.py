@@ -15,12 +15,11 @@ import os
 import re
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Mapping
 
 import orjson
 
 from worker import clock
-from worker.settings import SettingsError, TableReader
+from worker.settings.channels import FileSettings
 
 from reports.channels import ChannelError, Message
 
@@ -36,13 +35,8 @@ class FileChannel:
         self.directory = directory
 
     @classmethod
-    def from_settings(cls, table: dict[str, Any], env: Mapping[str, str]) -> FileChannel:
-        r = TableReader(table, "channels.file", dict(env))
-        directory = r.take("dir", str, "var/outbox")
-        r.done()
-        if not directory.strip():
-            raise SettingsError("channels.file.dir: must name a directory")
-        return cls(Path(directory))
+    def from_settings(cls, s: FileSettings) -> FileChannel:
+        return cls(Path(s.dir))
 
     def __repr__(self) -> str:
         return f"FileChannel({str(self.directory)!r})"

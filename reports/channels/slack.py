@@ -25,13 +25,12 @@ import http.client
 import logging
 import re
 from typing import Any, Mapping
-from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.webhook import WebhookClient
 
-from worker.settings import SettingsError, TableReader
+from worker.settings.channels import SlackSettings
 
 from reports.channels import ChannelError, Message
 
@@ -64,24 +63,8 @@ class SlackChannel:
                                       retry_handlers=[]) if webhook_url else None
 
     @classmethod
-    def from_settings(cls, table: dict[str, Any], env: Mapping[str, str]) -> SlackChannel:
-        r = TableReader(table, "channels.slack", dict(env))
-        token = r.secret("token")
-        webhook_url = r.secret("webhook_url")
-        base_url = r.take("base_url", str, "https://slack.com/api/")
-        timeout = r.positive_int("timeout_seconds", 30)
-        r.done()
-        if not token and not webhook_url:
-            raise SettingsError(
-                "channels.slack.token: required (or channels.slack.webhook_url); set "
-                "TOKENTALLY_CHANNELS_SLACK_TOKEN or TOKENTALLY_CHANNELS_SLACK_WEBHOOK_URL "
-                "(or their _FILE variants)")
-        if not _is_http_url(base_url):
-            raise SettingsError(f"channels.slack.base_url: expected an http(s) URL, got {base_url!r}")
-        if webhook_url and not _is_http_url(webhook_url):
-            raise SettingsError("channels.slack.webhook_url: expected an http(s) URL "
-                                "(value not shown: it is a secret)")
-        return cls(token=token, webhook_url=webhook_url, base_url=base_url, timeout_seconds=timeout)
+    def from_settings(cls, s: SlackSettings) -> SlackChannel:
+        return cls(token=s.token, webhook_url=s.webhook_url, base_url=s.base_url, timeout_seconds=s.timeout_seconds)
 
     def __repr__(self) -> str:
         modes = [m for m, on in (("token", self._client), ("webhook", self._webhook)) if on]
@@ -179,8 +162,3 @@ def _network_error(exc: BaseException) -> str:
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror
     return type(reason).__name__
-
-
-def _is_http_url(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)

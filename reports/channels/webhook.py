@@ -34,18 +34,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any, Mapping
+from typing import Mapping
 from urllib.parse import urlsplit
 
 import orjson
 import requests
 
 from worker import clock
-from worker.settings import SettingsError, TableReader
+from worker.settings.channels import WEBHOOK_SIGNATURE_HEADER as DEFAULT_HEADER, WebhookSettings
 
 from reports.channels import ChannelError, Message
 
-DEFAULT_HEADER = "X-Tokentally-Signature"
 DELIVERY_HEADER = "X-Tokentally-Delivery"
 TIMESTAMP_HEADER = "X-Tokentally-Timestamp"
 USER_AGENT = "tokentally-webhook/1"
@@ -62,15 +61,8 @@ class WebhookChannel:
         self._session = requests.Session()
 
     @classmethod
-    def from_settings(cls, table: dict[str, Any], env: Mapping[str, str]) -> WebhookChannel:
-        r = TableReader(table, "channels.webhook", dict(env))
-        secret = r.secret("secret")
-        timeout = r.positive_int("timeout_seconds", 10)
-        header = r.take("header", str, DEFAULT_HEADER)
-        r.done()
-        if not header.strip() or any(c in header for c in ":\r\n "):
-            raise SettingsError(f"channels.webhook.header: not a valid header name: {header!r}")
-        return cls(secret=secret, timeout_seconds=timeout, header=header)
+    def from_settings(cls, s: WebhookSettings) -> WebhookChannel:
+        return cls(secret=s.secret, timeout_seconds=s.timeout_seconds, header=s.header)
 
     def __repr__(self) -> str:
         signed = "signed" if self._secret else "unsigned"

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select, text
 
 from tests.helpers import PRICES, ingest, record, run_together, utc
 from worker.alerts import state as alerts
-from worker.limits import budgets, windows as limits
+from worker.limits import budgets, killswitch, windows as limits
 from worker.gate import REASONS, Gate
 from worker.models import UNATTRIBUTED, Alert, JobRun, LimitWindow, Notification
 from worker.registry import registry
@@ -400,7 +400,7 @@ def test_the_gate_gives_every_reason(settings, engine, tmp_path) -> None:
             g.record("api-1")
         seen["rate_limited"] = g.check("api-1")
         with engine.begin() as conn:
-            budgets.trip(conn, utc("2026-11-23T10:00:00Z"), period="2026-11-23", by="operator:test", reason="drill")
+            killswitch.trip(conn, utc("2026-11-23T10:00:00Z"), period="2026-11-23", by="operator:test", reason="drill")
         seen["kill_switch"] = g.check("ad-1")
     assert set(seen) == set(REASONS)
     for reason, decision in seen.items():
@@ -475,7 +475,7 @@ def test_the_account_limits_view_for_apps_in_other_languages(settings, engine) -
     with engine.begin() as conn:
         from worker import clock
 
-        budgets.trip(conn, clock.now(), period="x", by="operator:test", reason="drill")
+        killswitch.trip(conn, clock.now(), period="x", by="operator:test", reason="drill")
     with engine.connect() as conn:
         assert {bool(r.can_call) for r in conn.execute(query)} == {False}
 

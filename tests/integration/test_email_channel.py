@@ -12,7 +12,7 @@ import pytest
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session, SMTP
 
 from tests.helpers import Mailbox, free_port, start_server
-from reports.channels import ChannelError, Message
+from reports.channels import ChannelError, Message, load_channel
 from reports.chart import daily_cost_png
 from reports.channels.email import EmailChannel
 from reports.messages import make_message
@@ -22,7 +22,7 @@ HOSTILE_MODEL = "<script>alert(1)</script>"
 
 
 def channel_for(port: int, **table: Any) -> EmailChannel:
-    return EmailChannel.from_settings({"smtp_host": "127.0.0.1", "smtp_port": port,
+    return load_channel("email", {"smtp_host": "127.0.0.1", "smtp_port": port,
                                        "sender": "tokentally@example.com", "timeout_seconds": 5, **table}, {})
 
 
@@ -127,7 +127,7 @@ def auth_mailbox() -> Iterator[tuple[Mailbox, int]]:
 
 def test_login_with_the_password_from_the_environment(auth_mailbox):
     box, port = auth_mailbox
-    channel = EmailChannel.from_settings({"smtp_host": "127.0.0.1", "smtp_port": port, "username": "bot"},
+    channel = load_channel("email", {"smtp_host": "127.0.0.1", "smtp_port": port, "username": "bot"},
                                          {"TOKENTALLY_CHANNELS_EMAIL_PASSWORD": "s3cret"})
     assert "s3cret" not in repr(channel)
     channel.send("admin@example.com", alert_message())
@@ -138,7 +138,7 @@ def test_a_rejected_login_is_a_permanent_error_that_does_not_show_the_password(a
     box, port = auth_mailbox
     secret = tmp_path / "password"
     secret.write_text("wrong-password\n")
-    channel = EmailChannel.from_settings({"smtp_host": "127.0.0.1", "smtp_port": port, "username": "bot"},
+    channel = load_channel("email", {"smtp_host": "127.0.0.1", "smtp_port": port, "username": "bot"},
                                          {"TOKENTALLY_CHANNELS_EMAIL_PASSWORD_FILE": str(secret)})
     with pytest.raises(ChannelError, match="SMTPAuthenticationError: 535") as info:
         channel.send("admin@example.com", alert_message())
@@ -148,14 +148,14 @@ def test_a_rejected_login_is_a_permanent_error_that_does_not_show_the_password(a
 
 
 def test_settings_defaults():
-    channel = EmailChannel.from_settings({}, {})
+    channel = load_channel("email", {}, {})
     assert (channel.host, channel.port, channel.security, channel.username, channel.sender, channel.timeout) == \
         ("localhost", 25, "none", None, "tokentally@localhost", 30)
-    assert EmailChannel.from_settings({"security": "ssl"}, {}).port == 465
+    assert load_channel("email", {"security": "ssl"}, {}).port == 465
 
 
 def test_settings_come_from_the_environment_too():
-    channel = EmailChannel.from_settings({}, {"TOKENTALLY_CHANNELS_EMAIL_SMTP_HOST": "mail.internal",
+    channel = load_channel("email", {}, {"TOKENTALLY_CHANNELS_EMAIL_SMTP_HOST": "mail.internal",
                                               "TOKENTALLY_CHANNELS_EMAIL_SMTP_PORT": "587",
                                               "TOKENTALLY_CHANNELS_EMAIL_SECURITY": "starttls"})
     assert (channel.host, channel.port, channel.security) == ("mail.internal", 587, "starttls")
@@ -176,7 +176,7 @@ def test_settings_come_from_the_environment_too():
 ])
 def test_bad_settings_fail_naming_the_key(table: dict[str, Any], env: dict[str, str], error: str):
     with pytest.raises(SettingsError, match=error) as info:
-        EmailChannel.from_settings(table, env)
+        load_channel("email", table, env)
     assert "hunter2" not in str(info.value)
 
 

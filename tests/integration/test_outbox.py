@@ -18,6 +18,7 @@ from tests.helpers import run_together
 from worker.alerts import state as alerts
 from worker import db
 from reports import outbox
+from reports.channels import open_channel
 from worker.models import Alert, Notification
 from worker.registry import JobSpec, registry
 from worker.scheduler import run_job
@@ -187,7 +188,7 @@ def test_a_crash_between_send_and_record_resends_only_where_the_copy_is_recognis
         # a worker claims both, sends both, and dies before recording either
         for row, in_doubt in outbox.claim(engine, settings.delivery, limit=10):
             assert not in_doubt
-            settings.channels[row.channel].send(row.target, outbox_message(row))
+            open_channel(settings.channels[row.channel]).send(row.target, outbox_message(row))
         assert notify(engine, settings)["sent"] == 0  # still within the lease: nobody touches them
     with freeze_time("2026-11-23T10:10:00Z"):
         stats = notify(engine, settings)

@@ -42,7 +42,7 @@ def channel_for(httpserver: HTTPServer, *, token: str | None = TOKEN, webhook: b
     if webhook:
         env["TOKENTALLY_CHANNELS_SLACK_WEBHOOK_URL"] = httpserver.url_for(HOOK_PATH)
     table = {"base_url": httpserver.url_for("/api/"), "timeout_seconds": timeout}
-    return SlackChannel.from_settings(table, env)
+    return load_channel("slack", table, env)
 
 
 def slack_ok() -> dict[str, object]:
@@ -274,24 +274,24 @@ def test_webhook_connection_refused_is_temporary_and_hides_the_url() -> None:
 
 def test_settings_need_a_token_or_a_webhook_url() -> None:
     with pytest.raises(SettingsError, match=r"channels\.slack\.token: required"):
-        SlackChannel.from_settings({}, {})
+        load_channel("slack", {}, {})
 
 
 def test_a_token_in_the_settings_file_is_refused_without_echoing_it() -> None:
     with pytest.raises(SettingsError, match=r"channels\.slack\.token") as info:
-        SlackChannel.from_settings({"token": TOKEN}, {"TOKENTALLY_CHANNELS_SLACK_TOKEN": TOKEN})
+        load_channel("slack", {"token": TOKEN}, {"TOKENTALLY_CHANNELS_SLACK_TOKEN": TOKEN})
     assert TOKEN not in str(info.value)
 
 
 def test_a_webhook_url_in_the_settings_file_is_refused() -> None:
     with pytest.raises(SettingsError, match=r"channels\.slack\.webhook_url"):
-        SlackChannel.from_settings({"webhook_url": "https://hooks.slack.com/services/x"},
+        load_channel("slack", {"webhook_url": "https://hooks.slack.com/services/x"},
                                    {"TOKENTALLY_CHANNELS_SLACK_TOKEN": TOKEN})
 
 
 def test_unknown_keys_are_named() -> None:
     with pytest.raises(SettingsError, match=r"unknown setting\(s\): channels\.slack\.channel"):
-        SlackChannel.from_settings({"channel": "#alerts"}, {"TOKENTALLY_CHANNELS_SLACK_TOKEN": TOKEN})
+        load_channel("slack", {"channel": "#alerts"}, {"TOKENTALLY_CHANNELS_SLACK_TOKEN": TOKEN})
 
 
 @pytest.mark.parametrize(("table", "key"), [({"timeout_seconds": 0}, "timeout_seconds"),
@@ -299,12 +299,12 @@ def test_unknown_keys_are_named() -> None:
                                             ({"base_url": "ftp://slack.example/"}, "base_url")])
 def test_bad_values_are_named(table: dict[str, object], key: str) -> None:
     with pytest.raises(SettingsError, match=rf"channels\.slack\.{key}"):
-        SlackChannel.from_settings(table, {"TOKENTALLY_CHANNELS_SLACK_TOKEN": TOKEN})
+        load_channel("slack", table, {"TOKENTALLY_CHANNELS_SLACK_TOKEN": TOKEN})
 
 
 def test_a_webhook_url_that_is_not_http_is_refused_without_echoing_it() -> None:
     with pytest.raises(SettingsError, match=r"channels\.slack\.webhook_url") as info:
-        SlackChannel.from_settings({}, {"TOKENTALLY_CHANNELS_SLACK_WEBHOOK_URL": "hooks/SECRETPART"})
+        load_channel("slack", {}, {"TOKENTALLY_CHANNELS_SLACK_WEBHOOK_URL": "hooks/SECRETPART"})
     assert "SECRETPART" not in str(info.value)
 
 

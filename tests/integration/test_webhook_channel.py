@@ -39,7 +39,7 @@ def message(**changes: object) -> Message:
 
 def channel(*, secret: str | None = SECRET, timeout: int = 5, **table: object) -> WebhookChannel:
     env = {"TOKENTALLY_CHANNELS_WEBHOOK_SECRET": secret} if secret else {}
-    return WebhookChannel.from_settings({"timeout_seconds": timeout, **table}, env)
+    return load_channel("webhook", {"timeout_seconds": timeout, **table}, env)
 
 
 def verifying_receiver(secret: str, header: str = "X-Tokentally-Signature"):
@@ -222,13 +222,13 @@ def test_defaults_need_no_settings() -> None:
 
 def test_a_secret_in_the_settings_file_is_refused_without_echoing_it() -> None:
     with pytest.raises(SettingsError, match=r"channels\.webhook\.secret") as info:
-        WebhookChannel.from_settings({"secret": SECRET}, {})
+        load_channel("webhook", {"secret": SECRET}, {})
     assert SECRET not in str(info.value)
 
 
 def test_unknown_keys_are_named() -> None:
     with pytest.raises(SettingsError, match=r"unknown setting\(s\): channels\.webhook\.url"):
-        WebhookChannel.from_settings({"url": "https://example.com/hook"}, {})
+        load_channel("webhook", {"url": "https://example.com/hook"}, {})
 
 
 @pytest.mark.parametrize(("table", "key"), [({"timeout_seconds": 0}, "timeout_seconds"),
@@ -236,7 +236,7 @@ def test_unknown_keys_are_named() -> None:
                                             ({"header": 5}, "header")])
 def test_bad_values_are_named(table: dict[str, object], key: str) -> None:
     with pytest.raises(SettingsError, match=rf"channels\.webhook\.{key}"):
-        WebhookChannel.from_settings(table, {})
+        load_channel("webhook", table, {})
 
 
 def test_the_secret_can_come_from_a_file(httpserver: HTTPServer, tmp_path: Path) -> None:

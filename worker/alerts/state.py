@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from worker import clock
-from worker.ledger.writer import insert_ignore
+from worker.sql import insert_ignore, locked
 from worker.models import SEVERITIES, Alert, Notification
-from worker.settings.routing import DEFAULT_ROUTES, AlertSettings, targets_for
+from worker.settings.routing import targets_for
 from worker.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -40,10 +40,8 @@ def raise_alert(conn: Connection, settings: Settings, *, kind: str, scope: str, 
     conn.execute(insert_ignore(conn.dialect.name, Alert, ["key"]).values(
         key=key, kind=kind, scope=scope, scope_id=scope_id, period=period, severity=severity, state="open",
         first_seen=now, last_seen=now, times_seen=0, payload=payload))
-    query = select(Alert).where(Alert.key == key)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()  # replicas raising the same condition take turns
-    alert = conn.execute(query).one()
+    # replicas raising the same condition take turns
+    alert = conn.execute(locked(select(Alert).where(Alert.key == key), conn.dialect.name)).one()
     reason, reopened = None, False
     values: dict[str, Any] = {"last_seen": now, "times_seen": alert.times_seen + 1, "payload": payload}
     if alert.times_seen == 0:
@@ -73,7 +71,7 @@ def resolve_alert(conn: Connection, settings: Settings, alert_id: int) -> bool:
     if changed != 1:
         return False
     alert = conn.execute(select(Alert).where(Alert.id == alert_id)).one()
-    if _alert_settings(settings).send_resolved and alert.notified_at is not None:
+    if settings.alerts.send_resolved and alert.notified_at is not None:
         enqueue_alert(conn, settings, alert, "resolved", now)
     return True
 
@@ -87,7 +85,7 @@ def acknowledge_alert(conn: Connection, alert_id: int) -> bool:
 def send_reminders(conn: Connection, settings: Settings) -> int:
     """Enqueue a reminder for each open, unacknowledged alert not notified for ``reminder_after``."""
     now = clock.now()
-    due = now - _alert_settings(settings).reminder_after
+    due = now - settings.alerts.reminder_after
     sent = 0
     for alert in conn.execute(select(Alert).where(Alert.state == "open", Alert.notified_at <= due)).all():
         # conditional update: of two replicas, one wins the reminder
@@ -107,9 +105,9 @@ def enqueue_alert(conn: Connection, settings: Settings, alert: Any, reason: str,
     from reports.messages import make_message
 
     severity = alert.severity
-    targets = targets_for(settings.routes or DEFAULT_ROUTES, alert.kind, severity)
+    targets = targets_for(settings.routes, alert.kind, severity)
     if alert.kind == "delivery.failed":  # to the fallback, never back to the target that failed
-        targets = [t for t in (*_alert_settings(settings).fallback, *targets) if f"{t[0]}:{t[1]}" != alert.scope_id]
+        targets = [t for t in (*settings.alerts.fallback, *targets) if f"{t[0]}:{t[1]}" != alert.scope_id]
         targets = list(dict.fromkeys(targets))
     if reason in ("new", "escalated"):
         key = f"alert-{alert.id}-{severity}" + (f"-{now:%Y%m%dT%H%M%S}" if reopened else "")
@@ -151,7 +149,3 @@ def _jsonable(value: Any) -> Any:
 
 def _rank(severity: str) -> int:
     return SEVERITIES.index(severity)
-
-
-def _alert_settings(settings: Settings) -> AlertSettings:
-    return settings.alerts or AlertSettings()

@@ -10,19 +10,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import orjson
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from worker import clock
 from worker.ingest.committer import Committer
 from worker.ledger.writer import Batch, LedgerWriter, WriteStats
 from worker.models import IngestFile, SourceCursor
+from worker.sql import cached_upsert
 from worker.ingest.normalise import Event, Normaliser, RecordError
 from worker.ledger.pricing import Pricer
 from worker.settings import Settings, SourceSettings
@@ -249,12 +247,9 @@ class Ingestor:
 _CHECKPOINT_COLUMNS = ("path", "offset", "position", "tail_len", "tail_hash", "size", "mtime_ns", "updated_at")
 
 
-@lru_cache(maxsize=None)
 def _checkpoint_upsert(dialect: str) -> Any:
     """INSERT the file's checkpoint, or UPDATE it where the file is known: one statement."""
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(IngestFile)
-    return stmt.on_conflict_do_update(index_elements=["source", "fingerprint"],
-                                      set_={c: stmt.excluded[c] for c in _CHECKPOINT_COLUMNS})
+    return cached_upsert(dialect, IngestFile, ("source", "fingerprint"), _CHECKPOINT_COLUMNS)
 
 
 @dataclass

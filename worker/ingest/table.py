@@ -23,7 +23,8 @@ from sqlalchemy.types import Date, DateTime
 
 from worker import clock
 from worker.db import display_url, make_engine
-from worker.ledger.writer import LedgerWriter, insert_ignore
+from worker.ledger.writer import LedgerWriter
+from worker.sql import upsert
 from worker.models import SourceCursor
 from worker.ingest.normalise import Normaliser, parse_timestamp
 
@@ -118,10 +119,7 @@ class TableReader:
             stats.add(writer.flush(conn))
             values = {"cursor_value": _encode(last_value, kind), "cursor_type": kind, "rows_read": rows,
                       "updated_at": clock.now()}
-            conn.execute(insert_ignore(conn.dialect.name, SourceCursor, ["source"]),
-                         {"source": self.source.name, **values})
-            conn.execute(SourceCursor.__table__.update()
-                         .where(SourceCursor.source == self.source.name).values(**values))
+            conn.execute(upsert(conn.dialect.name, SourceCursor, ["source"], {"source": self.source.name, **values}))
 
 
 def _cursor_kind(col_type: Any) -> str:

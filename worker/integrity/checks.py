@@ -17,7 +17,7 @@ from worker.summaries import recompute as summary_tables
 from worker.clock import local_day_bounds
 from worker.integrity.run import CheckContext, Finding
 from worker.models import CallAttempt, DirtyDay, IngestReject, SummaryDay, UsageEvent
-from worker.summaries.usage import local_bucket
+from worker.sql import local_bucket
 
 ue, ca = UsageEvent, CallAttempt
 
@@ -28,7 +28,7 @@ def _ts(moment: datetime | None) -> str | None:
 
 def _day(ctx: CheckContext, col: Any) -> Any:
     start, end = ctx.bounds
-    return local_bucket(ctx.conn.dialect.name, ctx.settings.tz, start, end, "day", col=col).label("day")
+    return local_bucket(ctx.conn.dialect.name, ctx.settings.tz, start, end, "day", col).label("day")
 
 
 def _in_day(ctx: CheckContext, col: Any, day: str) -> Any:

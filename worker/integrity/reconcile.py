@@ -32,13 +32,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from worker.alerts.state import raise_alert, resolve_alert
+from worker.sql import local_bucket
 from worker.models import Alert, Reconciliation, UsageEvent
-from worker.settings import Settings, SettingsError, TableReader
+from worker.settings import Settings, SettingsError
+from worker.settings.reconcile import ReconcileSettings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BASE_URLS = {"openai": "https://api.openai.com", "anthropic": "https://api.anthropic.com",
-                     "openrouter": "https://openrouter.ai"}
 HISTORY_DAYS = {"openrouter": 30}  # how far back a provider's API reaches (days before today, UTC)
 # What each provider's API reports: request counts, and costs per model (else per day only).
 COUNTS_REQUESTS = {"openai": True, "anthropic": False, "openrouter": True}
@@ -46,78 +46,6 @@ COSTS_PER_MODEL = {"openai": False, "anthropic": True, "openrouter": True}
 DAY_ROW = "(day)"
 MEASURES = ("requests", "input_tokens", "output_tokens", "cost_usd")
 UTC_ZONE = ZoneInfo("UTC")
-
-
-@dataclass(frozen=True)
-class ProviderSettings:
-    name: str
-    base_url: str
-    api_key: str = field(repr=False)
-    ledger_provider: str  # the ledger's provider id for its events (usually the same name)
-    project_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ReconcileSettings:
-    """``[reconcile]`` and its ``[reconcile.<provider>]`` tables."""
-
-    days: int = 3  # UTC days before today each run compares (providers finish a day late)
-    tolerance: float = 0.02  # of the larger side
-    min_requests: int = 5
-    min_tokens: int = 1000
-    min_cost_usd: Decimal = Decimal("0.01")
-    timeout: float = 30.0
-    max_retries: int = 4
-    backoff: float = 1.0
-    providers: dict[str, ProviderSettings] = field(default_factory=dict)  # the enabled ones
-
-
-def parse_reconcile(raw: dict[str, Any] | None, env: dict[str, str]) -> ReconcileSettings:
-    from worker.providers import PROVIDERS
-
-    d = ReconcileSettings()
-    r = TableReader(raw or {}, "reconcile", env)
-    providers = {}
-    for name in [k for k in r.table if isinstance(r.table[k], dict)]:
-        if name not in PROVIDERS:
-            raise SettingsError(f"reconcile.{name}: no such provider (providers: {', '.join(sorted(PROVIDERS))})")
-        p = TableReader(r.take(name, dict), f"reconcile.{name}", env)
-        enabled = p.take("enabled", bool, True)
-        base_url = p.take("base_url", str, DEFAULT_BASE_URLS[name]).rstrip("/")
-        ledger_provider = p.take("ledger_provider", str, name)
-        projects = p.take("project_ids", list, [])
-        if not all(isinstance(x, str) and x for x in projects):
-            raise SettingsError(f"reconcile.{name}.project_ids: expected a list of project/workspace ids")
-        key = p.secret("api_key", required=enabled)
-        p.done()
-        if enabled:
-            providers[name] = ProviderSettings(name, base_url, key or "", ledger_provider, tuple(projects))
-    tolerance = r.take("tolerance", (int, float), d.tolerance)
-    if not 0 <= tolerance < 1:
-        raise SettingsError(f"reconcile.tolerance: expected a fraction like 0.02, got {tolerance!r}")
-    timeout = r.take("timeout_seconds", (int, float), d.timeout)
-    backoff = r.take("backoff_seconds", (int, float), d.backoff)
-    if timeout <= 0 or backoff < 0:
-        raise SettingsError("reconcile.timeout_seconds / backoff_seconds: must be positive")
-    retries = r.take("max_retries", int, d.max_retries)
-    if retries < 0:
-        raise SettingsError(f"reconcile.max_retries: must be 0 or more, got {retries}")
-    min_requests = r.take("min_requests", int, d.min_requests)
-    min_tokens = r.take("min_tokens", int, d.min_tokens)
-    if min_requests < 0 or min_tokens < 0:
-        raise SettingsError("reconcile.min_requests / min_tokens: must be 0 or more")
-    min_cost = r.decimal("min_cost_usd")
-    result = ReconcileSettings(days=r.positive_int("days", d.days), tolerance=float(tolerance),
-                               min_requests=min_requests, min_tokens=min_tokens,
-                               min_cost_usd=d.min_cost_usd if min_cost is None else min_cost,
-                               timeout=float(timeout), max_retries=retries, backoff=float(backoff),
-                               providers=providers)
-    r.done()
-    return result
-
-
-def reconcile_settings(settings: Settings) -> ReconcileSettings:
-    return settings.reconcile or ReconcileSettings()
 
 
 # ---------------------------------------------------------------------------- comparing
@@ -152,12 +80,11 @@ class Side:
 
 def ledger_usage(conn: Connection, ledger_provider: str, first: date, last: date) -> dict[tuple[date, str], Side]:
     """The ledger's events of one provider per UTC day and model key."""
-    from worker.summaries.usage import local_bucket
 
     start = datetime.combine(first, datetime.min.time(), UTC_ZONE)
     end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC_ZONE)
     e = UsageEvent
-    day = local_bucket(conn.dialect.name, UTC_ZONE, start, end, "day")
+    day = local_bucket(conn.dialect.name, UTC_ZONE, start, end, "day", UsageEvent.occurred_at)
     rows = conn.execute(select(day, e.model_used, func.count().filter(e.status == "success"),
                                func.sum(e.prompt_tokens), func.sum(e.completion_tokens),
                                func.sum(func.coalesce(e.cost_usd, 0)))
@@ -263,7 +190,7 @@ class Reconciled:
 
 def default_range(settings: Settings, now: datetime) -> tuple[date, date]:
     today = now.astimezone(UTC_ZONE).date()
-    return today - timedelta(days=reconcile_settings(settings).days), today - timedelta(days=1)
+    return today - timedelta(days=settings.reconcile.days), today - timedelta(days=1)
 
 
 def run(engine: Engine, settings: Settings, name: str, first: date, last: date, now: datetime,
@@ -273,7 +200,7 @@ def run(engine: Engine, settings: Settings, name: str, first: date, last: date, 
     Raises ``worker.providers.ProviderError`` when the provider cannot be read (nothing stored)."""
     from worker import providers
 
-    rs = reconcile_settings(settings)
+    rs = settings.reconcile
     if name not in rs.providers:
         configured = ", ".join(rs.providers) or "none"
         raise SettingsError(f"reconcile.{name}: not configured or not enabled (enabled providers: {configured})")

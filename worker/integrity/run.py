@@ -20,72 +20,11 @@ from sqlalchemy import Connection, select
 from worker.integrity import attempts
 from worker.alerts.state import raise_alert, resolve_alert
 from worker.models import Alert
-from worker.settings import Settings, SettingsError, TableReader, parse_duration
+from worker.settings import Settings
+from worker.settings.integrity import CHECK_NAMES, IntegritySettings
 from worker.summaries.usage import range_bounds
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class IntegritySettings:
-    """``[integrity]``."""
-
-    days: int = 2  # local days each run of the job checks, today included
-    attempt_grace: timedelta = timedelta(minutes=10)  # an attempt's event may take this long to arrive
-    estimate_tolerance: float = 0.2  # |actual - estimated| / estimated tokens beyond this is flagged
-    cost_tolerance: float = 0.2  # |reported - computed| / computed cost beyond this is flagged
-    unattributed_share: float = 0.01  # of a day's events without an account
-    silent_after: timedelta = timedelta(minutes=30)  # shortest silence that can be flagged
-    silent_expected: float = 10.0  # events the source's history expects during the silence
-    history_weeks: int = 4  # of history learned per source
-    request_id_keys: tuple[str, ...] = ("provider_request_id", "response_id", "generation_id")
-    examples: int = 5  # per finding
-    skip: tuple[str, ...] = ()  # checks the job leaves out (CHECK_NAMES)
-
-
-# The checks, in the order they run (see checks()).
-CHECK_NAMES = ("unlogged_calls", "estimate_mismatch", "source_silent", "sequence_gap", "unattributed", "rejects",
-               "unpriced", "duplicates", "token_mismatch", "cost_mismatch", "summaries")
-
-
-def parse_integrity(raw: dict[str, Any] | None, env: dict[str, str]) -> IntegritySettings:
-    d = IntegritySettings()
-    r = TableReader(raw or {}, "integrity", env)
-
-    def duration(name: str, default: timedelta) -> timedelta:
-        text = r.take(name, str)
-        return parse_duration(text, r.key(name)) if text is not None else default
-
-    def fraction(name: str, default: float) -> float:
-        value = r.take(name, (int, float), default)
-        if not 0 <= value <= 100:
-            raise SettingsError(f"{r.key(name)}: expected a fraction like 0.2, got {value!r}")
-        return float(value)
-
-    keys = r.take("request_id_keys", list, list(d.request_id_keys))
-    if not all(isinstance(k, str) and k for k in keys):
-        raise SettingsError(f"{r.key('request_id_keys')}: expected a list of metadata key names")
-    skip = r.take("skip", list, [])
-    if unknown := [name for name in skip if name not in CHECK_NAMES]:
-        raise SettingsError(f"{r.key('skip')}: no such check: {', '.join(map(str, unknown))} "
-                            f"(checks: {', '.join(CHECK_NAMES)})")
-    expected = r.take("silent_expected", (int, float), d.silent_expected)
-    if expected <= 0:
-        raise SettingsError(f"{r.key('silent_expected')}: must be more than 0, got {expected!r}")
-    result = IntegritySettings(
-        days=r.positive_int("days", d.days), attempt_grace=duration("attempt_grace", d.attempt_grace),
-        estimate_tolerance=fraction("estimate_tolerance", d.estimate_tolerance),
-        cost_tolerance=fraction("cost_tolerance", d.cost_tolerance),
-        unattributed_share=fraction("unattributed_share", d.unattributed_share),
-        silent_after=duration("silent_after", d.silent_after), silent_expected=float(expected),
-        history_weeks=r.positive_int("history_weeks", d.history_weeks), request_id_keys=tuple(keys),
-        examples=r.positive_int("examples", d.examples), skip=tuple(skip))
-    r.done()
-    return result
-
-
-def integrity_settings(settings: Settings) -> IntegritySettings:
-    return settings.integrity or IntegritySettings()
 
 
 @dataclass
@@ -121,7 +60,7 @@ class CheckContext:
 
     @property
     def options(self) -> IntegritySettings:
-        return integrity_settings(self.settings)
+        return self.settings.integrity
 
     @property
     def bounds(self) -> tuple[datetime, datetime]:
@@ -159,7 +98,7 @@ def checks() -> dict[str, tuple[str, Check]]:
 
 def default_range(settings: Settings, now: datetime) -> tuple[date, date]:
     today = now.astimezone(settings.tz).date()
-    return today - timedelta(days=integrity_settings(settings).days - 1), today
+    return today - timedelta(days=settings.integrity.days - 1), today
 
 
 def run_checks(conn: Connection, settings: Settings, now: datetime, first: date, last: date,
@@ -170,7 +109,7 @@ def run_checks(conn: Connection, settings: Settings, now: datetime, first: date,
     if unknown:
         raise ValueError(f"no such check: {', '.join(unknown)} (checks: {', '.join(registry)})")
     ctx = CheckContext(conn, settings, now, first, last)
-    skip = integrity_settings(settings).skip
+    skip = settings.integrity.skip
     findings: list[Finding] = []
     for name, (_, check) in registry.items():
         if (only and name not in only) or (not only and name in skip):  # --only runs a skipped check too
@@ -200,7 +139,7 @@ def apply(conn: Connection, settings: Settings, now: datetime, first: date, last
     start, _ = range_bounds(first, last, settings.tz)
     since = start - timedelta(days=1)  # attempts started late the day before may have their event now
     result.attempts_matched = attempts.match(conn, now, since)
-    result.attempts_unlogged = attempts.flag_unlogged(conn, now, now - integrity_settings(settings).attempt_grace)
+    result.attempts_unlogged = attempts.flag_unlogged(conn, now, now - settings.integrity.attempt_grace)
     for finding in findings:
         result.by_check[finding.check] = result.by_check.get(finding.check, 0) + finding.count
         if raise_alert(conn, settings, kind=finding.kind, scope=finding.scope, scope_id=finding.scope_id,
@@ -211,7 +150,7 @@ def apply(conn: Connection, settings: Settings, now: datetime, first: date, last
     periods = {(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)}
     if last >= now.astimezone(settings.tz).date():
         periods.add("")  # the states of now (silent sources) were checked too
-    skip = integrity_settings(settings).skip
+    skip = settings.integrity.skip
     kinds = {kind for name, (kind, _) in checks().items() if name not in skip}
     # (scope "provider" is the reconcile job's: integrity.unlogged_calls per provider and UTC day)
     for alert in conn.execute(select(Alert).where(Alert.kind.in_(kinds), Alert.scope.in_(("source", "system")),

@@ -21,13 +21,14 @@ after the source delivers again.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select
 
 from worker.integrity.run import CheckContext, Finding
+from worker.sql import hour_value, utc_hour_bucket
 from worker.models import SourceStatus, UsageEvent
 
 HOUR = timedelta(hours=1)
@@ -111,18 +112,10 @@ def expected_events(conn: Connection, source: str, since: datetime, now: datetim
 def hourly_counts(conn: Connection, source: str, start: datetime, end: datetime) -> dict[datetime, int]:
     """{UTC hour: events} of one source with occurred_at in [start, end)."""
     col = UsageEvent.occurred_at
-    if conn.dialect.name == "postgresql":
-        bucket = func.date_trunc("hour", func.timezone("UTC", col))
-    else:
-        bucket = func.substr(col, 1, 13)  # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' UTC text
+    bucket = utc_hour_bucket(conn.dialect.name, col)
     rows = conn.execute(select(bucket, func.count()).where(UsageEvent.source == source, col >= start, col < end)
                         .group_by(bucket)).all()
-    out = {}
-    for hour, n in rows:
-        if isinstance(hour, str):
-            hour = datetime.strptime(hour, "%Y-%m-%d %H")
-        out[hour.replace(tzinfo=UTC)] = n
-    return out
+    return {hour_value(hour): n for hour, n in rows}
 
 
 def _duration(span: timedelta) -> str:

@@ -30,11 +30,10 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Connection, func, insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection
 
 from worker.integrity.attempts import attempt_row
+from worker.sql import bulk_path, greatest, insert_ignore, is_unique_violation, upsert
 from worker.models import CallAttempt, IngestReject, SourceStatus, UsageEvent
 from worker.models.base import money_to_units
 from worker.ingest.normalise import Event
@@ -143,7 +142,8 @@ class LedgerWriter:
     _hour_end: datetime | None = None
 
     def __post_init__(self) -> None:
-        if self.dialect == "sqlite":
+        self._copy = bulk_path(self.dialect) == "copy"
+        if not self._copy:
             self._row, self._ingested = _sqlite_row, _sqlite_ts(self.ingested_at)
         else:
             self._row, self._ingested = PgRowEncoder(self.ingested_at).row, self.ingested_at
@@ -202,10 +202,10 @@ class LedgerWriter:
         stats = batch.stats
         if batch.rows:
             accepted_before = stats.accepted
-            if self.dialect == "sqlite":
-                self._write_sqlite(conn, batch.rows, stats)
-            else:
+            if self._copy:
                 self._write_pg(conn, batch, stats)
+            else:
+                self._write_sqlite(conn, batch.rows, stats)
             if stats.accepted > accepted_before:  # new events: their local days need new summaries
                 mark_dirty(conn, local_days_of_utc_hours(batch.utc_hours, self.tz), self.ingested_at)
                 self._source_status(conn, stats.accepted - accepted_before, batch.newest)
@@ -237,7 +237,9 @@ class LedgerWriter:
                 with conn.begin_nested():
                     with raw.cursor() as cur, cur.copy(PG_COPY_DIRECT) as copy:
                         _copy_rows(copy, rows)
-            except _unique_violation():
+            except Exception as exc:
+                if not is_unique_violation(exc):
+                    raise
                 self._slow_path = True
             else:
                 stats.accepted += len(rows)
@@ -282,16 +284,13 @@ class LedgerWriter:
 
     def _source_status(self, conn: Connection, accepted: int, newest: datetime) -> None:
         """Freshness: when this source last delivered, and its newest event."""
-        table = SourceStatus.__table__
-        pg = conn.dialect.name == "postgresql"
-        stmt = (pg_insert if pg else sqlite_insert)(table).values(
-            source=self.source, last_ingest_at=self.ingested_at, newest_event_at=newest, events=accepted)
-        later = func.greatest if pg else func.max  # SQLite's two-argument max() is scalar
-        conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_={
-            "last_ingest_at": stmt.excluded.last_ingest_at,
-            "newest_event_at": later(table.c.newest_event_at, stmt.excluded.newest_event_at),
-            "events": table.c.events + stmt.excluded.events,
-        }))
+        table, dialect = SourceStatus.__table__, conn.dialect.name
+        conn.execute(upsert(dialect, SourceStatus, ["source"], dict(
+            source=self.source, last_ingest_at=self.ingested_at, newest_event_at=newest, events=accepted),
+            set_=lambda excluded: {
+                "last_ingest_at": excluded.last_ingest_at,
+                "newest_event_at": greatest(dialect, table.c.newest_event_at, excluded.newest_event_at),
+                "events": table.c.events + excluded.events}))
 
     # ------------------------------------------------------------------ rejects
     def _write_rejects(self, conn: Connection, rejects: list[_Reject], stats: WriteStats) -> None:
@@ -303,20 +302,6 @@ class LedgerWriter:
         ]
         stats.rejected += len(values)
         conn.execute(insert_ignore(conn.dialect.name, IngestReject, ["source", "raw_sha256"]), values)
-
-
-def insert_ignore(dialect: str, model: Any, keys: list[str]):
-    if dialect == "postgresql":
-        return pg_insert(model).on_conflict_do_nothing(index_elements=keys)
-    if dialect == "sqlite":
-        return sqlite_insert(model).on_conflict_do_nothing(index_elements=keys)
-    return insert(model)
-
-
-def _unique_violation():
-    from psycopg.errors import UniqueViolation
-
-    return UniqueViolation
 
 
 @lru_cache(maxsize=4)

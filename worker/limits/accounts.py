@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from worker import clock
-from worker.ledger.writer import insert_ignore
+from worker.sql import insert_ignore
 from worker.models import Account
 from worker.settings import Settings
 

@@ -21,7 +21,6 @@ operator clears it.
 
 from __future__ import annotations
 
-import getpass
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,14 +31,14 @@ from sqlalchemy import Connection, func, or_, select, update
 
 from worker.limits import windows as limits
 from worker.alerts.state import raise_alert
+from worker.limits.killswitch import kill_switch, trip
+from worker.limits.windows import fraction_used
 from worker.clock import local_day_bounds
-from worker.ledger.writer import insert_ignore
-from worker.models import LimitWindow, SystemState, UsageEvent
+from worker.models import LimitWindow, UsageEvent
 from worker.settings import Settings, TierSettings
 
 logger = logging.getLogger(__name__)
 
-KILL_SWITCH = "kill_switch"
 # a projection needs this much of the window behind it (a quiet midnight says nothing)
 PROJECTION_MIN_ELAPSED = 0.1
 PROJECTION_MIN_USED = 0.1
@@ -61,16 +60,6 @@ class BudgetStats:
                 "unblocked": self.unblocked, "projected": self.projected,
                 "system_cost_usd": str(self.system_cost_usd), "system_severity": self.system_severity,
                 "kill_switch": self.kill_switch}
-
-
-def fraction_used(w: Any) -> float | None:
-    """How far along its budget a window is: the largest of tokens/limit and cost/limit."""
-    parts = []
-    if w.limit_tokens:
-        parts.append(w.used_tokens / w.limit_tokens)
-    if w.limit_cost_usd:
-        parts.append(float(w.used_cost_usd / w.limit_cost_usd))
-    return max(parts) if parts else None
 
 
 def evaluate(conn: Connection, settings: Settings, now: datetime, account_id: str | None = None) -> BudgetStats:
@@ -233,54 +222,3 @@ def check_system(conn: Connection, settings: Settings, now: datetime, stats: Bud
                          "cost_usd": cost, "threshold_usd": amount, "day": day,
                          "thresholds": {s: a for s, a in thresholds(settings)}, "kill_switch": stats.kill_switch,
                          "kill_switch_tripped_now": tripped})
-
-
-# --------------------------------------------------------------------------- the kill switch
-
-
-def kill_switch(conn: Connection) -> Any | None:
-    """The kill switch row if it is on, else None."""
-    return conn.execute(select(SystemState).where(SystemState.key == KILL_SWITCH,
-                                                  SystemState.active.is_(True))).first()
-
-
-def kill_switch_state(conn: Connection) -> Any | None:
-    return conn.execute(select(SystemState).where(SystemState.key == KILL_SWITCH)).first()
-
-
-def trip(conn: Connection, now: datetime, *, period: str, by: str, reason: str,
-         data: dict[str, Any] | None = None) -> bool:
-    """Turn the kill switch on; True if this call turned it on.
-
-    The budgets job does not turn it on again for a day an operator cleared it for
-    (they decided to go on that day); an operator can always turn it on."""
-    ss = SystemState
-    conn.execute(insert_ignore(conn.dialect.name, ss, ["key"]).values(
-        key=KILL_SWITCH, active=False, reason=None, period=None, changed_at=now, changed_by="init", data={}))
-    query = update(ss).where(ss.key == KILL_SWITCH, ss.active.is_(False))
-    if not by.startswith("operator"):
-        query = query.where(or_(ss.period.is_(None), ss.period != period, ~ss.changed_by.startswith("operator")))
-    won = conn.execute(query.values(active=True, reason=reason, period=period, changed_at=now, changed_by=by,
-                                    data=data or {})).rowcount == 1
-    if won:
-        logger.critical("kill switch on", extra={"action": "kill_switch_on", "by": by, "reason": reason})
-    return won
-
-
-def clear(conn: Connection, settings: Settings, now: datetime, by: str | None = None) -> bool:
-    """Turn the kill switch off (an operator); the budgets job leaves it off for the rest of the day."""
-    by = by or f"operator:{user_name()}"
-    day = now.astimezone(settings.tz).date().isoformat()
-    ss = SystemState
-    won = conn.execute(update(ss).where(ss.key == KILL_SWITCH, ss.active.is_(True)).values(
-        active=False, period=day, changed_at=now, changed_by=by)).rowcount == 1
-    if won:
-        logger.warning("kill switch cleared", extra={"action": "kill_switch_cleared", "by": by})
-    return won
-
-
-def user_name() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in this environment
-        return "unknown"

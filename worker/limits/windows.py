@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, and_, case, delete, func, or_, select, update
 
 from worker.clock import local_day_bounds, month_start, next_month
-from worker.ledger.writer import insert_ignore
+from worker.sql import insert_ignore
 from worker.models import UNATTRIBUTED, WINDOW_KINDS, Account, LimitWindow, UsageEvent
 from worker.settings import Settings, TierSettings
 
@@ -315,3 +315,13 @@ def blocked_accounts(conn: Connection, now: datetime) -> list[str]:
     rows = conn.execute(select(lw.account_id).distinct().where(
         lw.state == "blocked", in_force(now), or_(lw.blocked_until.is_(None), lw.blocked_until > now)))
     return sorted(r[0] for r in rows)
+
+
+def fraction_used(w: Any) -> float | None:
+    """How far along its budget a window is: the largest of tokens/limit and cost/limit."""
+    parts = []
+    if w.limit_tokens:
+        parts.append(w.used_tokens / w.limit_tokens)
+    if w.limit_cost_usd:
+        parts.append(float(w.used_cost_usd / w.limit_cost_usd))
+    return max(parts) if parts else None

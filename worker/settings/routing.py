@@ -15,7 +15,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from worker.models.alerts import SEVERITIES
-from worker.settings import SettingsError, TableReader, parse_duration
+from worker.settings.reader import Reader, SettingsError, parse_duration
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class DeliverySettings:
 
 
 def parse_delivery(raw: Any, env: dict[str, str]) -> DeliverySettings:
-    r = TableReader(raw or {}, "notify", env)
+    r = Reader(raw or {}, "notify", env)
     max_attempts = r.positive_int("max_attempts", 8)
     base = parse_duration(r.take("backoff_base", str, "1m"), "notify.backoff_base")
     cap = parse_duration(r.take("backoff_max", str, "6h"), "notify.backoff_max")
@@ -70,7 +70,7 @@ def parse_routes(raw: Any, channels: dict[str, Any]) -> tuple[Route, ...]:
         raise SettingsError("routes: expected an array of tables ([[routes]])")
     routes = []
     for index, item in enumerate(raw):
-        r = TableReader(item, f"routes[{index}]", None)
+        r = Reader(item, f"routes[{index}]", None)
         kinds = r.take("kinds", list, required=True)
         to = r.take("to", list, required=True)
         min_severity = r.take("min_severity", str, "info")
@@ -100,7 +100,7 @@ def parse_targets(items: Any, channels: dict[str, Any], key: str) -> tuple[tuple
 
 
 def parse_alerts(raw: Any, channels: dict[str, Any], env: dict[str, str]) -> AlertSettings:
-    r = TableReader(raw or {}, "alerts", env)
+    r = Reader(raw or {}, "alerts", env)
     reminder = parse_duration(r.take("reminder_after", str, "4h"), "alerts.reminder_after")
     send_resolved = r.take("send_resolved", bool, True)
     fallback_raw = r.take("fallback", list, None)

@@ -20,8 +20,7 @@ from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, case, delete, func, insert, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from worker.sql import upsert
 
 from worker import clock
 from worker.clock import local_day_bounds, month_start, next_month
@@ -172,11 +171,8 @@ def mark_dirty(conn: Connection, days: Iterable[date], now: datetime) -> None:
     rows = [{"day": d, "generation": 1, "marked_at": now} for d in sorted(set(days))]
     if not rows:
         return
-    stmt = (pg_insert(DirtyDay) if conn.dialect.name == "postgresql" else sqlite_insert(DirtyDay)).values(rows)
-    stmt = stmt.on_conflict_do_update(index_elements=["day"],
-                                      set_={"generation": DirtyDay.generation + 1,
-                                            "marked_at": stmt.excluded.marked_at})
-    conn.execute(stmt)
+    conn.execute(upsert(conn.dialect.name, DirtyDay, ["day"], rows, set_=lambda excluded: {
+        "generation": DirtyDay.generation + 1, "marked_at": excluded.marked_at}))
 
 
 def dirty_days(conn: Connection, first: date | None = None, last: date | None = None) -> dict[date, int]:

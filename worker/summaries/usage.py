@@ -15,9 +15,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, String, case, func, literal, select
-from sqlalchemy.sql import ColumnElement
 
 from worker.clock import local_day_bounds
+from worker.sql import local_bucket
 from worker.models import UsageEvent
 
 GROUPS = {
@@ -53,49 +53,6 @@ class UsageRow:
                 "timeouts": self.timeouts, "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens, "total_tokens": self.total_tokens,
                 "cost_usd": f"{self.cost_usd:.10f}", "unpriced_requests": self.unpriced_requests}
-
-
-def offset_segments(start: datetime, end: datetime, tz: ZoneInfo) -> list[tuple[datetime, int]]:
-    """[(segment start UTC, UTC offset in seconds)] covering [start, end)."""
-    def offset(at: datetime) -> int:
-        return int(at.astimezone(tz).utcoffset().total_seconds())
-
-    segments = [(start, offset(start))]
-    probe = start
-    step = timedelta(hours=6)
-    while probe < end:
-        nxt = min(probe + step, end)
-        if offset(nxt) != segments[-1][1]:
-            lo, hi = probe, nxt  # find the transition to the second
-            while hi - lo > timedelta(seconds=1):
-                mid = lo + (hi - lo) / 2
-                if offset(mid) == segments[-1][1]:
-                    lo = mid
-                else:
-                    hi = mid
-            segments.append((hi.replace(microsecond=0), offset(hi)))
-        probe = nxt
-    return segments
-
-
-def local_bucket(dialect: str, tz: ZoneInfo, start: datetime, end: datetime, by: str,
-                 col: Any = UsageEvent.occurred_at) -> ColumnElement:
-    """SQL for the local day ('YYYY-MM-DD') or month ('YYYY-MM') of ``col`` (a UTC timestamp
-    column with values in [start, end))."""
-    if dialect == "postgresql":
-        local = func.timezone(tz.key, col)
-        return func.to_char(local, "YYYY-MM-DD" if by == "day" else "YYYY-MM")
-    fmt = "%Y-%m-%d" if by == "day" else "%Y-%m"
-    segments = offset_segments(start, end, tz)
-
-    def shifted(seconds: int) -> ColumnElement:
-        return func.strftime(fmt, col, f"{seconds:+d} seconds")
-
-    if len(segments) == 1:
-        return shifted(segments[0][1])
-    whens = [(col < seg_start, shifted(prev_off))
-             for (seg_start, _), (_, prev_off) in zip(segments[1:], segments[:-1])]
-    return case(*whens, else_=shifted(segments[-1][1]))
 
 
 def range_bounds(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
@@ -184,7 +141,7 @@ def usage_from_ledger(conn: Connection, tz: ZoneInfo, first: date, last: date, b
     start, end = range_bounds(first, last, tz)
     ev = UsageEvent
     if by in ("day", "month"):
-        key = local_bucket(conn.dialect.name, tz, start, end, by)
+        key = local_bucket(conn.dialect.name, tz, start, end, by, UsageEvent.occurred_at)
     else:
         key = func.coalesce(DIMENSION_COLUMNS[by], literal(None, String))
     key = key.label("key")

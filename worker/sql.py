@@ -1,0 +1,162 @@
+"""Every dialect choice in one place: tokentally runs the same statements on PostgreSQL and SQLite.
+
+Callers build their statements from these pieces and never look at the dialect
+themselves:
+
+- :func:`insert_ignore` and :func:`upsert`: ``INSERT … ON CONFLICT DO NOTHING / DO UPDATE``
+  (both databases speak it; SQLAlchemy needs the dialect's own ``insert``);
+- :func:`greatest`: the larger of two values (SQLite's two-argument ``max()``);
+- :func:`locked` and :func:`skip_locked`: row locks on PostgreSQL, where replicas
+  race; SQLite serialises writers and has none;
+- :func:`local_bucket` and :func:`utc_hour_bucket`: a UTC timestamp's local day or
+  month, and its UTC hour, in SQL (PostgreSQL's ``timezone()``; SQLite stores UTC
+  text and shifts it by the zone's offset, segment by segment across DST changes);
+- :func:`bulk_path`: how the ledger writer loads a batch, ``"copy"`` (PostgreSQL's
+  binary COPY, see ``worker.ledger.rows``) or ``"executemany"`` (SQLite);
+- :func:`analyze`: refresh the planner's statistics after a bulk load;
+- :func:`is_unique_violation`: whether a driver error is a unique-key conflict.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any, Callable
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, Select, case, func, insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql import ColumnElement
+
+POSTGRESQL = "postgresql"
+SQLITE = "sqlite"
+
+
+def _insert(dialect: str, model: Any) -> Any:
+    if dialect == POSTGRESQL:
+        return pg_insert(model)
+    if dialect == SQLITE:
+        return sqlite_insert(model)
+    raise ValueError(f"unsupported database dialect {dialect!r} (tokentally runs on postgresql and sqlite)")
+
+
+def insert_ignore(dialect: str, model: Any, keys: list[str]) -> Any:
+    """``INSERT … ON CONFLICT (keys) DO NOTHING``: a row whose key is there already is left alone."""
+    if dialect not in (POSTGRESQL, SQLITE):
+        return insert(model)
+    return _insert(dialect, model).on_conflict_do_nothing(index_elements=keys)
+
+
+def upsert(dialect: str, model: Any, keys: list[str], values: Any = None,
+           set_: Callable[[Any], dict[str, Any]] | None = None) -> Any:
+    """``INSERT … ON CONFLICT (keys) DO UPDATE SET …``. ``set_(excluded)`` gives the updates
+    (default: every column but the keys, from the row that was refused)."""
+    stmt = _insert(dialect, model)
+    if values is not None:
+        stmt = stmt.values(values)
+    excluded = stmt.excluded
+    updates = set_(excluded) if set_ else {c.name: excluded[c.name] for c in model.__table__.columns
+                                           if c.name not in keys and not c.primary_key}
+    return stmt.on_conflict_do_update(index_elements=keys, set_=updates)
+
+
+@lru_cache(maxsize=None)
+def cached_upsert(dialect: str, model: Any, keys: tuple[str, ...], columns: tuple[str, ...]) -> Any:
+    """An upsert that sets ``columns`` from the refused row, built once per dialect (hot paths)."""
+    return upsert(dialect, model, list(keys), set_=lambda excluded: {c: excluded[c] for c in columns})
+
+
+def greatest(dialect: str, a: Any, b: Any) -> ColumnElement:
+    """The larger of two values (SQLite's two-argument ``max()`` is scalar)."""
+    return func.greatest(a, b) if dialect == POSTGRESQL else func.max(a, b)
+
+
+def locked(query: Select, dialect: str) -> Select:
+    """``FOR UPDATE`` on PostgreSQL (replicas touching the same row take turns)."""
+    return query.with_for_update() if dialect == POSTGRESQL else query
+
+
+def skip_locked(query: Select, dialect: str) -> Select:
+    """``FOR UPDATE SKIP LOCKED`` on PostgreSQL: replicas claim different rows."""
+    return query.with_for_update(skip_locked=True) if dialect == POSTGRESQL else query
+
+
+def bulk_path(dialect: str) -> str:
+    """How a batch of ledger rows is loaded: ``"copy"`` (PostgreSQL) or ``"executemany"`` (SQLite)."""
+    if dialect == POSTGRESQL:
+        return "copy"
+    if dialect == SQLITE:
+        return "executemany"
+    raise ValueError(f"unsupported database dialect {dialect!r}")
+
+
+def analyze(conn: Connection, table: str) -> None:
+    """Refresh the planner's statistics of ``table`` (after a bulk load)."""
+    conn.exec_driver_sql(f"ANALYZE {table}")
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    from psycopg.errors import UniqueViolation  # psycopg is the PostgreSQL driver; only asked after a failure
+
+    return isinstance(exc, UniqueViolation)
+
+
+# --------------------------------------------------------------------------- time buckets
+
+
+def offset_segments(start: datetime, end: datetime, tz: ZoneInfo) -> list[tuple[datetime, int]]:
+    """[(segment start UTC, UTC offset in seconds)] covering [start, end)."""
+    def offset(at: datetime) -> int:
+        return int(at.astimezone(tz).utcoffset().total_seconds())
+
+    segments = [(start, offset(start))]
+    probe = start
+    step = timedelta(hours=6)
+    while probe < end:
+        nxt = min(probe + step, end)
+        if offset(nxt) != segments[-1][1]:
+            lo, hi = probe, nxt  # find the transition to the second
+            while hi - lo > timedelta(seconds=1):
+                mid = lo + (hi - lo) / 2
+                if offset(mid) == segments[-1][1]:
+                    lo = mid
+                else:
+                    hi = mid
+            segments.append((hi.replace(microsecond=0), offset(hi)))
+        probe = nxt
+    return segments
+
+
+def local_bucket(dialect: str, tz: ZoneInfo, start: datetime, end: datetime, by: str, col: Any) -> ColumnElement:
+    """SQL for the local day ('YYYY-MM-DD') or month ('YYYY-MM') of ``col`` (a UTC timestamp
+    column with values in [start, end))."""
+    if dialect == POSTGRESQL:
+        local = func.timezone(tz.key, col)
+        return func.to_char(local, "YYYY-MM-DD" if by == "day" else "YYYY-MM")
+    fmt = "%Y-%m-%d" if by == "day" else "%Y-%m"
+    segments = offset_segments(start, end, tz)
+
+    def shifted(seconds: int) -> ColumnElement:
+        return func.strftime(fmt, col, f"{seconds:+d} seconds")
+
+    if len(segments) == 1:
+        return shifted(segments[0][1])
+    whens = [(col < seg_start, shifted(prev_off))
+             for (seg_start, _), (_, prev_off) in zip(segments[1:], segments[:-1])]
+    return case(*whens, else_=shifted(segments[-1][1]))
+
+
+def utc_hour_bucket(dialect: str, col: Any) -> ColumnElement:
+    """SQL for the UTC hour of ``col``: a timestamp (PostgreSQL) or 'YYYY-MM-DD HH' text (SQLite,
+    where timestamps are stored as UTC text); :func:`hour_value` reads either back."""
+    if dialect == POSTGRESQL:
+        return func.date_trunc("hour", func.timezone("UTC", col))
+    return func.substr(col, 1, 13)
+
+
+def hour_value(value: Any) -> datetime:
+    """A :func:`utc_hour_bucket` value as an aware UTC datetime."""
+    if isinstance(value, str):
+        value = datetime.strptime(value, "%Y-%m-%d %H")
+    return value.replace(tzinfo=UTC)
