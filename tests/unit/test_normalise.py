@@ -14,7 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.ingest.normalise import Event, Normaliser, RecordError, parse_timestamp
+from worker.ingest.fields import RecordError, parse_timestamp
+from worker.ingest.normalise import Normaliser
+from worker.ledger.event import Event
 
 TS = "2026-10-30T12:00:00Z"
 NOON = datetime(2026, 10, 30, 12, 0, tzinfo=UTC)

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from genai_prices import Usage, calc_price
 
-from worker.ingest.normalise import Event, Normaliser
+from worker.ingest.normalise import Normaliser
+from worker.ledger.event import Event
 from worker.ledger.pricing import Pricer
 from worker.settings import PriceOverride
 

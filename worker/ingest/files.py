@@ -22,6 +22,8 @@ from typing import Any, BinaryIO, Iterator
 
 import orjson
 
+from worker.ingest.fields import type_name
+
 FINGERPRINT_LINES = {"jsonl": 1, "csv": 2}  # csv: the header is shared, add the first row
 
 logger = logging.getLogger(__name__)
@@ -137,7 +139,7 @@ def read_jsonl(path: Path, offset: int = 0, position: int = 0, final: bool = Fal
                 yield RawItem(position, end, position, raw, None, json_error(raw), len(line))
                 continue
             if not isinstance(record, dict):
-                yield RawItem(position, end, position, raw, None, f"not a JSON object (got {json_kind(record)})",
+                yield RawItem(position, end, position, raw, None, f"not a JSON object (got {type_name(record)})",
                               len(line))
                 continue
             yield RawItem(position, end, position, raw, record, None, len(line))
@@ -153,11 +155,6 @@ def json_error(raw: bytes) -> str:
     except orjson.JSONDecodeError as exc:
         return f"invalid JSON: {exc}"
     return "invalid JSON"
-
-
-def json_kind(value: Any) -> str:
-    return {list: "an array", str: "a string", int: "a number", float: "a number",
-            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def read_csv(path: Path, offset: int = 0, position: int = 0, final: bool = False) -> Iterator[RawItem]:

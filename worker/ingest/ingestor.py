@@ -21,7 +21,9 @@ from worker.ingest.committer import Committer
 from worker.ledger.writer import Batch, LedgerWriter, WriteStats
 from worker.models import IngestFile, SourceCursor
 from worker.sql import cached_upsert
-from worker.ingest.normalise import Event, Normaliser, RecordError
+from worker.ingest.fields import RecordError
+from worker.ingest.normalise import Normaliser
+from worker.ledger.event import Event
 from worker.ledger.pricing import Pricer
 from worker.settings import Settings, SourceSettings
 from worker.ingest import files as file_source

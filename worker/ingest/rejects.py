@@ -11,10 +11,12 @@ from sqlalchemy import Engine, select, update
 from worker import clock
 from worker.ledger.writer import LedgerWriter
 from worker.models import IngestReject
-from worker.ingest.normalise import Event, Normaliser, RecordError
+from worker.ingest.fields import RecordError, type_name
+from worker.ingest.normalise import Normaliser
+from worker.ledger.event import Event
 from worker.ledger.pricing import Pricer
 from worker.settings import Settings, SourceSettings
-from worker.ingest.files import json_error, json_kind
+from worker.ingest.files import json_error
 
 BATCH = 1000
 
@@ -36,7 +38,7 @@ def parse_raw(reject: Any) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         raise RecordError(json_error(reject.raw)) from None
     if not isinstance(record, dict):
-        raise RecordError(f"not a JSON object (got {json_kind(record)})")
+        raise RecordError(f"not a JSON object (got {type_name(record)})")
     return record
 
 

@@ -26,7 +26,8 @@ from worker.db import display_url, make_engine
 from worker.ledger.writer import LedgerWriter
 from worker.sql import upsert
 from worker.models import SourceCursor
-from worker.ingest.normalise import Normaliser, parse_timestamp
+from worker.ingest.fields import parse_timestamp
+from worker.ingest.normalise import Normaliser
 
 if TYPE_CHECKING:
     from worker.ingest.ingestor import IngestStats, Ingestor

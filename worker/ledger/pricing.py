@@ -24,7 +24,7 @@ from genai_prices.types import ConditionalPrice, ModelPrice, StartDateConstraint
 
 from worker.models.base import money_to_units, units_to_money
 from worker.models.events import UNKNOWN
-from worker.ingest.normalise import Event
+from worker.ledger.event import Event
 from worker.settings import PriceOverride
 
 QUANTUM = Decimal("1e-10")  # NUMERIC(20,10)

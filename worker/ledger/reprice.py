@@ -10,7 +10,7 @@ from sqlalchemy import Engine, bindparam, select, update
 
 from worker import clock
 from worker.models import UNKNOWN, UsageEvent
-from worker.ingest.normalise import Event
+from worker.ledger.event import Event
 from worker.ledger.pricing import Pricer
 from worker.settings import Settings
 from worker.summaries.recompute import local_days_of_utc_hours, mark_dirty, utc_hour

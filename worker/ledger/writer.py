@@ -32,11 +32,10 @@ from zoneinfo import ZoneInfo
 import orjson
 from sqlalchemy import Connection
 
-from worker.integrity.attempts import attempt_row
 from worker.sql import bulk_path, greatest, insert_ignore, is_unique_violation, upsert
 from worker.models import CallAttempt, IngestReject, SourceStatus, UsageEvent
 from worker.models.base import money_to_units
-from worker.ingest.normalise import Event
+from worker.ledger.event import Attempt, Event, attempt_row
 from worker.ledger.pricing import Priced
 from worker.summaries.recompute import local_days_of_utc_hours, mark_dirty, utc_hour
 
@@ -176,8 +175,8 @@ class LedgerWriter:
         if newest is None or occurred > newest:
             self._newest = occurred
 
-    def attempt(self, attempt: Any, source: str | None = None) -> None:
-        """A call attempt (``worker.attempts.Attempt``): written beside the batch's events."""
+    def attempt(self, attempt: Attempt, source: str | None = None) -> None:
+        """A call attempt: written beside the batch's events."""
         if attempt.attempt_id in self._attempts:
             self._pending.duplicates += 1
             return
