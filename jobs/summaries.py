@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from worker.ledger.dirty_days import dirty_days
 from worker.summaries import recompute as summaries
 from worker.registry import JobContext, job
 
@@ -14,7 +15,7 @@ def recompute_dirty(ctx: JobContext) -> dict[str, Any]:
     days = ctx.days()
     if ctx.dry_run:
         with ctx.engine.connect() as conn:
-            marked = summaries.dirty_days(conn, *(days or (None, None)))
+            marked = dirty_days(conn, *(days or (None, None)))
         return {"dry_run": True, "would_recompute": [d.isoformat() for d in sorted(marked)]}
     if days is not None:  # an operator asked for these days
         return summaries.rebuild(ctx.engine, ctx.settings, *days, should_stop=ctx.should_stop).as_dict()

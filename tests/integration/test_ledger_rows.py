@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import Engine, select
 
-from worker.ledger.writer import LedgerWriter, pg_numeric_units
+from worker.ledger.rows import pg_numeric_units
+from worker.ledger.writer import LedgerWriter
 from worker.models import UsageEvent
 from worker.ingest.normalise import Normaliser
 from worker.ledger.pricing import Priced, Pricer

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select, update
 
 from tests.helpers import PRICES, ingest, record, utc
+from worker.ledger import dirty_days
 from worker.summaries import recompute as summaries, usage
 from worker.models import Base, DailySummary, MonthlySummary, SummaryCorrection, SummaryDay
 from worker.registry import registry
@@ -57,7 +58,7 @@ def clear(engine: Engine) -> None:
 
 def dirty(engine: Engine) -> dict[date, int]:
     with engine.connect() as conn:
-        return summaries.dirty_days(conn)
+        return dirty_days.dirty_days(conn)
 
 
 def summary_days(engine: Engine) -> dict[date, tuple[datetime, bool]]:
@@ -292,7 +293,7 @@ def test_the_job_recomputes_only_the_marked_days_and_clears_their_marks(engine, 
     ("Asia/Kathmandu", "2026-11-20T17:00:00Z", {date(2026, 11, 20)}),  # 22:45-23:44
 ])
 def test_ingest_marks_the_local_days_of_the_utc_hours_it_touched(tz_name, hour, expected):
-    marked = summaries.local_days_of_utc_hours({summaries.utc_hour(utc(hour) + timedelta(minutes=17))},
+    marked = dirty_days.local_days_of_utc_hours({dirty_days.utc_hour(utc(hour) + timedelta(minutes=17))},
                                                ZoneInfo(tz_name))
     assert marked == expected
 

@@ -13,7 +13,7 @@ from worker.models import UNKNOWN, UsageEvent
 from worker.ledger.event import Event
 from worker.ledger.pricing import Pricer
 from worker.settings import Settings
-from worker.summaries.recompute import local_days_of_utc_hours, mark_dirty, utc_hour
+from worker.ledger.dirty_days import local_days_of_utc_hours, mark_dirty, utc_hour
 from worker.summaries.usage import range_bounds
 
 BATCH = 5000

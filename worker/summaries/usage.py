@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, String, case, func, literal, select
 
 from worker.clock import local_day_bounds
+from worker.ledger.dirty_days import dirty_days
 from worker.sql import local_bucket
 from worker.models import UsageEvent
 
@@ -66,7 +67,6 @@ def usage(conn: Connection, tz: ZoneInfo, first: date, last: date, by: str,
     ``tenant``: only that tenant's usage."""
     if by not in GROUPS:
         raise ValueError(f"--by must be one of {', '.join(GROUPS)}")
-    from worker.summaries.recompute import dirty_days
 
     dirty = sorted(dirty_days(conn, first, last))
     totals: dict[str | None, UsageRow] = {}
