@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from worker.summaries import recompute as summaries_mod
+from worker.summaries import recompute as summaries_mod, verify as summary_verify
 from cli import app, fail, state
 from cli.output import Format, console, emit_object, emit_rows
 
@@ -74,7 +74,7 @@ def verify(
     """Recompute from the ledger and compare with the stored summaries; exit 1 when they differ."""
     span = _range(ctx, date_from, date_to)
     st = state(ctx)
-    diffs = summaries_mod.verify(st.engine(), st.settings(), *span) if span else []
+    diffs = summary_verify.verify(st.engine(), st.settings(), *span) if span else []
     if fmt is Format.json:
         emit_object({"differences": diffs, "ok": not diffs}, fmt)
     elif diffs:

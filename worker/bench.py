@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from worker import db
 from worker.ingest.ingestor import Ingestor
 from worker.models import UsageEvent
+from worker.sql import local_bucket
 from worker.settings import Settings
 
 MODELS = [  # (provider, model, weight)
@@ -253,12 +254,12 @@ class SummariesBenchResult:
 
 def _bare_group_by(engine: Engine, settings: Settings, first, last) -> float:
     """The same aggregation as the summaries, as one plain GROUP BY (local day + keys)."""
-    from worker.summaries.recompute import _ledger_group
-    from worker.summaries.usage import local_bucket, range_bounds
+    from worker.summaries.aggregate import ledger_group
+    from worker.summaries.usage import range_bounds
 
     start, end = range_bounds(first, last, settings.tz)
     day = local_bucket(engine.dialect.name, settings.tz, start, end, "day", UsageEvent.occurred_at).label("day")
-    grouped = _ledger_group(start, end)
+    grouped = ledger_group(start, end)
     query = grouped.add_columns(day).group_by(day)
     started = time.perf_counter()
     with engine.connect() as conn:

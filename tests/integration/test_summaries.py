@@ -23,14 +23,14 @@ from sqlalchemy import Engine, func, select, update
 
 from tests.helpers import PRICES, ingest, record, utc
 from worker.ledger import dirty_days
-from worker.summaries import recompute as summaries, usage
+from worker.summaries import aggregate, recompute as summaries, usage, verify
 from worker.models import Base, DailySummary, MonthlySummary, SummaryCorrection, SummaryDay
 from worker.registry import registry
 from worker.scheduler import run_job
 from worker.settings import Settings
 
-MEASURES = summaries.MEASURES
-KEYS = summaries.KEYS
+MEASURES = aggregate.MEASURES
+KEYS = aggregate.KEYS
 
 
 # --------------------------------------------------------------------------- helpers
@@ -193,7 +193,7 @@ def test_summaries_and_usage_always_agree_with_the_ledger(engine, make_settings,
         assert dirty(engine) == {}
         computed_first = set(summary_days(engine))
         assert {local_day(r) for r in first_batch} <= computed_first
-        assert summaries.verify(engine, settings, *everything) == []
+        assert verify.verify(engine, settings, *everything) == []
         for first, last in ranges:
             assert_usage_equals_ledger(engine, tz, first, last)
 
@@ -209,7 +209,7 @@ def test_summaries_and_usage_always_agree_with_the_ledger(engine, make_settings,
         assert stats["corrections"] == len(changed_final_days)
         assert {c.day for c in corrections(engine)} == changed_final_days
         assert dirty(engine) == {}
-        assert summaries.verify(engine, settings, *everything) == []
+        assert verify.verify(engine, settings, *everything) == []
         for first, last in ranges:
             assert_usage_equals_ledger(engine, tz, first, last)
         assert_months_are_sums_of_days(engine)
@@ -247,7 +247,7 @@ def test_a_dst_day_of_23_or_25_hours_is_summarised_as_one_local_day(engine, make
     with engine.connect() as conn:
         for rows in (usage.usage(conn, tz, day, day, "day"), usage.usage_from_ledger(conn, tz, day, day, "day")):
             assert [(r.key, r.requests) for r in rows] == [(day.isoformat(), hours + 2)]
-    assert summaries.verify(engine, settings, day - timedelta(days=1), day + timedelta(days=1)) == []
+    assert verify.verify(engine, settings, day - timedelta(days=1), day + timedelta(days=1)) == []
 
 
 # --------------------------------------------------------------------------- incremental
@@ -282,7 +282,7 @@ def test_the_job_recomputes_only_the_marked_days_and_clears_their_marks(engine, 
     with engine.connect() as conn:
         assert {r.computed_at for r in conn.execute(select(MonthlySummary))} == {t2}
     assert day_requests(engine)[days[1]] == 2
-    assert summaries.verify(engine, settings, days[0], days[-1]) == []
+    assert verify.verify(engine, settings, days[0], days[-1]) == []
 
 
 @pytest.mark.parametrize("tz_name, hour, expected", [
@@ -374,7 +374,7 @@ def test_data_committed_while_a_day_is_recomputed_is_never_lost(engine, make_set
         with engine.connect() as conn:
             rows = usage.usage(conn, settings.tz, day, day, "day")
         assert [(r.key, r.requests) for r in rows] == [(day.isoformat(), 2)]
-        assert day in dirty(engine) or summaries.verify(engine, settings, day, day) == []
+        assert day in dirty(engine) or verify.verify(engine, settings, day, day) == []
 
 
 # --------------------------------------------------------------------------- provisional / final
@@ -534,7 +534,7 @@ def test_the_nightly_job_recomputes_the_last_n_local_days_whatever_was_marked(en
                               scheduled_for=utc("2026-09-20T00:30:00Z"))
     # (the 19th is still provisional: repairing it is not a correction)
     assert stats == {"from": "2026-09-18", "to": "2026-09-20", "days": 3, "months": 1, "corrections": 0}
-    differences = summaries.verify(engine, settings, days[0], days[-1])
+    differences = verify.verify(engine, settings, days[0], days[-1])
     assert {d["day"] for d in differences} == {days[0].isoformat()}  # outside the last 2 days: untouched
 
 

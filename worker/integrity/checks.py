@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Float, and_, func, literal, or_, select
 
-from worker.summaries import recompute as summary_tables
+from worker.summaries import verify as summary_tables
 from worker.clock import local_day_bounds
 from worker.integrity.run import CheckContext, Finding
 from worker.models import CallAttempt, DirtyDay, IngestReject, SummaryDay, UsageEvent

@@ -16,62 +16,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Engine, case, delete, func, insert, literal, select, update
-from worker.ledger.dirty_days import dirty_days
+from sqlalchemy import Connection, Engine, delete, func, insert, literal, select, update
 
 from worker import clock
 from worker.clock import local_day_bounds, month_start, next_month
 from worker.models import DailyRollup, DailySummary, DirtyDay, MonthlySummary, SummaryCorrection, SummaryDay, UsageEvent
+from worker.ledger.dirty_days import dirty_days
 from worker.settings import Settings
-
-KEYS = ("tenant_id", "account_id", "provider", "model", "service", "status")
-MEASURES = ("requests", "errors", "timeouts", "prompt_tokens", "completion_tokens", "cached_tokens",
-            "reasoning_tokens", "total_tokens", "cost_usd", "unpriced_requests", "latency_count",
-            "latency_sum", "latency_min", "latency_max")
-# What a correction compares (the headline figures of a day).
-HEADLINE = ("requests", "errors", "timeouts", "total_tokens", "cost_usd", "unpriced_requests")
-
-
-def _ledger_group(start: datetime, end: datetime):
-    """The ledger grouped by summary key over [start, end): the heart of every recompute."""
-    ev = UsageEvent
-    keys = (func.coalesce(ev.tenant_id, "").label("tenant_id"), ev.account_id.label("account_id"),
-            ev.provider.label("provider"), ev.model_used.label("model"),
-            func.coalesce(ev.service, "").label("service"), ev.status.label("status"))
-    measures = (
-        func.count().label("requests"),
-        func.sum(case((ev.status == "error", 1), else_=0)).label("errors"),
-        func.sum(case((ev.status == "timeout", 1), else_=0)).label("timeouts"),
-        func.sum(ev.prompt_tokens).label("prompt_tokens"),
-        func.sum(ev.completion_tokens).label("completion_tokens"),
-        func.sum(ev.cached_tokens).label("cached_tokens"),
-        func.sum(ev.reasoning_tokens).label("reasoning_tokens"),
-        func.sum(ev.total_tokens).label("total_tokens"),
-        func.coalesce(func.sum(ev.cost_usd), 0).label("cost_usd"),
-        func.sum(case((ev.cost_usd.is_(None), 1), else_=0)).label("unpriced_requests"),
-        func.count(ev.latency_ms).label("latency_count"),
-        func.coalesce(func.sum(ev.latency_ms), 0).label("latency_sum"),
-        func.min(ev.latency_ms).label("latency_min"),
-        func.max(ev.latency_ms).label("latency_max"),
-    )
-    return (select(*keys, *measures)
-            .where(ev.occurred_at >= start, ev.occurred_at < end)
-            .group_by(*keys[:1], ev.account_id, ev.provider, ev.model_used, keys[4], ev.status))
-
+from worker.summaries.aggregate import HEADLINE, KEYS, MEASURES, ROLLUP_KEYS, ledger_group
 
 def _day_insert(day: date, start: datetime, end: datetime, now: datetime):
     """INSERT INTO daily_summaries SELECT <day>, <keys>, <measures> FROM usage_events ... GROUP BY."""
-    grouped = _ledger_group(start, end).subquery()
+    grouped = ledger_group(start, end).subquery()
     cols = [literal(day, DailySummary.day.type).label("day"),
             *[grouped.c[k] for k in KEYS], *[grouped.c[m] for m in MEASURES],
             literal(now, DailySummary.computed_at.type).label("computed_at")]
     return insert(DailySummary).from_select(["day", *KEYS, *MEASURES, "computed_at"], select(*cols))
-
-
-ROLLUP_KEYS = tuple(k for k in KEYS if k != "account_id")
 
 
 def _rollup_insert(day: date, now: datetime):
@@ -212,70 +175,3 @@ def rebuild(engine: Engine, settings: Settings, first: date, last: date,
         days[day] = marks.get(day, None)
         day += timedelta(days=1)
     return _recompute(engine, settings, days, progress, should_stop)
-
-
-# ---------------------------------------------------------------------------- verify
-
-
-def verify(engine: Engine, settings: Settings, first: date, last: date) -> list[dict[str, Any]]:
-    """Recompute every day in range from the ledger and compare with the stored rows."""
-    with engine.connect() as conn:
-        return verify_conn(conn, settings, first, last)
-
-
-def verify_conn(conn: Connection, settings: Settings, first: date, last: date) -> list[dict[str, Any]]:
-    differences: list[dict[str, Any]] = []
-    tz = settings.tz
-    day = first
-    while day <= last:
-        start, end = local_day_bounds(day, tz)
-        expected = {tuple(r[:len(KEYS)]): _measures(r[len(KEYS):]) for r in conn.execute(_ledger_group(start, end))}
-        ds = DailySummary
-        stored = {tuple(r[:len(KEYS)]): _measures(r[len(KEYS):]) for r in conn.execute(
-            select(*[getattr(ds, k) for k in KEYS], *[getattr(ds, m) for m in MEASURES]).where(ds.day == day))}
-        for key in sorted(set(expected) | set(stored), key=str):
-            if expected.get(key) != stored.get(key):
-                differences.append({"day": day.isoformat(), "key": dict(zip(KEYS, key)),
-                                    "ledger": expected.get(key), "summary": stored.get(key)})
-        differences.extend(_verify_rollup(conn, day, expected))
-        day += timedelta(days=1)
-    return differences
-
-
-def _verify_rollup(conn: Connection, day: date, expected: dict[tuple, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rollup must equal the ledger's rows added up without the account."""
-    want: dict[tuple, dict[str, Any]] = {}
-    account = KEYS.index("account_id")
-    for key, measures in expected.items():
-        short = key[:account] + key[account + 1:]
-        have = want.setdefault(short, {m: None for m in MEASURES})
-        for m, v in measures.items():
-            if v is None:
-                continue
-            if have[m] is None:
-                have[m] = v
-            elif m == "latency_min":
-                have[m] = min(have[m], v)
-            elif m == "latency_max":
-                have[m] = max(have[m], v)
-            elif m == "cost_usd":
-                have[m] = f"{Decimal(have[m]) + Decimal(v):.10f}"
-            else:
-                have[m] += v
-    dr = DailyRollup
-    stored = {tuple(r[:len(ROLLUP_KEYS)]): _measures(r[len(ROLLUP_KEYS):]) for r in conn.execute(
-        select(*[getattr(dr, k) for k in ROLLUP_KEYS], *[getattr(dr, m) for m in MEASURES]).where(dr.day == day))}
-    return [{"day": day.isoformat(), "key": dict(zip(ROLLUP_KEYS, key)), "ledger": want.get(key),
-             "rollup": stored.get(key)}
-            for key in sorted(set(want) | set(stored), key=str) if want.get(key) != stored.get(key)]
-
-
-def _measures(values: Iterable[Any]) -> dict[str, Any]:
-    out = {}
-    for name, value in zip(MEASURES, values):
-        if name == "cost_usd":
-            out[name] = f"{Decimal(value or 0):.10f}"
-        else:
-            out[name] = None if value is None else int(value)
-    return out
-

@@ -14,12 +14,13 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, String, case, func, literal, select
+from sqlalchemy import Connection, String, func, literal, select
 
 from worker.clock import local_day_bounds
 from worker.ledger.dirty_days import dirty_days
 from worker.sql import local_bucket
-from worker.models import UsageEvent
+from worker.models import DailyRollup, DailySummary, UsageEvent
+from worker.summaries.aggregate import ledger_measures
 
 GROUPS = {
     "day": "day",
@@ -100,17 +101,13 @@ def _merge(totals: dict[str | None, UsageRow], row: UsageRow) -> None:
 
 def _from_summaries(conn: Connection, first: date, last: date, by: str, skip: list[date],
                     tenant: str | None = None) -> list[UsageRow]:
-    from worker.models import DailyRollup, DailySummary
-
     # Totals that do not need the account read the much smaller rollup.
     ds = DailySummary if by == "account" else DailyRollup
     if by in ("day", "month"):
         key_col = ds.day
     else:
         key_col = getattr(ds, {"account": "account_id", "tenant": "tenant_id"}.get(by, by))
-    query = (select(key_col, func.sum(ds.requests), func.sum(ds.errors), func.sum(ds.timeouts),
-                    func.sum(ds.prompt_tokens), func.sum(ds.completion_tokens), func.sum(ds.total_tokens),
-                    func.sum(ds.cost_usd), func.sum(ds.unpriced_requests))
+    query = (select(key_col, *(func.sum(getattr(ds, name)) for name in FIELDS))
              .where(ds.day >= first, ds.day <= last)
              .group_by(key_col))
     if skip:
@@ -145,18 +142,9 @@ def usage_from_ledger(conn: Connection, tz: ZoneInfo, first: date, last: date, b
     else:
         key = func.coalesce(DIMENSION_COLUMNS[by], literal(None, String))
     key = key.label("key")
+    measures = {c.name: c for c in ledger_measures()}
     query = (
-        select(
-            key,
-            func.count(),
-            func.sum(case((ev.status == "error", 1), else_=0)),
-            func.sum(case((ev.status == "timeout", 1), else_=0)),
-            func.sum(ev.prompt_tokens),
-            func.sum(ev.completion_tokens),
-            func.sum(ev.total_tokens),
-            func.sum(ev.cost_usd),
-            func.sum(case((ev.cost_usd.is_(None), 1), else_=0)),
-        )
+        select(key, *(measures[name] for name in FIELDS))
         .where(ev.occurred_at >= start, ev.occurred_at < end)
         .group_by(key)
         .order_by(key)
