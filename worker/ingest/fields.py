@@ -25,6 +25,10 @@ MAX_TOKENS = 10**15  # no call has a quadrillion tokens; beyond this a count is 
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1  # status_code and latency_ms columns
 MAX_COST = Decimal(10**9)  # USD for one call; NUMERIC(20,10) holds < 10^10
 
+class IngestError(Exception):
+    """A source cannot be read at all (missing file, unreachable table)."""
+
+
 class RecordError(ValueError):
     """The record cannot be a usage record; the message is the quarantine reason."""
 

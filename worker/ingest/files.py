@@ -36,7 +36,7 @@ class RawItem:
     position: int  # 1-based line (jsonl) or physical line where the row starts (csv)
     end_offset: int  # bytes consumed after this item
     lines_after: int  # lines consumed after this item (the checkpoint position)
-    raw: bytes
+    raw: bytes | None  # None for a table row (worker.ingest.table): its record is all there is
     record: dict[str, Any] | None  # None when error is set
     error: str | None
     nbytes: int = 0  # the record's bytes in the file, line ending(s) included

@@ -20,13 +20,15 @@ from worker import clock
 from worker.ingest.committer import Committer
 from worker.ledger.writer import Batch, LedgerWriter, WriteStats
 from worker.models import IngestFile, SourceCursor
-from worker.sql import cached_upsert
-from worker.ingest.fields import RecordError
+from worker.sql import cached_upsert, upsert
+from worker.ingest.fields import IngestError, RecordError
 from worker.ingest.normalise import Normaliser
 from worker.ledger.event import Event
 from worker.ledger.pricing import Pricer
 from worker.settings import Settings, SourceSettings
 from worker.ingest import files as file_source
+from worker.ingest.files import RawItem
+from worker.ingest.table import TableSource
 
 logger = logging.getLogger(__name__)
 
@@ -106,9 +108,7 @@ class Ingestor:
     def ingest_source(self, source: SourceSettings, progress: Progress | None = None) -> IngestStats:
         """One poll of a configured source: new data only, from the checkpoints."""
         if source.kind == "table":
-            from worker.ingest.table import TableReader
-
-            return TableReader(self, source).poll()
+            return self.ingest_table(source)
         stats = IngestStats()
         settle = timedelta(seconds=self.settings.ingest_settle_seconds)
         for path in self.source_files(source):
@@ -159,91 +159,90 @@ class Ingestor:
                 elif row.tail_hash and not file_source.tail_matches(path, offset, row.tail_len, row.tail_hash):
                     offset = position = 0  # another file that only starts the same: read it all
         stats.files = 1
-        normaliser = Normaliser.for_source(source)
-        writer = LedgerWriter(source_name, clock.now(), self.dialect, self.settings.tz)
         location = str(path)
         header = file_source.first_line(path) if kind == "csv" else None
-        last_offset = offset
-        checkpoint = _Checkpoint(offset, position, 0, None)
-        # the per-event loop: names bound once, no per-event objects beyond the event itself
-        normalise, price, add, batch_size = normaliser.normalise, self.pricer.price, writer.add, self.batch_size
-        item = None
-        seen = 0  # items since the last batch: the writer holds at most as many
+        checkpoint = _FileCheckpoint(source_name, fp, path, st, offset, position)
         try:
-            with Committer(resource=self.engine.connect) as committer:
-                for item in file_source.read_records(kind, path, offset, position, final):
-                    seen += 1
-                    record = item.record
-                    if record is not None:
-                        try:
-                            ev = normalise(record)
-                        except RecordError as exc:
-                            writer.reject(location, item.position, item.raw, str(exc), format=kind, header=header)
-                        else:
-                            if ev.__class__ is Event:
-                                add(ev, price(ev))
-                            else:
-                                writer.attempt(ev)
-                    elif item.error is not None:
-                        writer.reject(location, item.position, item.raw, item.error, format=kind, header=header)
-                    if seen >= batch_size and len(writer) >= batch_size:
-                        seen = 0
-                        checkpoint = _Checkpoint(item.end_offset, item.lines_after, item.nbytes,
-                                                 file_source.tail_hash(item.raw))
-                        committer.submit(self._commit_task(writer, stats, source_name, fp, path, checkpoint,
-                                                           None))
-                        if progress:
-                            progress(item.end_offset - last_offset)
-                        last_offset = item.end_offset
-                        if self.should_stop():
-                            break  # checkpointed: the next run resumes here
-                else:
-                    # Read to the end (a partial last line of a growing file is not): record size and
-                    # mtime so an unchanged file is skipped without reading.
-                    if item is not None:
-                        checkpoint = _Checkpoint(item.end_offset, item.lines_after, item.nbytes,
-                                                 file_source.tail_hash(item.raw))
-                    complete = file_source.is_gzip(path) or checkpoint.offset >= st.st_size
-                    committer.submit(self._commit_task(writer, stats, source_name, fp, path, checkpoint,
-                                                       st if complete else None))
+            self._run(file_source.read_records(kind, path, offset, position, final), stats, source,
+                      location=location, fmt=kind, header=header, checkpoint=checkpoint,
+                      batch_size=self.batch_size, progress=progress)
         except file_source.CorruptFile as exc:
             raise IngestError(f"{path}: {exc}") from None
-        if progress:
-            progress(max(checkpoint.offset - last_offset, 0))
         logger.info("file ingested", extra={"action": "file_ingested", "source": source_name,
                                             "path": location, **stats.as_dict()})
         return stats
 
-    def _add(self, writer: LedgerWriter, normaliser: Normaliser, record: dict[str, Any], location: str,
-             position: int, raw: bytes | None, fmt: str, header: bytes | None = None) -> None:
-        try:
-            ev = normaliser.normalise(record)
-        except RecordError as exc:
-            writer.reject(location, position, raw if raw is not None else _raw(record), str(exc),
-                          format=fmt, header=header)
-            return
-        if ev.__class__ is Event:
-            writer.add(ev, self.pricer.price(ev))
-        else:
-            writer.attempt(ev)
+    def ingest_table(self, source: SourceSettings) -> IngestStats:
+        """One poll of a table source, from its stored cursor."""
+        stats = IngestStats()
+        with self.engine.connect() as conn:
+            saved = conn.execute(select(SourceCursor.cursor_value, SourceCursor.rows_read)
+                                 .where(SourceCursor.source == source.name)).first()
+        table, batch_size = TableSource(source), source.batch_size or self.batch_size
+        rows = table.rows(saved.cursor_value if saved else None, saved.rows_read if saved else 0, batch_size)
+        self._run(rows, stats, source, location=source.table or "", fmt="row", header=None,
+                  checkpoint=_TableCheckpoint(source.name, table), batch_size=batch_size)
+        logger.info("table source polled", extra={"action": "table_polled", "source": source.name,
+                                                  **stats.as_dict()})
+        return stats
 
-    def _commit_task(self, writer: LedgerWriter, stats: IngestStats, source: str, fp: str, path: Path,
-                     checkpoint: _Checkpoint, st: Any) -> Callable[[], None]:
-        """One transaction: the batch collected so far and the checkpoint just after it.
-        ``st`` (the file's stat) only once it was read to its end."""
+    def _run(self, items: Iterable[RawItem], stats: IngestStats, source: SourceSettings | None, *, location: str,
+             fmt: str, header: bytes | None, checkpoint: _FileCheckpoint | _TableCheckpoint, batch_size: int,
+             progress: Progress | None = None) -> None:
+        """The one ingest loop, for every source kind: records -> normalised -> priced -> the writer,
+        committed in batches together with the checkpoint just after each batch's last record."""
+        source_name = source.name if source else CLI_SOURCE
+        normaliser = Normaliser.for_source(source)
+        writer = LedgerWriter(source_name, clock.now(), self.dialect, self.settings.tz)
+        # the per-event loop: names bound once, no per-event objects beyond the event itself
+        normalise, price, add, reject = normaliser.normalise, self.pricer.price, writer.add, writer.reject
+        item = None
+        seen = 0  # items since the last batch: the writer holds at most as many
+        done = checkpoint.start
+        with Committer(resource=self.engine.connect) as committer:
+            for item in items:
+                seen += 1
+                record = item.record
+                if record is not None:
+                    try:
+                        ev = normalise(record)
+                    except RecordError as exc:
+                        reject(location, item.position, item.raw if item.raw is not None else _raw(record),
+                               str(exc), format=fmt, header=header)
+                    else:
+                        if ev.__class__ is Event:
+                            add(ev, price(ev))
+                        else:
+                            writer.attempt(ev)
+                elif item.error is not None:
+                    reject(location, item.position, item.raw, item.error, format=fmt, header=header)
+                if seen >= batch_size and len(writer) >= batch_size:
+                    seen = 0
+                    committer.submit(self._commit_task(writer, stats, checkpoint.after(item, complete=False)))
+                    if progress:
+                        progress(item.end_offset - done)
+                    done = item.end_offset
+                    if self.should_stop():
+                        break  # checkpointed: the next run resumes here
+            else:
+                # Read to the end (a partial last line of a growing file is not).
+                committer.submit(self._commit_task(writer, stats, checkpoint.after(item, complete=True)))
+        if progress and item is not None:
+            progress(max(item.end_offset - done, 0))
+
+    def _commit_task(self, writer: LedgerWriter, stats: IngestStats,
+                     write_checkpoint: Callable[[Connection], None] | None) -> Callable[[Connection], None]:
+        """One transaction: the batch collected so far and the checkpoint just after it."""
         batch = writer.take()
-        size, mtime = (st.st_size, st.st_mtime_ns) if st is not None else (-1, -1)
-        values = {"path": str(path)[-1000:], "offset": checkpoint.offset, "position": checkpoint.position,
-                  "tail_len": checkpoint.tail_len, "tail_hash": checkpoint.tail, "size": size, "mtime_ns": mtime}
-        return lambda conn: self._commit(conn, writer, batch, stats, source, fp, values)
+        return lambda conn: self._commit(conn, writer, batch, stats, write_checkpoint)
 
-    def _commit(self, conn: Connection, writer: LedgerWriter, batch: Batch, stats: IngestStats, source: str,
-                fp: str, values: dict[str, Any]) -> None:
+    def _commit(self, conn: Connection, writer: LedgerWriter, batch: Batch, stats: IngestStats,
+                write_checkpoint: Callable[[Connection], None] | None) -> None:
         """One transaction on the committer's connection: the batch and the checkpoint after it."""
         with conn.begin():
             stats.add(writer.write(conn, batch))
-            conn.execute(_checkpoint_upsert(conn.dialect.name),
-                         {"source": source, "fingerprint": fp, **values, "updated_at": clock.now()})
+            if write_checkpoint is not None:
+                write_checkpoint(conn)
 
 
 _CHECKPOINT_COLUMNS = ("path", "offset", "position", "tail_len", "tail_hash", "size", "mtime_ns", "updated_at")
@@ -254,16 +253,43 @@ def _checkpoint_upsert(dialect: str) -> Any:
     return cached_upsert(dialect, IngestFile, ("source", "fingerprint"), _CHECKPOINT_COLUMNS)
 
 
-@dataclass
-class _Checkpoint:
-    offset: int
-    position: int
-    tail_len: int
-    tail: str | None  # hash of the last record's bytes: a resumed file must still have them there
+class _FileCheckpoint:
+    """Where a file's reading stands: offset, line and the hash of the last record's bytes (a
+    resumed file must still have them there); size and mtime once it was read to its end, so an
+    unchanged file is skipped without reading."""
+
+    def __init__(self, source: str, fingerprint: str, path: Path, st: Any, offset: int, position: int):
+        self.source, self.fingerprint, self.path, self.st = source, fingerprint, path, st
+        self.start = offset
+        self.offset, self.position, self.tail_len, self.tail = offset, position, 0, None
+
+    def after(self, item: RawItem | None, *, complete: bool) -> Callable[[Connection], None]:
+        if item is not None:
+            self.offset, self.position, self.tail_len = item.end_offset, item.lines_after, item.nbytes
+            self.tail = file_source.tail_hash(item.raw)
+        whole = complete and (file_source.is_gzip(self.path) or self.offset >= self.st.st_size)
+        size, mtime = (self.st.st_size, self.st.st_mtime_ns) if whole else (-1, -1)
+        values = {"source": self.source, "fingerprint": self.fingerprint, "path": str(self.path)[-1000:],
+                  "offset": self.offset, "position": self.position, "tail_len": self.tail_len,
+                  "tail_hash": self.tail, "size": size, "mtime_ns": mtime}
+        return lambda conn: conn.execute(_checkpoint_upsert(conn.dialect.name), {**values, "updated_at": clock.now()})
 
 
-class IngestError(Exception):
-    """A source cannot be read at all (missing file, unreachable table)."""
+class _TableCheckpoint:
+    """A table source's cursor: the last row's cursor value and the rows read so far."""
+
+    start = 0
+
+    def __init__(self, source: str, table: TableSource):
+        self.source, self.table = source, table
+
+    def after(self, item: RawItem | None, *, complete: bool) -> Callable[[Connection], None] | None:
+        if item is None:
+            return None  # nothing new: the stored cursor stands
+        values = {"source": self.source, "cursor_value": self.table.cursor_text(), "cursor_type": self.table.kind,
+                  "rows_read": item.lines_after}
+        return lambda conn: conn.execute(upsert(conn.dialect.name, SourceCursor, ["source"],
+                                                {**values, "updated_at": clock.now()}))
 
 
 def _glob_absolute(pattern: str) -> list[Path]:

@@ -1,9 +1,9 @@
-"""Polling an application's own usage table (kind = "table") by an increasing cursor.
+"""Reading an application's own usage table (kind = "table") by an increasing cursor.
 
 The seeds' tables (``llm_usage_logs``, ``llm_generation_logs``,
 ``llm_model_usage``) already use the alias names, so rows go through the same
-normaliser as file records. The cursor is stored in ``source_cursors`` in the
-same transaction as the events it covers.
+normaliser as file records, through the same ingest loop. The loop stores the
+cursor in ``source_cursors`` in the same transaction as the events it covers.
 
 Integer cursors (serial ids) resume strictly after the last value. Timestamp and
 text cursors resume *at* the last value minus ``cursor_overlap``: rows that share
@@ -15,23 +15,16 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Iterator
 
 from sqlalchemy import Integer, MetaData, Table, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.types import Date, DateTime
 
-from worker import clock
 from worker.db import display_url, make_engine
-from worker.ledger.writer import LedgerWriter
-from worker.sql import upsert
-from worker.models import SourceCursor
-from worker.ingest.fields import parse_timestamp
-from worker.ingest.normalise import Normaliser
-
-if TYPE_CHECKING:
-    from worker.ingest.ingestor import IngestStats, Ingestor
-    from worker.settings import SourceSettings
+from worker.ingest.fields import IngestError, parse_timestamp
+from worker.ingest.files import RawItem
+from worker.settings import SourceSettings
 
 logger = logging.getLogger(__name__)
 
@@ -45,17 +38,21 @@ def _engine(url: str):
     return engine
 
 
-class TableReader:
-    def __init__(self, ingestor: Ingestor, source: SourceSettings):
-        self.ingestor = ingestor
+class TableSource:
+    """Reads an application's usage table in cursor order, from a stored cursor on.
+
+    A reader only: :meth:`rows` yields each row as a :class:`RawItem` (its record
+    keyed by column name, its position the running row count) and remembers the
+    last row's cursor value; the ingest loop normalises, writes and stores the
+    cursor (:meth:`cursor_text`) with each batch."""
+
+    def __init__(self, source: SourceSettings):
         self.source = source
-        self.batch_size = source.batch_size or ingestor.batch_size
+        self.kind = "text"  # of the cursor column: int | timestamp | text (known once the table is read)
+        self.last_value: Any = None
 
-    def poll(self) -> IngestStats:
-        from worker.ingest.ingestor import IngestError, IngestStats
-
+    def rows(self, saved_cursor: str | None, rows_read: int, batch_size: int) -> Iterator[RawItem]:
         src = self.source
-        stats = IngestStats()
         app = _engine(src.url)
         try:
             schema, _, name = src.table.rpartition(".")
@@ -67,15 +64,10 @@ class TableReader:
         if src.cursor_column not in table.c:
             raise IngestError(f"source {src.name}: table {src.table} has no column {src.cursor_column!r}")
         cursor_col = table.c[src.cursor_column]
-        kind = _cursor_kind(cursor_col.type)
-
-        with self.ingestor.engine.connect() as conn:
-            saved = conn.execute(select(SourceCursor.cursor_value, SourceCursor.rows_read)
-                                 .where(SourceCursor.source == src.name)).first()
-        rows_read = saved.rows_read if saved else 0
+        self.kind = kind = _cursor_kind(cursor_col.type)
         query = select(table).order_by(cursor_col)
-        if saved is not None:
-            start = _decode(saved.cursor_value, kind)
+        if saved_cursor is not None:
+            start = _decode(saved_cursor, kind)
             if kind == "int":
                 query = query.where(cursor_col > start - int(src.cursor_overlap or 0))
             else:
@@ -84,43 +76,21 @@ class TableReader:
                     if not getattr(cursor_col.type, "timezone", False):  # naive column: compare naive UTC
                         start = start.replace(tzinfo=None)
                 query = query.where(cursor_col >= start)
-
-        normaliser = Normaliser.for_source(src)
-        writer = LedgerWriter(src.name, clock.now(), self.ingestor.dialect, self.ingestor.settings.tz)
         with app.connect() as app_conn:
-            result = app_conn.execution_options(stream_results=True, yield_per=self.batch_size).execute(query)
+            result = app_conn.execution_options(stream_results=True, yield_per=batch_size).execute(query)
             try:
-                return self._read(result, writer, normaliser, stats, kind, rows_read)
+                for row in result.mappings():
+                    # Reflected column names are SQLAlchemy quoted_name objects: plain str keys for JSON.
+                    record = {str(k): v for k, v in row.items()}
+                    rows_read += 1
+                    self.last_value = record[src.cursor_column]
+                    yield RawItem(rows_read, 0, rows_read, None, record, None)
             finally:
                 result.close()
 
-    def _read(self, result: Any, writer: LedgerWriter, normaliser: Normaliser, stats: IngestStats, kind: str,
-              rows_read: int) -> IngestStats:
-        src = self.source
-        last_value = None
-        for row in result.mappings():
-            # Reflected column names are SQLAlchemy quoted_name objects: plain str keys for JSON.
-            record = {str(k): v for k, v in row.items()}
-            rows_read += 1
-            last_value = record[src.cursor_column]
-            self.ingestor._add(writer, normaliser, record, src.table, rows_read, None, "row")
-            if len(writer) >= self.batch_size:
-                self._commit(writer, stats, last_value, kind, rows_read)
-                if self.ingestor.should_stop():
-                    return stats
-        self._commit(writer, stats, last_value, kind, rows_read)
-        logger.info("table source polled", extra={"action": "table_polled", "source": src.name,
-                                                  **stats.as_dict()})
-        return stats
-
-    def _commit(self, writer: LedgerWriter, stats: IngestStats, last_value: Any, kind: str, rows: int) -> None:
-        if last_value is None:
-            return
-        with self.ingestor.engine.begin() as conn:
-            stats.add(writer.flush(conn))
-            values = {"cursor_value": _encode(last_value, kind), "cursor_type": kind, "rows_read": rows,
-                      "updated_at": clock.now()}
-            conn.execute(upsert(conn.dialect.name, SourceCursor, ["source"], {"source": self.source.name, **values}))
+    def cursor_text(self) -> str:
+        """The last row's cursor value as stored in ``source_cursors``."""
+        return _encode(self.last_value, self.kind)
 
 
 def _cursor_kind(col_type: Any) -> str:
