@@ -21,6 +21,7 @@ from typing import Any, Callable
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from worker import clock
 from worker.settings import Settings
 
 JobFunc = Callable[["JobContext"], dict[str, Any]]
@@ -63,8 +64,6 @@ class JobContext:
     stop: threading.Event = field(default_factory=threading.Event)
 
     def now(self) -> datetime:
-        from worker import clock
-
         return clock.now()
 
     def should_stop(self) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from worker import clock
+from worker.limits import budgets, windows as limits
 from worker.sql import insert_ignore
 from worker.models import Account
 from worker.settings import Settings
@@ -69,8 +70,6 @@ def set_account(engine: Engine, settings: Settings, account_id: str, *, tier: st
                 tenant_id: str | None = None, email: str | None = None, default_tier: bool = False) -> dict[str, Any]:
     """Create or change one account; a new tier applies to its current windows at once
     (limits, and blocked/warned state re-evaluated against the new limits)."""
-    from worker.limits import budgets, windows as limits
-
     if not account_id.strip():
         raise AccountImportError("account_id is empty")
     if tier is not None and tier not in settings.tiers:

@@ -28,6 +28,7 @@ from worker.clock import local_day_bounds, month_start, next_month
 from worker.sql import insert_ignore
 from worker.models import UNATTRIBUTED, WINDOW_KINDS, Account, LimitWindow, UsageEvent
 from worker.settings import Settings, TierSettings
+from worker.summaries.usage import usage
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def sync(conn: Connection, settings: Settings, now: datetime) -> SyncStats:
     tiers = None
     for kind in WINDOW_KINDS:
         b = bounds(kind, now, settings.tz)
-        used = ledger_usage(conn, settings, b)
+        used = usage_per_account(conn, settings, b)
         if tiers is None or set(used) - set(tiers):
             tiers = account_tiers(conn, settings, used)
         _refresh_kind(conn, settings, b, used, tiers, now, stats)
@@ -197,14 +198,12 @@ def rollover(conn: Connection, now: datetime, stats: SyncStats | None = None) ->
     return stats.closed + stats.dropped
 
 
-def ledger_usage(conn: Connection, settings: Settings, b: Bounds) -> dict[str, tuple[int, int, Decimal]]:
+def usage_per_account(conn: Connection, settings: Settings, b: Bounds) -> dict[str, tuple[int, int, Decimal]]:
     """(requests, tokens, cost) per account in the window, from the ledger.
 
     A month is read from the daily summaries, and from the ledger for the days whose
     summaries are out of date (the same rule as ``tokentally usage``)."""
     if b.kind == "month":
-        from worker.summaries.usage import usage
-
         first = b.start.astimezone(settings.tz).date()
         last = (b.reset_at - timedelta(seconds=1)).astimezone(settings.tz).date()
         return {r.key: (r.requests, r.total_tokens, r.cost_usd) for r in usage(conn, settings.tz, first, last, "account")
