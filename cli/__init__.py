@@ -1,96 +1,26 @@
-"""The ``tokentally`` command line."""
+"""The ``tokentally`` command line: the root ``app`` (from cli.state) with every command module on it.
+
+main() is the console script. Each command module adds its commands to ``app`` when imported;
+they are imported here, and only here, so ``import cli`` gives the whole command line.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-import typer
 from rich.text import Text
-from sqlalchemy import Engine
 
-from worker import db, logs
-from worker.settings import Settings, SettingsError, load
+from worker.settings import SettingsError
 from cli.output import err_console
+from cli.state import app
+# Imported in the order their commands are listed in --help (typer keeps the order of creation).
+from cli import (  # noqa: F401,E402  (each registers its commands on app)
+    accounts, alerts, bench, integrity, jobs, ingest, usage, limits, notify, ops, rejects, reports, summaries,
+)
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-                  help="tokentally keeps the books on LLM usage: ingest, price, summarise, alert, report.")
-
-
-@dataclass
-class State:
-    config: Path | None = None
-    database_url: str | None = None
-    log_level: str | None = None
-    _settings: Settings | None = None
-    _engine: Engine | None = None
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-
-    def settings(self) -> Settings:
-        if self._settings is None:
-            env = dict(self.env)
-            if self.database_url:
-                env["TOKENTALLY_DATABASE_URL"] = self.database_url
-            if self.log_level:
-                env["TOKENTALLY_LOGGING_LEVEL"] = self.log_level
-            try:
-                self._settings = load(self.config, env)
-            except SettingsError as exc:
-                fail(f"settings: {exc}", code=2)
-            logs.setup(self._settings.log_level, self._settings.log_format)
-        return self._settings
-
-    def engine(self, *, migrated: bool = True) -> Engine:
-        if self._engine is None:
-            self._engine = db.make_engine(self.settings().database_url)
-            if migrated:
-                check_migrated(self._engine)
-        return self._engine
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
-
-
-def check_migrated(engine: Engine) -> None:
-    try:
-        current = db.current_revision(engine)
-    except Exception as exc:  # unreachable database: say which, never the password
-        fail(f"database {db.display_url(str(engine.url))} is unreachable: {exc}", code=2)
-    head = db.head_revision()
-    if current != head:
-        fail(f"database {db.display_url(str(engine.url))} is at schema revision {current or 'none'}, "
-             f"the code needs {head}: run `tokentally migrate`", code=2)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print the message as it is (no markup, no wrapping inside paths) and exit."""
-    err_console.print(Text("error: ", style="red") + Text(message), highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def state(ctx: typer.Context) -> State:
-    return ctx.find_root().obj
-
-
-@app.callback()
-def _root(
-    ctx: typer.Context,
-    config: Path = typer.Option(None, "--config", envvar="TOKENTALLY_CONFIG",
-                                help="Settings file (default ./settings.toml). Env: TOKENTALLY_CONFIG"),
-    database_url: str = typer.Option(None, "--database-url", envvar="TOKENTALLY_DATABASE_URL", show_default=False,
-                                     help="Database URL, overrides database.url. Env: TOKENTALLY_DATABASE_URL"),
-    log_level: str = typer.Option(None, "--log-level", envvar="TOKENTALLY_LOGGING_LEVEL", show_default=False,
-                                  help="DEBUG, INFO, WARNING or ERROR, overrides logging.level. "
-                                       "Env: TOKENTALLY_LOGGING_LEVEL"),
-) -> None:
-    ctx.obj = State(config=config, database_url=database_url, log_level=log_level)
-    ctx.call_on_close(ctx.obj.close)
+__all__ = ["app", "main"]
 
 
 def main() -> Any:
@@ -101,7 +31,3 @@ def main() -> Any:
         err_console.print(Text("error: ", style="red") + Text(f"settings: {exc}"), highlight=False,
                           soft_wrap=True)
         sys.exit(2)
-
-
-# The command modules register themselves on ``app``.
-from cli import accounts, alerts, bench, integrity, jobs, ledger, limits, notify, ops, rejects, reports, summaries  # noqa: E402,F401,E501

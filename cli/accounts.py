@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from worker.limits import accounts as accounts_mod
-from cli import app, fail, state
 from cli.output import Format, emit_object, emit_rows
+from cli.state import app, fail, state
 
 accounts_app = typer.Typer(no_args_is_help=True, help="Accounts and their tiers.")
 app.add_typer(accounts_app, name="accounts")

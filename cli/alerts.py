@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from worker.alerts import state as alerts_mod
 from worker.models import Alert
-from cli import app, fail, state
 from cli.output import Format, emit_rows
+from cli.state import app, fail, state
 
 alerts_app = typer.Typer(no_args_is_help=True, help="Alerts: one per condition and period.")
 app.add_typer(alerts_app, name="alerts")

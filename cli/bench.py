@@ -1,33 +1,48 @@
-"""bench: performance figures, printed (never asserted in tests)."""
+"""bench ingest / summaries / integrity: performance figures, printed (never asserted in tests).
+
+Every bench takes the same options and runs the same way: N generated events in a scratch
+database (``--database``), progress notes on stderr, ``worker.bench.run_<name>`` doing the work.
+"""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-from cli import app, state
-from cli.output import Format, emit_object, err_console
+from cli.output import Format, TableOrJson, emit_object, err_console
+from cli.state import app, state
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
 app.add_typer(bench_app, name="bench")
+
+Events = Annotated[int, typer.Option("--events", min=1, help="How many events to generate and ingest")]
+Database = Annotated[Optional[str], typer.Option(
+    "--database", help="As for `bench ingest`: a PostgreSQL URL (scratch database) or sqlite")]
+
+
+def _run(ctx: typer.Context, name: str, events: int, database: str | None) -> Any:
+    """``worker.bench.run_<name>`` on N events, its progress notes dimmed on stderr."""
+    # Imported when a bench runs, not with the CLI: worker.bench pulls in psycopg and the event
+    # generator (about 140 ms, 80 modules) that no other command, and not the daemon, needs.
+    from worker import bench
+
+    runner = {"ingest": bench.run_ingest, "summaries": bench.run_summaries, "integrity": bench.run_integrity}[name]
+    return runner(state(ctx).settings(), events, database, say=lambda m: err_console.print(f"[dim]{m}[/dim]"))
 
 
 @bench_app.command("ingest")
 def ingest(
     ctx: typer.Context,
-    events: int = typer.Option(100_000, "--events", min=1, help="How many events to generate and ingest"),
-    database: Optional[str] = typer.Option(
-        None, "--database",
+    events: Events = 100_000,
+    database: Annotated[Optional[str], typer.Option(
+        "--database",
         help="Server to measure on: a PostgreSQL URL (a scratch database is created there and dropped) "
-             "or sqlite (a temporary file). Default: a temporary SQLite file"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+             "or sqlite (a temporary file). Default: a temporary SQLite file")] = None,
+    fmt: TableOrJson = Format.table,
 ) -> None:
     """Ingest N generated events and compare with a plain COPY / executemany of the same rows."""
-    from worker.bench import run
-
-    settings = state(ctx).settings()
-    result = run(settings, events, database, say=lambda m: err_console.print(f"[dim]{m}[/dim]"))
+    result = _run(ctx, "ingest", events, database)
     out = result.as_dict()
     out["ingest_rate"] = f"{result.ingest_rate:,.0f} events/s"
     out["plain_rate"] = f"{result.plain_rate:,.0f} rows/s"
@@ -37,18 +52,10 @@ def ingest(
 
 
 @bench_app.command("summaries")
-def summaries(
-    ctx: typer.Context,
-    events: int = typer.Option(100_000, "--events", min=1, help="How many events to generate and ingest"),
-    database: Optional[str] = typer.Option(
-        None, "--database", help="As for `bench ingest`: a PostgreSQL URL (scratch database) or sqlite"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
-) -> None:
+def summaries(ctx: typer.Context, events: Events = 100_000, database: Database = None,
+              fmt: TableOrJson = Format.table) -> None:
     """Rebuild all summaries from N events next to the bare GROUP BY; time usage --by day over 30 days."""
-    from worker.bench import run_summaries
-
-    result = run_summaries(state(ctx).settings(), events, database,
-                           say=lambda m: err_console.print(f"[dim]{m}[/dim]"))
+    result = _run(ctx, "summaries", events, database)
     out = result.as_dict()
     if fmt is not Format.json:
         out["ratio"] = f"rebuild takes {result.ratio:.2f}x the bare GROUP BY"
@@ -57,16 +64,7 @@ def summaries(
 
 
 @bench_app.command("integrity")
-def integrity(
-    ctx: typer.Context,
-    events: int = typer.Option(100_000, "--events", min=1, help="How many events to generate and ingest"),
-    database: Optional[str] = typer.Option(
-        None, "--database", help="As for `bench ingest`: a PostgreSQL URL (scratch database) or sqlite"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
-) -> None:
+def integrity(ctx: typer.Context, events: Events = 100_000, database: Database = None,
+              fmt: TableOrJson = Format.table) -> None:
     """Time the integrity job (and every check over 30 days) on N events spread over the last 30 days."""
-    from worker.bench import run_integrity
-
-    result = run_integrity(state(ctx).settings(), events, database,
-                           say=lambda m: err_console.print(f"[dim]{m}[/dim]"))
-    emit_object(result.as_dict(), fmt, title="bench integrity")
+    emit_object(_run(ctx, "integrity", events, database).as_dict(), fmt, title="bench integrity")

@@ -1,8 +1,9 @@
-"""integrity check, reconcile, reconciliations list, attempts list."""
+"""integrity check, reconcile, reconciliations list, attempts list: unlogged calls and gaps in the books,
+and the providers' own figures against the ledger."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import timedelta
 from typing import Annotated, Optional
 
 import typer
@@ -12,8 +13,11 @@ from worker import clock
 from worker.integrity import run as integrity_mod
 from worker.integrity import reconcile as reconcile_mod
 from worker.models import ATTEMPT_STATES, CallAttempt
-from cli import app, fail, state
+from worker.providers import ProviderError
+from worker.settings import SettingsError
+from cli.options import date_range
 from cli.output import Format, console, emit_object, emit_rows
+from cli.state import app, fail, state
 
 integrity_app = typer.Typer(no_args_is_help=True, help="Unlogged calls and gaps in the books.")
 app.add_typer(integrity_app, name="integrity")
@@ -21,17 +25,6 @@ reconciliations_app = typer.Typer(no_args_is_help=True, help="Stored comparisons
 app.add_typer(reconciliations_app, name="reconciliations")
 attempts_app = typer.Typer(no_args_is_help=True, help="Call attempts logged by apps before calling an LLM.")
 app.add_typer(attempts_app, name="attempts")
-
-
-def _dates(date_from: str | None, date_to: str | None, default: tuple[date, date]) -> tuple[date, date]:
-    try:
-        first = date.fromisoformat(date_from) if date_from else default[0]
-        last = date.fromisoformat(date_to) if date_to else (first if date_from and not date_to else default[1])
-    except ValueError as exc:
-        fail(f"--from/--to: {exc}", code=2)
-    if last < first:
-        fail("--to is before --from", code=2)
-    return first, last
 
 
 @integrity_app.command("check")
@@ -49,7 +42,7 @@ def check(
     st = state(ctx)
     settings, engine = st.settings(), st.engine()
     now = clock.now()
-    first, last = _dates(date_from, date_to, integrity_mod.default_range(settings, now))
+    first, last = date_range(date_from, date_to, integrity_mod.default_range(settings, now))
     if alert and only:
         fail("--alert runs every check (an alert of a check left out would look resolved); drop --only", code=2)
     try:
@@ -92,13 +85,10 @@ def reconcile(
 ) -> None:
     """Fetch a provider's own usage report, compare it with the ledger per UTC day and model, store the
     result and raise alerts; exit 1 when a difference counts."""
-    from worker.providers import ProviderError
-    from worker.settings import SettingsError
-
     st = state(ctx)
     settings, engine = st.settings(), st.engine()
     now = clock.now()
-    first, last = _dates(date_from, date_to, reconcile_mod.default_range(settings, now))
+    first, last = date_range(date_from, date_to, reconcile_mod.default_range(settings, now))
     try:
         result = reconcile_mod.run(engine, settings, provider, first, last, now)
     except SettingsError as exc:
@@ -132,11 +122,9 @@ def list_reconciliations(
     fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json"),
 ) -> None:
     """Stored reconciliations: provider and ledger figures side by side, with their status."""
-    from datetime import timedelta
-
     st = state(ctx)
     today = clock.now().date()
-    first, last = _dates(date_from, date_to, (today - timedelta(days=30), today))
+    first, last = date_range(date_from, date_to, (today - timedelta(days=30), today))
     with st.engine().connect() as conn:
         found = reconcile_mod.list_reconciliations(conn, first, last, provider)
     rows = [{"provider": r.provider, "day": r.day.isoformat(), "model": r.model, "status": r.status,

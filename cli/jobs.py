@@ -1,8 +1,7 @@
-"""jobs list / run / history, status."""
+"""jobs list / run / history, and status: the jobs the daemon runs, run by hand and looked back on."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Optional
 
 import typer
@@ -14,20 +13,12 @@ from worker.registry import registry
 from worker.scheduler import make_trigger, run_job, schedule_for
 from worker.settings import SettingsError
 from worker.status import last_runs, status as status_report
-from cli import app, fail, state
+from cli.options import in_order, parse_date
 from cli.output import Format, emit_object, emit_rows
+from cli.state import app, fail, state
 
 jobs_app = typer.Typer(no_args_is_help=True, help="The jobs the daemon runs; run any by hand.")
 app.add_typer(jobs_app, name="jobs")
-
-
-def _date(value: str | None, option: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        fail(f"{option}: expected a date like 2026-10-30, got {value!r}", code=2)
 
 
 @jobs_app.command("list")
@@ -73,12 +64,12 @@ def run(
         fail(str(exc.args[0]), code=2)
     if on_date and (date_from or date_to):
         fail("--date and --from/--to exclude each other", code=2)
-    first = _date(on_date or date_from, "--date" if on_date else "--from")
-    last = _date(on_date or date_to, "--date" if on_date else "--to") or first
+    first = parse_date(on_date or date_from, "--date" if on_date else "--from")
+    last = parse_date(on_date or date_to, "--date" if on_date else "--to") or first
     if date_to and not date_from:
         fail("--to needs --from", code=2)
-    if first and last and last < first:
-        fail("--to is before --from", code=2)
+    if first and last:
+        in_order(first, last)
     result = run_job(spec, st.settings(), st.engine(), trigger="manual", date_from=first, date_to=last,
                      dry_run=dry_run)
     emit_object({"job": spec.id, "run_id": result.id, "status": result.status, **(result.stats or {}),

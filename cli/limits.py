@@ -10,8 +10,8 @@ import typer
 
 from worker.limits import budgets, killswitch, windows as limits
 from worker import clock, gate
-from cli import app, fail, state
 from cli.output import Format, console, emit_rows
+from cli.state import app, fail, state
 
 limits_app = typer.Typer(no_args_is_help=True, help="Rate-limit and budget windows and what the gate decides.")
 app.add_typer(limits_app, name="limits")

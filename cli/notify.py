@@ -10,9 +10,11 @@ from sqlalchemy import select
 
 from worker import clock
 from reports import outbox
+from reports.channels import ChannelError, open_channel
+from reports.messages import make_message
 from worker.models import Notification
-from cli import app, fail, state
 from cli.output import Format, emit_object, emit_rows
+from cli.state import app, fail, state
 
 notify_app = typer.Typer(no_args_is_help=True, help="Try a delivery channel.")
 app.add_typer(notify_app, name="notify")
@@ -28,9 +30,6 @@ def test(
     fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
 ) -> None:
     """Send a test message now, straight through the channel (not the outbox), and say what happened."""
-    from reports.channels import ChannelError, open_channel
-    from reports.messages import make_message
-
     settings = state(ctx).settings()
     if channel not in settings.channels:
         fail(f"channel {channel!r} is not configured (configured: {', '.join(sorted(settings.channels))}); "

@@ -7,8 +7,8 @@ import typer
 from worker import db
 from worker.scheduler import Daemon
 from worker.settings import SettingsError
-from cli import app, fail, state
 from cli.output import console
+from cli.state import app, fail, state
 
 
 @app.command()

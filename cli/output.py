@@ -1,4 +1,8 @@
-"""Printing results as a rich table, CSV or JSON."""
+"""Printing results as a rich table, CSV or JSON, and a progress bar while a long command works.
+
+Results go to stdout (a table, CSV or JSON as ``--format`` says); messages and the progress bar
+never mix into JSON or piped output.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,12 @@ import csv
 import sys
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Iterable
+from typing import Annotated, Any, Callable, Iterable, TypeVar
 
 import orjson
+import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, TimeRemainingColumn
 from rich.table import Table
 
 # Piped output gets a wide console rather than rich's 80-column default.
@@ -17,10 +23,18 @@ console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True)
 
 
+T = TypeVar("T")
+Advance = Callable[[int], None]
+
+
 class Format(str, Enum):
     table = "table"
     json = "json"
     csv = "csv"
+
+
+# ``--format`` for commands that print one object (a table or JSON).
+TableOrJson = Annotated[Format, typer.Option("--format", help="table or json")]
 
 
 def _cell(value: Any) -> str:
@@ -60,3 +74,15 @@ def _numeric(rows: list[dict[str, Any]], col: str) -> bool:
     return bool(rows) and all(isinstance(r.get(col), (int, float, Decimal)) or
                               (isinstance(r.get(col), str) and r[col].replace(".", "", 1).isdigit())
                               for r in rows if r.get(col) is not None)
+
+
+def with_progress(fmt: Format, description: str, total: Callable[[], int], work: Callable[[Advance | None], T],
+                  *columns: ProgressColumn) -> T:
+    """``work(advance)`` under a transient bar of ``total()`` steps when stderr is a terminal and the output
+    is not JSON; ``work(None)`` otherwise (``total`` is then never called)."""
+    if fmt is Format.json or not sys.stderr.isatty():
+        return work(None)
+    with Progress("[progress.description]{task.description}", BarColumn(), *columns, TimeRemainingColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task(description, total=total())
+        return work(lambda n: bar.advance(task, n))

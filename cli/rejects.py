@@ -7,8 +7,8 @@ from typing import Optional
 import typer
 
 from worker.ingest import rejects as rejects_mod
-from cli import app, state
 from cli.output import Format, emit_object, emit_rows
+from cli.state import app, state
 
 rejects_app = typer.Typer(no_args_is_help=True, help="Quarantined records.")
 app.add_typer(rejects_app, name="rejects")

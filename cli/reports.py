@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import date
 from pathlib import Path
 
 import orjson
@@ -13,20 +12,12 @@ from sqlalchemy import select
 from worker import clock
 from reports import figures as report_mod
 from worker.models import Report
-from cli import app, fail, state
+from cli.options import parse_date
 from cli.output import Format, console, emit_object, emit_rows
+from cli.state import app, fail, state
 
 reports_app = typer.Typer(no_args_is_help=True, help="The report archive: list, show, verify, serve.")
 app.add_typer(reports_app, name="reports")
-
-
-def _date(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"expected a date like 2026-11-22, got {value!r}") from None
 
 
 @app.command("report")
@@ -43,7 +34,7 @@ def report(
         fail(f"KIND must be one of {', '.join(report_mod.KINDS)}", code=2)
     st = state(ctx)
     settings = st.settings()
-    when = _date(day)
+    when = parse_date(day, "--date")
     period = (report_mod.period_containing(kind, when) if when
               else report_mod.last_complete(kind, clock.now(), settings))
     try:

@@ -1,10 +1,10 @@
-"""The limits job (windows roll over, usage refreshed) and the budgets job (tiers enforced, alerts)."""
+"""The limits job: rate-limit and budget windows rolled over, created, their usage refreshed."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from worker.limits import budgets, killswitch, windows as limits
+from worker.limits import windows as limits
 from worker.registry import JobContext, job
 
 
@@ -16,19 +16,3 @@ def limits_job(ctx: JobContext) -> dict[str, Any]:
             return {"dry_run": True, "open_windows": len(limits.open_windows(conn, ctx.now(), limits.KIND_LIMITS))}
     with ctx.engine.begin() as conn:
         return limits.sync(conn, ctx.settings, ctx.now()).as_dict()
-
-
-@job("budgets", schedule="every 5m", after=("ingest",),
-     description="Compare accounts' day/month usage with their tiers (warn, block, alert) and the system "
-                 "thresholds (kill switch); also runs after each ingest")
-def budgets_job(ctx: JobContext) -> dict[str, Any]:
-    now = ctx.now()
-    if ctx.dry_run:
-        with ctx.engine.connect() as conn:
-            day, cost = budgets.system_cost(conn, ctx.settings, now)
-            return {"dry_run": True, "day": day, "system_cost_usd": str(cost),
-                    "kill_switch": killswitch.kill_switch(conn) is not None}
-    with ctx.engine.begin() as conn:
-        synced = limits.sync(conn, ctx.settings, now)
-        result = budgets.evaluate(conn, ctx.settings, now)
-    return {**result.as_dict(), "sync": synced.as_dict()}

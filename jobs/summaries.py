@@ -1,8 +1,10 @@
-"""The summaries jobs: recompute the days ingest marked, and a nightly sweep of recent days."""
+"""The summaries job: the daily/monthly summaries of the days ingest marked dirty recomputed.
+
+Given the operator's dates, it rebuilds those days instead; a dry run lists the marked days.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from worker.ledger.dirty_days import dirty_days
@@ -20,16 +22,3 @@ def recompute_dirty(ctx: JobContext) -> dict[str, Any]:
     if days is not None:  # an operator asked for these days
         return summaries.rebuild(ctx.engine, ctx.settings, *days, should_stop=ctx.should_stop).as_dict()
     return summaries.run_dirty(ctx.engine, ctx.settings, should_stop=ctx.should_stop).as_dict()
-
-
-@job("summaries_nightly", schedule="30 2 * * *",
-     description="Recompute the last summaries.nightly_days local days, whatever was marked")
-def nightly(ctx: JobContext) -> dict[str, Any]:
-    days = ctx.days()
-    if days is None:
-        today = ctx.now().astimezone(ctx.settings.tz).date()
-        days = (today - timedelta(days=ctx.settings.summaries_nightly_days), today)
-    if ctx.dry_run:
-        return {"dry_run": True, "would_recompute": [days[0].isoformat(), days[1].isoformat()]}
-    result = summaries.rebuild(ctx.engine, ctx.settings, *days, should_stop=ctx.should_stop).as_dict()
-    return {"from": days[0].isoformat(), "to": days[1].isoformat(), **result}

@@ -1,10 +1,16 @@
-"""``tokentally bench ingest``: ingest throughput against a plain bulk load.
+"""The benchmarks behind ``tokentally bench ingest|summaries|integrity``: figures, never assertions.
 
-Generates N realistic canonical events as JSONL, ingests them through the real
-path (read, parse, normalise, price, write in batches) into a scratch database,
-then loads the very same rows with a plain bulk load into an equivalent table
+Each ``bench <name>`` command calls ``run_<name>(settings, events, database, say)``, which returns a
+result with ``as_dict()``.
+
+``run_ingest``: ingest throughput against a plain bulk load. Generates N realistic
+canonical events as JSONL, ingests them through the real path (read, parse,
+normalise, price, write in batches) into a scratch database, then loads the very same rows with a plain bulk load into an equivalent table
 (same columns, same indexes): ``COPY`` on PostgreSQL, ``executemany`` on SQLite.
 The ratio of the two rates says how much the ledger's own work costs.
+
+``run_summaries`` times a full rebuild next to the bare GROUP BY, and ``usage --by day``;
+``run_integrity`` times the integrity job and every check over 30 days.
 
 The scratch database is created and dropped by the bench (on PostgreSQL, on the
 server the URL names); nothing is written to the ledger the URL points at.
@@ -19,7 +25,7 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -29,11 +35,15 @@ import psycopg
 from sqlalchemy import Engine, MetaData, text
 from sqlalchemy.engine import make_url
 
-from worker import db
+from worker import clock, db
 from worker.ingest.ingestor import Ingestor
+from worker.integrity import run as integrity
 from worker.models import UsageEvent
 from worker.sql import local_bucket
 from worker.settings import Settings
+from worker.summaries import recompute as summaries, usage
+from worker.summaries.aggregate import ledger_group
+from worker.summaries.usage import range_bounds
 
 MODELS = [  # (provider, model, weight)
     ("openai", "gpt-4o-mini", 40), ("openai", "gpt-4o", 10), ("anthropic", "claude-3-5-sonnet-20241022", 15),
@@ -84,7 +94,7 @@ def generate(path: Path, n: int, seed: int = 42, start: datetime | None = None) 
 
 
 @dataclass
-class BenchResult:
+class IngestBenchResult:
     dialect: str
     events: int
     ingest_seconds: float
@@ -177,8 +187,8 @@ def _plain_load_sqlite(engine: Engine, batch: int) -> float:
     return elapsed
 
 
-def run(settings: Settings, events: int, database: str | None,
-        say: Callable[[str], None] = lambda _m: None) -> BenchResult:
+def run_ingest(settings: Settings, events: int, database: str | None,
+               say: Callable[[str], None] = lambda _m: None) -> IngestBenchResult:
     with tempfile.TemporaryDirectory(prefix="tokentally-bench-") as tmp:
         workdir = Path(tmp)
         data = workdir / "events.jsonl"
@@ -206,7 +216,7 @@ def run(settings: Settings, events: int, database: str | None,
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ingest_rate = events / ingest_seconds
     plain_rate = events / plain_seconds if plain_seconds else float("inf")
-    return BenchResult(dialect, events, ingest_seconds, ingest_rate, plain_seconds, plain_rate,
+    return IngestBenchResult(dialect, events, ingest_seconds, ingest_rate, plain_seconds, plain_rate,
                        ingest_rate / plain_rate, peak, stats.accepted)
 
 
@@ -233,8 +243,6 @@ def loaded(settings: Settings, events: int, database: str | None, say: Callable[
 
 
 def _with_url(settings: Settings, url: str) -> Settings:
-    from dataclasses import replace
-
     return replace(settings, database_url=url)
 
 
@@ -254,9 +262,6 @@ class SummariesBenchResult:
 
 def _bare_group_by(engine: Engine, settings: Settings, first, last) -> float:
     """The same aggregation as the summaries, as one plain GROUP BY (local day + keys)."""
-    from worker.summaries.aggregate import ledger_group
-    from worker.summaries.usage import range_bounds
-
     start, end = range_bounds(first, last, settings.tz)
     day = local_bucket(engine.dialect.name, settings.tz, start, end, "day", UsageEvent.occurred_at).label("day")
     grouped = ledger_group(start, end)
@@ -269,8 +274,6 @@ def _bare_group_by(engine: Engine, settings: Settings, first, last) -> float:
 
 def run_summaries(settings: Settings, events: int, database: str | None,
                   say: Callable[[str], None] = lambda _m: None) -> SummariesBenchResult:
-    from worker.summaries import recompute as summaries, usage
-
     with loaded(settings, events, database, say) as (engine, bench_settings):
         first, last = summaries.ledger_day_range(engine, bench_settings.tz)
         say(f"bare GROUP BY over {first}..{last}")
@@ -307,10 +310,6 @@ class IntegrityBenchResult:
 def run_integrity(settings: Settings, events: int, database: str | None,
                   say: Callable[[str], None] = lambda _m: None) -> IntegrityBenchResult:
     """N events over the 30 days up to now, ingested and summarised; then the integrity checks timed."""
-    from worker import clock
-    from worker.integrity import run as integrity
-    from worker.summaries import recompute as summaries
-
     now = clock.now()
     with loaded(settings, events, database, say, start=now - timedelta(days=30)) as (engine, bench_settings):
         first, last = summaries.ledger_day_range(engine, bench_settings.tz)

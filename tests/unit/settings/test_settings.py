@@ -12,7 +12,7 @@ import pytest
 
 from worker.settings import Settings, SettingsError, load
 
-SHIPPED = Path(__file__).resolve().parents[2] / "settings.toml"
+SHIPPED = Path(__file__).resolve().parents[3] / "settings.toml"
 
 SOURCE = """
 [[sources]]

@@ -1,0 +1,101 @@
+"""What every command shares: the root ``app`` with its options, the State built from them, fail().
+
+The root callback turns ``--config``, ``--database-url`` and ``--log-level`` into a State on the
+click context; a command asks ``state(ctx)`` for it. Settings are loaded and the engine created
+lazily, once per invocation, so ``--help`` and commands that need no database never touch one.
+An engine handed to a command is checked to be at the code's schema revision (``tokentally
+migrate`` is the only command that asks for one that is not). fail() prints the message as it is
+and exits: code 2 for what the operator asked wrongly (settings, options), 1 otherwise.
+
+Command modules import this module and ``cli.output``, never the ``cli`` package.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+from rich.text import Text
+from sqlalchemy import Engine
+
+from worker import db, logs
+from worker.settings import Settings, SettingsError, load
+from cli.output import err_console
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  help="tokentally keeps the books on LLM usage: ingest, price, summarise, alert, report.")
+
+
+@dataclass
+class State:
+    config: Path | None = None
+    database_url: str | None = None
+    log_level: str | None = None
+    _settings: Settings | None = None
+    _engine: Engine | None = None
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            env = dict(self.env)
+            if self.database_url:
+                env["TOKENTALLY_DATABASE_URL"] = self.database_url
+            if self.log_level:
+                env["TOKENTALLY_LOGGING_LEVEL"] = self.log_level
+            try:
+                self._settings = load(self.config, env)
+            except SettingsError as exc:
+                fail(f"settings: {exc}", code=2)
+            logs.setup(self._settings.log_level, self._settings.log_format)
+        return self._settings
+
+    def engine(self, *, migrated: bool = True) -> Engine:
+        if self._engine is None:
+            self._engine = db.make_engine(self.settings().database_url)
+            if migrated:
+                check_migrated(self._engine)
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+def check_migrated(engine: Engine) -> None:
+    try:
+        current = db.current_revision(engine)
+    except Exception as exc:  # unreachable database: say which, never the password
+        fail(f"database {db.display_url(str(engine.url))} is unreachable: {exc}", code=2)
+    head = db.head_revision()
+    if current != head:
+        fail(f"database {db.display_url(str(engine.url))} is at schema revision {current or 'none'}, "
+             f"the code needs {head}: run `tokentally migrate`", code=2)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print the message as it is (no markup, no wrapping inside paths) and exit."""
+    err_console.print(Text("error: ", style="red") + Text(message), highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def state(ctx: typer.Context) -> State:
+    return ctx.find_root().obj
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Path = typer.Option(None, "--config", envvar="TOKENTALLY_CONFIG",
+                                help="Settings file (default ./settings.toml). Env: TOKENTALLY_CONFIG"),
+    database_url: str = typer.Option(None, "--database-url", envvar="TOKENTALLY_DATABASE_URL", show_default=False,
+                                     help="Database URL, overrides database.url. Env: TOKENTALLY_DATABASE_URL"),
+    log_level: str = typer.Option(None, "--log-level", envvar="TOKENTALLY_LOGGING_LEVEL", show_default=False,
+                                  help="DEBUG, INFO, WARNING or ERROR, overrides logging.level. "
+                                       "Env: TOKENTALLY_LOGGING_LEVEL"),
+) -> None:
+    ctx.obj = State(config=config, database_url=database_url, log_level=log_level)
+    ctx.call_on_close(ctx.obj.close)

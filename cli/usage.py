@@ -1,0 +1,47 @@
+"""usage and reprice: the ledger's figures for a range of local dates, read or priced again."""
+
+from __future__ import annotations
+
+import typer
+
+from worker.ledger.reprice import reprice as reprice_range
+from worker.summaries import usage as usage_mod
+from cli.options import in_order, parse_date
+from cli.output import Format, emit_object, emit_rows
+from cli.state import app, fail, state
+
+
+@app.command()
+def usage(
+    ctx: typer.Context,
+    date_from: str = typer.Option(..., "--from", help="First local date (inclusive), e.g. 2026-10-01"),
+    date_to: str = typer.Option(..., "--to", help="Last local date (inclusive)"),
+    by: str = typer.Option("day", "--by", help="day, month, model, provider, service, account or tenant"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json"),
+) -> None:
+    """Usage totals for a range of local dates, grouped."""
+    first, last = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+    in_order(first, last)
+    if by not in usage_mod.GROUPS:
+        fail(f"--by must be one of {', '.join(usage_mod.GROUPS)}", code=2)
+    st = state(ctx)
+    settings = st.settings()
+    with st.engine().connect() as conn:
+        rows = usage_mod.usage(conn, settings.tz, first, last, by)
+    key = usage_mod.GROUPS[by]
+    emit_rows([r.as_dict(key) for r in rows], [key, *usage_mod.FIELDS], fmt,
+              title=f"usage {first}..{last} by {by} ({settings.timezone})")
+
+
+@app.command()
+def reprice(
+    ctx: typer.Context,
+    date_from: str = typer.Option(..., "--from", help="First local date (inclusive)"),
+    date_to: str = typer.Option(..., "--to", help="Last local date (inclusive)"),
+    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+) -> None:
+    """Recompute costs of the events in a range after pricing settings changed."""
+    first, last = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+    st = state(ctx)
+    result = reprice_range(st.settings(), st.engine(), first, last)
+    emit_object(result, fmt, title="reprice")
