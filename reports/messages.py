@@ -1,4 +1,7 @@
-"""Messages from templates: every message is rendered here by :func:`make_message`.
+"""Messages: the :class:`Message` every channel sends, rendered from templates by :func:`make_message`.
+
+This module imports nothing of ``worker/`` nor of ``reports.channels``: the channels
+import it (a Message is what they send), alerts and reports render with it.
 
 One Jinja2 environment over the repository's ``templates/`` directory:
 
@@ -22,6 +25,7 @@ Undefined variables are errors (StrictUndefined). Filters available in every tem
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
@@ -29,9 +33,30 @@ from typing import Any
 
 import jinja2
 
-from reports.channels import Message
-
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One rendered message, ready for any channel.
+
+    ``key`` is stable for the logical message (an alert in its period at a severity,
+    a report for its period): email uses it for the Message-ID, webhooks send it as
+    the delivery id, so a message sent twice can be recognised as the same one.
+    """
+
+    kind: str  # what it is about: "test", "alert.budget.account", "report.daily", ...
+    key: str
+    subject: str
+    text: str  # plain text (email text part, file channel, Slack fallback text)
+    html: str | None = None  # email HTML part
+    slack: dict[str, Any] | None = None  # Block Kit payload: {"text": ..., "blocks": [...]}
+    data: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable facts, for webhooks
+    # Images shown inside the HTML part: content-id -> path of the image file. The HTML
+    # refers to each as ``<img src="cid:<content-id>">``; email (and the file channel's
+    # .eml) attach them inline, read from disk when the mail is built. Other channels
+    # ignore them.
+    inline: dict[str, str] = field(default_factory=dict)
 
 
 class RenderError(Exception):

@@ -12,7 +12,8 @@ import pytest
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session, SMTP
 
 from tests.helpers import Mailbox, free_port, start_server
-from reports.channels import ChannelError, Message, load_channel
+from reports.channels import ChannelError, load_channel
+from reports.messages import Message
 from reports.chart import daily_cost_png
 from reports.channels.email import EmailChannel
 from reports.messages import make_message
