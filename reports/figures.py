@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from worker import clock
+from worker import clock, money
 from worker.clock import local_day_bounds
 from worker.integrity import reconcile
 from worker.limits import windows as limits
@@ -59,7 +59,7 @@ def _public_totals(t: dict[str, Any]) -> dict[str, Any]:
 
 
 def _money(value: Decimal | int) -> str:
-    return f"{Decimal(value):.10f}"
+    return money.fixed(value, 10)
 
 
 def _change(now: Any, before: Any) -> str | None:
