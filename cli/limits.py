@@ -10,6 +10,7 @@ import typer
 
 from worker.limits import budgets, killswitch, windows as limits
 from worker import clock, gate
+from worker.money import fixed
 from cli.output import Format, console, emit_rows
 from cli.state import app, fail, state
 
@@ -23,10 +24,10 @@ WINDOW_COLUMNS = ["kind", "period", "reset_at", "requests", "tokens", "cost_usd"
 
 
 def _used(used: Any, limit: Any, money: bool = False) -> str:
-    shown = f"{used:.4f}" if money else f"{used:,}"
+    shown = fixed(used, 4) if money else f"{used:,}"
     if limit is None:
         return f"{shown} (no limit)"
-    return f"{shown} / {limit:.4f}" if money else f"{shown} / {limit:,}"
+    return f"{shown} / {fixed(limit, 4)}" if money else f"{shown} / {limit:,}"
 
 
 @limits_app.command("show")
@@ -129,7 +130,7 @@ def ks_status(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--fo
         cleared = f" (last changed {out['changed_at']} by {out['changed_by']})" if out["changed_at"] else ""
         console.print(f"kill switch off{cleared}")
     levels = ", ".join(f"{s} ${a}" for s, a in out["thresholds"].items()) or "none"
-    console.print(f"system cost {day}: ${cost:.4f} (thresholds: {levels})")
+    console.print(f"system cost {day}: ${fixed(cost, 4)} (thresholds: {levels})")
 
 
 @killswitch_app.command("clear")
@@ -143,7 +144,7 @@ def ks_clear(ctx: typer.Context) -> None:
             fail("the kill switch is not on (see `tokentally killswitch status`)")
         day, cost = budgets.system_cost(conn, settings, now)
     typer.echo(f"kill switch cleared; calls are allowed again. It is not set again automatically for {day} "
-               f"(system cost so far ${cost:.2f}); from tomorrow the emergency threshold applies again.")
+               f"(system cost so far ${fixed(cost, 2)}); from tomorrow the emergency threshold applies again.")
 
 
 @killswitch_app.command("on")

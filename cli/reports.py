@@ -10,7 +10,7 @@ import typer
 from sqlalchemy import select
 
 from worker import clock
-from reports import figures as report_mod
+from reports import archive as report_archive, periods as report_periods, send as report_send
 from worker.models import Report
 from cli.options import parse_date
 from cli.output import Format, console, emit_object, emit_rows
@@ -30,17 +30,17 @@ def report(
     fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
 ) -> None:
     """Build a report now, archive it as a new version and print where it is."""
-    if kind not in report_mod.KINDS:
-        fail(f"KIND must be one of {', '.join(report_mod.KINDS)}", code=2)
+    if kind not in report_periods.KINDS:
+        fail(f"KIND must be one of {', '.join(report_periods.KINDS)}", code=2)
     st = state(ctx)
     settings = st.settings()
     when = parse_date(day, "--date")
-    period = (report_mod.period_containing(kind, when) if when
-              else report_mod.last_complete(kind, clock.now(), settings))
+    period = (report_periods.period_containing(kind, when) if when
+              else report_periods.last_complete(kind, clock.now(), settings))
     try:
-        archived = report_mod.archive(st.engine(), settings, period, tenant=tenant, trigger="cli")
-        messages = report_mod.send(st.engine(), settings, archived) if send else 0
-    except report_mod.ReportError as exc:
+        archived = report_archive.archive(st.engine(), settings, period, tenant=tenant, trigger="cli")
+        messages = report_send.send(st.engine(), settings, archived) if send else 0
+    except report_periods.ReportError as exc:
         fail(str(exc))
     t = archived.report["totals"]
     emit_object({"report": archived.row.id, "kind": kind, "period": period.label, "tenant": tenant,
@@ -114,7 +114,7 @@ def verify(
             rows = list(conn.execute(select(Report).order_by(Report.id)))
     else:
         rows = [_get(ctx, report_id)]
-    results = [report_mod.verify(st.engine(), st.settings(), row) for row in rows]
+    results = [report_archive.verify(st.engine(), st.settings(), row) for row in rows]
     if fmt is Format.json:
         sys.stdout.write(orjson.dumps([r.as_dict() for r in results]).decode() + "\n")
     else:

@@ -18,6 +18,8 @@ from typing import Any
 
 import matplotlib
 
+from worker import money
+
 matplotlib.use("Agg", force=False)  # no display: never pick an interactive backend
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
@@ -117,7 +119,7 @@ def _bars(figure: Figure, days: list[date], costs: list[float], highlight: froze
     marked = [i for i in xs if days[i] in highlight]
     if len(marked) <= 3:  # a day's bars get their amount; a week's or month's would crowd
         for i in marked:
-            amount = f"${costs[i]:,.2f}" if costs[i] >= 1 else f"${costs[i]:.4f}"
+            amount = f"${money.short(Decimal(costs[i]))}"  # the drawn float, exactly
             ax.annotate(amount, (i, costs[i]), xytext=(0, 2), textcoords="offset points",
                         ha="center", va="bottom", fontsize=7, color=BAR_PERIOD, fontweight="bold")
     if marked:
@@ -147,6 +149,6 @@ def _money_formatter(top: float):  # type: ignore[no-untyped-def]
     places = 0 if top >= 20 else 2 if top >= 0.2 else 3 if top >= 0.02 else 4
 
     def fmt(value: float, _pos: Any) -> str:
-        return f"${value:,.{places}f}"
+        return f"${money.fixed(Decimal(value), places, grouping=True)}"
 
     return fmt

@@ -1,4 +1,8 @@
-"""Messages from templates: every message is rendered here by :func:`make_message`.
+"""Messages: the :class:`Message` every channel sends, rendered from templates by :func:`make_message`.
+
+This module imports nothing of ``reports.channels`` and of ``worker/`` only the
+ground-floor ``worker.money`` (pure formatting: no settings, no database): the channels
+import it (a Message is what they send), alerts and reports render with it.
 
 One Jinja2 environment over the repository's ``templates/`` directory:
 
@@ -22,16 +26,40 @@ Undefined variables are errors (StrictUndefined). Filters available in every tem
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from reports.channels import Message
+from worker import money
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One rendered message, ready for any channel.
+
+    ``key`` is stable for the logical message (an alert in its period at a severity,
+    a report for its period): email uses it for the Message-ID, webhooks send it as
+    the delivery id, so a message sent twice can be recognised as the same one.
+    """
+
+    kind: str  # what it is about: "test", "alert.budget.account", "report.daily", ...
+    key: str
+    subject: str
+    text: str  # plain text (email text part, file channel, Slack fallback text)
+    html: str | None = None  # email HTML part
+    slack: dict[str, Any] | None = None  # Block Kit payload: {"text": ..., "blocks": [...]}
+    data: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable facts, for webhooks
+    # Images shown inside the HTML part: content-id -> path of the image file. The HTML
+    # refers to each as ``<img src="cid:<content-id>">``; email (and the file channel's
+    # .eml) attach them inline, read from disk when the mail is built. Other channels
+    # ignore them.
+    inline: dict[str, str] = field(default_factory=dict)
 
 
 class RenderError(Exception):
@@ -40,17 +68,12 @@ class RenderError(Exception):
 
 
 def usd(value: Decimal | int | str, places: int = 4) -> str:
-    """``$12.3400``: explicit precision, half-even rounding; floats are refused (money is Decimal)."""
-    if isinstance(value, float | bool):
-        raise TypeError(f"usd: expected a Decimal, got {type(value).__name__} {value!r}")
+    """``$12.3400``: explicit precision, half-even rounding (``worker.money.usd``); floats are
+    refused (money is Decimal)."""
     try:
-        amount = Decimal(value)
-    except InvalidOperation:
-        raise ValueError(f"usd: not an amount: {value!r}") from None
-    if not amount.is_finite():
-        raise ValueError(f"usd: not a finite amount: {value!r}")
-    text = f"{abs(amount).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN):f}"
-    return f"-${text}" if amount < 0 and Decimal(text) != 0 else f"${text}"
+        return money.usd(value, places)
+    except (TypeError, ValueError) as exc:  # the filter's name in front, as render() reports it
+        raise type(exc)(f"usd: {exc}") from None
 
 
 def utc(value: datetime) -> str:

@@ -78,7 +78,8 @@ def claim(engine: Engine, settings: DeliverySettings, limit: int, only: int | No
 def deliver_pending(engine: Engine, settings: Any, *, limit: int = 100,
                     should_stop: Callable[[], bool] = lambda: False, only: int | None = None) -> DeliveryStats:
     """Send what is due (at most ``limit``); returns what happened."""
-    from reports.channels import ChannelError, Message, open_channel
+    from reports.channels import ChannelError, open_channel
+    from reports.messages import Message
 
     delivery: DeliverySettings = settings.delivery
     stats = DeliveryStats()

@@ -8,16 +8,19 @@ outcome are the outbox's work (``reports.outbox``), not the channel's.
 Channel settings live in ``[channels.<kind>]`` of settings.toml and are parsed by
 ``worker.settings.channels`` into one frozen section per kind; a channel is built
 from its section (``from_settings``) the first time a message needs it
-(:func:`open_channel`), so a process that never sends never builds one.
+(:func:`open_channel`), so a process that never sends never builds one. What a channel
+sends is a ``reports.messages.Message``; MIME building (email and the file channel's
+.eml) is in ``reports.channels.mime``.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
 
 from worker.settings.channels import ChannelSettings, parse_channel
+
+from reports.messages import Message
 
 CHANNELS: dict[str, str] = {
     "email": "reports.channels.email.EmailChannel",
@@ -25,29 +28,6 @@ CHANNELS: dict[str, str] = {
     "webhook": "reports.channels.webhook.WebhookChannel",
     "file": "reports.channels.file.FileChannel",
 }
-
-
-@dataclass(frozen=True)
-class Message:
-    """One rendered message, ready for any channel.
-
-    ``key`` is stable for the logical message (an alert in its period at a severity,
-    a report for its period): email uses it for the Message-ID, webhooks send it as
-    the delivery id, so a message sent twice can be recognised as the same one.
-    """
-
-    kind: str  # what it is about: "test", "alert.budget.account", "report.daily", ...
-    key: str
-    subject: str
-    text: str  # plain text (email text part, file channel, Slack fallback text)
-    html: str | None = None  # email HTML part
-    slack: dict[str, Any] | None = None  # Block Kit payload: {"text": ..., "blocks": [...]}
-    data: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable facts, for webhooks
-    # Images shown inside the HTML part: content-id -> path of the image file. The HTML
-    # refers to each as ``<img src="cid:<content-id>">``; email (and the file channel's
-    # .eml) attach them inline, read from disk when the mail is built. Other channels
-    # ignore them.
-    inline: dict[str, str] = field(default_factory=dict)
 
 
 class ChannelError(Exception):

@@ -25,8 +25,9 @@ from email.message import EmailMessage
 
 from worker.settings.channels import EmailSettings, is_address
 
-from reports.channels import ChannelError, Message
-from reports.channels.file import render_email
+from reports.channels import ChannelError
+from reports.channels.mime import render_email
+from reports.messages import Message
 
 class EmailChannel:
     kind = "email"

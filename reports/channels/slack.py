@@ -32,7 +32,8 @@ from slack_sdk.webhook import WebhookClient
 
 from worker.settings.channels import SlackSettings
 
-from reports.channels import ChannelError, Message
+from reports.channels import ChannelError
+from reports.messages import Message
 
 # Web API errors that no retry can fix: the token, the channel or the payload is wrong.
 PERMANENT_ERRORS = frozenset({

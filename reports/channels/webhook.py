@@ -41,9 +41,11 @@ import orjson
 import requests
 
 from worker import clock
+from worker.http import connection_reason
 from worker.settings.channels import WEBHOOK_SIGNATURE_HEADER as DEFAULT_HEADER, WebhookSettings
 
-from reports.channels import ChannelError, Message
+from reports.channels import ChannelError
+from reports.messages import Message
 
 DELIVERY_HEADER = "X-Tokentally-Delivery"
 TIMESTAMP_HEADER = "X-Tokentally-Timestamp"
@@ -97,7 +99,7 @@ class WebhookChannel:
                 requests.exceptions.MissingSchema, requests.exceptions.InvalidHeader):
             raise ChannelError(f"{where}: invalid request", permanent=True) from None
         except requests.ConnectionError as exc:
-            raise ChannelError(f"{where}: cannot connect ({_reason(exc)})") from None
+            raise ChannelError(f"{where}: cannot connect ({connection_reason(exc)})") from None
         except requests.RequestException as exc:  # broken chunked responses and the like
             raise ChannelError(f"{where}: {type(exc).__name__}") from None
         status = response.status_code
@@ -128,12 +130,3 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     except ValueError:  # absent, or an HTTP date
         return None
     return seconds if seconds >= 0 else None
-
-
-def _reason(exc: requests.ConnectionError) -> str:
-    """The innermost cause's name and errno text; requests' own message holds the URL path."""
-    cause: BaseException = exc
-    while cause.__context__ is not None or cause.__cause__ is not None:
-        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
-    strerror = getattr(cause, "strerror", None)
-    return strerror or type(cause).__name__

@@ -204,7 +204,7 @@ def test_a_crash_between_send_and_record_resends_only_where_the_copy_is_recognis
 
 
 def outbox_message(row: Notification):
-    from reports.channels import Message
+    from reports.messages import Message
 
     return Message(kind=row.kind, key=row.key, subject=row.subject, text=row.body_text, html=row.body_html,
                    slack=row.slack, data=row.data)

@@ -133,11 +133,11 @@ def test_the_provider_showing_more_raises_unlogged_calls_and_a_fixed_day_resolve
 
     with freeze_time(NOW):  # the daily report of the 21st shows it
         from reports.messages import make_message
-        from reports import figures as reports
+        from reports import archive, periods
 
-        archived = reports.archive(engine, replace(settings, reports=replace(settings.reports,
+        archived = archive.archive(engine, replace(settings, reports=replace(settings.reports,
                                                                              archive_dir=str(tmp_path / "ar"))),
-                                   reports.period_containing("daily", DAY2))
+                                   periods.period_containing("daily", DAY2))
     [summary] = archived.report["reconciliation"]
     assert (summary["provider"], summary["days"], summary["provider_cost_usd"], summary["ledger_cost_usd"]) == \
         ("openai", 1, "0.8500", "0.6000")

@@ -17,6 +17,7 @@ from worker.summaries import verify as summary_tables
 from worker.clock import local_day_bounds
 from worker.integrity.run import CheckContext, Finding
 from worker.models import CallAttempt, DirtyDay, IngestReject, SummaryDay, UsageEvent
+from worker.money import fixed
 from worker.sql import local_bucket
 
 ue, ca = UsageEvent, CallAttempt
@@ -42,7 +43,7 @@ def _in_range(ctx: CheckContext, col: Any) -> Any:
 
 
 def _money(value: Any) -> str:
-    return f"{Decimal(value or 0):.6f}"
+    return fixed(Decimal(value or 0), 6)
 
 
 # ---------------------------------------------------------------------------- unlogged calls

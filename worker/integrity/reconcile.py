@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from worker.alerts.state import raise_alert, resolve_alert
+from worker.money import fixed
 from worker.sql import local_bucket
 from worker.models import Alert, Reconciliation, UsageEvent
 from worker.settings import Settings, SettingsError
@@ -286,5 +287,5 @@ def summary(conn: Connection, first: date, last: date) -> list[dict[str, Any]]:
                                  "differences": [{k: x[k] for k in ("measure", "provider", "ledger", "direction")}
                                                  for x in r.detail.get("differences", [])]})
     return [{**p, "days": len(p["days"]), "checked_at": p["checked_at"].isoformat(),
-             "provider_cost_usd": None if p["provider_cost_usd"] is None else f"{p['provider_cost_usd']:.4f}",
-             "ledger_cost_usd": f"{p['ledger_cost_usd']:.4f}"} for _, p in sorted(out.items())]
+             "provider_cost_usd": None if p["provider_cost_usd"] is None else fixed(p["provider_cost_usd"], 4),
+             "ledger_cost_usd": fixed(p["ledger_cost_usd"], 4)} for _, p in sorted(out.items())]

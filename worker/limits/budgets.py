@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, or_, select, update
 
+from worker import money
 from worker.limits import windows as limits
 from worker.alerts.state import raise_alert
 from worker.limits.killswitch import kill_switch, trip
@@ -138,7 +139,7 @@ def _usage_text(w: Any) -> str:
     if w.limit_tokens:
         parts.append(f"{w.used_tokens:,} of {w.limit_tokens:,} tokens")
     if w.limit_cost_usd:
-        parts.append(f"${w.used_cost_usd:.4f} of ${w.limit_cost_usd:.4f}")
+        parts.append(f"${money.fixed(w.used_cost_usd, 4)} of ${money.fixed(w.limit_cost_usd, 4)}")
     return " and ".join(parts)
 
 
@@ -211,14 +212,15 @@ def check_system(conn: Connection, settings: Settings, now: datetime, stats: Bud
     tripped = False
     if severity == "emergency" and settings.budgets.kill_switch:
         tripped = trip(conn, now, period=day, by="budgets",
-                       reason=f"system cost ${cost:.2f} on {day} reached the emergency threshold ${amount:.2f}",
+                       reason=f"system cost ${money.fixed(cost, 2)} on {day} reached the emergency threshold "
+                              f"${money.fixed(amount, 2)}",
                        data={"cost_usd": str(cost), "threshold_usd": str(amount)})
     stats.kill_switch = kill_switch(conn) is not None
     note = " The kill switch is on: the gate refuses every call until an operator runs " \
            "`tokentally killswitch clear`." if stats.kill_switch and severity == "emergency" else ""
     raise_alert(conn, settings, kind="budget.system", scope="system", scope_id="", period=day, severity=severity,
-                payload={"message": f"system-wide LLM cost ${cost:.2f} on {day} is over the {severity} "
-                                    f"threshold of ${amount:.2f}.{note}",
+                payload={"message": f"system-wide LLM cost ${money.fixed(cost, 2)} on {day} is over the {severity} "
+                                    f"threshold of ${money.fixed(amount, 2)}.{note}",
                          "cost_usd": cost, "threshold_usd": amount, "day": day,
                          "thresholds": {s: a for s, a in thresholds(settings)}, "kill_switch": stats.kill_switch,
                          "kill_switch_tripped_now": tripped})

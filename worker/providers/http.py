@@ -35,6 +35,7 @@ import orjson
 import requests
 
 from worker import clock
+from worker.http import connection_reason
 
 from worker.providers import ProviderConfig, ProviderError
 from worker.providers.shape import Shape
@@ -139,7 +140,7 @@ class Client:
                                 f"base URL and that {key_variable(self.name)} is one line",
                                 permanent=True) from None
         except requests.ConnectionError as exc:
-            return _Temporary(f"cannot connect to {self._origin} ({_reason(exc)})", None)
+            return _Temporary(f"cannot connect to {self._origin} ({connection_reason(exc)})", None)
         except requests.RequestException as exc:  # broken chunked bodies and the like
             return _Temporary(f"{type(exc).__name__} from {self._origin}", None)
         with response:
@@ -221,12 +222,3 @@ def parse_retry_after(value: str | None) -> float | None:
             when = when.replace(tzinfo=UTC)
         return max(0.0, (when - clock.now()).total_seconds())
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def _reason(exc: requests.ConnectionError) -> str:
-    """The innermost cause's errno text or class name; requests' own message holds the URL."""
-    cause: BaseException = exc
-    while cause.__cause__ is not None or cause.__context__ is not None:
-        cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
-    strerror = getattr(cause, "strerror", None)
-    return strerror or type(cause).__name__

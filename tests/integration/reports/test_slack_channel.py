@@ -13,7 +13,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tests.helpers import free_port
-from reports.channels import ChannelError, Message, load_channel
+from reports.channels import ChannelError, load_channel
+from reports.messages import Message
 from reports.channels.slack import SlackChannel
 from worker.settings import SettingsError
 

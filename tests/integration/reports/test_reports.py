@@ -19,6 +19,7 @@ from sqlalchemy import Engine, select
 
 from tests.helpers import PRICES, ingest, record, utc
 from reports import outbox, figures as report
+from reports.periods import period_containing
 from worker.summaries import usage
 from worker.models import Report
 from worker.registry import registry
@@ -75,7 +76,7 @@ def test_a_monthly_report_equals_the_summaries(make_settings, engine, tmp_path) 
     settings = make_settings(config(tmp_path))
     month_of_usage(settings, engine, tmp_path)
     run(settings, engine, "summaries_nightly", date_from=date(2026, 9, 1), date_to=date(2026, 11, 5))
-    period = report.period_containing("monthly", date(2026, 10, 15))
+    period = period_containing("monthly", date(2026, 10, 15))
     with engine.connect() as conn:
         figures = report.build(conn, settings, period)
         by_day = usage.usage(conn, BERLIN, period.first, period.last, "day")

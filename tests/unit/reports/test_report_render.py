@@ -12,7 +12,7 @@ import pytest
 
 from reports.chart import daily_cost_png, report_chart_png
 from reports.messages import make_message, mrkdwn, render
-from tests.unit.test_render import slack_texts
+from tests.unit.reports.test_render import slack_texts
 
 HOSTILE_MODEL = "<script>alert(1)</script>"
 HOSTILE_ACCOUNT = "*bold* <@U123>"

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from reports.figures import Period, ReportError, last_complete, period_containing
+from reports.periods import Period, ReportError, last_complete, period_containing
 from worker.settings import Settings
 
 

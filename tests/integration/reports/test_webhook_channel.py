@@ -18,7 +18,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tests.helpers import free_port
-from reports.channels import ChannelError, Message, load_channel
+from reports.channels import ChannelError, load_channel
+from reports.messages import Message
 from reports.channels.webhook import WebhookChannel
 from worker.settings import SettingsError
 

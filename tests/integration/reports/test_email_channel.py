@@ -12,7 +12,8 @@ import pytest
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session, SMTP
 
 from tests.helpers import Mailbox, free_port, start_server
-from reports.channels import ChannelError, Message, load_channel
+from reports.channels import ChannelError, load_channel
+from reports.messages import Message
 from reports.chart import daily_cost_png
 from reports.channels.email import EmailChannel
 from reports.messages import make_message
@@ -212,7 +213,7 @@ def test_an_inline_image_arrives_in_a_related_part_with_its_content_id_and_bytes
 
 
 def test_a_report_email_carries_its_chart_inline(mailbox, tmp_path: Path):
-    from tests.unit.test_report_render import report_context, sample_report
+    from tests.unit.reports.test_report_render import report_context, sample_report
     box, port = mailbox
     chart = chart_file(tmp_path)
     message = make_message("report", report_context(sample_report()), kind="report.daily", key="report:daily:1")

@@ -1,0 +1,85 @@
+"""Which report goes where: a report's messages enqueued to its targets, and the report jobs' run.
+
+:func:`send` enqueues an archived report to its routes (``report.<kind>``, severity
+"info") or, for a tenant's report, to that tenant's contacts (``reports.tenants``),
+one message per target with the chart inline; the outbox delivers them.
+:func:`run_report_job` is what the ``daily_report``, ``weekly_report`` and
+``monthly_report`` jobs do: the period (the last complete one, or the one containing
+the operator's date), the whole organisation's report and then one per tenant with
+contacts, each archived and sent.
+
+Invariants: the message key names the report version (``report-<kind>-<period>[-<tenant>]-v<N>``),
+so enqueueing a version twice adds nothing; a scheduled or catch-up run never sends a
+period's report again once one was sent (a manual run does: a new version).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from worker import clock
+from worker.alerts.state import enqueue
+from worker.models import Report
+from worker.registry import JobContext
+from worker.settings import Settings
+from worker.settings.routing import targets_for
+
+from reports.archive import Archived, archive, report_url
+from reports.messages import make_message
+from reports.periods import last_complete, period_containing
+
+
+def send(engine: Engine, settings: Settings, archived: Archived) -> int:
+    """Enqueue the report to its routes (``report.<kind>``) or, for a tenant's report, to the
+    tenant's contacts. One message per target and report version (idempotent)."""
+    row, report = archived.row, archived.report
+    kind = f"report.{row.kind}"
+    if row.tenant:
+        targets = list(settings.reports.tenants.get(row.tenant, ()))
+    else:
+        targets = targets_for(settings.routes, kind, "info")
+    key = f"report-{row.kind}-{row.period}" + (f"-{row.tenant}" if row.tenant else "") + f"-v{row.version}"
+    url = report_url(settings, archived.directory)
+    now = clock.now()
+    added = 0
+    with engine.begin() as conn:
+        for channel, target in targets:
+            message = make_message("report", {"report": report, "chart_cid": "chart", "report_url": url,
+                                              "channel": channel, "target": target},
+                                   kind=kind, key=key, data={"report": report, "report_url": url})
+            message = replace(message, inline={"chart": str(archived.chart.resolve())})
+            added += enqueue(conn, message, channel, target, now)
+        conn.execute(Report.__table__.update().where(Report.id == row.id).values(sent=Report.sent + added))
+    archived.messages = added
+    return added
+
+
+def run_report_job(ctx: JobContext, kind: str) -> dict[str, Any]:
+    """The previous local day, week (Monday-Sunday) or month, archived and sent; then one
+    report per tenant that has contacts (``reports.tenants``), with only its own data."""
+    settings = ctx.settings
+    if ctx.date_from is not None:  # an operator asked for the period containing this date
+        period = period_containing(kind, ctx.date_from)
+    else:
+        period = last_complete(kind, ctx.now(), settings)
+    scopes: list[str | None] = [None, *sorted(settings.reports.tenants)]
+    if ctx.dry_run:
+        return {"dry_run": True, "period": period.label, "reports": [s or "(all)" for s in scopes]}
+    done: dict[str, Any] = {"period": period.label, "reports": []}
+    for tenant in scopes:
+        if ctx.should_stop():
+            break
+        with ctx.engine.connect() as conn:  # once per period: a scheduled/catch-up run does not repeat a sent one
+            sent = conn.execute(select(Report.id).where(Report.kind == kind, Report.period == period.label,
+                                                        Report.tenant == (tenant or ""), Report.sent > 0)).first()
+        if sent is not None and ctx.trigger != "manual":
+            done["reports"].append({"tenant": tenant, "skipped": f"already sent (report {sent[0]})"})
+            continue
+        archived = archive(ctx.engine, settings, period, tenant=tenant, trigger=ctx.trigger)
+        messages = send(ctx.engine, settings, archived)
+        done["reports"].append({"tenant": tenant, "report": archived.row.id, "version": archived.row.version,
+                                "path": str(archived.directory), "messages": messages})
+    return done
