@@ -238,14 +238,8 @@ def _alerts(conn: Connection, settings: Settings, provider: str, days: list[date
             if not found:
                 continue
             breakdown = [{"model": r["model"], **x} for r, x in found]
-            what = ("the provider reports more usage than the ledger holds: calls were made and not logged"
-                    if direction == "unlogged" else
-                    "the ledger holds more usage than the provider reports: events counted twice, or "
-                    "booked to the wrong provider")
-            summary = "; ".join(f"{b['model']} {b['measure']} {b['provider']} vs {b['ledger']}" for b in breakdown[:4])
             if raise_alert(conn, settings, kind=kind, scope="provider", scope_id=provider, period=d.isoformat(),
-                           payload={"message": f"{provider}, {d.isoformat()} (UTC): {what} ({summary})",
-                                    "day": d.isoformat(), "examples": breakdown[:20],
+                           payload={"day": d.isoformat(), "direction": direction, "examples": breakdown[:20],
                                     "count": len(breakdown)}):
                 result.alerts["raised"] += 1
             raised.add((kind, d.isoformat()))
