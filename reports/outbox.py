@@ -16,6 +16,15 @@ A worker that dies between sending and recording leaves the row ``sending``. Aft
 id) and files (same name) are sent again: the far end can recognise the copy. A
 Slack post cannot be recognised, so an in-doubt Slack row is failed rather than
 posted twice, and its ``delivery.failed`` alert asks an operator to check.
+
+An alert's row holds facts (``template``, ``context``) and is rendered here, just
+before the send, with :func:`reports.messages.make_message`; the rendered subject
+and bodies are stored with the outcome. A message that cannot be rendered is
+failed with the render error as ``last_error`` (and raises ``delivery.failed``):
+the alert it is about was committed long before. A ``delivery.failed`` message
+whose own template fails is sent as :data:`PLAIN_DELIVERY_FAILED`, a built-in text
+that cannot fail, so the fallback always hears of it. Report rows are enqueued
+rendered and sent as they are.
 """
 
 from __future__ import annotations
@@ -23,11 +32,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from string import Template
 from typing import Any, Callable
 
-from sqlalchemy import Engine, or_, select, update
+from sqlalchemy import Engine, func, or_, select, update
 
+from reports.channels import ChannelError, open_channel
+from reports.messages import Message, make_message
 from worker import clock
+from worker.alerts.state import raise_alert
 from worker.models import Notification
 from worker.sql import skip_locked
 from worker.settings.routing import DeliverySettings
@@ -35,6 +48,18 @@ from worker.settings.routing import DeliverySettings
 logger = logging.getLogger(__name__)
 
 RESEND_IN_DOUBT = frozenset({"email", "webhook", "file"})  # channels whose far end knows a copy
+
+# A delivery.failed message whose template failed: plain, and it cannot fail ($-fields missing stay as they are).
+PLAIN_DELIVERY_FAILED_SUBJECT = Template("[tokentally] delivery failed: $target")
+PLAIN_DELIVERY_FAILED = Template("""\
+A message could not be delivered, and the template of this alert could not be rendered either.
+
+Notification $notification_id ($notification_kind: $notification_subject) to $target could not be delivered:
+$error
+
+-- 
+tokentally
+""")
 
 
 @dataclass
@@ -78,9 +103,6 @@ def claim(engine: Engine, settings: DeliverySettings, limit: int, only: int | No
 def deliver_pending(engine: Engine, settings: Any, *, limit: int = 100,
                     should_stop: Callable[[], bool] = lambda: False, only: int | None = None) -> DeliveryStats:
     """Send what is due (at most ``limit``); returns what happened."""
-    from reports.channels import ChannelError, open_channel
-    from reports.messages import Message
-
     delivery: DeliverySettings = settings.delivery
     stats = DeliveryStats()
     for row, in_doubt in claim(engine, delivery, limit, only):
@@ -100,34 +122,79 @@ def deliver_pending(engine: Engine, settings: Any, *, limit: int = 100,
             _fail(engine, settings, row, f"channel {row.channel!r} is not configured any more")
             stats.failed += 1
             continue
-        message = Message(kind=row.kind, key=row.key, subject=row.subject, text=row.body_text, html=row.body_html,
-                          slack=row.slack, data=row.data or {}, inline=row.inline or {})
+        try:
+            message = render(row)
+        except Exception as exc:  # a broken template or context: the message fails, the alert stands
+            if row.kind != "delivery.failed":
+                _fail(engine, settings, row, f"could not render the message: {exc}")
+                stats.failed += 1
+                continue
+            logger.exception("delivery.failed template failed; sending the plain text",
+                             extra={"action": "render_failed", "notification": row.id})
+            message = plain_delivery_failed(row)
+        shown = _shown(row, message)
         try:
             external_id = open_channel(section).send(row.target, message)
         except ChannelError as exc:
             attempts = row.attempts + 1
             if exc.permanent or attempts >= delivery.max_attempts:
                 why = "permanent" if exc.permanent else f"gave up after {attempts} attempts"
-                _fail(engine, settings, row, f"{exc} ({why})")
+                _fail(engine, settings, row, f"{exc} ({why})", shown)
                 stats.failed += 1
             else:
                 wait = max(backoff(attempts, delivery), timedelta(seconds=exc.retry_after or 0))
-                _retry_later(engine, row, str(exc), wait)
+                _retry_later(engine, row, str(exc), wait, shown)
                 stats.retrying += 1
             continue
         except Exception as exc:  # a bug in a channel: keep the row, say so, go on with the others
             logger.exception("channel crashed", extra={"action": "delivery_crashed", "notification": row.id})
-            _retry_later(engine, row, f"{type(exc).__name__}: {exc}", backoff(row.attempts + 1, delivery))
+            _retry_later(engine, row, f"{type(exc).__name__}: {exc}", backoff(row.attempts + 1, delivery), shown)
             stats.retrying += 1
             continue
         with engine.begin() as conn:
             conn.execute(update(Notification).where(Notification.id == row.id).values(
-                status="sent", sent_at=clock.now(), external_id=None if external_id is None else str(external_id)[:300],
+                **shown, status="sent", sent_at=clock.now(), external_id=None if external_id is None else str(external_id)[:300],
                 last_error=None))
         stats.sent += 1
         logger.info("notification sent", extra={"action": "notification_sent", "notification": row.id,
                                                 "channel": row.channel, "kind": row.kind})
     return stats
+
+
+def render(row: Any) -> Message:
+    """The row's message: rendered from its template and facts, or as it was enqueued (a report)."""
+    if row.template is None:
+        return Message(kind=row.kind, key=row.key, subject=row.subject, text=row.body_text, html=row.body_html,
+                       slack=row.slack, data=row.data or {}, inline=row.inline or {})
+    facts = dict(row.context or {})
+    return make_message(row.template, {**_revived(facts), "channel": row.channel, "target": row.target},
+                        kind=row.kind, key=row.key, data=facts)
+
+
+def plain_delivery_failed(row: Any) -> Message:
+    """The built-in text of a delivery.failed message (when its template cannot be rendered)."""
+    alert = (row.context or {}).get("alert") or {}
+    facts = {"target": alert.get("scope_id", ""), **{k: str(v) for k, v in (alert.get("payload") or {}).items()}}
+    return Message(kind=row.kind, key=row.key, subject=PLAIN_DELIVERY_FAILED_SUBJECT.safe_substitute(facts),
+                   text=PLAIN_DELIVERY_FAILED.safe_substitute(facts), data=dict(row.context or {}))
+
+
+def _revived(facts: dict[str, Any]) -> dict[str, Any]:
+    """The alert's times back as aware datetimes (the context column holds ISO text)."""
+    alert = facts.get("alert")
+    if isinstance(alert, dict):
+        alert = {**alert, **{k: datetime.fromisoformat(alert[k]) for k in ("first_seen", "last_seen")
+                             if isinstance(alert.get(k), str)}}
+        return {**facts, "alert": alert}
+    return facts
+
+
+def _shown(row: Any, message: Message) -> dict[str, Any]:
+    """What a rendered row stores of its message (nothing for a row enqueued rendered)."""
+    if row.template is None:
+        return {}
+    return {"subject": message.subject[:500], "body_text": message.text, "body_html": message.html,
+            "slack": message.slack}
 
 
 def _release(engine: Engine, row: Any) -> None:
@@ -136,22 +203,21 @@ def _release(engine: Engine, row: Any) -> None:
             status="pending", attempts=row.attempts, claimed_at=None))
 
 
-def _retry_later(engine: Engine, row: Any, error: str, wait: timedelta) -> None:
+def _retry_later(engine: Engine, row: Any, error: str, wait: timedelta, shown: dict[str, Any]) -> None:
     when: datetime = clock.now() + wait
     with engine.begin() as conn:
         conn.execute(update(Notification).where(Notification.id == row.id).values(
-            status="pending", next_attempt_at=when, last_error=error))
+            **shown, status="pending", next_attempt_at=when, last_error=error))
     logger.warning("notification will be retried", extra={"action": "delivery_retry", "notification": row.id,
                                                           "channel": row.channel, "error": error,
                                                           "next_attempt_at": when.isoformat()})
 
 
-def _fail(engine: Engine, settings: Any, row: Any, error: str) -> None:
-    from worker.alerts.state import raise_alert
-
+def _fail(engine: Engine, settings: Any, row: Any, error: str, shown: dict[str, Any] | None = None) -> None:
+    shown = shown or {}
     with engine.begin() as conn:
         conn.execute(update(Notification).where(Notification.id == row.id).values(
-            status="failed", last_error=error))
+            **shown, status="failed", last_error=error))
     logger.error("notification failed", extra={"action": "delivery_failed", "notification": row.id,
                                                "channel": row.channel, "error": error})
     if row.kind == "delivery.failed":
@@ -161,8 +227,8 @@ def _fail(engine: Engine, settings: Any, row: Any, error: str) -> None:
             raise_alert(conn, settings, kind="delivery.failed", scope="channel",
                         scope_id=f"{row.channel}:{row.target}",
                         period=clock.now().astimezone(settings.tz).date().isoformat(), severity="warning",
-                        payload={"message": f"notification {row.id} ({row.kind}: {row.subject}) could not be "
-                                            f"delivered: {error}", "notification_id": row.id})
+                        payload={"notification_id": row.id, "notification_kind": row.kind,
+                                 "notification_subject": shown.get("subject", row.subject), "error": error})
     except Exception:
         logger.exception("could not raise delivery.failed", extra={"action": "alert_failed",
                                                                    "notification": row.id})
@@ -177,8 +243,6 @@ def retry(engine: Engine, notification_id: int) -> bool:
 
 
 def due_count(engine: Engine) -> int:
-    from sqlalchemy import func
-
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(Notification).where(
             Notification.status == "pending", Notification.next_attempt_at <= clock.now())).scalar_one()

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from worker import clock
-from worker.alerts.state import enqueue
+from worker.alerts.enqueue import enqueue
 from worker.models import Report
 from worker.registry import JobContext
 from worker.settings import Settings

@@ -17,6 +17,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import Engine
 
+from reports.messages import render
+from worker.alerts.enqueue import alert_facts, jsonable
 from worker.ingest.ingestor import Ingestor
 from worker.settings import Settings
 
@@ -139,3 +141,8 @@ def ingest(settings: Settings, engine: Engine, tmp_path: Path, records: list[dic
     stats = Ingestor(settings, engine).ingest_paths([path])
     assert stats.accepted == len(records), stats.as_dict()
     assert stats.rejected == 0, stats.as_dict()
+
+
+def alert_sentence(alert: Any) -> str:
+    """The sentence a recipient reads about ``alert`` (templates/alerts/sentence.txt.j2), from its facts."""
+    return render("alerts/sentence.txt.j2", {"alert": jsonable(alert_facts(alert))}).strip()

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 from worker import clock
+from worker.alerts.state import raise_alert
 from worker.db import session_factory
 from worker.models import JobRun
 from worker.registry import JobContext, JobFailed, JobSpec, registry
@@ -160,13 +161,11 @@ def run_job(spec: JobSpec, settings: Settings, engine: Engine, *, trigger: str =
 
 def _raise_job_failed(conn: Any, settings: Settings, job_id: str, run_id: int, trigger: str, error: str) -> None:
     """One ``job.failed`` alert per job and local day; a later failure that day only updates it."""
-    from worker.alerts.state import raise_alert
-
     lines = error.strip().splitlines()
     raise_alert(conn, settings, kind="job.failed", scope="job", scope_id=job_id,
                 period=clock.now().astimezone(settings.tz).date().isoformat(), severity="critical",
-                payload={"message": f"job {job_id} failed ({trigger} run {run_id}): {lines[-1] if lines else ''}",
-                         "run_id": run_id, "error": error[-4000:]})
+                payload={"trigger": trigger, "run_id": run_id, "error_line": lines[-1] if lines else "",
+                         "error": error[-4000:]})
 
 
 class Daemon:

@@ -15,7 +15,7 @@ from sqlalchemy import Float, and_, func, literal, or_, select
 
 from worker.summaries import verify as summary_tables
 from worker.clock import local_day_bounds
-from worker.integrity.run import CheckContext, Finding
+from worker.integrity.base import CheckContext, Finding
 from worker.models import CallAttempt, DirtyDay, IngestReject, SummaryDay, UsageEvent
 from worker.money import fixed
 from worker.sql import local_bucket

@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
+from worker import providers
 from worker.alerts.state import raise_alert, resolve_alert
 from worker.money import fixed
 from worker.sql import local_bucket
@@ -79,7 +80,7 @@ class Side:
         self.names.add(name)
 
 
-def ledger_usage(conn: Connection, ledger_provider: str, first: date, last: date) -> dict[tuple[date, str], Side]:
+def ledger_side_by_model(conn: Connection, ledger_provider: str, first: date, last: date) -> dict[tuple[date, str], Side]:
     """The ledger's events of one provider per UTC day and model key."""
 
     start = datetime.combine(first, datetime.min.time(), UTC_ZONE)
@@ -199,8 +200,6 @@ def run(engine: Engine, settings: Settings, name: str, first: date, last: date, 
     """Fetch one provider's usage for the UTC days first..last, compare, store, alert.
 
     Raises ``worker.providers.ProviderError`` when the provider cannot be read (nothing stored)."""
-    from worker import providers
-
     rs = settings.reconcile
     if name not in rs.providers:
         configured = ", ".join(rs.providers) or "none"
@@ -217,7 +216,7 @@ def run(engine: Engine, settings: Settings, name: str, first: date, last: date, 
                                       max_retries=rs.max_retries, backoff=rs.backoff, project_ids=ps.project_ids)
     report = (fetch or providers.fetch)(config, days[0], days[-1])  # outside any transaction: HTTP
     with engine.begin() as conn:
-        rows = compare(report, ledger_usage(conn, ps.ledger_provider, days[0], days[-1]), days, rs)
+        rows = compare(report, ledger_side_by_model(conn, ps.ledger_provider, days[0], days[-1]), days, rs)
         conn.execute(delete(Reconciliation).where(Reconciliation.provider == name,
                                                   Reconciliation.day.in_(days)))
         if rows:
@@ -239,14 +238,8 @@ def _alerts(conn: Connection, settings: Settings, provider: str, days: list[date
             if not found:
                 continue
             breakdown = [{"model": r["model"], **x} for r, x in found]
-            what = ("the provider reports more usage than the ledger holds: calls were made and not logged"
-                    if direction == "unlogged" else
-                    "the ledger holds more usage than the provider reports: events counted twice, or "
-                    "booked to the wrong provider")
-            summary = "; ".join(f"{b['model']} {b['measure']} {b['provider']} vs {b['ledger']}" for b in breakdown[:4])
             if raise_alert(conn, settings, kind=kind, scope="provider", scope_id=provider, period=d.isoformat(),
-                           payload={"message": f"{provider}, {d.isoformat()} (UTC): {what} ({summary})",
-                                    "day": d.isoformat(), "examples": breakdown[:20],
+                           payload={"day": d.isoformat(), "direction": direction, "examples": breakdown[:20],
                                     "count": len(breakdown)}):
                 result.alerts["raised"] += 1
             raised.add((kind, d.isoformat()))

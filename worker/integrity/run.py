@@ -1,6 +1,6 @@
 """Integrity: find calls that never reached the books and gaps in our own books.
 
-Every check (``worker.checks``, ``worker.silence``) reads the database and returns
+Every check (``worker.integrity.checks``, ``worker.integrity.silence``, registered in :data:`CHECKS`) reads the database and returns
 :class:`Finding` s; nothing is changed by looking. ``tokentally integrity check``
 prints them; the ``integrity`` job also acts on them (:func:`apply`): each finding
 raises its alert (one per kind, scope and local day, so a rerun updates it and a
@@ -13,73 +13,24 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Callable
+from typing import Any
 
 from sqlalchemy import Connection, select
 
-from worker.integrity import attempts
+from worker.integrity import attempts, silence
+from worker.integrity import checks as c
+from worker.integrity.base import Check, CheckContext, Finding
 from worker.alerts.state import raise_alert, resolve_alert
 from worker.models import Alert
 from worker.settings import Settings
-from worker.settings.integrity import CHECK_NAMES, IntegritySettings
+from worker.settings.integrity import CHECK_NAMES
 from worker.summaries.usage import range_bounds
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Finding:
-    """One condition found: what, where, when, how much, and a few examples."""
-
-    check: str  # the check that found it (see CHECKS)
-    kind: str  # the alert it raises: integrity.unlogged_calls, source.silent, ...
-    scope: str  # source | system | provider
-    scope_id: str
-    period: str  # local day 'YYYY-MM-DD', or "" for a state (a silent source)
-    count: int
-    message: str
-    severity: str = "warning"
-    examples: list[dict[str, Any]] = field(default_factory=list)
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def payload(self) -> dict[str, Any]:
-        return {"message": self.message, "check": self.check, "count": self.count,
-                "examples": self.examples, **self.data}
-
-
-@dataclass
-class CheckContext:
-    conn: Connection
-    settings: Settings
-    now: datetime
-    first: date
-    last: date
-
-    @property
-    def options(self) -> IntegritySettings:
-        return self.settings.integrity
-
-    @property
-    def bounds(self) -> tuple[datetime, datetime]:
-        """UTC [start, end) of the checked local days."""
-        return range_bounds(self.first, self.last, self.settings.tz)
-
-    def day_of(self, moment: datetime) -> str:
-        return moment.astimezone(self.settings.tz).date().isoformat()
-
-
-Check = Callable[[CheckContext], list[Finding]]
-
-
-def checks() -> dict[str, tuple[str, Check]]:
-    """check name -> (the alert kind it raises, the function)."""
-    from worker.integrity import checks as c
-    from worker.integrity import silence
-
-    found = {
+# The registry of checks: name -> (the alert kind it raises, the function), in the order they run.
+CHECKS: dict[str, tuple[str, Check]] = {
         "unlogged_calls": ("integrity.unlogged_calls", c.unlogged_calls),
         "estimate_mismatch": ("integrity.estimate_mismatch", c.estimate_mismatch),
         "source_silent": ("source.silent", silence.silent_sources),
@@ -91,9 +42,14 @@ def checks() -> dict[str, tuple[str, Check]]:
         "token_mismatch": ("integrity.token_mismatch", c.token_mismatch),
         "cost_mismatch": ("integrity.cost_mismatch", c.cost_mismatch),
         "summaries": ("integrity.summaries", c.summaries),
-    }
-    assert tuple(found) == CHECK_NAMES
-    return found
+}
+if tuple(CHECKS) != CHECK_NAMES:
+    raise RuntimeError("worker.integrity.run.CHECKS and worker.settings.integrity.CHECK_NAMES differ")
+
+
+def checks() -> dict[str, tuple[str, Check]]:
+    """check name -> (the alert kind it raises, the function)."""
+    return CHECKS
 
 
 def default_range(settings: Settings, now: datetime) -> tuple[date, date]:

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select
 
-from worker.integrity.run import CheckContext, Finding
+from worker.integrity.base import CheckContext, Finding
 from worker.sql import hour_value, utc_hour_bucket
 from worker.models import SourceStatus, UsageEvent
 

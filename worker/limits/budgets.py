@@ -123,58 +123,36 @@ def projected_crossing(w: Any, fraction: float, now: datetime) -> datetime | Non
     return crossing if crossing < w.reset_at else None
 
 
-def _window_name(w: Any) -> str:
-    return {"day": "daily", "month": "monthly"}.get(w.kind, w.kind)
-
-
-def _figures(w: Any) -> dict[str, Any]:
+def _figures(w: Any, settings: Settings) -> dict[str, Any]:
+    """The window's facts an alert is worded from (templates/alerts/budget.*.txt.j2)."""
     return {"account_id": w.account_id, "tier": w.tier, "action": w.action, "window": w.kind,
             "period": w.period, "window_start": w.window_start, "reset_at": w.reset_at,
+            "reset_at_local": _local(w.reset_at, settings),
             "used_requests": w.used_requests, "used_tokens": w.used_tokens, "used_cost_usd": w.used_cost_usd,
             "limit_tokens": w.limit_tokens, "limit_cost_usd": w.limit_cost_usd}
-
-
-def _usage_text(w: Any) -> str:
-    parts = []
-    if w.limit_tokens:
-        parts.append(f"{w.used_tokens:,} of {w.limit_tokens:,} tokens")
-    if w.limit_cost_usd:
-        parts.append(f"${money.fixed(w.used_cost_usd, 4)} of ${money.fixed(w.limit_cost_usd, 4)}")
-    return " and ".join(parts)
 
 
 def _raise_level(conn: Connection, settings: Settings, w: Any, tier: TierSettings, level: float,
                  fraction: float) -> None:
     pct = round(level * 100)
-    name = _window_name(w)
-    if level >= 1:
-        severity = "critical" if tier.action == "block" else "warning"
-        consequence = {"block": f"calls are blocked until the window resets at {_local(w.reset_at, settings)}",
-                       "warn": "soft limit: calls go on, the user should be warned",
-                       "alert": "alert only: calls go on"}[tier.action]
-        message = (f"{w.account_id} ({tier.name}) is over its {name} budget for {w.period}: "
-                   f"{_usage_text(w)}; {consequence}")
-    else:
-        severity = "warning"
-        message = (f"{w.account_id} ({tier.name}) has used {fraction:.0%} of its {name} budget for {w.period}: "
-                   f"{_usage_text(w)} (warning level {pct}%)")
+    severity = ("critical" if tier.action == "block" else "warning") if level >= 1 else "warning"
     raise_alert(conn, settings, kind="budget.account", scope="account", scope_id=w.account_id,
                 period=f"{w.kind} {w.period} {pct}%", severity=severity,
-                payload={"message": message, "level": level, "fraction": round(fraction, 4), **_figures(w)})
+                payload={"level": level, "fraction": round(fraction, 4), **_figures(w, settings),
+                         "tier_name": tier.name, "tier_action": tier.action})
 
 
 def _raise_projection(conn: Connection, settings: Settings, w: Any, tier: TierSettings, fraction: float,
                       crossing: datetime) -> None:
-    message = (f"projected overrun: at its pace so far {w.account_id} ({tier.name}) will reach its "
-               f"{_window_name(w)} hard limit at about {_local(crossing, settings)}, before the window resets at "
-               f"{_local(w.reset_at, settings)} ({fraction:.0%} used: {_usage_text(w)}); calls will then be blocked")
     raise_alert(conn, settings, kind="budget.projected", scope="account", scope_id=w.account_id,
                 period=f"{w.kind} {w.period}", severity="warning",
-                payload={"message": message, "projected_at": crossing, "fraction": round(fraction, 4),
-                         **_figures(w)})
+                payload={"projected_at": crossing, "projected_at_local": _local(crossing, settings),
+                         "fraction": round(fraction, 4), **_figures(w, settings),
+                         "tier_name": tier.name})
 
 
 def _local(moment: datetime, settings: Settings) -> str:
+    """A moment in the operator's time zone, as the alerts show it (a fact, not a sentence)."""
     return moment.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
@@ -216,11 +194,7 @@ def check_system(conn: Connection, settings: Settings, now: datetime, stats: Bud
                               f"${money.fixed(amount, 2)}",
                        data={"cost_usd": str(cost), "threshold_usd": str(amount)})
     stats.kill_switch = kill_switch(conn) is not None
-    note = " The kill switch is on: the gate refuses every call until an operator runs " \
-           "`tokentally killswitch clear`." if stats.kill_switch and severity == "emergency" else ""
     raise_alert(conn, settings, kind="budget.system", scope="system", scope_id="", period=day, severity=severity,
-                payload={"message": f"system-wide LLM cost ${money.fixed(cost, 2)} on {day} is over the {severity} "
-                                    f"threshold of ${money.fixed(amount, 2)}.{note}",
-                         "cost_usd": cost, "threshold_usd": amount, "day": day,
+                payload={"cost_usd": cost, "threshold_usd": amount, "threshold_severity": severity, "day": day,
                          "thresholds": {s: a for s, a in thresholds(settings)}, "kill_switch": stats.kill_switch,
                          "kill_switch_tripped_now": tripped})

@@ -43,7 +43,10 @@ class Alert(Base):
 
 class Notification(Base):
     """The outbox: one message to one channel target, enqueued in the transaction that
-    produced it and sent by the notify job. ``key`` makes enqueueing idempotent."""
+    produced it and sent by the notify job. ``key`` makes enqueueing idempotent.
+
+    A row with a ``template`` is rendered at send time (``subject`` and the bodies are
+    filled in then); until then ``subject`` is the alert's key."""
 
     __tablename__ = "notifications"
 
@@ -67,5 +70,10 @@ class Notification(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     external_id: Mapped[str | None] = mapped_column(String(300))  # Message-ID, Slack ts, path, HTTP status
     last_error: Mapped[str | None] = mapped_column(Text)
+    # An alert's message is stored as facts and rendered when it is sent: the template
+    # (``alert``: templates/email/alert.*, templates/slack/alert.json.j2) and its context.
+    # Both are null for a message enqueued already rendered (a report).
+    template: Mapped[str | None] = mapped_column(String(100))
+    context: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
     __table_args__ = (UniqueConstraint("channel", "target", "key"), Index(None, "status", "next_attempt_at"))

@@ -13,7 +13,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from tests.helpers import record, utc
+from tests.helpers import alert_sentence, record, utc
 from worker.integrity import reconcile
 from worker.ingest.ingestor import Ingestor
 from worker.models import Alert, JobRun, Reconciliation
@@ -121,7 +121,7 @@ def test_the_provider_showing_more_raises_unlogged_calls_and_a_fixed_day_resolve
     measures = {(e["model"], e["measure"]): (e["provider"], e["ledger"]) for e in alert.payload["examples"]}
     assert measures == {("gpt-4o-mini", "requests"): ("85", "60"), ("gpt-4o-mini", "input_tokens"): ("85000", "60000"),
                         ("gpt-4o-mini", "output_tokens"): ("17000", "12000"), ("(day)", "cost_usd"): ("0.85", "0.6000000000")}
-    assert "calls were made and not logged" in alert.payload["message"]
+    assert "calls were made and not logged" in alert_sentence(alert)
 
     with freeze_time(NOW):  # the integrity job over the same days leaves the provider's alert alone
         from worker.integrity import run as integrity

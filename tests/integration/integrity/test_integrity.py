@@ -11,7 +11,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select, text
 
-from tests.helpers import PRICES, record, utc
+from tests.helpers import PRICES, alert_sentence, record, utc
 from worker.integrity import run as integrity
 from reports import outbox
 from worker.summaries import recompute as summaries
@@ -104,7 +104,7 @@ def test_attempts_without_events_become_unlogged_calls_after_the_grace_and_late_
         states = dict(conn.execute(select(CallAttempt.attempt_id, CallAttempt.state)).all())
         alert = conn.execute(select(Alert).where(Alert.kind == "integrity.unlogged_calls")).one()
     assert states == {"r1": "matched", "r2": "unlogged", "r3": "open"}
-    assert alert.payload["count"] == 1 and "not in the books" in alert.payload["message"]
+    assert alert.payload["count"] == 1 and "not in the books" in alert_sentence(alert)
 
     with freeze_time("2026-11-23T10:20:00Z"):  # r3's grace is over too
         found, _ = check_now(engine, settings, apply=True)

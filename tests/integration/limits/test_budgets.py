@@ -4,18 +4,25 @@ time is frozen through ``worker.clock.now()``; jobs run through ``run_job``."""
 
 from __future__ import annotations
 
+import email
+import email.policy
+import shutil
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import orjson
 import pytest
 from freezegun import freeze_time
 from sqlalchemy import Engine, func, select, text
 
-from tests.helpers import PRICES, ingest, record, run_together, utc
+from tests.helpers import PRICES, alert_sentence, ingest, record, run_together, utc
+from reports import messages, outbox
 from worker.alerts import state as alerts
+from worker.limits.accounts import set_account
+from worker.limits.killswitch import kill_switch
 from worker.limits import budgets, killswitch, windows as limits
 from worker.gate import REASONS, Gate
 from worker.models import UNATTRIBUTED, Alert, JobRun, LimitWindow, Notification
@@ -118,10 +125,10 @@ def test_each_tier_acts_on_its_daily_budget(settings, engine, tmp_path) -> None:
     over = {acc: found[(acc, "day 2026-11-23 100%")] for acc in ("st-1", "lb-1", "ad-1", "sa-1")}
     assert {acc: a.severity for acc, a in over.items()} == {
         "st-1": "warning", "lb-1": "critical", "ad-1": "warning", "sa-1": "warning"}
-    assert "soft limit" in over["st-1"].payload["message"]
-    assert "blocked" in over["lb-1"].payload["message"]
-    assert "alert only" in over["ad-1"].payload["message"]
-    assert "$60.0000 of $50.0000" in over["sa-1"].payload["message"]
+    assert "soft limit" in alert_sentence(over["st-1"])
+    assert "blocked" in alert_sentence(over["lb-1"])
+    assert "alert only" in alert_sentence(over["ad-1"])
+    assert "$60.0000 of $50.0000" in alert_sentence(over["sa-1"])
     assert ("sa-1", "day 2026-11-23 80%") not in found  # super_admin warns only at 100% (warn_at = [1.0])
 
     decisions = {acc: gate(settings, engine, acc) for acc in ("st-1", "lb-1", "ad-1", "sa-1")}
@@ -201,7 +208,7 @@ def test_a_pace_that_would_cross_a_hard_limit_warns_early(settings, engine, tmp_
     run(settings, engine, "budgets")
     projected = account_alerts(engine, "budget.projected")
     assert set(projected) == {("lb-1", "day 2026-11-23")}
-    message = projected[("lb-1", "day 2026-11-23")].payload["message"]
+    message = alert_sentence(projected[("lb-1", "day 2026-11-23")])
     assert message.startswith("projected overrun") and "2026-11-23 20:00 CET" in message, message
 
 
@@ -338,7 +345,7 @@ def test_system_thresholds_escalate_and_the_kill_switch_holds_until_cleared(sett
             seen.append((stats["system_severity"], stats["kill_switch"]))
         assert seen == [("warning", False), ("critical", False), ("emergency", True)]
         [system] = account_alerts(engine, "budget.system").values()
-        assert system.severity == "emergency" and "kill switch is on" in system.payload["message"]
+        assert system.severity == "emergency" and "kill switch is on" in alert_sentence(system)
         with engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(Notification)
                                 .where(Notification.alert_id == system.id)).scalar() == 3  # new, escalated twice
@@ -510,3 +517,53 @@ def test_bad_budget_settings_name_the_key(make_settings, toml, key) -> None:
 def test_a_threshold_can_be_turned_off(make_settings) -> None:
     settings = make_settings('[budgets]\nsystem_emergency_usd = "off"\nsystem_warning_usd = 5')
     assert budgets.thresholds(settings) == [("warning", Decimal(5)), ("critical", Decimal(50))]
+
+
+# --------------------------------------------------------------------------- a broken template decides nothing
+
+
+@pytest.fixture
+def broken_alert_template(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The templates, copied, with email/alert.txt.j2 broken; the Jinja environment reads the copy."""
+    copy = tmp_path / "templates"
+    shutil.copytree(messages.TEMPLATES, copy)
+    (copy / "email" / "alert.txt.j2").write_text("{% if alert %}never closed\n", encoding="utf-8")
+    monkeypatch.setattr(messages.ENV, "loader", jinja2.FileSystemLoader(copy))
+    messages.ENV.cache.clear()
+    yield copy
+    messages.ENV.cache.clear()
+
+
+@freeze_time("2026-11-23T10:00:00Z")
+def test_a_broken_alert_template_rolls_back_no_block_and_the_fallback_hears_in_plain_text(
+        make_settings, engine, tmp_path, broken_alert_template) -> None:
+    settings = make_settings(TIERS + f'\n[channels.file]\ndir = "{tmp_path / "out"}"\n'
+                             '[[routes]]\nkinds = ["budget.*"]\nto = ["file:ops"]\n')
+    set_account(engine, settings, "lb-1", tier="lesson_builder")
+    feed(settings, engine, tmp_path, "lb-1", utc("2026-11-23T09:00:00Z"), tokens=150000, cost="250")
+    stats = run(settings, engine, "budgets")
+    assert stats["blocked"] == 1 and stats["system_severity"] == "emergency" and stats["kill_switch"]
+    assert [w.state for w in windows(engine, "lb-1", "day")] == ["blocked"]
+    with engine.connect() as conn:
+        assert kill_switch(conn) is not None
+    kinds = {a.kind for a in account_alerts(engine, "budget.account").values()} | \
+        {a.kind for a in account_alerts(engine, "budget.system").values()}
+    assert kinds == {"budget.account", "budget.system"}
+
+    first = outbox.deliver_pending(engine, settings)
+    assert first.sent == 0 and first.failed >= 2
+    with engine.connect() as conn:
+        budget_rows = conn.execute(select(Notification).where(Notification.kind.like("budget.%"))).all()
+    assert budget_rows and all(r.status == "failed" for r in budget_rows)
+    assert all("could not render" in r.last_error and "email/alert.txt.j2" in r.last_error for r in budget_rows)
+
+    # one delivery.failed alert for the target file:ops that day (the second failure only updates it)
+    second = outbox.deliver_pending(engine, settings)
+    assert second.sent == 1 and second.failed == 0
+    [written] = (tmp_path / "out" / "delivery-failed").iterdir()
+    mail = email.message_from_bytes(written.read_bytes(), policy=email.policy.default)
+    assert mail["Subject"] == "[tokentally] delivery failed: file:ops"
+    text = mail.get_body(("plain",)).get_content()
+    assert "the template of this alert could not be rendered either" in text
+    assert "could not be delivered" in text and "could not render the message" in text
+    assert "email/alert.txt.j2" in text

@@ -14,7 +14,7 @@ from freezegun import freeze_time
 from sqlalchemy import select
 from werkzeug import Request, Response
 
-from tests.helpers import run_together
+from tests.helpers import alert_sentence, run_together
 from worker.alerts import state as alerts
 from worker import db
 from reports import outbox
@@ -246,7 +246,7 @@ def test_a_failing_job_raises_job_failed_once_a_day(engine, settings_for) -> Non
         [alert] = conn.execute(select(Alert)).all()
     assert (alert.kind, alert.scope_id, alert.period, alert.severity, alert.times_seen) == \
         ("job.failed", "probe", "2026-11-23", "critical", 2)
-    assert "source table is gone" in alert.payload["message"]
+    assert "source table is gone" in alert_sentence(alert)
     [message] = rows(engine)
     assert message.target == "ops" and "probe" in message.subject
 
