@@ -40,6 +40,13 @@ class Event:
     unattributed: bool
     model_defaulted: bool
     token_split_known: bool
+    # Token classes beyond cached reads (each a part of prompt_tokens), the tier the call was
+    # made on, and the key and project it was made under. Canonical record names are the same.
+    cache_write_tokens: int = 0  # written to the prompt cache (5-minute and 1-hour TTL together)
+    cache_write_1h_tokens: int = 0  # of cache_write_tokens, those with a 1-hour TTL
+    service_tier: str | None = None  # batch | flex | priority | ...; None: the standard rate
+    api_key: str | None = None  # the key (or its hash/alias) the call was made with
+    project_id: str | None = None  # OpenAI project, Anthropic workspace, LiteLLM key's project
 
 
 @dataclass(slots=True)
