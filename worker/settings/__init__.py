@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from worker.settings.channels import ChannelSettings, parse_channels
+from worker.settings.channels import PARSERS as CHANNEL_PARSERS, ChannelSettings, parse_channel, parse_channels
 from worker.settings.integrity import IntegritySettings, parse_integrity
 from worker.settings.limits import BudgetSettings, TierSettings, parse_budgets, parse_tier
 from worker.settings.pricing import PriceOverride, fingerprint as pricing_fingerprint, parse_override
-from worker.settings.reader import ENV_PREFIX, Reader, SettingsError, parse_duration
-from worker.settings.reconcile import ReconcileSettings, parse_reconcile
+from worker.settings.reader import ENV_PREFIX, Env, Reader, SettingsError, parse_duration
+from worker.settings.reconcile import PROVIDER_NAMES, ReconcileSettings, parse_reconcile
 from worker.settings.reports import ReportSettings, parse_reports
 from worker.settings.routing import (DEFAULT_ROUTES, AlertSettings, DeliverySettings, Route, parse_alerts,
                                      parse_delivery, parse_routes)
@@ -45,6 +45,11 @@ __all__ = ["Settings", "SettingsError", "SourceSettings", "TierSettings", "Budge
 
 DEFAULT_CONFIG = "settings.toml"
 GATE_SECTIONS = frozenset({"timezone", "database", "tiers", "default_tier", "budgets"})
+CHANNEL_KINDS = tuple(CHANNEL_PARSERS)
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
+# TOKENTALLY_* variables that are not settings keys: the settings file's path, and the
+# test suite's PostgreSQL server (tests start workers with the suite's environment).
+NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "TEST_PG"})
 
 
 @dataclass(frozen=True)
@@ -104,9 +109,33 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path | None:
 
 def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Settings:
     """Every section, checked: what the worker and the CLI run on."""
-    env = dict(os.environ if env is None else env)
+    checked = Env(dict(os.environ if env is None else env))
     cfg = config_path(path)
-    return _parse(_read(cfg), env, cfg)
+    raw = _read(cfg)
+    settings = _parse(raw, checked, cfg)
+    _look_up_unconfigured(raw, checked)
+    if unknown := checked.unknown(NOT_SETTINGS):
+        raise SettingsError(f"unknown setting(s) in the environment: {', '.join(unknown)} "
+                            f"(a TOKENTALLY_* variable is named after a settings key, e.g. TOKENTALLY_INGEST_BATCH_SIZE)")
+    return settings
+
+
+def _look_up_unconfigured(raw: dict[str, Any], env: Env) -> None:
+    """The variables a channel or provider would read if its table were there count as settings
+    too (set in the environment for a table the file leaves out, they are not typos)."""
+    for kind in CHANNEL_KINDS:
+        if kind not in raw.get("channels", {}) and any(k.startswith(f"{ENV_PREFIX}CHANNELS_{kind.upper()}_")
+                                                       for k in env):
+            try:
+                parse_channel(kind, {}, env)
+            except SettingsError:
+                pass  # only the names it looked for matter here
+    for name in PROVIDER_NAMES:
+        env.seen.update({f"{ENV_PREFIX}RECONCILE_{name.upper()}_API_KEY",
+                         f"{ENV_PREFIX}RECONCILE_{name.upper()}_API_KEY_FILE"})
+    for item in raw.get("sources", []):  # a table source's url_env names a variable of the user's choosing
+        if isinstance(item, dict) and isinstance(item.get("url_env"), str):
+            env.seen.add(item["url_env"])
 
 
 def _read(cfg: Path | None) -> dict[str, Any]:
@@ -142,10 +171,15 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     db = Reader(top.take("database", dict, {}), "database", env)
     database_url = db.take("url", str, "sqlite:///var/tokentally.db")
     db.done()
+    scheme = database_url.partition(":")[0].lower() if ":" in database_url else ""
+    if scheme not in DATABASE_SCHEMES:
+        shown = f"scheme {scheme!r}" if scheme else "no scheme"
+        raise SettingsError(f"database.url: expected sqlite:///PATH or postgresql://USER@HOST/DB, got {shown} "
+                            f"(the URL itself is not shown: it may hold a password)")
 
     ing = Reader(top.take("ingest", dict, {}), "ingest", env)
-    batch_size = ing.positive_int("batch_size", 5000)
-    settle = ing.take("settle_seconds", int, 300)
+    batch_size = ing.positive_int("batch_size", 5000, maximum=1_000_000)
+    settle = ing.bounded_int("settle_seconds", 300, maximum=7 * 86400)
     ing.done()
 
     log = Reader(top.take("logging", dict, {}), "logging", env)
@@ -177,9 +211,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     budgets = parse_budgets(Reader(top.take("budgets", dict, {}), "budgets", env))
 
     summ = Reader(top.take("summaries", dict, {}), "summaries", env)
-    settle_hours = summ.take("settle_hours", int, 48)
-    if settle_hours < 0:
-        raise SettingsError(f"summaries.settle_hours: must be 0 or more, got {settle_hours}")
+    settle_hours = summ.bounded_int("settle_hours", 48, maximum=24 * 366)
     nightly_days = summ.positive_int("nightly_days", 3)
     summ.done()
 

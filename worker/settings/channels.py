@@ -139,7 +139,7 @@ def parse_channel(kind: str, table: Any, env: dict[str, str]) -> ChannelSettings
     """One ``[channels.<kind>]`` table (and its environment overrides)."""
     if kind not in PARSERS:
         raise SettingsError(f"channels.{kind}: no such channel (channels: {', '.join(sorted(PARSERS))})")
-    return PARSERS[kind](Reader(table, f"channels.{kind}", dict(env)))
+    return PARSERS[kind](Reader(table, f"channels.{kind}", env))
 
 
 def parse_channels(raw: dict[str, Any], env: dict[str, str]) -> dict[str, ChannelSettings]:

@@ -22,6 +22,21 @@ class SettingsError(Exception):
     """A setting is missing, unknown or invalid; the message names the key."""
 
 
+MAX_INT = 10**9  # no count, size or duration setting needs more; beyond it a value is a typo
+
+
+class Env(dict):
+    """The environment settings are read from, remembering every variable a setting looked for,
+    so a ``TOKENTALLY_*`` variable that names no setting can be refused like an unknown key."""
+
+    def __init__(self, values: dict[str, str]):
+        super().__init__(values)
+        self.seen: set[str] = set()
+
+    def unknown(self, allowed: frozenset[str]) -> list[str]:
+        return sorted(k for k in self if k.startswith(ENV_PREFIX) and k not in self.seen and k not in allowed)
+
+
 class Reader:
     """Takes keys out of one TOML table, checking types; leftovers are unknown keys."""
 
@@ -40,6 +55,8 @@ class Reader:
         value = self.table.pop(name, None)
         if self.env is not None:
             var = ENV_PREFIX + key.upper().replace(".", "_")
+            if isinstance(self.env, Env):
+                self.env.seen.update((var, var + "_FILE"))
             if var in self.env:
                 value = _from_env(self.env[var], kind, key)
             elif var + "_FILE" in self.env:
@@ -71,10 +88,16 @@ class Reader:
             raise SettingsError(f"{self.key(name)}: must be a non-negative amount, got {value!r}")
         return amount
 
-    def positive_int(self, name: str, default: int | None = None) -> int | None:
+    def positive_int(self, name: str, default: int | None = None, *, maximum: int = MAX_INT) -> int | None:
         value = self.take(name, int, default)
-        if value is not None and value <= 0:
-            raise SettingsError(f"{self.key(name)}: must be a positive integer, got {value!r}")
+        if value is not None and not 0 < value <= maximum:
+            raise SettingsError(f"{self.key(name)}: must be a positive integer up to {maximum:,}, got {value!r}")
+        return value
+
+    def bounded_int(self, name: str, default: int, *, minimum: int = 0, maximum: int = MAX_INT) -> int:
+        value = self.take(name, int, default)
+        if not minimum <= value <= maximum:
+            raise SettingsError(f"{self.key(name)}: must be an integer from {minimum:,} to {maximum:,}, got {value!r}")
         return value
 
     def secret(self, name: str, *, required: bool = False) -> str | None:
@@ -83,7 +106,7 @@ class Reader:
         if name in self.table:
             raise SettingsError(f"{self.key(name)}: secrets are not read from the settings file; "
                                 f"set {var} or {var}_FILE")
-        value = Reader({}, self.path, self.env or {}).take(name, str)
+        value = Reader({}, self.path, self.env if self.env is not None else {}).take(name, str)
         if value is None and required:
             raise SettingsError(f"{self.key(name)}: required; set {var} or {var}_FILE")
         return value

@@ -263,3 +263,18 @@ def test_the_root_help_names_tokentally_database_url_and_tokentally_config():
     assert "TOKENTALLY_DATABASE_URL" in result.output
     assert "TOKENTALLY_CONFIG" in result.output
     assert "--config" in result.output and "--database-url" in result.output
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"TOKENTALLY_DATABASE_URL": "mysql://root:pw@127.0.0.1/app"}, "database.url"),
+    ({"TOKENTALLY_DATABASE_URL": "garbage"}, "database.url"),
+    ({"TOKENTALLY_INGEST_BATCHSIZE": "10"}, "TOKENTALLY_INGEST_BATCHSIZE"),
+])
+def test_a_bad_database_url_or_an_unknown_variable_exits_2_in_one_line(tmp_path, env, named):
+    config = write(tmp_path / "empty.toml", "")
+
+    done = _run_entry_point(["status"], tmp_path, {"TOKENTALLY_CONFIG": str(config), **env})
+
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
