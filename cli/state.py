@@ -54,7 +54,13 @@ class State:
 
     def engine(self, *, migrated: bool = True) -> Engine:
         if self._engine is None:
-            self._engine = db.make_engine(self.settings().database_url)
+            url = self.settings().database_url
+            missing = db.sqlite_file(url)
+            if migrated and missing is not None and not missing.exists():
+                # connecting would create an empty file and hide a wrong path or working directory
+                fail(f"database file {missing} does not exist (schema revision none): run `tokentally migrate` "
+                     f"to create it (or check database.url / TOKENTALLY_DATABASE_URL)", code=2)
+            self._engine = db.make_engine(url)
             if migrated:
                 check_migrated(self._engine)
         return self._engine

@@ -278,3 +278,15 @@ def test_a_bad_database_url_or_an_unknown_variable_exits_2_in_one_line(tmp_path,
     assert done.returncode == 2, done.stderr
     assert named in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_status_on_a_sqlite_file_that_does_not_exist_says_so_and_creates_nothing(tmp_path):
+    config = write(tmp_path / "empty.toml", "")
+    missing = tmp_path / "nowhere" / "tokentally.db"
+
+    done = _run_entry_point(["status"], tmp_path, {"TOKENTALLY_CONFIG": str(config),
+                                                   "TOKENTALLY_DATABASE_URL": f"sqlite:///{missing}"})
+
+    assert done.returncode == 2, done.stderr
+    assert "does not exist" in done.stderr and "tokentally migrate" in done.stderr
+    assert not missing.exists() and not missing.parent.exists()
