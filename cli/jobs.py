@@ -54,14 +54,22 @@ def run(
     date_from: Optional[str] = typer.Option(None, "--from", help="First local date"),
     date_to: Optional[str] = typer.Option(None, "--to", help="Last local date"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be done, change nothing"),
+    chain: bool = typer.Option(True, "--chain/--no-chain",
+                               help="Also run the jobs the daemon runs right after this one (budgets after ingest)"),
     fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
 ) -> None:
-    """Run a job now (recorded as a manual run) and print its stats."""
+    """Run a job now (recorded as a manual run) and print its stats; then, as the daemon does, the
+    jobs that follow it (unless --no-chain). An option the job does not take is refused."""
     st = state(ctx)
     try:
         spec = registry.get(name)
     except KeyError as exc:
         fail(str(exc.args[0]), code=2)
+    asked = [opt for opt, given in (("--date", on_date), ("--from", date_from), ("--to", date_to)) if given]
+    if asked and "dates" not in spec.options:
+        fail(f"job {spec.id} does not take {'/'.join(asked)}: it always works on what is current", code=2)
+    if dry_run and "dry_run" not in spec.options:
+        fail(f"job {spec.id} does not take --dry-run", code=2)
     if on_date and (date_from or date_to):
         fail("--date and --from/--to exclude each other", code=2)
     first = parse_date(on_date or date_from, "--date" if on_date else "--from")
@@ -72,9 +80,15 @@ def run(
         in_order(first, last)
     result = run_job(spec, st.settings(), st.engine(), trigger="manual", date_from=first, date_to=last,
                      dry_run=dry_run)
+    chained = []
+    if chain and not dry_run and result.status == "success":
+        for follower in registry.followers(spec.id):
+            run = run_job(follower, st.settings(), st.engine(), trigger=f"after:{spec.id}")
+            chained.append({"job": follower.id, "run_id": run.id, "status": run.status})
     emit_object({"job": spec.id, "run_id": result.id, "status": result.status, **(result.stats or {}),
-                 **({"error": result.error} if result.error else {})}, fmt, title=f"job {spec.id}")
-    if result.status != "success":
+                 **({"error": result.error} if result.error else {}), **({"chained": chained} if chained else {})},
+                fmt, title=f"job {spec.id}")
+    if result.status != "success" or any(c["status"] != "success" for c in chained):
         raise typer.Exit(1)
 
 

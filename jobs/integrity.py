@@ -11,7 +11,7 @@ from worker.integrity import run as integrity
 from worker.registry import JobContext, job
 
 
-@job("integrity", schedule="every 15m",
+@job("integrity", options=("dates", "dry_run"), schedule="every 15m",
      description="Find unlogged calls (attempts without events, sequence gaps, silent sources) and gaps in the "
                  "books (duplicates, token/cost mismatches, rejects, unpriced, unattributed, summaries); alert")
 def integrity_job(ctx: JobContext) -> dict[str, Any]:

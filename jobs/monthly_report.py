@@ -8,6 +8,7 @@ from reports.send import run_report_job
 from worker.registry import JobContext, job
 
 
-@job("monthly_report", schedule="0 9 1 * *", description="Archive and send last month's cost report")
+@job("monthly_report", schedule="0 9 1 * *", options=("dates", "dry_run"),
+     description="Archive and send last month's cost report")
 def monthly_report(ctx: JobContext) -> dict[str, Any]:
     return run_report_job(ctx, "monthly")

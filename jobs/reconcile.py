@@ -13,7 +13,7 @@ from worker.providers import ProviderError
 from worker.registry import JobContext, JobFailed, job
 
 
-@job("reconcile", schedule="0 7 * * *",
+@job("reconcile", options=("dates", "dry_run"), schedule="0 7 * * *",
      description="Compare the providers' own usage reports with the ledger for the last reconcile.days UTC days; "
                  "alert on unlogged calls and overcounts")
 def reconcile_job(ctx: JobContext) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from worker.summaries import recompute as summaries
 from worker.registry import JobContext, job
 
 
-@job("summaries", schedule="every 5m", description="Recompute the daily/monthly summaries of days with new data")
+@job("summaries", schedule="every 5m", options=("dates", "dry_run"),
+     description="Recompute the daily/monthly summaries of days with new data")
 def recompute_dirty(ctx: JobContext) -> dict[str, Any]:
     days = ctx.days()
     if ctx.dry_run:

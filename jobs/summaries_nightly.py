@@ -12,7 +12,7 @@ from worker.summaries import recompute as summaries
 from worker.registry import JobContext, job
 
 
-@job("summaries_nightly", schedule="30 2 * * *",
+@job("summaries_nightly", options=("dates", "dry_run"), schedule="30 2 * * *",
      description="Recompute the last summaries.nightly_days local days, whatever was marked")
 def nightly(ctx: JobContext) -> dict[str, Any]:
     days = ctx.days()

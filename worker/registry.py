@@ -27,6 +27,9 @@ from worker.settings import Settings
 JobFunc = Callable[["JobContext"], dict[str, Any]]
 
 
+JOB_OPTIONS = frozenset({"dates", "dry_run"})
+
+
 class DuplicateJobError(Exception):
     pass
 
@@ -46,6 +49,7 @@ class JobSpec:
     schedule: str  # default; settings [schedule] overrides
     description: str
     after: tuple[str, ...] = ()  # the daemon also runs this job right after each run of these
+    options: frozenset[str] = frozenset({"dry_run"})  # what a manual run may ask: "dates", "dry_run"
 
 
 @dataclass
@@ -80,14 +84,19 @@ class Registry:
     def __init__(self) -> None:
         self._jobs: dict[str, JobSpec] = {}
 
-    def register(self, job_id: str, *, schedule: str, description: str,
-                 after: tuple[str, ...] = ()) -> Callable[[JobFunc], JobFunc]:
+    def register(self, job_id: str, *, schedule: str, description: str, after: tuple[str, ...] = (),
+                 options: tuple[str, ...] = ("dry_run",)) -> Callable[[JobFunc], JobFunc]:
+        """``options``: what the job does with a manual run's choices: ``"dates"`` (--date or
+        --from/--to) and ``"dry_run"``; the CLI refuses the others rather than ignore them."""
+        if unknown := set(options) - JOB_OPTIONS:
+            raise ValueError(f"job {job_id!r}: unknown options {sorted(unknown)} (known: {sorted(JOB_OPTIONS)})")
+
         def decorator(func: JobFunc) -> JobFunc:
             if job_id in self._jobs:
                 raise DuplicateJobError(
                     f"job id {job_id!r} registered twice ({self._jobs[job_id].func.__module__} "
                     f"and {func.__module__})")
-            self._jobs[job_id] = JobSpec(job_id, func, schedule, description, tuple(after))
+            self._jobs[job_id] = JobSpec(job_id, func, schedule, description, tuple(after), frozenset(options))
             return func
 
         return decorator

@@ -94,9 +94,13 @@ def test_jobs_run_records_a_manual_run_and_prints_its_stats(cli, config, db_url)
     assert out["job"] == "ingest" and out["status"] == "success"
     assert (out["files"], out["accepted"], out["rejected"]) == (1, 6, 0)
     assert out["sources"]["app"]["accepted"] == 6
-    [run] = history(cli, config)
+    [run] = history(cli, config, "ingest")
     assert (run["id"], run["job"], run["trigger"], run["status"]) == (out["run_id"], "ingest", "manual", "success")
     assert run["scheduled_for"] is None and run["stats"]["accepted"] == 6
+    # as the daemon does, the budgets job ran right after the ingest
+    [budgets] = history(cli, config, "budgets")
+    assert out["chained"] == [{"job": "budgets", "run_id": budgets["id"], "status": "success"}]
+    assert budgets["trigger"] == "after:ingest" and budgets["id"] > run["id"]
     # nothing new: the second run reads nothing
     again = as_json(cli("jobs", "run", "ingest", "--format", "json", config=config))
     assert again["accepted"] == 0 and again["run_id"] != out["run_id"]
@@ -161,7 +165,7 @@ def test_a_failing_job_exits_1_and_keeps_its_error_and_partial_stats(cli, config
 
 def test_jobs_history_newest_first_filtered_and_limited(cli, config) -> None:
     for name in ("ingest", "summaries", "ingest", "summaries_nightly"):
-        ok(cli("jobs", "run", name, config=config))
+        ok(cli("jobs", "run", name, "--no-chain", config=config))
     assert [r["job"] for r in history(cli, config)] == ["summaries_nightly", "ingest", "summaries", "ingest"]
     assert [r["job"] for r in history(cli, config, "ingest")] == ["ingest", "ingest"]
     latest = history(cli, config, "--limit", "1")
@@ -169,6 +173,25 @@ def test_jobs_history_newest_first_filtered_and_limited(cli, config) -> None:
     assert history(cli, config, "nope") == []
     table = ok(cli("jobs", "history", config=config)).stdout
     assert "summaries_nightly" in table and "manual" in table
+
+
+def test_jobs_run_no_chain_runs_only_the_job_asked_for(cli, config) -> None:
+    out = as_json(cli("jobs", "run", "ingest", "--no-chain", "--format", "json", config=config))
+    assert "chained" not in out
+    assert [r["job"] for r in history(cli, config)] == ["ingest"]
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (("budgets", "--date", "2026-11-20"), "--date"),
+    (("limits", "--from", "2026-11-20", "--to", "2026-11-21"), "--from/--to"),
+    (("ingest", "--date", "2026-11-20"), "--date"),
+    (("notify", "--from", "2026-11-20"), "--from"),
+])
+def test_an_option_a_job_does_not_take_is_refused_in_one_line(cli, config, args, named) -> None:
+    result = cli("jobs", "run", *args, config=config)
+    assert result.exit_code == 2
+    assert f"does not take {named}" in " ".join(result.output.split())
+    assert history(cli, config) == []  # nothing ran
 
 
 # --------------------------------------------------------------------------- status
