@@ -17,6 +17,17 @@ What is compared: requests (successful events; Anthropic reports none), input to
 (the ledger's prompt tokens, which include cached ones, against the provider's
 input including cache reads and writes), output tokens, and cost: per model where
 the provider reports it, else the day's total as the ``(day)`` row.
+
+The ``(day)`` row also takes what cannot be put on a model: a day with usage the
+provider names no model for (OpenAI may answer ``model: null``) is compared as a whole
+there, tokens included; costs no model carries (Anthropic's web search and code
+execution) make Anthropic's day total compared there, listed in ``detail.other_costs``.
+Anthropic's cost report leaves Priority Tier costs out, so a model-day with priority
+traffic (in the usage report's ``service_tier``, or the ledger events' tier) has its
+cost not compared, and says so in ``detail.cost_not_compared``; so does its day.
+
+With ``project_ids`` configured and a ledger whose events carry ``project_id``, rows are
+per model and project (``"gpt-4o [proj_abc]"``); without that column, per model.
 """
 
 from __future__ import annotations
@@ -70,6 +81,7 @@ class Side:
     output_tokens: int | None = 0
     cost_usd: Decimal | None = Decimal(0)
     names: set[str] = field(default_factory=set)
+    gap: str | None = None  # why this side's cost leaves part of the usage out (not compared)
 
     def add(self, requests: int | None, input_tokens: int, output_tokens: int, cost: Decimal | None,
             name: str) -> None:
@@ -80,23 +92,56 @@ class Side:
         self.names.add(name)
 
 
-def ledger_side_by_model(conn: Connection, ledger_provider: str, first: date, last: date) -> dict[tuple[date, str], Side]:
-    """The ledger's events of one provider per UTC day and model key."""
+def _label(model: str, project: str | None) -> str:
+    """The row's comparison key: the model key, and the project where compared per project."""
+    return model if project is None else f"{model} [{project}]"
+
+
+def by_project_available() -> bool:
+    """The ledger can be compared per project once its events carry ``project_id``."""
+    return "project_id" in UsageEvent.__table__.c
+
+
+def ledger_side_by_model(conn: Connection, ledger_provider: str, first: date, last: date,
+                         projects: tuple[str, ...] = ()) -> dict[tuple[date, str], Side]:
+    """The ledger's events of one provider per UTC day and model key; per project as well
+    (only those projects) when ``projects`` are given and the ledger has a project column."""
 
     start = datetime.combine(first, datetime.min.time(), UTC_ZONE)
     end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC_ZONE)
     e = UsageEvent
     day = local_bucket(conn.dialect.name, UTC_ZONE, start, end, "day", UsageEvent.occurred_at)
-    rows = conn.execute(select(day, e.model_used, func.count().filter(e.status == "success"),
-                               func.sum(e.prompt_tokens), func.sum(e.completion_tokens),
-                               func.sum(func.coalesce(e.cost_usd, 0)))
-                        .where(e.provider == ledger_provider, e.occurred_at >= start, e.occurred_at < end)
-                        .group_by(day, e.model_used)).all()
+    project = e.__table__.c.project_id if projects and by_project_available() else None
+    keys = [day, e.model_used, *([project] if project is not None else [])]
+    query = (select(*keys, func.count().filter(e.status == "success"), func.sum(e.prompt_tokens),
+                    func.sum(e.completion_tokens), func.sum(func.coalesce(e.cost_usd, 0)))
+             .where(e.provider == ledger_provider, e.occurred_at >= start, e.occurred_at < end)
+             .group_by(*keys))
+    if project is not None:
+        query = query.where(project.in_(projects))
     out: dict[tuple[date, str], Side] = {}
-    for d, model, requests, prompt, completion, cost in rows:
-        side = out.setdefault((date.fromisoformat(d), model_key(model)), Side())
+    for row in conn.execute(query).all():
+        d, model, *rest = row
+        proj = rest.pop(0) if project is not None else None
+        requests, prompt, completion, cost = rest
+        side = out.setdefault((date.fromisoformat(d), _label(model_key(model), proj)), Side())
         side.add(int(requests or 0), int(prompt or 0), int(completion or 0), Decimal(cost or 0), model)
     return out
+
+
+def ledger_priority(conn: Connection, ledger_provider: str, first: date, last: date) -> set[tuple[date, str]]:
+    """(UTC day, model key) of the ledger's events made on a priority tier: the ``service_tier``
+    column where the ledger has one, else ``service_tier`` in the event's metadata."""
+    start = datetime.combine(first, datetime.min.time(), UTC_ZONE)
+    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC_ZONE)
+    e = UsageEvent
+    columns = e.__table__.c
+    tier = columns.service_tier if "service_tier" in columns else e.meta["service_tier"].as_string()
+    day = local_bucket(conn.dialect.name, UTC_ZONE, start, end, "day", UsageEvent.occurred_at)
+    rows = conn.execute(select(day, e.model_used).distinct()
+                        .where(e.provider == ledger_provider, e.occurred_at >= start, e.occurred_at < end,
+                               tier.like("priority%"))).all()
+    return {(date.fromisoformat(d), model_key(model)) for d, model in rows}
 
 
 def _difference(measure: str, provider: Any, ledger: Any, rs: ReconcileSettings) -> dict[str, Any] | None:
@@ -115,42 +160,82 @@ def _difference(measure: str, provider: Any, ledger: Any, rs: ReconcileSettings)
             "direction": "unlogged" if diff > 0 else "overcount"}
 
 
-def compare(report: Any, ledger: dict[tuple[date, str], Side], days: list[date],
-            rs: ReconcileSettings) -> list[dict[str, Any]]:
-    """One row per day and model key (and a ``(day)`` cost row where the provider has day costs)."""
+PRIORITY_LEDGER = "priority tier calls in the ledger: Anthropic's cost report leaves Priority Tier costs out"
+UNNAMED = "the provider named no model for some of this day's usage, so the day is compared as a whole"
+
+
+def compare(report: Any, ledger: dict[tuple[date, str], Side], days: list[date], rs: ReconcileSettings,
+            priority: set[tuple[date, str]] | None = None, by_project: bool = False) -> list[dict[str, Any]]:
+    """One row per day and model key (per project too with ``by_project``), and a ``(day)`` row
+    where the provider has day costs only, costs no model carries, or usage without a model.
+
+    A day with usage the provider names no model for (OpenAI's ``model: null``) is compared
+    as a whole in its ``(day)`` row: tokens and requests too, and no per-model rows.
+    Cost is not compared where part of it is missing from the provider's report (Priority
+    Tier at Anthropic, on either side: ``priority`` holds the ledger's priority model-days);
+    the row says why in ``detail.cost_not_compared``."""
+    priority = priority or set()
     theirs: dict[tuple[date, str], Side] = {}
+    per_day = {u.day for u in report.usage if u.model is None}
+    gaps: dict[date, str] = {}
     for u in report.usage:
-        side = theirs.setdefault((u.day, model_key(u.model)), Side())
+        if u.model is None:
+            continue
+        key = (u.day, _label(model_key(u.model), u.project if by_project else None))
+        side = theirs.setdefault(key, Side())
         side.add(u.requests, u.input_tokens, u.output_tokens, u.cost_usd, u.model)
+        if u.cost_gap:
+            side.gap = u.cost_gap
     counts_requests = COUNTS_REQUESTS.get(report.provider, True)
     model_costs = COSTS_PER_MODEL.get(report.provider, False)
     rows = []
     wanted = set(days)
     for key in sorted(set(theirs) | set(ledger)):
-        if key[0] not in wanted:
+        if key[0] not in wanted or key[0] in per_day:
             continue
         p = theirs.get(key) or Side()  # a model the provider does not show: zero there
+        mine = ledger.get(key) or Side()
         if not counts_requests:
             p.requests = None
-        if not model_costs:
-            p.cost_usd = None  # compared per day, below
-        mine = ledger.get(key) or Side()
+        if (key[0], key[1].split(" [")[0]) in priority and model_costs:
+            p.gap = p.gap or PRIORITY_LEDGER
+        if p.gap:
+            gaps[key[0]] = p.gap
+        if not model_costs or p.gap:
+            p.cost_usd = None  # compared per day, below, or not at all
         diffs = [x for m in MEASURES if (x := _difference(m, getattr(p, m), getattr(mine, m), rs))]
         rows.append(_row(key[0], key[1], p, mine, diffs))
-    for d, cost in sorted(report.day_costs.items()):
-        if d not in wanted or model_costs:
+    for d in sorted(wanted & (set(report.day_costs) | per_day | set(report.other_costs))):
+        if model_costs and d not in per_day and d not in report.other_costs:
             continue
-        p, mine = Side(), Side()
-        for (day, _), side in theirs.items():
-            if day == d:
-                p.add(side.requests, side.input_tokens or 0, side.output_tokens or 0, Decimal(0), "")
-        for (day, _), side in ledger.items():
-            if day == d:
-                mine.add(side.requests, side.input_tokens or 0, side.output_tokens or 0, side.cost_usd, "")
-        p.cost_usd = cost
-        diff = _difference("cost_usd", cost, mine.cost_usd, rs)
-        rows.append(_row(d, DAY_ROW, p, mine, [diff] if diff else []))
+        rows.append(_day_row(report, d, theirs, ledger, per_day, gaps, counts_requests, rs))
     return rows
+
+
+def _day_row(report: Any, d: date, theirs: dict[tuple[date, str], Side], ledger: dict[tuple[date, str], Side],
+             per_day: set[date], gaps: dict[date, str], counts_requests: bool, rs: ReconcileSettings) -> dict[str, Any]:
+    """The day as a whole: its total cost, and its tokens and requests where ``per_day``."""
+    p, mine = Side(), Side()
+    for u in report.usage:
+        if u.day == d:
+            p.add(u.requests, u.input_tokens, u.output_tokens, Decimal(0), u.model or "")
+    for (day, _), side in ledger.items():
+        if day == d:
+            mine.add(side.requests, side.input_tokens or 0, side.output_tokens or 0, side.cost_usd, "")
+            mine.names |= side.names
+    if not counts_requests:
+        p.requests = None
+    p.cost_usd = report.day_costs.get(d)
+    p.gap = gaps.get(d) or next((u.cost_gap for u in report.usage if u.day == d and u.cost_gap), None)
+    measures = MEASURES if d in per_day else ("cost_usd",)
+    diffs = [x for m in measures if not (m == "cost_usd" and p.gap)
+             and (x := _difference(m, getattr(p, m), getattr(mine, m), rs))]
+    row = _row(d, DAY_ROW, p, mine, diffs)
+    if d in per_day:
+        row["detail"]["compared_per_day"] = UNNAMED
+    if report.other_costs.get(d):
+        row["detail"]["other_costs"] = {k: str(v) for k, v in sorted(report.other_costs[d].items())}
+    return row
 
 
 def _row(day: date, model: str, p: Side, mine: Side, diffs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -162,7 +247,8 @@ def _row(day: date, model: str, p: Side, mine: Side, diffs: list[dict[str, Any]]
             "ledger_input_tokens": mine.input_tokens or 0, "ledger_output_tokens": mine.output_tokens or 0,
             "ledger_cost_usd": mine.cost_usd or Decimal(0), "status": status,
             "detail": {"differences": diffs, "provider_models": sorted(n for n in p.names if n),
-                       "ledger_models": sorted(n for n in mine.names if n)}}
+                       "ledger_models": sorted(n for n in mine.names if n),
+                       **({"cost_not_compared": p.gap} if p.gap else {})}}
 
 
 # ---------------------------------------------------------------------------- running
@@ -216,7 +302,11 @@ def run(engine: Engine, settings: Settings, name: str, first: date, last: date, 
                                       max_retries=rs.max_retries, backoff=rs.backoff, project_ids=ps.project_ids)
     report = (fetch or providers.fetch)(config, days[0], days[-1])  # outside any transaction: HTTP
     with engine.begin() as conn:
-        rows = compare(report, ledger_side_by_model(conn, ps.ledger_provider, days[0], days[-1]), days, rs)
+        by_project = bool(ps.project_ids) and by_project_available()
+        mine = ledger_side_by_model(conn, ps.ledger_provider, days[0], days[-1],
+                                    ps.project_ids if by_project else ())
+        priority = ledger_priority(conn, ps.ledger_provider, days[0], days[-1])
+        rows = compare(report, mine, days, rs, priority, by_project)
         conn.execute(delete(Reconciliation).where(Reconciliation.provider == name,
                                                   Reconciliation.day.in_(days)))
         if rows:
@@ -269,12 +359,18 @@ def summary(conn: Connection, first: date, last: date) -> list[dict[str, Any]]:
         p["days"].add(r.day)
         p["checked_at"] = max(p["checked_at"], r.checked_at)
         per_model_cost = COSTS_PER_MODEL.get(r.provider, False)
-        if r.model != DAY_ROW:
+        detail = r.detail or {}
+        if r.model != DAY_ROW or "compared_per_day" in detail:
             p["provider_tokens"] += (r.provider_input_tokens or 0) + (r.provider_output_tokens or 0)
             p["ledger_tokens"] += r.ledger_input_tokens + r.ledger_output_tokens
-        if (r.model == DAY_ROW) != per_model_cost and r.provider_cost_usd is not None:
+        if "cost_not_compared" in detail:
+            pass  # the provider's figure leaves part of the cost out: summing it would mislead
+        elif (r.model == DAY_ROW) != per_model_cost and r.provider_cost_usd is not None:
             p["provider_cost_usd"] = (p["provider_cost_usd"] or Decimal(0)) + r.provider_cost_usd
             p["ledger_cost_usd"] += r.ledger_cost_usd
+        elif r.model == DAY_ROW and detail.get("other_costs"):  # costs no model carries (web search, ...)
+            other = sum((Decimal(v) for v in detail["other_costs"].values()), Decimal(0))
+            p["provider_cost_usd"] = (p["provider_cost_usd"] or Decimal(0)) + other
         if r.status != "ok":
             p["flagged"].append({"day": r.day.isoformat(), "model": r.model, "status": r.status,
                                  "differences": [{k: x[k] for k in ("measure", "provider", "ledger", "direction")}

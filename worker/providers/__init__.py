@@ -42,15 +42,20 @@ class ProviderConfig:
 
 @dataclass(frozen=True)
 class ProviderUsage:
-    """One UTC day and one model, as the provider reports it."""
+    """One UTC day, model (and project, where asked for), as the provider reports it."""
 
     day: date
-    model: str  # the provider's model name, as returned
+    model: str | None  # the provider's model name, as returned; None where it names none (OpenAI may)
     requests: int | None  # None where the provider does not report requests (Anthropic)
-    input_tokens: int  # ALL input tokens: uncached + cache reads + cache writes
+    # All input tokens, cached ones included. OpenAI's ``input_tokens`` already includes its
+    # ``input_cached_tokens`` (a subset, never added to it); Anthropic's is the sum of
+    # uncached input, cache reads and cache writes.
+    input_tokens: int
     output_tokens: int
     cached_tokens: int  # cache reads (a subset of input_tokens)
-    cost_usd: Decimal | None  # the provider's cost for this day+model where it reports one, else None
+    cost_usd: Decimal | None  # the provider's cost for this row where it reports one, else None
+    project: str | None = None  # OpenAI project_id / Anthropic workspace_id when grouped by it
+    cost_gap: str | None = None  # why cost_usd leaves part of this usage out (e.g. Priority Tier)
 
 
 @dataclass(frozen=True)
@@ -58,9 +63,12 @@ class ProviderReport:
     provider: str
     first: date
     last: date
-    usage: list[ProviderUsage]  # summed per (day, model): one row each, sorted by (day, model)
+    usage: list[ProviderUsage]  # summed per (day, model, project): one row each, sorted
     day_costs: dict[date, Decimal]  # the provider's total cost per UTC day ({} if it has none)
     requests_made: int  # HTTP requests made (pages + retries), for the stats
+    # Costs the provider attributes to no model, per day and kind (Anthropic's web_search,
+    # code_execution); a part of day_costs.
+    other_costs: dict[date, dict[str, Decimal]] = field(default_factory=dict)
 
 
 class ProviderError(Exception):

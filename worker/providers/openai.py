@@ -4,7 +4,7 @@ Requests (``Authorization: Bearer <admin key>``)::
 
     GET /v1/organization/usage/completions
         ?start_time=<unix, inclusive>&end_time=<unix, exclusive>&bucket_width=1d
-        &group_by[]=model&limit=<=31&project_ids[]=...&page=<next_page>
+        &group_by[]=model[&group_by[]=project_id]&limit=<=31&project_ids[]=...&page=<next_page>
     GET /v1/organization/costs
         ?start_time=...&end_time=...&bucket_width=1d&limit=<=180&project_ids[]=...&page=...
 
@@ -13,8 +13,14 @@ bucket is ``{"start_time", "end_time", "results": [...]}``, one per UTC day when
 ``start_time`` is a UTC midnight (it is, here). Array parameters are sent with brackets
 (``group_by[]=model``), as OpenAI's own SDK sends them.
 
-Usage results give ``input_tokens`` (text input, cached included), ``input_cached_tokens``
-(a subset), ``output_tokens``, ``num_model_requests`` and ``model``. Audio tokens
+Usage results give ``input_tokens``, ``input_cached_tokens``, ``output_tokens``,
+``num_model_requests`` and ``model``. OpenAI documents ``input_tokens`` as all text input
+tokens *including* cached ones, so ``input_cached_tokens`` is a part of it: it is taken as
+the input as it is, and never added to it. ``model`` may be null (OpenAI's own example
+answers ``"model": null``, and a bucket can carry usage no model is named for): such a row
+is kept with ``model=None`` and the reconciliation compares it per day, it never fails the
+fetch. With ``project_ids`` configured, usage is grouped by ``project_id`` as well and each
+row keeps its project (costs stay per day: they are filtered by the same projects). Audio tokens
 (``input_audio_tokens`` / ``output_audio_tokens``) are reported separately by OpenAI and
 are not added in. Only completions usage is fetched: embeddings, images, audio and
 moderations have their own usage endpoints.
@@ -50,10 +56,12 @@ def fetch(config: ProviderConfig, first: date, last: date) -> ProviderReport:
     day_costs: dict[date, Decimal] = {}
     with Client(config, {"Authorization": f"Bearer {config.api_key}"}) as client:
         shape = Shape(config.name, f"GET {USAGE_PATH}")
-        usage_params = [*common, ("group_by[]", "model"), ("limit", str(min(days, USAGE_LIMIT)))]
+        group_by = [("group_by[]", "model"), *([("group_by[]", "project_id")] if config.project_ids else [])]
+        usage_params = [*common, *group_by, ("limit", str(min(days, USAGE_LIMIT)))]
         for day, result in (r for page in client.pages(USAGE_PATH, usage_params)
                             for r in shape.results(page, first, last, _day(shape))):
-            tally.add(day, shape.text(result, "model", "results[]"),
+            project = shape.text_or_none(result, "project_id", "results[]") if config.project_ids else None
+            tally.add(day, shape.text_or_none(result, "model", "results[]"), project=project,
                       requests=shape.count(result, "num_model_requests", "results[]"),
                       input_tokens=shape.count(result, "input_tokens", "results[]"),
                       output_tokens=shape.count(result, "output_tokens", "results[]"),

@@ -43,6 +43,12 @@ class Shape:
             raise self.unexpected(f"{_name(what, key)} is {_kind(value)}, not a non-empty string")
         return value
 
+    def text_or_none(self, container: dict[str, Any], key: str, what: str = "") -> str | None:
+        """A non-empty string, or None where the field is missing or null (never an error)."""
+        if container.get(key) is None:
+            return None
+        return self.text(container, key, what)
+
     def count(self, container: dict[str, Any], key: str, what: str = "", *,
               default: int | None = None) -> int:
         """A non-negative integer; ``default`` (when given) stands for a missing or null field."""

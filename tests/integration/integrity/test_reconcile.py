@@ -37,7 +37,7 @@ def settings_for(db_url: str, tmp_path: Path):
 
 
 def ledger(settings, engine, tmp_path: Path, calls: list[tuple[date, str, int, int, int, str]],
-           provider: str = "openai") -> None:
+           provider: str = "openai", metadata: dict[str, Any] | None = None) -> None:
     """calls: (day, model, requests, prompt tokens each, completion tokens each, cost each)."""
     records = []
     for day, model, n, prompt, completion, cost in calls:
@@ -45,6 +45,8 @@ def ledger(settings, engine, tmp_path: Path, calls: list[tuple[date, str, int, i
         for i in range(n):
             rec = record(at + timedelta(seconds=i), model=model, prompt=prompt, completion=completion, cost=cost)
             rec["provider"] = provider
+            if metadata:
+                rec["metadata"] = metadata
             records.append(rec)
     path = tmp_path / f"ledger-{len(list(tmp_path.glob('ledger-*')))}.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
@@ -279,3 +281,94 @@ def test_an_enabled_provider_without_its_key_fails_at_start_naming_the_variable(
         load(path, env={})
     path.write_text("[reconcile.openai]\nenabled = false\n", encoding="utf-8")
     assert load(path, env={}).reconcile.providers == {}
+
+
+def anthropic_reports(httpserver, usage: list[dict[str, Any]], costs: list[dict[str, Any]]) -> None:
+    """Shaped after Anthropic's documented reports (https://platform.claude.com/docs/en/api/admin/cost_report,
+    https://docs.claude.com/en/api/admin-api/usage-cost/get-messages-usage-report), one bucket on DAY1."""
+    bucket = {"starting_at": "2026-11-20T00:00:00Z", "ending_at": "2026-11-21T00:00:00Z"}
+    httpserver.expect_request("/v1/organizations/usage_report/messages").respond_with_json(
+        {"has_more": False, "next_page": None, "data": [{**bucket, "results": [{
+            "model": "claude-sonnet-4-20250514", "cache_read_input_tokens": 0, "output_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "server_tool_use": {"web_search_requests": 0}, "api_key_id": None, "workspace_id": None,
+            "service_tier": "standard", "context_window": "0-200k", **u} for u in usage]}]})
+    httpserver.expect_request("/v1/organizations/cost_report").respond_with_json(
+        {"has_more": False, "next_page": None, "data": [{**bucket, "results": [{
+            "currency": "USD", "workspace_id": None, "description": "Claude Sonnet 4 Usage", "cost_type": "tokens",
+            "context_window": "0-200k", "model": "claude-sonnet-4-20250514", "service_tier": "standard",
+            "token_type": "uncached_input_tokens", **c} for c in costs]}]})
+
+
+@freeze_time(NOW)
+def test_openai_usage_without_a_model_is_compared_per_day_and_never_fails_the_run(settings_for, engine, tmp_path,
+                                                                                  httpserver) -> None:
+    """OpenAI's documented example of GET /v1/organization/usage/completions answers ``"model": null``
+    (https://developers.openai.com/api/reference/resources/organization/subresources/usage/methods/get_completions/;
+    the example at https://share.apidog.com/apidoc/docs-site/370474/api-12401171)."""
+    settings, _, _ = settings_for(httpserver)
+    ledger(settings, engine, tmp_path, CALLS)
+    serve_openai(httpserver, {DAY1: [{**mini(40, 40_000, 8_000), "model": None}],
+                              DAY2: [{**mini(60, 90_000, 12_000), "model": None}]},
+                 {DAY1: "0.40", DAY2: "0.60"})
+
+    result = reconcile.run(engine, settings, "openai", DAY1, DAY2, utc(NOW))
+
+    assert [(r["day"], r["model"], r["status"]) for r in result.rows] == \
+        [(DAY1, "(day)", "ok"), (DAY2, "(day)", "unlogged")]
+    day2 = result.rows[1]
+    assert (day2["provider_input_tokens"], day2["ledger_input_tokens"]) == (90_000, 60_000)
+    assert [x["measure"] for x in day2["detail"]["differences"]] == ["input_tokens"]
+    assert "named no model" in day2["detail"]["compared_per_day"]
+    assert day2["detail"]["ledger_models"] == ["gpt-4o-mini"]
+
+
+@freeze_time(NOW)
+@pytest.mark.parametrize("where", ["usage report", "ledger"])
+def test_priority_tier_cost_missing_from_anthropics_cost_report_is_not_an_overcount(settings_for, engine, tmp_path,
+                                                                                    httpserver, where) -> None:
+    """Anthropic: "Priority Tier costs are not available in the cost endpoint"; priority usage
+    shows in the usage report's ``service_tier`` (https://docs.anthropic.com/en/api/usage-cost-api)."""
+    settings, _, _ = settings_for(httpserver, providers=("anthropic",))
+    ledger(settings, engine, tmp_path, [(DAY1, "claude-sonnet-4", 10, 3000, 400, "0.0150")], provider="anthropic",
+           metadata={"service_tier": "priority"} if where == "ledger" else None)
+    usage = [{"uncached_input_tokens": 10_000, "output_tokens": 1_000},
+             {"uncached_input_tokens": 20_000, "output_tokens": 3_000,
+              "service_tier": "priority" if where == "usage report" else "standard"}]
+    anthropic_reports(httpserver, usage, [{"amount": "5.00"}])  # $0.05 of the ledger's $0.15
+
+    result = reconcile.run(engine, settings, "anthropic", DAY1, DAY1, utc(NOW))
+
+    [row] = result.rows
+    assert (row["model"], row["status"], row["provider_cost_usd"]) == ("claude-sonnet-4", "ok", None), row
+    assert "Priority Tier" in row["detail"]["cost_not_compared"]
+    assert result.alerts["raised"] == 0
+    with engine.connect() as conn:
+        assert conn.execute(select(Alert)).all() == []
+
+
+@freeze_time(NOW)
+def test_anthropics_web_search_and_code_execution_costs_are_reconciled_per_day(settings_for, engine, tmp_path,
+                                                                                httpserver) -> None:
+    """Cost report results with ``cost_type`` "web_search" or "code_execution" have no model
+    (https://platform.claude.com/docs/en/api/admin/cost_report)."""
+    settings, _, _ = settings_for(httpserver, providers=("anthropic",))
+    ledger(settings, engine, tmp_path, [(DAY1, "claude-sonnet-4", 10, 3000, 400, "0.0150")], provider="anthropic")
+    anthropic_reports(httpserver, [{"uncached_input_tokens": 30_000, "output_tokens": 4_000}], [
+        {"amount": "15.00"},
+        {"amount": "1000", "cost_type": "web_search", "model": None, "description": "Web search usage",
+         "token_type": None, "context_window": None, "service_tier": None},
+        {"amount": "250", "cost_type": "code_execution", "model": None, "description": "Code Execution Usage",
+         "token_type": None, "context_window": None, "service_tier": None}])
+
+    result = reconcile.run(engine, settings, "anthropic", DAY1, DAY1, utc(NOW))
+
+    model_row, day_row = result.rows
+    assert (model_row["model"], model_row["status"], model_row["provider_cost_usd"]) == \
+        ("claude-sonnet-4", "ok", Decimal("0.15"))
+    assert (day_row["model"], day_row["status"]) == ("(day)", "unlogged")
+    assert (day_row["provider_cost_usd"], day_row["ledger_cost_usd"]) == (Decimal("12.65"), Decimal("0.15"))
+    assert day_row["detail"]["other_costs"] == {"code_execution": "2.50", "web_search": "10.00"}
+    with engine.connect() as conn:
+        [summary] = reconcile.summary(conn, DAY1, DAY1)
+    assert (summary["provider_cost_usd"], summary["ledger_cost_usd"]) == ("12.6500", "0.1500")

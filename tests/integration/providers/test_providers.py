@@ -20,6 +20,7 @@ from werkzeug.datastructures import MultiDict
 
 from tests.helpers import free_port
 from worker.providers import PROVIDERS, ProviderConfig, ProviderError, ProviderReport, ProviderUsage, fetch
+from worker.providers import anthropic
 from worker.providers import http as provider_http
 
 KEY = "sk-admin-SECRETVALUE-0123456789"
@@ -160,13 +161,65 @@ def test_openai_sends_the_admin_key_as_bearer_and_filters_on_project_ids(httpser
     projects = [("project_ids[]", "proj_abc"), ("project_ids[]", "proj_def")]
     common = [("start_time", str(UNIX_AUG1)), ("end_time", str(UNIX_AUG2)), ("bucket_width", "1d"), *projects]
     httpserver.expect_ordered_request(OPENAI_USAGE, headers=headers, query_string=MultiDict(
-        [*common, ("group_by[]", "model"), ("limit", "1")])).respond_with_json(openai_page([]))
+        [*common, ("group_by[]", "model"), ("group_by[]", "project_id"), ("limit", "1")]),
+    ).respond_with_json(openai_page([]))
     httpserver.expect_ordered_request(OPENAI_COSTS, headers=headers, query_string=MultiDict(
         [*common, ("limit", "1")])).respond_with_json(openai_page([]))
 
     report = fetch(config(httpserver, "openai", project_ids=("proj_abc", "proj_def")), AUG1, AUG1)
 
     assert report.usage == [] and report.day_costs == {}
+
+
+def test_openai_a_result_without_a_model_is_kept_unnamed_and_never_fails_the_fetch(httpserver: HTTPServer) -> None:
+    """OpenAI's own example response for GET /v1/organization/usage/completions answers
+    ``"model": null`` (https://developers.openai.com/api/reference/resources/organization/subresources/usage/methods/get_completions/
+    and the example at https://share.apidog.com/apidoc/docs-site/370474/api-12401171:
+    input_tokens 1000, output_tokens 500, input_cached_tokens 800, num_model_requests 5)."""
+    documented = {**openai_usage("unused", 1000, 500, 800, 5), "model": None}
+    httpserver.expect_ordered_request(OPENAI_USAGE).respond_with_json(openai_page([openai_bucket(
+        UNIX_AUG1, [documented, openai_usage("gpt-4o-mini-2024-07-18", 50, 10, 0, 1)])]))
+    openai_empty_costs(httpserver)
+
+    report = fetch(config(httpserver, "openai"), AUG1, AUG1)
+
+    assert report.usage == [ProviderUsage(AUG1, None, 5, 1000, 500, 800, None),
+                            ProviderUsage(AUG1, "gpt-4o-mini-2024-07-18", 1, 50, 10, 0, None)]
+
+
+def test_openai_input_tokens_already_include_the_cached_ones_and_are_not_added_to(httpserver: HTTPServer) -> None:
+    """OpenAI documents ``input_tokens`` as "the aggregated number of text input tokens used,
+    including cached tokens", ``input_cached_tokens`` being those cached (the UsageCompletionsResult
+    schema, https://docs.rs/openai-client-base/0.12.0/ generated from OpenAI's OpenAPI 2.3.0)."""
+    httpserver.expect_ordered_request(OPENAI_USAGE).respond_with_json(openai_page([openai_bucket(
+        UNIX_AUG1, [openai_usage("gpt-4o-2024-08-06", 1000, 500, 800, 5)])]))
+    openai_empty_costs(httpserver)
+
+    [row] = fetch(config(httpserver, "openai"), AUG1, AUG1).usage
+
+    assert (row.input_tokens, row.cached_tokens) == (1000, 800)
+
+
+def test_openai_with_projects_groups_by_project_id_and_keeps_each_rows_project(httpserver: HTTPServer) -> None:
+    """``group_by`` accepts ``project_id`` beside ``model`` and each result then names its
+    ``project_id`` (https://developers.openai.com/api/reference/resources/organization/subresources/usage/methods/get_completions/)."""
+    httpserver.expect_ordered_request(OPENAI_USAGE, query_string=MultiDict([
+        ("start_time", str(UNIX_AUG1)), ("end_time", str(UNIX_AUG2)), ("bucket_width", "1d"),
+        ("project_ids[]", "proj_abc"), ("project_ids[]", "proj_def"), ("group_by[]", "model"),
+        ("group_by[]", "project_id"), ("limit", "1"),
+    ])).respond_with_json(openai_page([openai_bucket(UNIX_AUG1, [
+        {**openai_usage("gpt-4o-2024-08-06", 300, 30, 0, 2), "project_id": "proj_def"},
+        {**openai_usage("gpt-4o-2024-08-06", 100, 10, 0, 1), "project_id": "proj_abc"},
+        {**openai_usage("gpt-4o-2024-08-06", 5, 1, 0, 1), "project_id": "proj_abc"},
+    ])]))
+    httpserver.expect_ordered_request(OPENAI_COSTS).respond_with_json(openai_page(
+        [openai_bucket(UNIX_AUG1, [{**openai_cost(0.06), "project_id": "proj_abc"}])]))
+
+    report = fetch(config(httpserver, "openai", project_ids=("proj_abc", "proj_def")), AUG1, AUG1)
+
+    assert report.usage == [ProviderUsage(AUG1, "gpt-4o-2024-08-06", 2, 105, 11, 0, None, project="proj_abc"),
+                            ProviderUsage(AUG1, "gpt-4o-2024-08-06", 2, 300, 30, 0, None, project="proj_def")]
+    assert report.day_costs == {AUG1: Decimal("0.06")}
 
 
 # --- Anthropic --------------------------------------------------------------------------------
@@ -191,7 +244,8 @@ def test_anthropic_follows_pages_and_turns_cost_cents_into_dollars_per_model(htt
         next_page="page_MjAyNS0wOC0wMlQwMDowMDowMFo="))
     httpserver.expect_ordered_request(ANTHROPIC_USAGE, query_string=MultiDict([
         ("starting_at", "2025-08-01T00:00:00Z"), ("ending_at", "2025-08-03T00:00:00Z"), ("bucket_width", "1d"),
-        ("limit", "2"), ("group_by[]", "model"), ("page", "page_MjAyNS0wOC0wMlQwMDowMDowMFo="),
+        ("limit", "2"), ("group_by[]", "model"), ("group_by[]", "service_tier"),
+        ("page", "page_MjAyNS0wOC0wMlQwMDowMDowMFo="),
     ])).respond_with_json(anthropic_page(
         [anthropic_bucket(AUG2, [anthropic_usage(sonnet, 60, 0, 0, 0, 6, tier="batch"),
                                  anthropic_usage(sonnet, 40, 0, 0, 0, 4)])]))
@@ -214,6 +268,7 @@ def test_anthropic_follows_pages_and_turns_cost_cents_into_dollars_per_model(htt
         ProviderUsage(AUG2, sonnet, None, 100, 10, 0, Decimal("0.075")),
     ]
     assert report.day_costs == {AUG1: Decimal("11.7378912"), AUG2: Decimal("0.075")}
+    assert report.other_costs == {AUG1: {"web_search": Decimal("10")}}
     assert report.requests_made == 4
 
 
@@ -222,7 +277,8 @@ def test_anthropic_sends_the_key_and_version_headers_and_filters_on_workspaces(h
     common = [("starting_at", "2025-08-01T00:00:00Z"), ("ending_at", "2025-08-02T00:00:00Z"),
               ("bucket_width", "1d"), ("limit", "1")]
     httpserver.expect_ordered_request(ANTHROPIC_USAGE, headers=headers, query_string=MultiDict(
-        [*common, ("group_by[]", "model"), ("workspace_ids[]", "wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ")]),
+        [*common, ("group_by[]", "model"), ("group_by[]", "service_tier"), ("group_by[]", "workspace_id"),
+         ("workspace_ids[]", "wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ")]),
     ).respond_with_json(anthropic_page([]))
     httpserver.expect_ordered_request(ANTHROPIC_COSTS, headers=headers, query_string=MultiDict(
         [*common, ("group_by[]", "description"), ("group_by[]", "workspace_id")]),
@@ -236,6 +292,51 @@ def test_anthropic_sends_the_key_and_version_headers_and_filters_on_workspaces(h
     report = fetch(config(httpserver, "anthropic", project_ids=("wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ",)), AUG1, AUG1)
 
     assert report.day_costs == {AUG1: Decimal("2")}
+
+
+def test_anthropic_priority_tier_usage_says_its_cost_is_missing_from_the_cost_report(httpserver: HTTPServer) -> None:
+    """Anthropic's Usage and Cost API guide: Priority Tier costs are not available in the cost
+    endpoint; filter or group the usage report by ``service_tier`` and look for ``priority``
+    (https://docs.anthropic.com/en/api/usage-cost-api; ``service_tier`` is one of standard,
+    batch, priority: https://docs.claude.com/en/api/admin-api/usage-cost/get-messages-usage-report)."""
+    sonnet = "claude-sonnet-4-20250514"
+    httpserver.expect_ordered_request(ANTHROPIC_USAGE, query_string=MultiDict([
+        ("starting_at", "2025-08-01T00:00:00Z"), ("ending_at", "2025-08-02T00:00:00Z"), ("bucket_width", "1d"),
+        ("limit", "1"), ("group_by[]", "model"), ("group_by[]", "service_tier"),
+    ])).respond_with_json(anthropic_page([anthropic_bucket(AUG1, [
+        anthropic_usage(sonnet, 100, 0, 0, 0, 10), anthropic_usage(sonnet, 900, 0, 0, 0, 90, tier="priority"),
+        anthropic_usage("claude-3-5-haiku-20241022", 40, 0, 0, 0, 4)])]))
+    httpserver.expect_ordered_request(ANTHROPIC_COSTS).respond_with_json(anthropic_page([anthropic_bucket(
+        AUG1, [anthropic_cost("30", sonnet, "uncached_input_tokens")])]))
+
+    report = fetch(config(httpserver, "anthropic"), AUG1, AUG1)
+
+    assert report.usage == [
+        ProviderUsage(AUG1, "claude-3-5-haiku-20241022", None, 40, 4, 0, None),
+        ProviderUsage(AUG1, sonnet, None, 1000, 100, 0, Decimal("0.30"), cost_gap=anthropic.PRIORITY_GAP),
+    ]
+
+
+def test_anthropic_with_workspaces_groups_usage_and_costs_by_workspace_and_keeps_it(httpserver: HTTPServer) -> None:
+    """Usage results and cost results both carry ``workspace_id`` when grouped by it
+    (https://platform.claude.com/docs/en/api/admin/cost_report and
+    https://docs.claude.com/en/api/admin-api/usage-cost/get-messages-usage-report)."""
+    sonnet, ws1, ws2 = "claude-sonnet-4-20250514", "wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ", "wrkspc_second"
+    httpserver.expect_ordered_request(ANTHROPIC_USAGE).respond_with_json(anthropic_page([anthropic_bucket(AUG1, [
+        {**anthropic_usage(sonnet, 100, 0, 0, 0, 10), "workspace_id": ws1},
+        {**anthropic_usage(sonnet, 7, 0, 0, 0, 1), "workspace_id": ws2}])]))
+    httpserver.expect_ordered_request(ANTHROPIC_COSTS).respond_with_json(anthropic_page([anthropic_bucket(AUG1, [
+        anthropic_cost("20", sonnet, "output_tokens", workspace_id=ws1),
+        anthropic_cost("3", sonnet, "output_tokens", workspace_id=ws2),
+        anthropic_cost("5", None, None, cost_type="code_execution", workspace_id=ws1),
+        anthropic_cost("999", sonnet, "output_tokens", workspace_id="wrkspc_not_asked_for")])]))
+
+    report = fetch(config(httpserver, "anthropic", project_ids=(ws1, ws2)), AUG1, AUG1)
+
+    assert report.usage == [ProviderUsage(AUG1, sonnet, None, 100, 10, 0, Decimal("0.20"), project=ws1),
+                            ProviderUsage(AUG1, sonnet, None, 7, 1, 0, Decimal("0.03"), project=ws2)]
+    assert report.day_costs == {AUG1: Decimal("0.28")}
+    assert report.other_costs == {AUG1: {"code_execution": Decimal("0.05")}}
 
 
 # --- OpenRouter -------------------------------------------------------------------------------
