@@ -57,7 +57,12 @@ def parse_timestamp(value: Any) -> datetime:
     tz = moment.tzinfo
     if tz is None:
         return moment.replace(tzinfo=UTC)
-    return moment if tz is UTC else moment.astimezone(UTC)
+    if tz is UTC:
+        return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable UTC moment
+        raise RecordError(f"timestamp out of range: {value!r}") from None
 
 
 def _is_number(text: str) -> bool:

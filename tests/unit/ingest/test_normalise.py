@@ -200,6 +200,13 @@ def test_unparseable_timestamps_are_rejected_with_the_reason(raw: Any):
         norm({"occurred_at": raw, "prompt_tokens": 1})
 
 
+@pytest.mark.parametrize("raw", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:30:00-05:00"])
+def test_a_timestamp_with_no_utc_equivalent_is_rejected_not_raised(raw: str):
+    """Python's datetime stops at years 1 and 9999: the offset pushes these past either end."""
+    with pytest.raises(RecordError, match="timestamp out of range"):
+        norm({"occurred_at": raw, "prompt_tokens": 1})
+
+
 @settings(max_examples=200, database=None, deadline=None)
 @given(moment=st.datetimes(min_value=datetime(1971, 1, 2), max_value=datetime(9998, 12, 30),
                            timezones=st.timezones() | st.builds(
