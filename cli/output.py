@@ -17,6 +17,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
+
+from worker.text import csv_safe, shown
 
 # Piped output gets a wide console rather than rich's 80-column default.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -45,6 +48,10 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _csv_cell(value: Any) -> str:
+    return csv_safe(value) if isinstance(value, str) else _cell(value)
+
+
 def emit_rows(rows: list[dict[str, Any]], columns: Iterable[str], fmt: Format, title: str | None = None) -> None:
     columns = list(columns)
     if fmt is Format.json:
@@ -53,13 +60,15 @@ def emit_rows(rows: list[dict[str, Any]], columns: Iterable[str], fmt: Format, t
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([_cell(row.get(c)) for c in columns])
+            writer.writerow([_csv_cell(row.get(c)) for c in columns])
     else:
-        table = Table(title=title)
+        # Every cell is a Text, never markup: "[red]eve[/red]" or "[link=...]" from the data is shown as
+        # written, and control or bidi characters as escapes.
+        table = Table(title=Text(title) if title else None)
         for col in columns:
-            table.add_column(col, justify="right" if _numeric(rows, col) else "left")
+            table.add_column(Text(col), justify="right" if _numeric(rows, col) else "left")
         for row in rows:
-            table.add_row(*[_cell(row.get(c)) for c in columns])
+            table.add_row(*[Text(shown(_cell(row.get(c)))) for c in columns])
         console.print(table)
 
 
