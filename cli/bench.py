@@ -21,14 +21,19 @@ Database = Annotated[Optional[str], typer.Option(
     "--database", help="As for `bench ingest`: a PostgreSQL URL (scratch database) or sqlite")]
 
 
-def _run(ctx: typer.Context, name: str, events: int, database: str | None) -> Any:
+def _run(ctx: typer.Context, name: str, events: int, database: str | None, **options: Any) -> Any:
     """``worker.bench.run_<name>`` on N events, its progress notes dimmed on stderr."""
     # Imported when a bench runs, not with the CLI: worker.bench pulls in psycopg and the event
     # generator (about 140 ms, 80 modules) that no other command, and not the daemon, needs.
     from worker import bench
 
     runner = {"ingest": bench.run_ingest, "summaries": bench.run_summaries, "integrity": bench.run_integrity}[name]
-    return runner(state(ctx).settings(), events, database, say=lambda m: err_console.print(f"[dim]{m}[/dim]"))
+    return runner(state(ctx).settings(), events, database, say=lambda m: err_console.print(f"[dim]{m}[/dim]"),
+                  **options)
+
+
+# bench ingest's --format names the generated records' shape, or (table | json) the output.
+INGEST_FORMATS = ("table", "json", "canonical", "litellm", "otel", "anthropic")
 
 
 @bench_app.command("ingest")
@@ -39,10 +44,19 @@ def ingest(
         "--database",
         help="Server to measure on: a PostgreSQL URL (a scratch database is created there and dropped) "
              "or sqlite (a temporary file). Default: a temporary SQLite file")] = None,
-    fmt: TableOrJson = Format.table,
+    formats: Annotated[Optional[list[str]], typer.Option(
+        "--format", help="Records generated as canonical (default), litellm, otel or anthropic; "
+                         "output as table (default) or json. May be given twice: --format otel --format json")] = None,
 ) -> None:
     """Ingest N generated events and compare with a plain COPY / executemany of the same rows."""
-    result = _run(ctx, "ingest", events, database)
+    chosen = formats or []
+    for value in chosen:
+        if value not in INGEST_FORMATS:
+            raise typer.BadParameter(f"expected one of {', '.join(INGEST_FORMATS)}, got {value!r}",
+                                     param_hint="--format")
+    fmt = Format.json if "json" in chosen else Format.table
+    shape = next((v for v in chosen if v not in ("table", "json")), "canonical")
+    result = _run(ctx, "ingest", events, database, shape=shape)
     out = result.as_dict()
     out["ingest_rate"] = f"{result.ingest_rate:,.0f} events/s"
     out["plain_rate"] = f"{result.plain_rate:,.0f} rows/s"

@@ -53,8 +53,52 @@ SERVICES = ["draft_generator", "voice_analyzer", "trend_detector", "feedback_ana
             "auto_populate", "chat"]
 
 
-def generate(path: Path, n: int, seed: int = 42, start: datetime | None = None) -> None:
-    """N canonical events over 30 days, streamed to ``path``.
+RECORD_SHAPES = ("canonical", "litellm", "otel", "anthropic")
+
+
+def _litellm(r: dict[str, Any]) -> dict[str, Any]:
+    """The same call as a LiteLLM_SpendLogs row (worker.ingest.formats.litellm)."""
+    row = {"request_id": r["event_id"], "call_type": "acompletion", "api_key": "hashed-key", "spend": r.get("cost_usd", 0),
+           "total_tokens": r["prompt_tokens"] + r["completion_tokens"], "prompt_tokens": r["prompt_tokens"],
+           "completion_tokens": r["completion_tokens"], "startTime": r["occurred_at"], "endTime": r["occurred_at"],
+           "model": r["model"], "model_group": r["model"], "custom_llm_provider": r["provider"], "user": r["account_id"],
+           "team_id": r["tenant_id"], "status": "success" if r["status"] == "success" else "failure",
+           "metadata": {"usage_object": {"prompt_tokens_details": {"cached_tokens": r["cached_tokens"]}},
+                        "user_api_key_team_alias": r["service"]}}
+    return row
+
+
+def _otel(r: dict[str, Any], i: int) -> dict[str, Any]:
+    """The same call as an OTLP JSON line holding one GenAI span (worker.ingest.formats.otel)."""
+    ns = str(int(datetime.fromisoformat(r["occurred_at"]).timestamp()) * 1_000_000_000)
+
+    def attr(key: str, value: Any) -> dict[str, Any]:
+        return {"key": key, "value": {"intValue": str(value)} if isinstance(value, int) else {"stringValue": value}}
+    attrs = [attr("gen_ai.operation.name", "chat"), attr("gen_ai.provider.name", r["provider"]),
+             attr("gen_ai.request.model", r["model"]), attr("gen_ai.usage.input_tokens", r["prompt_tokens"]),
+             attr("gen_ai.usage.output_tokens", r["completion_tokens"]),
+             attr("gen_ai.usage.cache_read.input_tokens", r["cached_tokens"]), attr("user.id", r["account_id"])]
+    span = {"traceId": f"{i:032x}", "spanId": f"{i:016x}", "name": f"chat {r['model']}", "kind": 3,
+            "startTimeUnixNano": ns, "endTimeUnixNano": ns, "attributes": attrs,
+            "status": {"code": 1 if r["status"] == "success" else 2}}
+    resource = {"attributes": [attr("service.name", r["service"])]}
+    return {"resourceSpans": [{"resource": resource, "scopeSpans": [{"scope": {"name": "bench"}, "spans": [span]}]}]}
+
+
+def _anthropic(r: dict[str, Any]) -> dict[str, Any]:
+    """The same call as an app's record carrying a Messages response's usage (formats.anthropic)."""
+    cached = r["cached_tokens"]
+    return {"id": r["event_id"], "type": "message", "role": "assistant", "model": r["model"],
+            "stop_reason": "end_turn", "timestamp": r["occurred_at"], "user_id": r["account_id"],
+            "service": r["service"],
+            "usage": {"input_tokens": r["prompt_tokens"] - cached, "cache_creation_input_tokens": 0,
+                      "cache_read_input_tokens": cached, "output_tokens": r["completion_tokens"],
+                      "service_tier": "standard"}}
+
+
+def generate(path: Path, n: int, seed: int = 42, start: datetime | None = None, shape: str = "canonical") -> None:
+    """N canonical events over 30 days, streamed to ``path``; ``shape`` writes the same calls as
+    another tool's records (litellm, otel, anthropic: see RECORD_SHAPES).
 
     Shaped like a real application's log: 1,000 accounts in 20 tenants, each account
     using two features (services) and mostly one model (80%), 3% failures, a tenth
@@ -90,12 +134,19 @@ def generate(path: Path, n: int, seed: int = 42, start: datetime | None = None) 
             }
             if rng.random() < 0.1:
                 record["cost_usd"] = f"{rng.random() / 100:.8f}"
+            if shape == "litellm":
+                record = _litellm(record)
+            elif shape == "otel":
+                record = _otel(record, i)
+            elif shape == "anthropic":
+                record = _anthropic(record)
             fh.write(dumps(record) + b"\n")
 
 
 @dataclass
 class IngestBenchResult:
     dialect: str
+    shape: str
     events: int
     ingest_seconds: float
     ingest_rate: float
@@ -188,12 +239,12 @@ def _plain_load_sqlite(engine: Engine, batch: int) -> float:
 
 
 def run_ingest(settings: Settings, events: int, database: str | None,
-               say: Callable[[str], None] = lambda _m: None) -> IngestBenchResult:
+               say: Callable[[str], None] = lambda _m: None, shape: str = "canonical") -> IngestBenchResult:
     with tempfile.TemporaryDirectory(prefix="tokentally-bench-") as tmp:
         workdir = Path(tmp)
         data = workdir / "events.jsonl"
-        say(f"generating {events:,} events")
-        generate(data, events)
+        say(f"generating {events:,} events as {shape} records")
+        generate(data, events, shape=shape)
         with scratch_database(database) as url:
             engine = db.make_engine(url)
             try:
@@ -216,7 +267,7 @@ def run_ingest(settings: Settings, events: int, database: str | None,
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     ingest_rate = events / ingest_seconds
     plain_rate = events / plain_seconds if plain_seconds else float("inf")
-    return IngestBenchResult(dialect, events, ingest_seconds, ingest_rate, plain_seconds, plain_rate,
+    return IngestBenchResult(dialect, shape, events, ingest_seconds, ingest_rate, plain_seconds, plain_rate,
                        ingest_rate / plain_rate, peak, stats.accepted)
 
 

@@ -42,9 +42,18 @@ class IngestStats(WriteStats):
     files: int = 0
     skipped_files: int = 0  # unchanged since the last poll, or not ready yet
     errors: list[str] = field(default_factory=list)  # files that could not be read at all
+    skipped: int = 0  # records inside another tool's record that are not LLM calls (worker.ingest.formats)
+
+    def add(self, other: WriteStats) -> None:
+        super().add(other)
+        if isinstance(other, IngestStats):
+            self.skipped += other.skipped
 
     def as_dict(self) -> dict[str, int]:
-        return {"files": self.files, **super().as_dict()}
+        counts = {"files": self.files, **super().as_dict()}
+        if self.skipped:
+            counts["skipped"] = self.skipped
+        return counts
 
 
 class Ingestor:
@@ -212,6 +221,9 @@ class Ingestor:
                     else:
                         if ev.__class__ is Event:
                             add(ev, price(ev))
+                        elif ev.__class__ is list:  # another tool's record: zero or more events
+                            for one in ev:
+                                add(one, price(one))
                         else:
                             writer.attempt(ev)
                 elif item.error is not None:
@@ -229,6 +241,7 @@ class Ingestor:
                 committer.submit(self._commit_task(writer, stats, checkpoint.after(item, complete=True)))
         if progress and item is not None:
             progress(max(item.end_offset - done, 0))
+        stats.skipped += normaliser.skipped
 
     def _commit_task(self, writer: LedgerWriter, stats: IngestStats,
                      write_checkpoint: Callable[[Connection], None] | None) -> Callable[[Connection], None]:

@@ -7,6 +7,11 @@ a handful of dict lookups and conversions.
 
 A record is rejected (:class:`RecordError`) only when it cannot be a usage
 record; everything else is kept, flagged where something was missing.
+
+Records in another tool's shape (``worker.ingest.formats``: LiteLLM, OpenTelemetry,
+Langfuse, Helicone, OpenAI, Anthropic) are recognised in the same plan, once per key
+set, and expanded into canonical records: ``normalise`` then returns a list of events
+(possibly empty: what is not an LLM call is counted in ``skipped``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from worker.ingest.attempts import parse_attempt
 from worker.ingest.fields import (INT4_MAX, INT4_MIN, STATUS_WORDS, RecordError, error_text, int_or_none,
                                   parse_cost, parse_latency, parse_metadata, parse_status, parse_timestamp,
                                   parse_tokens, text_or_none, type_name)
+from worker.ingest.formats import Expand, detect, expander
 from worker.ingest.formats.canonical import ALIASES, KNOWN_KEYS
 from worker.ledger.event import WIDTHS, Attempt, Event
 from worker.models.events import UNATTRIBUTED, UNKNOWN
@@ -31,7 +37,7 @@ DIMS_CACHE_SIZE = 20_000  # distinct (account, tenant, service, provider, model,
 class _Plan:
     """For one key set: the present keys that feed each canonical field, and the extras."""
 
-    __slots__ = ("single", "multi", "extras", "has_metadata", "direct", "typed")
+    __slots__ = ("single", "multi", "extras", "has_metadata", "direct", "typed", "expand")
 
     def __init__(self, record_keys: tuple[str, ...]):
         present = set(record_keys)
@@ -50,6 +56,7 @@ class _Plan:
         # Every field under its canonical name (the canonical log format): the record is read
         # as it is, null and "" being absent there too, without gathering the values first.
         self.direct = not multi and all(canon == key for canon, key in single)
+        self.expand: Expand | None = None  # another tool's shape: its records -> canonical ones
 
 
 class Normaliser:
@@ -57,9 +64,13 @@ class Normaliser:
     for a record with ``record_type = "attempt"`` or from a source of attempts."""
 
     def __init__(self, defaults: Mapping[str, str] | None = None, namespace: str = "",
-                 record_type: str = "usage"):
+                 record_type: str = "usage", fmt: str | None = None):
         self.defaults = dict(defaults or {})
         self.namespace = namespace
+        self.format = fmt  # None: recognise each key set's shape; a name: every record is in it
+        self._forced = expander(fmt)
+        self.skipped = 0  # records in an expanded one that are not LLM calls (OTel spans, Langfuse SPANs)
+        self._canonical_plans: dict[tuple[str, ...], _Plan] = {}  # for the records a format produced
         if record_type == "attempt":
             self.normalise = self.attempt  # type: ignore[method-assign]  # every record is an attempt
         self._plans: dict[tuple[str, ...], _Plan] = {}
@@ -72,7 +83,7 @@ class Normaliser:
         """The normaliser of a configured source (``SourceSettings``), or of none (the CLI)."""
         if source is None:
             return cls()
-        return cls(source.defaults, source.event_id_namespace, source.record_type)
+        return cls(source.defaults, source.event_id_namespace, source.record_type, source.format)
 
     def _plan(self, record: Mapping[str, Any]) -> _Plan:
         keys = tuple(record)
@@ -81,13 +92,37 @@ class Normaliser:
             if len(self._plans) > 1000:  # unbounded key variety: keep memory bounded
                 self._plans.clear()
             plan = self._plans[keys] = _Plan(keys)
+            plan.expand = detect(keys) if self.format is None else self._forced
         return plan
 
-    def normalise(self, record: Any) -> Event:
-        if type(record) is not dict:
-            if not isinstance(record, dict):
-                raise RecordError(f"not a JSON object (got {type_name(record)})")
-        plan = self._plan(record)
+    def _canonical_plan(self, record: Mapping[str, Any]) -> _Plan:
+        keys = tuple(record)
+        plan = self._canonical_plans.get(keys)
+        if plan is None:
+            if len(self._canonical_plans) > 1000:
+                self._canonical_plans.clear()
+            plan = self._canonical_plans[keys] = _Plan(keys)
+        return plan
+
+    def _expanded(self, record: Mapping[str, Any], expand: Expand) -> list[Event]:
+        """A record in another tool's shape -> its events (each through the canonical path)."""
+        try:
+            records, skipped = expand(record)
+        except RecordError:
+            raise
+        except (TypeError, AttributeError, KeyError, ValueError, IndexError) as exc:
+            raise RecordError(f"not a {expand.__module__.rpartition('.')[2]} record ({exc!r})") from None
+        self.skipped += skipped
+        return [self.normalise(r, self._canonical_plan(r)) for r in records]
+
+    def normalise(self, record: Any, plan: _Plan | None = None) -> Event | list[Event]:
+        if plan is None:
+            if type(record) is not dict:
+                if not isinstance(record, dict):
+                    raise RecordError(f"not a JSON object (got {type_name(record)})")
+            plan = self._plan(record)
+            if plan.expand is not None:
+                return self._expanded(record, plan.expand)
         if plan.typed:
             kind = record["record_type"]
             if kind == "attempt":
@@ -192,13 +227,25 @@ class Normaliser:
         if raw_id:
             ev.event_id = f"{self.namespace}:{raw_id}" if self.namespace else raw_id
         else:
-            ev.event_id = content_id(ev)
+            ev.event_id = content_id(ev, self._undefaulted(raw_dims, metadata))
         if len(ev.event_id) > WIDTHS["event_id"]:
             ev.event_id = "h:" + hashlib.sha256(ev.event_id.encode()).hexdigest()[:40]
         return ev
 
     def attempt(self, record: Any) -> Attempt:
         return parse_attempt(record, self.defaults, self.namespace)
+
+    @staticmethod
+    def _undefaulted(raw: tuple[Any, ...], metadata: dict[str, Any] | None) -> tuple[Any, ...]:
+        """The record's own descriptive fields, as they resolve with no source defaults: an id-less
+        record hashes the same whichever source (with whatever ``defaults``) reads it."""
+        account, tenant, service, provider, model, model_used = (text_or_none(v) for v in raw)
+        if service is None and metadata is not None:
+            service = text_or_none(metadata.get("service"))
+        model = model or UNKNOWN
+        values = (account or UNATTRIBUTED, tenant, service, provider, model, model_used or model)
+        names = ("account_id", "tenant_id", "service", "provider", "model", "model_used")
+        return tuple(v[:WIDTHS[n]] if v is not None else None for v, n in zip(values, names))
 
     def _resolve_dims(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
         """account, tenant, service (None: see the metadata and defaults), provider, model, model used,
@@ -218,11 +265,16 @@ class Normaliser:
         return (*values, account is None and "account_id" not in defaults, raw_model is None, fits)
 
 
-def content_id(ev: Event) -> str:
+def content_id(ev: Event, dims: tuple[Any, ...] | None = None) -> str:
     """Idempotency key for a record without an id: a hash of everything it says, in
-    normalised form (so the same record as JSON or as a CSV row gets the same id)."""
-    parts = (ev.occurred_at.isoformat(), ev.account_id, ev.tenant_id, ev.service, ev.provider,
-             ev.model, ev.model_used, ev.status, ev.prompt_tokens, ev.completion_tokens,
+    normalised form (so the same record as JSON or as a CSV row gets the same id).
+
+    ``dims`` are account, tenant, service, provider, model and model used as the record
+    itself gives them (``Normaliser._undefaulted``): a source's defaults are not what the
+    record says, so they must not change its id (two sources, one record, one event)."""
+    if dims is None:
+        dims = (ev.account_id, ev.tenant_id, ev.service, ev.provider, ev.model, ev.model_used)
+    parts = (ev.occurred_at.isoformat(), *dims, ev.status, ev.prompt_tokens, ev.completion_tokens,
              ev.total_tokens, ev.cached_tokens, ev.reasoning_tokens, ev.latency_ms,
              str(ev.cost_reported), ev.error_message)
     digest = hashlib.sha256(repr(parts).encode())

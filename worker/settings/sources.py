@@ -11,6 +11,8 @@ from worker.settings.reader import Reader, SettingsError, parse_duration
 
 SOURCE_KINDS = ("jsonl", "csv", "table")
 RECORD_TYPES = ("usage", "attempt")
+# Record shapes (worker.ingest.formats); absent: each record's shape is recognised from its keys.
+SOURCE_FORMATS = ("canonical", "litellm", "otel", "langfuse", "helicone", "openai", "anthropic")
 DEFAULTABLE_FIELDS = ("model", "provider", "service", "account_id", "tenant_id")
 
 
@@ -22,6 +24,7 @@ class SourceSettings:
     defaults: dict[str, str] = field(default_factory=dict)
     event_id_namespace: str = ""
     enabled: bool = True
+    format: str | None = None  # a SOURCE_FORMATS name; None: recognised per record from its keys
     record_type: str = "usage"  # usage | attempt (every record is a call attempt, worker.attempts)
     expect_every: timedelta | None = None  # silent when nothing new arrived for longer (worker.silence)
     # kind = "table"
@@ -49,9 +52,12 @@ def parse_source(item: Any, index: int, env: dict[str, str]) -> SourceSettings:
     if record_type not in RECORD_TYPES:
         raise SettingsError(f"{r.key('record_type')}: expected one of {', '.join(RECORD_TYPES)}, got {record_type!r}")
     every = r.take("expect_every", str)
+    fmt = r.take("format", str)
+    if fmt is not None and fmt not in SOURCE_FORMATS:
+        raise SettingsError(f"{r.key('format')}: expected one of {', '.join(SOURCE_FORMATS)}, got {fmt!r}")
     common = dict(name=name, kind=kind, defaults=defaults,
                   event_id_namespace=r.take("event_id_namespace", str, ""),
-                  enabled=r.take("enabled", bool, True), record_type=record_type,
+                  enabled=r.take("enabled", bool, True), record_type=record_type, format=fmt,
                   expect_every=parse_duration(every, r.key("expect_every")) if every else None)
     if kind in ("jsonl", "csv"):
         src = SourceSettings(**common, path=r.take("path", str, required=True))
