@@ -10,7 +10,6 @@ camelCase "startTime" cursor, and an id-less record read by two sources with dif
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -18,9 +17,8 @@ from typing import Any, Iterator
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 
-from worker import db
 from worker.ingest.ingestor import Ingestor
 from worker.models import UsageEvent
 from worker.settings import SettingsError
