@@ -1,8 +1,10 @@
 """The vocabulary of the integrity checks: a :class:`Finding` and the :class:`CheckContext` a check reads.
 
 A check is a function ``CheckContext -> list[Finding]`` that only reads. A finding
-holds facts (counts, names, periods, examples); its wording is the template
-``templates/findings/<check>.txt.j2`` or the payload's own message.
+holds facts (counts, names, periods, examples, ``data``), never a sentence: its wording
+is the template ``templates/findings/<check>.txt.j2``, rendered with ``finding`` = the
+payload plus ``scope_id`` and ``period`` (by the alert templates through
+``templates/alerts/sentence.txt.j2``, and by ``tokentally integrity check``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ class Finding:
     scope_id: str
     period: str  # local day 'YYYY-MM-DD', or "" for a state (a silent source)
     count: int
-    message: str
     severity: str = "warning"
     examples: list[dict[str, Any]] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
@@ -37,7 +38,8 @@ class Finding:
         return asdict(self)
 
     def payload(self) -> dict[str, Any]:
-        return {"message": self.message, "check": self.check, "count": self.count,
+        """The alert's facts: what the finding template reads (with the alert's scope_id and period)."""
+        return {"check": self.check, "count": self.count,
                 "examples": self.examples, **self.data}
 
 

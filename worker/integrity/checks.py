@@ -69,13 +69,10 @@ def unlogged_calls(ctx: CheckContext) -> list[Finding]:
         grace = int(o.attempt_grace.total_seconds() // 60)
         findings.append(Finding(
             "unlogged_calls", "integrity.unlogged_calls", "source", source, d, count,
-            f"{count} call(s) announced by an attempt on {d} (source {source}) have no usage event "
-            f"{grace} minutes or more after they started: they cost money and are not in the books"
-            + (f" (about {int(estimated):,} tokens estimated)" if estimated else ""),
             examples=[{"attempt_id": r.attempt_id, "started_at": _ts(r.started_at), "account_id": r.account_id,
                        "service": r.service, "model": r.model, "estimated_tokens": r.estimated_tokens}
                       for r in rows],
-            data={"estimated_tokens": int(estimated or 0)}))
+            data={"estimated_tokens": int(estimated or 0), "grace_minutes": grace}))
     return findings
 
 
@@ -97,12 +94,11 @@ def estimate_mismatch(ctx: CheckContext) -> list[Finding]:
             .order_by(ca.started_at).limit(o.examples)).all()
         findings.append(Finding(
             "estimate_mismatch", "integrity.estimate_mismatch", "source", source, d, count,
-            f"{count} call(s) on {d} (source {source}) used tokens more than {o.estimate_tolerance:.0%} away "
-            f"from the attempt's estimate ({int(actual):,} used against {int(estimated):,} estimated)",
             examples=[{"attempt_id": r.attempt_id, "account_id": r.account_id, "service": r.service,
                        "model": r.model, "estimated_tokens": r.estimated_tokens, "actual_tokens": r.total_tokens}
                       for r in rows],
-            data={"estimated_tokens": int(estimated), "actual_tokens": int(actual)}))
+            data={"estimated_tokens": int(estimated), "actual_tokens": int(actual),
+                  "tolerance": o.estimate_tolerance}))
     return findings
 
 
@@ -135,8 +131,6 @@ def sequence_gaps(ctx: CheckContext) -> list[Finding]:
         processes = len({g["process_id"] for g in found})
         findings.append(Finding(
             "sequence_gap", "integrity.sequence_gap", "source", source, d, missing,
-            f"{missing} record(s) missing from the numbered sequences of {processes} process(es) on {d} "
-            f"(source {source}): calls that were made and never logged",
             examples=found[:o.examples], data={"gaps": len(found), "processes": processes}))
     return findings
 
@@ -161,8 +155,6 @@ def unattributed(ctx: CheckContext) -> list[Finding]:
                                 .order_by(ue.occurred_at).limit(o.examples)).all()
         findings.append(Finding(
             "unattributed", "integrity.unattributed", "system", "", d, missing,
-            f"{missing} of {events} events on {d} ({missing / events:.1%}) have no user or account "
-            f"(${_money(cost)}): nobody's budget counts them",
             examples=[{"event_id": r.event_id, "source": r.source, "service": r.service, "model": r.model_used,
                        "occurred_at": _ts(r.occurred_at)} for r in rows],
             data={"events": events, "share": round(missing / events, 4), "cost_usd": _money(cost)}))
@@ -185,8 +177,6 @@ def rejects(ctx: CheckContext) -> list[Finding]:
                                 .where(in_day).order_by(IngestReject.id).limit(o.examples)).all()
         findings.append(Finding(
             "rejects", "integrity.rejects", "source", source, d, count,
-            f"{count} record(s) from source {source} were quarantined on {d} and are still open "
-            f"(`tokentally rejects list --source {source}`, then fix and `tokentally rejects retry`)",
             examples=[{"location": r.location, "position": r.position, "reason": r.reason} for r in rows],
             data={"reasons": {reason: n for reason, n in reasons}}))
     return findings
@@ -205,9 +195,6 @@ def unpriced(ctx: CheckContext) -> list[Finding]:
                                   .group_by(ue.provider, ue.model_used).order_by(func.count().desc())).all()
         findings.append(Finding(
             "unpriced", "integrity.unpriced", "system", "", d, count,
-            f"{count} event(s) on {d} ({int(tokens or 0):,} tokens) have no price: "
-            f"{', '.join(m for _, m, _, _ in models[:o.examples])}; add a [[pricing.overrides]] entry, "
-            "then `tokentally reprice`",
             examples=[{"provider": p, "model": m, "events": n, "tokens": int(t or 0)}
                       for p, m, n, t in models[:o.examples]],
             data={"models": len(models), "tokens": int(tokens or 0)}))
@@ -250,8 +237,6 @@ def duplicates(ctx: CheckContext) -> list[Finding]:
             f["extra_cost_usd"] = _money(f["extra_cost_usd"])
         findings.append(Finding(
             "duplicates", "integrity.duplicates", "system", "", d, count,
-            f"{len(found)} provider request(s) on {d} are booked more than once under different event ids "
-            f"({count} extra event(s), ${_money(extra)} counted twice)",
             examples=found[:o.examples], data={"requests": len(found), "extra_cost_usd": _money(extra)}))
     return findings
 
@@ -271,8 +256,6 @@ def token_mismatch(ctx: CheckContext) -> list[Finding]:
                                 .limit(o.examples)).all()
         findings.append(Finding(
             "token_mismatch", "integrity.token_mismatch", "system", "", d, count,
-            f"{count} event(s) on {d} have token counts that do not add up (total below prompt + completion, "
-            "or more cached than prompt or more reasoning than completion tokens)",
             examples=[dict(r._mapping) for r in rows]))
     return findings
 
@@ -298,11 +281,8 @@ def cost_mismatch(ctx: CheckContext) -> list[Finding]:
         computed = sum(Decimal(m["computed_usd"]) for m in models)
         findings.append(Finding(
             "cost_mismatch", "integrity.cost_mismatch", "system", "", d, count,
-            f"{count} event(s) on {d} report a cost more than {o.cost_tolerance:.0%} away from the price of their "
-            f"tokens (reported ${_money(reported)}, computed ${_money(computed)}): a wrong price, model or "
-            "token count on one side",
             examples=models[:o.examples],
-            data={"reported_usd": _money(reported), "computed_usd": _money(computed)}))
+            data={"reported_usd": _money(reported), "computed_usd": _money(computed), "tolerance": o.cost_tolerance}))
     return findings
 
 
@@ -323,14 +303,10 @@ def summaries(ctx: CheckContext) -> list[Finding]:
         if d not in summarised:
             findings.append(Finding(
                 "summaries", "integrity.summaries", "system", "", d, 1,
-                f"{d} has events in the ledger but no summary, and is not waiting to be recomputed: reports "
-                f"and budgets read $0 for it (`tokentally summaries rebuild --from {d} --to {d}`)",
                 data={"missing": True}))
             continue
         found = by_day[d]
         findings.append(Finding(
             "summaries", "integrity.summaries", "system", "", d, len(found),
-            f"the summaries of {d} differ from the ledger in {len(found)} row(s) "
-            f"(`tokentally summaries rebuild --from {d} --to {d}`)",
             examples=found[:o.examples]))
     return findings
