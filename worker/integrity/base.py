@@ -10,13 +10,18 @@ payload plus ``scope_id`` and ``period`` (by the alert templates through
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, and_
 
+from worker.clock import local_day_bounds
+from worker.money import fixed
 from worker.settings import Settings
 from worker.settings.integrity import IntegritySettings
+from worker.sql import local_bucket
 from worker.summaries.usage import range_bounds
 
 
@@ -65,3 +70,37 @@ class CheckContext:
 
 
 Check = Callable[[CheckContext], list[Finding]]
+
+
+def days_back(now: datetime, tz: ZoneInfo, days: int, *, through_today: bool = True) -> tuple[date, date]:
+    """The ``days`` calendar days in ``tz`` that end today (or, ``through_today=False``, yesterday):
+    the default range of the integrity checks (local days) and of reconcile (UTC days)."""
+    last = now.astimezone(tz).date() - timedelta(days=0 if through_today else 1)
+    return last - timedelta(days=days - 1), last
+
+
+# ---------------------------------------------------------------------------- what the checks query with
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def day_column(ctx: CheckContext, col: Any) -> Any:
+    """``col``'s local day ('YYYY-MM-DD', labelled ``day``) over the checked range, for GROUP BY."""
+    start, end = ctx.bounds
+    return local_bucket(ctx.conn.dialect.name, ctx.settings.tz, start, end, "day", col).label("day")
+
+
+def in_day(ctx: CheckContext, col: Any, day: str) -> Any:
+    start, end = local_day_bounds(date.fromisoformat(day), ctx.settings.tz)
+    return and_(col >= start, col < end)
+
+
+def in_range(ctx: CheckContext, col: Any) -> Any:
+    start, end = ctx.bounds
+    return and_(col >= start, col < end)
+
+
+def money6(value: Any) -> str:
+    """An amount as a fact: a fixed 6-decimal string (the templates put the $ in front)."""
+    return fixed(Decimal(value or 0), 6)
