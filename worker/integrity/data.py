@@ -5,7 +5,6 @@ One finding per local day (per source for the rejects), with a few examples. Not
 
 from __future__ import annotations
 
-
 from sqlalchemy import and_, func, select
 
 from worker.integrity.base import CheckContext, Finding, day_column, in_day, in_range, iso, money6
