@@ -9,9 +9,11 @@ from typing import Annotated, Optional
 import typer
 from sqlalchemy import select
 
+from reports import messages
 from worker import clock
 from worker.integrity import run as integrity_mod
 from worker.integrity import reconcile as reconcile_mod
+from worker.integrity.base import Finding
 from worker.models import ATTEMPT_STATES, CallAttempt
 from worker.providers import ProviderError
 from worker.settings import SettingsError
@@ -25,6 +27,12 @@ reconciliations_app = typer.Typer(no_args_is_help=True, help="Stored comparisons
 app.add_typer(reconciliations_app, name="reconciliations")
 attempts_app = typer.Typer(no_args_is_help=True, help="Call attempts logged by apps before calling an LLM.")
 app.add_typer(attempts_app, name="attempts")
+
+
+def finding_sentence(finding: Finding) -> str:
+    """The finding worded by ``templates/findings/<check>.txt.j2``, as its alert words it."""
+    facts = {**finding.payload(), "scope_id": finding.scope_id, "period": finding.period}
+    return messages.render(f"findings/{finding.check}.txt.j2", {"finding": facts}).strip()
 
 
 @integrity_app.command("check")
@@ -51,13 +59,17 @@ def check(
             applied = integrity_mod.apply(conn, settings, now, first, last, findings) if alert else None
     except ValueError as exc:
         fail(str(exc), code=2)
+    try:
+        sentences = [finding_sentence(f) for f in findings]
+    except messages.RenderError as exc:
+        fail(str(exc))
     if fmt is Format.json:
         emit_object({"from": first.isoformat(), "to": last.isoformat(), "ok": not findings,
-                     "findings": [f.as_dict() for f in findings],
+                     "findings": [{**f.as_dict(), "message": m} for f, m in zip(findings, sentences)],
                      **({"applied": applied.as_dict()} if applied else {})}, fmt)
     elif findings:
         emit_rows([{"kind": f.kind, "scope": f"{f.scope} {f.scope_id}".strip(), "period": f.period,
-                    "count": f.count, "finding": f.message} for f in findings],
+                    "count": f.count, "finding": m} for f, m in zip(findings, sentences)],
                   ["kind", "scope", "period", "count", "finding"], fmt,
                   title=f"integrity findings, {first.isoformat()} to {last.isoformat()}")
     else:

@@ -44,6 +44,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from worker import providers
 from worker.alerts.state import raise_alert, resolve_alert
+from worker.integrity.base import days_back
 from worker.money import fixed
 from worker.sql import local_bucket
 from worker.models import Alert, Reconciliation, UsageEvent
@@ -277,8 +278,7 @@ class Reconciled:
 
 
 def default_range(settings: Settings, now: datetime) -> tuple[date, date]:
-    today = now.astimezone(UTC_ZONE).date()
-    return today - timedelta(days=settings.reconcile.days), today - timedelta(days=1)
+    return days_back(now, UTC_ZONE, settings.reconcile.days, through_today=False)
 
 
 def run(engine: Engine, settings: Settings, name: str, first: date, last: date, now: datetime,

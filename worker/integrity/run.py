@@ -1,6 +1,7 @@
 """Integrity: find calls that never reached the books and gaps in our own books.
 
-Every check (``worker.integrity.checks``, ``worker.integrity.silence``, registered in :data:`CHECKS`) reads the database and returns
+Every check (one module per family: ``calls``, ``data``, ``books``, ``summaries``, ``silence``;
+registered in :data:`CHECKS`, imported on first use) reads the database and returns
 :class:`Finding` s; nothing is changed by looking. ``tokentally integrity check``
 prints them; the ``integrity`` job also acts on them (:func:`apply`): each finding
 raises its alert (one per kind, scope and local day, so a rerun updates it and a
@@ -10,6 +11,7 @@ is gone is resolved, and call attempts are marked matched or unlogged.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -17,9 +19,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from worker.integrity import attempts, silence
-from worker.integrity import checks as c
-from worker.integrity.base import Check, CheckContext, Finding
+from worker.integrity import attempts
+from worker.integrity.base import Check, CheckContext, Finding, days_back
 from worker.alerts.state import raise_alert, resolve_alert
 from worker.models import Alert
 from worker.settings import Settings
@@ -29,48 +30,60 @@ from worker.summaries.usage import range_bounds
 logger = logging.getLogger(__name__)
 
 
-# The registry of checks: name -> (the alert kind it raises, the function), in the order they run.
-CHECKS: dict[str, tuple[str, Check]] = {
-        "unlogged_calls": ("integrity.unlogged_calls", c.unlogged_calls),
-        "estimate_mismatch": ("integrity.estimate_mismatch", c.estimate_mismatch),
-        "source_silent": ("source.silent", silence.silent_sources),
-        "sequence_gap": ("integrity.sequence_gap", c.sequence_gaps),
-        "unattributed": ("integrity.unattributed", c.unattributed),
-        "rejects": ("integrity.rejects", c.rejects),
-        "unpriced": ("integrity.unpriced", c.unpriced),
-        "duplicates": ("integrity.duplicates", c.duplicates),
-        "token_mismatch": ("integrity.token_mismatch", c.token_mismatch),
-        "cost_mismatch": ("integrity.cost_mismatch", c.cost_mismatch),
-        "summaries": ("integrity.summaries", c.summaries),
+# The registry of checks, in the order they run: name -> the dotted path of its function, imported
+# on first use (the style of worker.providers.PROVIDERS); KINDS: name -> the alert kind it raises.
+CHECKS: dict[str, str] = {
+    "unlogged_calls": "worker.integrity.calls.unlogged_calls",
+    "estimate_mismatch": "worker.integrity.calls.estimate_mismatch",
+    "source_silent": "worker.integrity.silence.silent_sources",
+    "sequence_gap": "worker.integrity.calls.sequence_gaps",
+    "unattributed": "worker.integrity.data.unattributed",
+    "rejects": "worker.integrity.data.rejects",
+    "unpriced": "worker.integrity.data.unpriced",
+    "duplicates": "worker.integrity.books.duplicates",
+    "token_mismatch": "worker.integrity.books.token_mismatch",
+    "cost_mismatch": "worker.integrity.books.cost_mismatch",
+    "summaries": "worker.integrity.summaries.summaries",
 }
+KINDS: dict[str, str] = {name: "source.silent" if name == "source_silent" else f"integrity.{name}"
+                         for name in CHECKS}
 if tuple(CHECKS) != CHECK_NAMES:
     raise RuntimeError("worker.integrity.run.CHECKS and worker.settings.integrity.CHECK_NAMES differ")
 
+_loaded: dict[str, Check] = {}
+
+
+def check(name: str) -> Check:
+    """The check ``name``'s function, imported on first use (KeyError for an unknown name)."""
+    if name not in _loaded:
+        module, _, function = CHECKS[name].rpartition(".")
+        _loaded[name] = getattr(importlib.import_module(module), function)
+    return _loaded[name]
+
 
 def checks() -> dict[str, tuple[str, Check]]:
-    """check name -> (the alert kind it raises, the function)."""
-    return CHECKS
+    """check name -> (the alert kind it raises, the function), in the order they run."""
+    return {name: (KINDS[name], check(name)) for name in CHECKS}
 
 
 def default_range(settings: Settings, now: datetime) -> tuple[date, date]:
-    today = now.astimezone(settings.tz).date()
-    return today - timedelta(days=settings.integrity.days - 1), today
+    """The integrity.days local days up to today."""
+    return days_back(now, settings.tz, settings.integrity.days)
 
 
 def run_checks(conn: Connection, settings: Settings, now: datetime, first: date, last: date,
                only: list[str] | None = None) -> list[Finding]:
     """Every check (or ``only`` those) over the local days first..last; nothing is changed."""
-    registry = checks()
-    unknown = sorted(set(only or ()) - set(registry))
+    unknown = sorted(set(only or ()) - set(CHECKS))
     if unknown:
-        raise ValueError(f"no such check: {', '.join(unknown)} (checks: {', '.join(registry)})")
+        raise ValueError(f"no such check: {', '.join(unknown)} (checks: {', '.join(CHECKS)})")
     ctx = CheckContext(conn, settings, now, first, last)
     skip = settings.integrity.skip
     findings: list[Finding] = []
-    for name, (_, check) in registry.items():
+    for name in CHECKS:
         if (only and name not in only) or (not only and name in skip):  # --only runs a skipped check too
             continue
-        findings.extend(check(ctx))
+        findings.extend(check(name)(ctx))
     return findings
 
 
@@ -107,7 +120,7 @@ def apply(conn: Connection, settings: Settings, now: datetime, first: date, last
     if last >= now.astimezone(settings.tz).date():
         periods.add("")  # the states of now (silent sources) were checked too
     skip = settings.integrity.skip
-    kinds = {kind for name, (kind, _) in checks().items() if name not in skip}
+    kinds = {kind for name, kind in KINDS.items() if name not in skip}
     # (scope "provider" is the reconcile job's: integrity.unlogged_calls per provider and UTC day)
     for alert in conn.execute(select(Alert).where(Alert.kind.in_(kinds), Alert.scope.in_(("source", "system")),
                                                   Alert.state != "resolved")).all():

@@ -40,6 +40,7 @@ def silent_sources(ctx: CheckContext) -> list[Finding]:
     if ctx.last < now.astimezone(ctx.settings.tz).date():
         return []  # a state of now: only when the checked days include today
     o = ctx.options
+    tz = ctx.settings.tz
     status = {row.source: row for row in ctx.conn.execute(select(SourceStatus)).all()}
     findings = []
     for src in ctx.settings.sources:
@@ -49,30 +50,26 @@ def silent_sources(ctx: CheckContext) -> list[Finding]:
         last = row.last_ingest_at if row is not None else None
         if src.expect_every is not None:
             if last is None or now - last > src.expect_every:
-                every = _duration(src.expect_every)
-                message = (f"source {src.name} has delivered nothing since {_ts(last, ctx)}, "
-                           f"and it is expected to deliver every {every}" if last else
-                           f"source {src.name} has never delivered, and it is expected to deliver every {every}")
-                findings.append(_finding(src.name, message, last, now, 0, f"expect_every {every}"))
+                findings.append(_finding(src.name, last, now, tz, 0, f"expect_every {_duration(src.expect_every)}",
+                                         expect_every_minutes=_minutes(src.expect_every)))
             continue
         if last is None or now - last < o.silent_after:
             continue
-        expected = expected_events(ctx.conn, src.name, last, now, o.history_weeks, ctx.settings.tz)
+        expected = expected_events(ctx.conn, src.name, last, now, o.history_weeks, tz)
         if expected >= o.silent_expected:
-            findings.append(_finding(
-                src.name, f"source {src.name} has delivered nothing since {_ts(last, ctx)} "
-                f"({_duration(now - last)}); its history expects about {expected:.0f} events in that time. "
-                "The app's usage logging may be broken: calls are going unrecorded", last, now, expected,
-                "history"))
+            findings.append(_finding(src.name, last, now, tz, expected, "history"))
     return findings
 
 
-def _finding(source: str, message: str, last: datetime | None, now: datetime, expected: float,
-             basis: str) -> Finding:
-    return Finding("source_silent", "source.silent", "source", source, "", round(expected), message,
+def _finding(source: str, last: datetime | None, now: datetime, tz: ZoneInfo, expected: float, basis: str,
+             **facts: Any) -> Finding:
+    """The facts of a silence (templates/findings/source_silent.txt.j2 words them); count = the
+    events the history expects (0 for an ``expect_every`` source)."""
+    return Finding("source_silent", "source.silent", "source", source, "", round(expected),
                    data={"silent_since": last.isoformat() if last else None,
-                         "silent_minutes": int((now - last).total_seconds() // 60) if last else None,
-                         "expected_events": round(expected, 1), "basis": basis})
+                         "silent_since_local": _local(last, tz) if last else None,
+                         "silent_minutes": _minutes(now - last) if last else None,
+                         "expected_events": round(expected, 1), "basis": basis, **facts})
 
 
 def expected_events(conn: Connection, source: str, since: datetime, now: datetime, weeks: int,
@@ -118,8 +115,13 @@ def hourly_counts(conn: Connection, source: str, start: datetime, end: datetime)
     return {hour_value(hour): n for hour, n in rows}
 
 
+def _minutes(span: timedelta) -> int:
+    return int(span.total_seconds() // 60)
+
+
 def _duration(span: timedelta) -> str:
-    minutes = int(span.total_seconds() // 60)
+    """``15 minutes``, ``2.5 hours``, ``3.0 days`` (the ``basis`` fact; the template words the silence alike)."""
+    minutes = _minutes(span)
     if minutes < 120:
         return f"{minutes} minutes"
     if minutes < 48 * 60:
@@ -127,7 +129,6 @@ def _duration(span: timedelta) -> str:
     return f"{minutes / 1440:.1f} days"
 
 
-def _ts(moment: datetime | None, ctx: CheckContext) -> str:
-    if moment is None:
-        return "never"
-    return moment.astimezone(ctx.settings.tz).strftime("%Y-%m-%d %H:%M %Z")
+def _local(moment: datetime, tz: ZoneInfo) -> str:
+    """A moment as the operator reads it: ``2026-11-20 17:59 CET`` (a fact, not a sentence)."""
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")

@@ -11,6 +11,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select, text
 
+from cli.integrity import finding_sentence
 from tests.helpers import PRICES, alert_sentence, record, utc
 from worker.integrity import run as integrity
 from reports import outbox
@@ -210,7 +211,7 @@ def test_quarantined_records_and_unpriced_models_are_flagged_with_examples(setti
     assert rejected.examples[0]["position"] == 2 and rejected.examples[0]["location"] == str(path)
     [unpriced] = findings(engine, settings, "unpriced")
     assert unpriced.count == 1 and unpriced.examples[0]["model"] == "mystery-9000"
-    assert "mystery-9000" in unpriced.message
+    assert "mystery-9000" in finding_sentence(unpriced)
 
 
 @freeze_time(NOW)
@@ -312,7 +313,7 @@ expect_every = "15m"
     assert set(silent) == {"shop", "batch"}
     assert silent["shop"].data["expected_events"] == 45.5  # Friday 16:59-17:00 and Monday 09:00-10:30, 30 an hour
     assert silent["shop"].data["silent_since"] == "2026-11-20T16:59:00+00:00"
-    assert "never delivered" in silent["batch"].message
+    assert "never delivered" in finding_sentence(silent["batch"])
     with freeze_time("2026-11-23T10:31:00Z"):
         feed(settings, engine, tmp_path, [record(utc("2026-11-23T10:30:30Z"))], "back.jsonl",
              source=settings.source("shop"))
@@ -381,6 +382,9 @@ def test_integrity_check_prints_findings_and_exits_1_and_alert_acts(settings, en
     report = json.loads(looked.stdout)
     assert report["from"] == "2026-11-22" and report["to"] == "2026-11-23" and not report["ok"]
     assert [f["kind"] for f in report["findings"]] == ["integrity.unlogged_calls"]
+    [lost] = report["findings"]  # the facts, and the sentence the alert would carry
+    assert (lost["count"], lost["data"]["grace_minutes"], lost["examples"][0]["attempt_id"]) == (1, 10, "lost-1")
+    assert lost["message"].startswith("1 call(s) announced by an attempt on 2026-11-23 (source cli)")
     assert acted.exit_code == 1 and "1 flagged unlogged" in acted.stdout
     assert only.exit_code == 0 and "no integrity findings" in only.stdout
     assert bad.exit_code == 2 and "no such check: nonsense" in bad.output
