@@ -237,19 +237,31 @@ class Pricer:
         return _Model(provider_id or UNKNOWN, info, overrides)
 
     def _lookup(self, provider_id: str | None, model: str) -> tuple[Any, Any] | None:
-        snap = self._snapshot
-        attempts: list[tuple[str | None, str]] = [(provider_id, model)]
-        if provider_id is None and "/" in model:  # litellm / openrouter style "openai/gpt-4o"
+        """genai-prices' (provider, model) for a reference, idempotent: looked up again with the
+        provider it returned and the same reference, it returns the same model. That is what lets
+        ``reprice`` start from the provider stored in the ledger (issue 14: 'openai/gpt-oss-20b'
+        resolved to provider 'openai' at ingest, and ('openai', 'openai/gpt-oss-20b') found nothing).
+        So the provider-less resolution comes first, and is kept when it names the given provider."""
+        found = self._provider_less(model)
+        if provider_id is None or (found is not None and found[0].id == provider_id):
+            return found
+        return self._find(provider_id, model)
+
+    def _provider_less(self, model: str) -> tuple[Any, Any] | None:
+        found = self._find(None, model)
+        if found is None and "/" in model:  # litellm / openrouter style "openai/gpt-4o"
             prefix, rest = model.split("/", 1)
-            attempts.append((prefix.lower(), rest))
-        for pid, ref in attempts:
-            try:
-                return snap.find_provider_model(ref, None, pid, None)
-            except LookupError:
-                continue
-        if provider_id is None:  # the model names no provider: the first provider that knows it
+            found = self._find(prefix.lower(), rest)
+        if found is None:  # the model names no provider: the first provider that knows it
+            snap = self._snapshot
             for prov in snap.providers:
                 info = prov.find_model(model.lower(), all_providers=snap.providers)
                 if info is not None:
                     return prov, info
-        return None
+        return found
+
+    def _find(self, provider_id: str | None, model: str) -> tuple[Any, Any] | None:
+        try:
+            return self._snapshot.find_provider_model(model, None, provider_id, None)
+        except LookupError:
+            return None
