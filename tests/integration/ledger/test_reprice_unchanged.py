@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -25,6 +26,20 @@ provider = "selfhosted"
 input_per_mtok = "0.02"
 output_per_mtok = "0.05"
 effective_from = "2026-10-30"
+
+[[pricing.overrides]]
+model = "house-llm"
+tier = "batch"
+input_per_mtok = "0.50"
+output_per_mtok = "1.00"
+cache_write_per_mtok = "1.25"
+effective_from = "2025-01-01"
+
+[[pricing.overrides]]
+model = "grok-2"
+provider = "x-ai"
+total_per_mtok = "5.00"
+effective_from = "2025-01-01"
 """
 
 MODELS: list[tuple[str | None, str]] = [
@@ -35,7 +50,9 @@ MODELS: list[tuple[str | None, str]] = [
     ("openrouter", "openai/gpt-4o"), (None, "perplexity/sonar"), ("azure", "gpt-4o"),
     (None, "house-llm"), ("acme", "house-mini"), (None, "llama-3.1-8b-instant"),
     (None, "no-such-model-anywhere"), ("nobody", "no-such-model-anywhere"), (None, "acme/unknown-thing"),
+    (None, "grok-2"),
 ]
+TIERS = (None, "batch", "flex", "priority", "standard")
 
 
 def records() -> list[dict[str, Any]]:
@@ -44,7 +61,11 @@ def records() -> list[dict[str, Any]]:
         for j, at in enumerate(("2026-10-29T10:00:00Z", "2026-10-31T23:00:00Z")):
             rec: dict[str, Any] = {"request_id": f"r{i}-{j}", "timestamp": at, "user_id": "a1", "model": model,
                                    "prompt_tokens": 12_345 + i, "completion_tokens": 678 + j,
-                                   "cached_tokens": 1_000 * j}
+                                   "cached_tokens": 1_000 * j, "cache_write_tokens": 2_000 * j,
+                                   "cache_write_1h_tokens": 500 * j}
+            tier = TIERS[(i + j) % len(TIERS)]
+            if tier is not None:
+                rec["service_tier"] = tier
             if provider is not None:
                 rec["provider"] = provider
             out.append(rec)
@@ -58,7 +79,7 @@ def records() -> list[dict[str, Any]]:
 
 def ledger(engine) -> dict[str, tuple]:
     with Session(engine) as session:
-        return {e.event_id: (e.provider, e.cost_usd, e.cost_computed, e.cost_status, e.price_source,
+        return {e.event_id: (e.provider, e.service_tier, e.cache_write_tokens, e.cost_usd, e.cost_computed, e.cost_status, e.price_source,
                              e.price_effective_from) for e in session.scalars(select(UsageEvent))}
 
 
@@ -72,8 +93,10 @@ def test_reprice_with_unchanged_settings_changes_no_event_and_no_cost(cli, tmp_p
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["accepted"] == len(recs)
     before = ledger(engine)
-    assert before["r0-0"][3] == "priced"  # openai/gpt-oss-20b, as in the issue
-    assert sum(1 for row in before.values() if row[3] == "priced") > len(MODELS)
+    assert before["r0-0"][5] == "priced"  # openai/gpt-oss-20b, as in the issue
+    assert sum(1 for row in before.values() if row[5] == "priced") > len(MODELS)
+    assert {row[1] for row in before.values()} == set(TIERS)
+    assert before[f"t{len(MODELS) - 1}"][3:6] == (Decimal("0.025"), Decimal("0.025"), "priced")  # a flat total
 
     result = cli("reprice", "--from", "2026-10-01", "--to", "2026-11-30", "--format", "json", config=config)
 
