@@ -16,7 +16,8 @@ def usage(
     ctx: typer.Context,
     date_from: str = typer.Option(..., "--from", help="First local date (inclusive), e.g. 2026-10-01"),
     date_to: str = typer.Option(..., "--to", help="Last local date (inclusive)"),
-    by: str = typer.Option("day", "--by", help="day, month, model, provider, service, account or tenant"),
+    by: str = typer.Option("day", "--by", help="day, month, model, provider, service, account, tenant, project or api_key "
+                               "(project and api_key are read from the ledger)"),
     fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json"),
 ) -> None:
     """Usage totals for a range of local dates, grouped."""

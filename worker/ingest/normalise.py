@@ -30,14 +30,17 @@ from worker.ingest.formats.canonical import ALIASES, KNOWN_KEYS
 from worker.ledger.event import WIDTHS, Attempt, Event
 from worker.models.events import UNATTRIBUTED, UNKNOWN
 
-_WIDE = min(WIDTHS.values())  # a value no longer than this fits any column
+# a value no longer than this fits any of the descriptive columns worked out in _resolve_dims
+_WIDE = min(WIDTHS[k] for k in ("account_id", "tenant_id", "service", "provider", "model", "model_used"))
+# Fields most records lack: read only when the key set has one of them (keeps the hot path as it was).
+_OPTIONAL = frozenset({"cache_write_tokens", "cache_write_1h_tokens", "service_tier", "api_key", "project_id"})
 DIMS_CACHE_SIZE = 20_000  # distinct (account, tenant, service, provider, model, model used) remembered
 
 
 class _Plan:
     """For one key set: the present keys that feed each canonical field, and the extras."""
 
-    __slots__ = ("single", "multi", "extras", "has_metadata", "direct", "typed", "expand")
+    __slots__ = ("single", "multi", "extras", "has_metadata", "direct", "typed", "expand", "optional")
 
     def __init__(self, record_keys: tuple[str, ...]):
         present = set(record_keys)
@@ -53,6 +56,7 @@ class _Plan:
         self.extras = tuple(k for k in record_keys if k not in KNOWN_KEYS)
         self.has_metadata = "metadata" in present
         self.typed = "record_type" in present  # usage, or a call attempt (worker.attempts)
+        self.optional = any(canon in _OPTIONAL for canon, _ in single) or any(c in _OPTIONAL for c, _ in multi)
         # Every field under its canonical name (the canonical log format): the record is read
         # as it is, null and "" being absent there too, without gathering the values first.
         self.direct = not multi and all(canon == key for canon, key in single)
@@ -220,6 +224,10 @@ class Normaliser:
             model_defaulted,
             split_known,  # token_split_known
         )
+        if plan.optional:
+            _optional_fields(ev, get)
+            fits = fits and all(v is None or len(v) <= WIDTHS[k] for k, v in (
+                ("service_tier", ev.service_tier), ("api_key", ev.api_key), ("project_id", ev.project_id)))
         if not fits:
             _fit_widths(ev)
         raw_id = get("event_id")
@@ -265,6 +273,35 @@ class Normaliser:
         return (*values, account is None and "account_id" not in defaults, raw_model is None, fits)
 
 
+def _optional_fields(ev: Event, get: Any) -> None:
+    """Cache writes, service tier, key and project. Cache writes are parts of prompt_tokens:
+    1-hour writes <= writes <= prompt - cache reads. A record that says otherwise is kept and
+    flagged in ``metadata.token_classes`` (pricing cuts the classes to fit the prompt)."""
+    write = parse_tokens(get("cache_write_tokens"), "cache_write_tokens")
+    write_1h = parse_tokens(get("cache_write_1h_tokens"), "cache_write_1h_tokens")
+    if write is None and write_1h is not None:
+        write = write_1h  # 1-hour writes are cache writes
+    ev.cache_write_tokens = write or 0
+    ev.cache_write_1h_tokens = write_1h or 0
+    if write_1h is not None and write_1h > ev.cache_write_tokens:
+        _flag(ev, f"cache_write_1h_tokens {write_1h} > cache_write_tokens {ev.cache_write_tokens}")
+    if ev.token_split_known and ev.cache_write_tokens > ev.prompt_tokens - ev.cached_tokens:
+        _flag(ev, f"cache_write_tokens {ev.cache_write_tokens} > prompt_tokens {ev.prompt_tokens}"
+                  f" - cached_tokens {ev.cached_tokens}")
+    ev.service_tier = _text(get("service_tier"))
+    ev.api_key = _text(get("api_key"))
+    ev.project_id = _text(get("project_id"))
+
+
+def _text(value: Any) -> str | None:
+    return None if isinstance(value, (dict, list)) else text_or_none(value)
+
+
+def _flag(ev: Event, problem: str) -> None:
+    ev.metadata = dict(ev.metadata or {})
+    ev.metadata["token_classes"] = f"inconsistent: {problem}"
+
+
 def content_id(ev: Event, dims: tuple[Any, ...] | None = None) -> str:
     """Idempotency key for a record without an id: a hash of everything it says, in
     normalised form (so the same record as JSON or as a CSV row gets the same id).
@@ -278,6 +315,9 @@ def content_id(ev: Event, dims: tuple[Any, ...] | None = None) -> str:
              ev.total_tokens, ev.cached_tokens, ev.reasoning_tokens, ev.latency_ms,
              str(ev.cost_reported), ev.error_message)
     digest = hashlib.sha256(repr(parts).encode())
+    extra = (ev.cache_write_tokens, ev.cache_write_1h_tokens, ev.service_tier, ev.api_key, ev.project_id)
+    if extra != (0, 0, None, None, None):  # (only then: ids of records without them stay as they were)
+        digest.update(repr(extra).encode())
     if ev.metadata:
         digest.update(orjson.dumps(ev.metadata, option=orjson.OPT_SORT_KEYS, default=str))
     return "h:" + digest.hexdigest()[:40]

@@ -98,21 +98,16 @@ def _label(model: str, project: str | None) -> str:
     return model if project is None else f"{model} [{project}]"
 
 
-def by_project_available() -> bool:
-    """The ledger can be compared per project once its events carry ``project_id``."""
-    return "project_id" in UsageEvent.__table__.c
-
-
 def ledger_side_by_model(conn: Connection, ledger_provider: str, first: date, last: date,
                          projects: tuple[str, ...] = ()) -> dict[tuple[date, str], Side]:
     """The ledger's events of one provider per UTC day and model key; per project as well
-    (only those projects) when ``projects`` are given and the ledger has a project column."""
+    (only those projects) when ``projects`` are given."""
 
     start = datetime.combine(first, datetime.min.time(), UTC_ZONE)
     end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC_ZONE)
     e = UsageEvent
     day = local_bucket(conn.dialect.name, UTC_ZONE, start, end, "day", UsageEvent.occurred_at)
-    project = e.__table__.c.project_id if projects and by_project_available() else None
+    project = e.project_id if projects else None
     keys = [day, e.model_used, *([project] if project is not None else [])]
     query = (select(*keys, func.count().filter(e.status == "success"), func.sum(e.prompt_tokens),
                     func.sum(e.completion_tokens), func.sum(func.coalesce(e.cost_usd, 0)))
@@ -131,13 +126,11 @@ def ledger_side_by_model(conn: Connection, ledger_provider: str, first: date, la
 
 
 def ledger_priority(conn: Connection, ledger_provider: str, first: date, last: date) -> set[tuple[date, str]]:
-    """(UTC day, model key) of the ledger's events made on a priority tier: the ``service_tier``
-    column where the ledger has one, else ``service_tier`` in the event's metadata."""
+    """(UTC day, model key) of the ledger's events made on a priority tier (``service_tier``)."""
     start = datetime.combine(first, datetime.min.time(), UTC_ZONE)
     end = datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC_ZONE)
     e = UsageEvent
-    columns = e.__table__.c
-    tier = columns.service_tier if "service_tier" in columns else e.meta["service_tier"].as_string()
+    tier = e.service_tier
     day = local_bucket(conn.dialect.name, UTC_ZONE, start, end, "day", UsageEvent.occurred_at)
     rows = conn.execute(select(day, e.model_used).distinct()
                         .where(e.provider == ledger_provider, e.occurred_at >= start, e.occurred_at < end,
@@ -302,7 +295,7 @@ def run(engine: Engine, settings: Settings, name: str, first: date, last: date, 
                                       max_retries=rs.max_retries, backoff=rs.backoff, project_ids=ps.project_ids)
     report = (fetch or providers.fetch)(config, days[0], days[-1])  # outside any transaction: HTTP
     with engine.begin() as conn:
-        by_project = bool(ps.project_ids) and by_project_available()
+        by_project = bool(ps.project_ids)
         mine = ledger_side_by_model(conn, ps.ledger_provider, days[0], days[-1],
                                     ps.project_ids if by_project else ())
         priority = ledger_priority(conn, ps.ledger_provider, days[0], days[-1])

@@ -13,7 +13,8 @@ from typing import Any
 
 # Column widths (models/ledger.py); longer values are cut and kept whole in metadata.
 WIDTHS = {"event_id": 200, "account_id": 200, "tenant_id": 200, "service": 200,
-          "provider": 100, "model": 200, "model_used": 200}
+          "provider": 100, "model": 200, "model_used": 200, "service_tier": 40, "api_key": 200,
+          "project_id": 200}
 
 
 @dataclass(slots=True)

@@ -20,7 +20,8 @@ BATCH = 5000
 
 
 def _event(row: Any) -> Event:
-    """Just what pricing reads. Only a total (prompt = completion = 0) means the split was unknown."""
+    """Every field pricing reads (provider, models, time, every token class, service tier, reported
+    cost). Only a total (prompt = completion = 0) means the split was unknown."""
     return Event(
         event_id=row.event_id, occurred_at=row.occurred_at, account_id=row.account_id, tenant_id=None,
         service=None, provider=None if row.provider == UNKNOWN else row.provider, model=row.model,
@@ -30,6 +31,8 @@ def _event(row: Any) -> Event:
         cost_reported=row.cost_reported, error_message=None, metadata=None, unattributed=False,
         model_defaulted=False,
         token_split_known=not (row.prompt_tokens == 0 and row.completion_tokens == 0 and row.total_tokens > 0),
+        cache_write_tokens=row.cache_write_tokens, cache_write_1h_tokens=row.cache_write_1h_tokens,
+        service_tier=row.service_tier,
     )
 
 
@@ -38,7 +41,8 @@ def reprice(settings: Settings, engine: Engine, first: date, last: date) -> dict
     pricer = Pricer(settings.price_overrides, settings.tz)
     ev = UsageEvent
     cols = (ev.id, ev.event_id, ev.occurred_at, ev.account_id, ev.provider, ev.model, ev.model_used,
-            ev.prompt_tokens, ev.completion_tokens, ev.total_tokens, ev.cached_tokens, ev.cost_reported,
+            ev.prompt_tokens, ev.completion_tokens, ev.total_tokens, ev.cached_tokens, ev.cache_write_tokens,
+            ev.cache_write_1h_tokens, ev.service_tier, ev.cost_reported,
             ev.cost_usd, ev.cost_computed, ev.cost_status, ev.price_source, ev.price_effective_from)
     examined = changed = 0
     before = after = Decimal(0)

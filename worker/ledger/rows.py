@@ -65,7 +65,8 @@ assert COLUMNS == (
     "model", "model_used", "status", "status_code", "prompt_tokens", "completion_tokens", "total_tokens",
     "cached_tokens", "reasoning_tokens", "latency_ms", "cost_usd", "cost_computed", "cost_reported",
     "cost_status", "price_source", "price_effective_from", "unattributed", "model_defaulted",
-    "error_message", "metadata",
+    "error_message", "metadata", "cache_write_tokens", "cache_write_1h_tokens", "service_tier", "api_key",
+    "project_id",
 ), COLUMNS
 UNATTRIBUTED_AT = COLUMNS.index("unattributed")
 COST_AT = COLUMNS.index("cost_usd")
@@ -108,7 +109,7 @@ _pack_int4 = struct.Struct(">ii").pack  # length 4, value
 _pack_int8 = struct.Struct(">iq").pack  # length 8, value
 _pack_tokens = struct.Struct(">iqiqiqiqiq").pack  # the five int8 token counts, with their lengths
 _pack_tokens_latency = struct.Struct(">iqiqiqiqiqii").pack  # and latency_ms (int4)
-_pack_two_int8 = struct.Struct(">iqiq").pack  # occurred_at, ingested_at
+_pack_two_int8 = struct.Struct(">iqiq").pack  # occurred_at, ingested_at; the two cache write counts
 _BOOLS = {(a, b): struct.pack(">i?i?", 1, a, 1, b) for a in (False, True) for b in (False, True)}
 MONEY_SCALE = 10  # NUMERIC(20,10): amounts are integers of 1e-10 USD
 _QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
@@ -239,6 +240,10 @@ class PgRowEncoder:
             _BOOLS[ev.unattributed, ev.model_defaulted],
             pg_text(ev.error_message),
             pg_jsonb(ev.metadata),
+            _pack_two_int8(8, ev.cache_write_tokens, 8, ev.cache_write_1h_tokens),
+            cached(ev.service_tier) or text(ev.service_tier),
+            cached(ev.api_key) or text(ev.api_key),
+            cached(ev.project_id) or text(ev.project_id),
         ))
 
 
@@ -267,4 +272,5 @@ def sqlite_row(ev: Event, p: Priced, source: str, ingested_at: str) -> tuple:
         p.cost_status, p.price_source,
         None if p.price_effective_from is None else p.price_effective_from.isoformat(),
         int(ev.unattributed), int(ev.model_defaulted), ev.error_message, _metadata_json(ev.metadata),
+        ev.cache_write_tokens, ev.cache_write_1h_tokens, ev.service_tier, ev.api_key, ev.project_id,
     )

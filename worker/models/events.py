@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Date, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from worker.models.base import Base, Id, Json, Money, UTCDateTime
@@ -50,6 +50,14 @@ class UsageEvent(Base):
     model_defaulted: Mapped[bool] = mapped_column(Boolean)
     error_message: Mapped[str | None] = mapped_column(Text)
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", Json)
+    # Revision 0009. Cache writes are a part of prompt_tokens (like cached_tokens, the reads);
+    # of them, cache_write_1h_tokens had a 1-hour TTL. service_tier None is the standard rate.
+    # The server default only fills rows booked before 0009; the writer gives every column.
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    cache_write_1h_tokens: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    service_tier: Mapped[str | None] = mapped_column(String(40))  # batch | flex | priority | ...
+    api_key: Mapped[str | None] = mapped_column(String(200))  # the key (hash or alias) it was made with
+    project_id: Mapped[str | None] = mapped_column(String(200))  # OpenAI project, Anthropic workspace
 
     __table_args__ = (Index(None, "account_id", "occurred_at"),)
 

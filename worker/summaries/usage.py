@@ -4,6 +4,10 @@ Local days are cut in the configured time zone. PostgreSQL knows time zones
 (``timezone(tz, occurred_at)``); SQLite does not, so there the local date is
 ``date(occurred_at, '+N seconds')`` with N the UTC offset in force, switched at
 each DST transition inside the range (a CASE over a handful of segments).
+
+``--by project`` and ``--by api_key`` always read the ledger: the summaries do not keep
+the project or the key (their grain is day x account x tenant x service x provider x model),
+so these totals cost a scan of the range's events (the ``occurred_at`` index).
 """
 
 from __future__ import annotations
@@ -30,10 +34,14 @@ GROUPS = {
     "service": "service",
     "account": "account_id",
     "tenant": "tenant_id",
+    "project": "project_id",
+    "api_key": "api_key",
 }
+LEDGER_ONLY = frozenset({"project", "api_key"})  # not in the summaries: read from the ledger
 DIMENSION_COLUMNS = {"model": UsageEvent.model_used, "provider": UsageEvent.provider,
                      "service": UsageEvent.service, "account": UsageEvent.account_id,
-                     "tenant": UsageEvent.tenant_id}
+                     "tenant": UsageEvent.tenant_id, "project": UsageEvent.project_id,
+                     "api_key": UsageEvent.api_key}
 FIELDS = ("requests", "errors", "timeouts", "prompt_tokens", "completion_tokens", "total_tokens",
           "cost_usd", "unpriced_requests")
 
@@ -68,6 +76,10 @@ def usage(conn: Connection, tz: ZoneInfo, first: date, last: date, by: str,
     ``tenant``: only that tenant's usage."""
     if by not in GROUPS:
         raise ValueError(f"--by must be one of {', '.join(GROUPS)}")
+
+    if by in LEDGER_ONLY:
+        rows = usage_from_ledger(conn, tz, first, last, by, tenant)
+        return sorted(rows, key=lambda r: (r.key is None, r.key or ""))
 
     dirty = sorted(dirty_days(conn, first, last))
     totals: dict[str | None, UsageRow] = {}

@@ -37,7 +37,7 @@ def settings_for(db_url: str, tmp_path: Path):
 
 
 def ledger(settings, engine, tmp_path: Path, calls: list[tuple[date, str, int, int, int, str]],
-           provider: str = "openai", metadata: dict[str, Any] | None = None) -> None:
+           provider: str = "openai", service_tier: str | None = None, project_id: str | None = None) -> None:
     """calls: (day, model, requests, prompt tokens each, completion tokens each, cost each)."""
     records = []
     for day, model, n, prompt, completion, cost in calls:
@@ -45,8 +45,10 @@ def ledger(settings, engine, tmp_path: Path, calls: list[tuple[date, str, int, i
         for i in range(n):
             rec = record(at + timedelta(seconds=i), model=model, prompt=prompt, completion=completion, cost=cost)
             rec["provider"] = provider
-            if metadata:
-                rec["metadata"] = metadata
+            if service_tier:
+                rec["service_tier"] = service_tier
+            if project_id:
+                rec["project_id"] = project_id
             records.append(rec)
     path = tmp_path / f"ledger-{len(list(tmp_path.glob('ledger-*')))}.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
@@ -105,6 +107,32 @@ def test_matching_provider_figures_reconcile_without_alerts(settings_for, engine
         (60, 60, 60_000, 60_000)
     assert rows[2].provider_cost_usd == Decimal("0.6") and rows[2].ledger_cost_usd == Decimal("0.6")
     assert rows[3].detail["provider_models"] == ["gpt-4o-mini-2024-07-18"]
+
+
+@freeze_time(NOW)
+def test_with_project_ids_each_project_is_compared_with_the_ledgers_events_of_that_project(
+        settings_for, engine, tmp_path, httpserver) -> None:
+    """OpenAI's usage API groups by ``project_id`` when asked (``group_by=project_id``,
+    https://platform.openai.com/docs/api-reference/usage/completions); the ledger keeps each
+    event's project, so a project whose calls never reached the books is named."""
+    settings, _, _ = settings_for(httpserver, providers=())
+    path = settings.config_path
+    path.write_text(path.read_text() + f'[reconcile.openai]\nbase_url = "{httpserver.url_for("")}"\n'
+                    'project_ids = ["proj_a", "proj_b"]\n', encoding="utf-8")
+    settings = load(path, env={"TOKENTALLY_DATABASE_URL": str(engine.url.render_as_string(hide_password=False)),
+                               "TOKENTALLY_RECONCILE_OPENAI_API_KEY": KEY})
+    ledger(settings, engine, tmp_path, [(DAY1, "gpt-4o-mini", 10, 1000, 200, "0.0100")], project_id="proj_a")
+    ledger(settings, engine, tmp_path, [(DAY1, "gpt-4o-mini", 10, 1000, 200, "0.0100")], project_id="proj_b")
+    ledger(settings, engine, tmp_path, [(DAY1, "gpt-4o-mini", 50, 1000, 200, "0.0100")], project_id="proj_c")
+    serve_openai(httpserver, {DAY1: [{**mini(10, 10_000, 2_000), "project_id": "proj_a"},
+                                     {**mini(30, 30_000, 6_000), "project_id": "proj_b"}]}, {DAY1: "0.40"})
+    reconcile.run(engine, settings, "openai", DAY1, DAY1, utc(NOW))
+    with engine.connect() as conn:
+        rows = {r.model: r for r in conn.execute(select(Reconciliation).where(Reconciliation.day == DAY1))}
+    assert rows["gpt-4o-mini [proj_a]"].status == "ok"
+    b = rows["gpt-4o-mini [proj_b]"]
+    assert (b.status, b.provider_requests, b.ledger_requests) == ("unlogged", 30, 10)
+    assert not any("proj_c" in name for name in rows)  # only the configured projects are compared
 
 
 def test_the_provider_showing_more_raises_unlogged_calls_and_a_fixed_day_resolves(settings_for, engine, tmp_path,
@@ -331,7 +359,7 @@ def test_priority_tier_cost_missing_from_anthropics_cost_report_is_not_an_overco
     shows in the usage report's ``service_tier`` (https://docs.anthropic.com/en/api/usage-cost-api)."""
     settings, _, _ = settings_for(httpserver, providers=("anthropic",))
     ledger(settings, engine, tmp_path, [(DAY1, "claude-sonnet-4", 10, 3000, 400, "0.0150")], provider="anthropic",
-           metadata={"service_tier": "priority"} if where == "ledger" else None)
+           service_tier="priority" if where == "ledger" else None)
     usage = [{"uncached_input_tokens": 10_000, "output_tokens": 1_000},
              {"uncached_input_tokens": 20_000, "output_tokens": 3_000,
               "service_tier": "priority" if where == "usage report" else "standard"}]

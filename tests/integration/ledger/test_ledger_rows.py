@@ -46,7 +46,9 @@ def test_every_column_reads_back_as_written(engine):
                 model="gpt-4o-mini", model_actually_used="gpt-4o-mini-2024-07-18", status="error",
                 status_code=503, prompt_tokens=10**15 - 10, completion_tokens=7, total_tokens=10**15 - 3,
                 cached_tokens=3, reasoning_tokens=2, latency_ms=2_000_000_000, cost_usd="12.345678901251",
-                error="line one\nline \\two", metadata={"k": "v\x00nul", "n": [1, 2.5, None], "deep": {"a": True}})
+                error="line one\nline \\two", metadata={"k": "v\x00nul", "n": [1, 2.5, None], "deep": {"a": True}},
+                cache_write_tokens=10**15 - 20, cache_write_1h_tokens=10**15 - 30, service_tier="priority",
+                api_key="sk-…hash ünï", project_id="proj_😀")
     priced = Priced("openai", 123456789012345678, 1, "reported", "genai-prices x openai/gpt-4o-mini",
                     date(1999, 12, 31))
     row = _write(engine, [(ev, priced)])[ev.event_id]
@@ -68,6 +70,8 @@ def test_every_column_reads_back_as_written(engine):
     assert (row["unattributed"], row["model_defaulted"]) == (False, False)
     assert row["error_message"] == "line one\nline \\two"
     assert row["metadata"] == {"k": "v\ufffdnul", "n": [1, 2.5, None], "deep": {"a": True}}
+    assert (row["cache_write_tokens"], row["cache_write_1h_tokens"]) == (10**15 - 20, 10**15 - 30)
+    assert (row["service_tier"], row["api_key"], row["project_id"]) == ("priority", "sk-…hash ünï", "proj_😀")
 
 
 @pytest.mark.parametrize("units", [
@@ -95,7 +99,8 @@ def test_nulls_and_flags_read_back(engine):
     ev = Normaliser().normalise({"occurred_at": "2026-10-01T00:00:00Z", "total_tokens": 5})
     row = _write(engine, [(ev, Priced("(unknown)", None, None, "unpriced", None, None))])[ev.event_id]
     assert (row["unattributed"], row["model_defaulted"]) == (True, True)
-    for column in ("tenant_id", "service", "status_code", "latency_ms", "cost_usd", "cost_computed",
+    assert (row["cache_write_tokens"], row["cache_write_1h_tokens"]) == (0, 0)
+    for column in ("service_tier", "api_key", "project_id", "tenant_id", "service", "status_code", "latency_ms", "cost_usd", "cost_computed",
                    "cost_reported", "price_source", "price_effective_from", "error_message", "metadata"):
         assert row[column] is None, column
 

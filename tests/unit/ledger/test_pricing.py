@@ -344,3 +344,34 @@ def test_pricing_the_same_event_twice_gives_the_same_answer():
     first, second = pricer.price(ev), pricer.price(ev)
     assert (first.cost_usd, first.price_source) == (second.cost_usd, second.price_source)
     assert first.cost_usd == genai_cost("gemini-2.5-pro", ev, "google")
+
+
+# --------------------------------------------------------------------------- override classes, tiers, totals
+
+def test_an_override_prices_cache_writes_at_its_own_rates():
+    ov = PriceOverride(model="house", provider=None, input_per_mtok=Decimal("1"), output_per_mtok=Decimal("2"),
+                       effective_from=date(2025, 1, 1), cached_input_per_mtok=Decimal("0.1"),
+                       cache_write_per_mtok=Decimal("1.25"), cache_write_1h_per_mtok=Decimal("2"))
+    ev = event("house", None, 1_000_000, 1_000_000, cached=100_000, cache_write_tokens=300_000,
+               cache_write_1h_tokens=100_000)
+    assert Pricer([ov]).price(ev).cost_usd == Decimal("0.6") + Decimal("0.01") + Decimal("0.25") + Decimal("0.2") + 2
+
+
+def test_an_override_for_a_tier_prices_only_that_tiers_events():
+    batch = PriceOverride(model="house", provider=None, input_per_mtok=Decimal("0.5"),
+                          output_per_mtok=Decimal("1"), effective_from=date(2025, 1, 1), tier="batch")
+    plain = PriceOverride(model="house", provider=None, input_per_mtok=Decimal("1"),
+                          output_per_mtok=Decimal("2"), effective_from=date(2025, 1, 1))
+    pricer = Pricer([batch, plain])
+    assert pricer.price(event("house", None, 1_000_000, 0, service_tier="batch")).cost_usd == Decimal("0.5")
+    assert pricer.price(event("house", None, 1_000_000, 0, service_tier="flex")).cost_usd == Decimal("1")
+    assert pricer.price(event("house", None, 1_000_000, 0)).cost_usd == Decimal("1")
+    assert Pricer([batch]).price(event("house", None, 1_000_000, 0)).cost_status == "unpriced"
+
+
+def test_a_total_only_record_is_priced_at_an_overrides_flat_rate():
+    """Seed 004 prices a total at a flat $/Mtok (its costPerMillionTokens, e.g. $5)."""
+    flat = PriceOverride(model="grok-2", provider="x-ai", input_per_mtok=None, output_per_mtok=None,
+                         effective_from=date(2025, 1, 1), total_per_mtok=Decimal("5.00"))
+    priced = Pricer([flat]).price(event("grok-2", "x-ai", None, None, total_tokens=1988))
+    assert (priced.cost_status, priced.cost_usd) == ("priced", Decimal("0.00994"))

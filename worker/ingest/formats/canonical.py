@@ -12,7 +12,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "event_id": ("request_id", "id", "requestId"),
     "occurred_at": ("timestamp", "created_at", "createdAt", "ts", "time"),
     "account_id": ("user_id", "userId", "user"),
-    "tenant_id": ("tenantId", "org_id", "organization_id"),
+    "tenant_id": ("tenantId", "org_id", "organization_id", "team_id"),  # team_id: LiteLLM_SpendLogs
     "service": ("operation_type", "operationType", "purpose", "use_case", "useCase"),
     "provider": ("custom_llm_provider",),
     "model": ("modelId", "model_requested", "model_name"),
@@ -24,6 +24,14 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "total_tokens": ("tokens_used", "tokensUsed", "totalTokens"),
     "cached_tokens": ("cache_read_tokens",),
     "reasoning_tokens": (),
+    # Parts of prompt_tokens, like cached_tokens. No aliases on purpose: Anthropic's
+    # cache_creation_input_tokens sits beside an input_tokens that excludes the cache, so it is
+    # read by the anthropic format module (worker/ingest/formats/), never as a canonical field.
+    "cache_write_tokens": (),
+    "cache_write_1h_tokens": (),
+    "service_tier": (),  # batch | flex | priority | ... (OpenAI and Anthropic responses' service_tier)
+    "api_key": ("api_key_id",),  # api_key: LiteLLM_SpendLogs (hashed); api_key_id: OpenAI/Anthropic usage APIs
+    "project_id": ("workspace_id",),  # project_id: OpenAI usage API; workspace_id: Anthropic usage report
     "latency_ms": ("duration_ms", "response_time_ms", "latencyMs"),
     "cost_usd": ("total_cost_usd", "cost"),
     "error_message": ("errorMessage", "error"),
