@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import sys
 from pathlib import Path
 
@@ -134,9 +136,6 @@ def verify(
 def serve(ctx: typer.Context, port: int = typer.Option(8765, "--port"),
           bind: str = typer.Option("127.0.0.1", "--bind", help="Address to listen on")) -> None:
     """A read-only local web server over the archive directory (auditors read reports in a browser)."""
-    import functools
-    import http.server
-
     directory = Path(state(ctx).settings().reports.archive_dir)
     directory.mkdir(parents=True, exist_ok=True)
 
