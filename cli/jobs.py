@@ -127,6 +127,7 @@ def status(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--forma
                  "timezone": report["timezone"],
                  "kill_switch": "ON: " + (report["kill_switch"]["reason"] or "") if report["kill_switch"]["active"]
                  else "off", **report["counts"]}, Format.table, title="status")
-    emit_rows(report["sources"], ["source", "kind", "enabled", "silent", "last_ingest_at", "newest_event_at", "events"],
-              Format.table, title="sources")
+    emit_rows(report["sources"], ["source", "kind", "enabled", "silent", "last_ingest_at", "newest_event_at", "events",
+                                  "unattributed"],
+              Format.table, title=f"sources (unattributed: events without an account since {report['unattributed_since'][:10]})")
     emit_rows(report["jobs"], ["job", "last_status", "last_started_at", "last_trigger"], Format.table, title="jobs")
