@@ -194,6 +194,11 @@ def test_mrkdwn_escapes_exactly_ampersand_and_angle_brackets():
     (Decimal("-3.5"), 4, "-$3.5000"),
     (Decimal("-0.00001"), 4, "$0.0000"),  # no "-$0.0000"
     (Decimal("12.345"), 2, "$12.34"),
+    (Decimal("0.0042"), 2, "$0.0042"),  # below a cent: never "$0.00"
+    (Decimal("0.000042"), 2, "$0.000042"),
+    (Decimal("-0.0042"), 2, "-$0.0042"),
+    (Decimal("0.015"), 2, "$0.02"),  # a cent or more: cents
+    (Decimal("0"), 2, "$0.00"),
     (7, 4, "$7.0000"),
     ("0.1", 4, "$0.1000"),
 ])

@@ -172,6 +172,17 @@ def test_the_subject_names_the_period_and_the_total_cost(kind: str):
     assert "provisional" in report_message(sample_report(kind=kind)).subject
 
 
+def test_amounts_below_a_cent_keep_their_digits_in_subject_text_html_and_slack():
+    report = sample_report()
+    report["totals"]["cost_usd"] = "0.0042000000"
+    report["quality"]["unattributed_cost_usd"] = "0.0031000000"
+    message = report_message(report)
+    assert "$0.0042" in message.subject and "$0.00 " not in message.subject
+    assert "Total cost:    $0.0042" in message.text
+    assert "$0.0042" in message.html and "$0.0042" in json.dumps(message.slack)
+    assert "without an account ($0.0031)" in json.dumps(message.slack)
+
+
 def test_the_text_part_has_the_headline_figures():
     report = sample_report()
     text = report_message(report).text
