@@ -240,6 +240,32 @@ def test_warnings_are_amber_and_blocked_or_critical_red():
     assert f"color:{amber};" in html.split("1 account near budget")[0].rsplit("<div", 1)[1]
 
 
+def test_tier_names_are_not_cut_in_the_text_email():
+    report = sample_report()
+    report["top_accounts"][1]["tier"] = "research-extended-gpu"
+    report["budget"]["warned"][0]["tier"] = "research-extended-gpu"
+    text = report_message(report).text
+    [line] = [ln for ln in text.splitlines() if report["top_accounts"][1]["account_id"] in ln and "Near" not in ln]
+    assert "research-extended-gpu " in line
+    header = next(ln for ln in text.splitlines() if ln.strip().startswith("Account"))
+    assert header.index("Budget") == line.index(report["top_accounts"][1]["state"].upper())
+
+
+def test_the_organisation_report_shows_the_configured_thresholds():
+    message = report_message(sample_report())
+    assert "Thresholds: warning $10.00, critical $50.00, emergency $200.00" in message.text
+    assert "warning $10.00 · critical $50.00 · emergency $200.00" in (message.html or "")
+
+
+def test_a_tenant_report_leaves_the_system_thresholds_out():
+    report = sample_report(tenant="tenant-02")
+    report["budget"]["system"].update(severity=None, thresholds={})  # as figures.py builds a tenant's report
+    message = report_message(report)
+    for part in (message.text, message.html or "", json.dumps(message.slack)):
+        assert "none set" not in part and "Thresholds" not in part and "System spend" not in part
+    assert "Budget" in message.text and "Near budget:" in message.text
+
+
 def test_a_quiet_report_says_all_is_well_and_renders_without_optional_parts():
     report = sample_report(kind="weekly", status="final", tenant="tenant-02")
     report["budget"].update(warned=[], blocked=[])
