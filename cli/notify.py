@@ -36,7 +36,7 @@ def test(
              f"add a [channels.{channel}] table", code=2)
     now = clock.now()
     message = make_message("test", {"sent_at": now, "target": target, "channel": channel,
-                                    "hostname": socket.gethostname()},
+                                    "hostname": socket.gethostname(), "timezone": settings.timezone},
                            kind="test", key=f"test-{now:%Y%m%dT%H%M%S%f}")
     try:
         external_id = open_channel(settings.channels[channel]).send(target, message)

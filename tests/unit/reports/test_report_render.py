@@ -226,7 +226,7 @@ def test_the_email_lists_top_rows_and_the_archive_page_every_row_and_the_build()
     assert last_account in page
     assert all(row["key"] in page for row in report["by_model"])
     assert all(row["day"] in page for row in report["daily_cost"])
-    for fact in ("1,843,211", "ab12cd34ef56", "2026-11-23 08:00:01 UTC", "2026-11-23 08:00:00 UTC"):
+    for fact in ("1,843,211", "ab12cd34ef56", "2026-11-23 09:00:01 CET (Europe/Berlin)", "2026-11-23 09:00:00 CET (Europe/Berlin)"):
         assert fact in page
 
 
@@ -238,6 +238,16 @@ def test_warnings_are_amber_and_blocked_or_critical_red():
     assert f"color:{red};" in html.split("1 account blocked by budget")[0].rsplit("<div", 1)[1]
     assert f"color:{red};" in html.split("System budget CRITICAL")[0].rsplit("<div", 1)[1]
     assert f"color:{amber};" in html.split("1 account near budget")[0].rsplit("<div", 1)[1]
+
+
+def test_report_times_are_in_the_reports_time_zone_with_its_name():
+    message = report_message(sample_report())
+    assert "Generated 2026-11-23 09:00 CET (Europe/Berlin) from data up to 2026-11-23 09:00 CET (Europe/Berlin)." \
+        in message.text
+    assert "newest event 2026-11-23 08:59 CET " in message.text
+    assert "Generated 2026-11-23 09:00 CET (Europe/Berlin)" in (message.html or "")
+    assert "Generated 2026-11-23 09:00 CET (Europe/Berlin)" in json.dumps(message.slack, ensure_ascii=False)
+    assert " UTC" not in message.text.replace("UTC days", "")  # the reconciliation is about UTC days
 
 
 def test_tier_names_are_not_cut_in_the_text_email():
