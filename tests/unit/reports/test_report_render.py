@@ -250,6 +250,20 @@ def test_report_times_are_in_the_reports_time_zone_with_its_name():
     assert " UTC" not in message.text.replace("UTC days", "")  # the reconciliation is about UTC days
 
 
+def test_unpriced_rows_show_as_unpriced_not_as_zero_in_text_html_and_slack():
+    report = sample_report()
+    report["by_model"][0].update(key="house-llm", cost_usd="0E-10", unpriced_requests=report["by_model"][0]["requests"])
+    report["by_model"][1].update(unpriced_requests=3)
+    message = report_message(report)
+    [line] = [ln for ln in message.text.splitlines() if "house-llm" in ln and "unpriced" in ln and "$" not in ln]
+    assert "$0.0000" not in line
+    second = f"{report['by_model'][1]['key']}"
+    assert any(second in ln and "+ 3 unpriced" in ln for ln in message.text.splitlines())
+    html = message.html or ""
+    assert ">unpriced</td>" in html and "+ 3 unpriced</td>" in html
+    assert "house-llm · unpriced" in json.dumps(message.slack, ensure_ascii=False)
+
+
 def test_tier_names_are_not_cut_in_the_text_email():
     report = sample_report()
     report["top_accounts"][1]["tier"] = "research-extended-gpu"
