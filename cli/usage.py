@@ -14,7 +14,7 @@ import typer
 from worker.ledger.reprice import reprice as reprice_range
 from worker.summaries import usage as usage_mod
 from cli.options import in_order, parse_date
-from cli.output import Format, emit_object, emit_rows
+from cli.output import Format, ObjectFormat, emit_object, emit_rows
 from cli.state import app, fail, state
 
 
@@ -38,7 +38,7 @@ def usage(
         rows = usage_mod.usage(conn, settings.tz, first, last, by)
     key = usage_mod.GROUPS[by]
     shown = [r.as_dict(key) for r in rows]
-    if fmt is Format.table:
+    if fmt == Format.table:
         shown = [{**row, "cost_usd": cost_cell(row)} for row in shown]
     emit_rows(shown, [key, *usage_mod.FIELDS], fmt,
               title=f"usage {first}..{last} by {by} ({settings.timezone})")
@@ -57,7 +57,7 @@ def reprice(
     ctx: typer.Context,
     date_from: str = typer.Option(..., "--from", help="First local date (inclusive)"),
     date_to: str = typer.Option(..., "--to", help="Last local date (inclusive)"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
 ) -> None:
     """Recompute costs of the events in a range after pricing settings changed."""
     first, last = parse_date(date_from, "--from"), parse_date(date_to, "--to")
