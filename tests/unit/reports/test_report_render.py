@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -262,6 +263,19 @@ def test_unpriced_rows_show_as_unpriced_not_as_zero_in_text_html_and_slack():
     html = message.html or ""
     assert ">unpriced</td>" in html and "+ 3 unpriced</td>" in html
     assert "house-llm · unpriced" in json.dumps(message.slack, ensure_ascii=False)
+
+
+def test_the_html_email_has_a_phone_layout_that_keeps_cost_and_share_and_drops_secondary_columns():
+    html = report_message(sample_report()).html or ""
+    head = html.split("</head>")[0]
+    assert "@media only screen and (max-width: 480px)" in head and ".tt-card { display: block" in head
+    assert html.count('class="tt-card"') == 3  # the three cards stack on a phone
+    headers = re.findall(r'<th( class="([^"]+)")?[^>]*>([^<]+)</th>', html)
+    hidden = {text for _, cls, text in headers if cls == "tt-wide"}
+    kept = {text for _, cls, text in headers if cls != "tt-wide"}
+    assert {"Tokens", "Tenant", "Their tokens"} <= hidden
+    assert {"Cost", "Share", "Requests", "Account", "Model"} <= kept and not {"Cost", "Share"} & hidden
+    assert 'width="640"' in html and "width:100%;max-width:640px;height:auto" in html  # the chart scales down
 
 
 def test_tier_names_are_not_cut_in_the_text_email():
