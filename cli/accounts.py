@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from worker.limits import accounts as accounts_mod
-from cli.output import Format, emit_object, emit_rows
+from cli.output import Format, ObjectFormat, emit_object, emit_rows
 from cli.state import app, fail, state
 
 accounts_app = typer.Typer(no_args_is_help=True, help="Accounts and their tiers.")
@@ -18,7 +18,7 @@ app.add_typer(accounts_app, name="accounts")
 def import_(
     ctx: typer.Context,
     file: Path = typer.Argument(..., help="CSV with columns account_id, tenant_id, tier, email"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
 ) -> None:
     """Create or update accounts from a CSV file (all rows or none)."""
     st = state(ctx)
@@ -37,7 +37,7 @@ def set_(
     default: bool = typer.Option(False, "--default-tier", help="Forget the account's own tier: default_tier applies"),
     tenant: str = typer.Option(None, "--tenant", help="Tenant id"),
     email: str = typer.Option(None, "--email", help="Contact email"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
 ) -> None:
     """Create or change one account; a new tier takes effect in its current windows at once."""
     if tier is not None and default:

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from cli.output import Format, TableOrJson, emit_object, err_console
+from cli.output import Format, ObjectFormat, TableOrJson, emit_object, err_console
 from cli.state import app, state
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
@@ -62,16 +62,16 @@ def ingest(
     out["plain_rate"] = f"{result.plain_rate:,.0f} rows/s"
     out["ratio"] = f"{result.ratio:.0%} of plain {'COPY' if result.dialect == 'postgresql' else 'executemany'}"
     out["peak_rss_mb"] = f"{result.peak_rss_mb:.0f} MB"
-    emit_object(result.as_dict() if fmt is Format.json else out, fmt, title="bench ingest")
+    emit_object(result.as_dict() if fmt == Format.json else out, fmt, title="bench ingest")
 
 
 @bench_app.command("summaries")
 def summaries(ctx: typer.Context, events: Events = 100_000, database: Database = None,
-              fmt: TableOrJson = Format.table) -> None:
+              fmt: TableOrJson = ObjectFormat.table) -> None:
     """Rebuild all summaries from N events next to the bare GROUP BY; time usage --by day over 30 days."""
     result = _run(ctx, "summaries", events, database)
     out = result.as_dict()
-    if fmt is not Format.json:
+    if fmt != Format.json:
         out["ratio"] = f"rebuild takes {result.ratio:.2f}x the bare GROUP BY"
         out["usage_by_day_ms"] = f"{result.usage_by_day_ms:.1f} ms"
     emit_object(out, fmt, title="bench summaries")
@@ -79,6 +79,6 @@ def summaries(ctx: typer.Context, events: Events = 100_000, database: Database =
 
 @bench_app.command("integrity")
 def integrity(ctx: typer.Context, events: Events = 100_000, database: Database = None,
-              fmt: TableOrJson = Format.table) -> None:
+              fmt: TableOrJson = ObjectFormat.table) -> None:
     """Time the integrity job (and every check over 30 days) on N events spread over the last 30 days."""
     emit_object(_run(ctx, "integrity", events, database).as_dict(), fmt, title="bench integrity")

@@ -11,7 +11,7 @@ from rich.progress import DownloadColumn, TransferSpeedColumn
 from worker.ingest.files import expand
 from worker.ingest.ingestor import IngestError, Ingestor
 from worker.settings import SettingsError
-from cli.output import Format, emit_object, with_progress
+from cli.output import ObjectFormat, emit_object, with_progress
 from cli.state import app, fail, state
 
 
@@ -20,7 +20,7 @@ def ingest(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="Files (.jsonl, .csv, optionally .gz) or directories"),
     source: Optional[str] = typer.Option(None, "--source", help="Configured source whose defaults apply"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
 ) -> None:
     """Ingest files once and print what happened."""
     st = state(ctx)

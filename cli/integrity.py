@@ -18,7 +18,7 @@ from worker.models import ATTEMPT_STATES, CallAttempt
 from worker.providers import ProviderError
 from worker.settings import SettingsError
 from cli.options import date_range
-from cli.output import Format, console, emit_object, emit_rows
+from cli.output import Format, ObjectFormat, console, emit_object, emit_rows
 from cli.state import app, fail, state
 
 integrity_app = typer.Typer(no_args_is_help=True, help="Unlogged calls and gaps in the books.")
@@ -44,7 +44,7 @@ def check(
     only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this check (repeatable)")] = None,
     alert: bool = typer.Option(False, "--alert", help="Also act as the integrity job does: raise and resolve "
                                                       "alerts, mark call attempts"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
 ) -> None:
     """Run every integrity check now and print the findings; exit 1 when there are any."""
     st = state(ctx)
@@ -63,7 +63,7 @@ def check(
         sentences = [finding_sentence(f) for f in findings]
     except messages.RenderError as exc:
         fail(str(exc))
-    if fmt is Format.json:
+    if fmt == Format.json:
         emit_object({"from": first.isoformat(), "to": last.isoformat(), "ok": not findings,
                      "findings": [{**f.as_dict(), "message": m} for f, m in zip(findings, sentences)],
                      **({"applied": applied.as_dict()} if applied else {})}, fmt)
@@ -74,7 +74,7 @@ def check(
                   title=f"integrity findings, {first.isoformat()} to {last.isoformat()}")
     else:
         console.print(f"no integrity findings from {first.isoformat()} to {last.isoformat()}")
-    if applied and fmt is not Format.json:
+    if applied and fmt != Format.json:
         console.print(f"alerts: {applied.alerts_raised} raised, {applied.alerts_resolved} resolved; attempts: "
                       f"{applied.attempts_matched} matched, {applied.attempts_unlogged} flagged unlogged")
     if findings:
@@ -93,7 +93,7 @@ def reconcile(
     date_from: Annotated[Optional[str], typer.Option("--from", help="First UTC date (default: reconcile.days "
                                                                       "back, TOKENTALLY_RECONCILE_DAYS)")] = None,
     date_to: Annotated[Optional[str], typer.Option("--to", help="Last UTC date (default: yesterday)")] = None,
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
 ) -> None:
     """Fetch a provider's own usage report, compare it with the ledger per UTC day and model, store the
     result and raise alerts; exit 1 when a difference counts."""
@@ -109,7 +109,7 @@ def reconcile(
         fail(f"reconcile: {exc}", code=3)
     rows = [{**r, "day": r["day"].isoformat()} for r in result.rows]
     flagged = [r for r in rows if r["status"] != "ok"]
-    if fmt is Format.json:
+    if fmt == Format.json:
         emit_object({**result.as_dict(), "results": rows}, fmt)
     else:
         emit_rows(rows, RECONCILE_COLUMNS, fmt, title=f"{provider}: provider vs ledger, UTC days "

@@ -14,7 +14,7 @@ from worker.scheduler import make_trigger, run_job, schedule_for
 from worker.settings import SettingsError
 from worker.status import last_runs, status as status_report
 from cli.options import in_order, parse_date
-from cli.output import Format, emit_object, emit_rows
+from cli.output import Format, ObjectFormat, emit_object, emit_rows
 from cli.state import app, fail, state
 
 jobs_app = typer.Typer(no_args_is_help=True, help="The jobs the daemon runs; run any by hand.")
@@ -56,7 +56,7 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be done, change nothing"),
     chain: bool = typer.Option(True, "--chain/--no-chain",
                                help="Also run the jobs the daemon runs right after this one (budgets after ingest)"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
 ) -> None:
     """Run a job now (recorded as a manual run) and print its stats; then, as the daemon does, the
     jobs that follow it (unless --no-chain). An option the job does not take is refused."""
@@ -116,17 +116,18 @@ def history(
 
 
 @app.command()
-def status(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format", help="table or json")) -> None:
+def status(ctx: typer.Context, fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json")) -> None:
     """Database, data freshness per source, open counts, last run of each job."""
     st = state(ctx)
     report = status_report(st.settings(), st.engine())
-    if fmt is Format.json:
+    if fmt == Format.json:
         emit_object(report, fmt)
         return
     emit_object({"database": report["database"], "schema_revision": report["schema_revision"],
                  "timezone": report["timezone"],
                  "kill_switch": "ON: " + (report["kill_switch"]["reason"] or "") if report["kill_switch"]["active"]
                  else "off", **report["counts"]}, Format.table, title="status")
-    emit_rows(report["sources"], ["source", "kind", "enabled", "silent", "last_ingest_at", "newest_event_at", "events"],
-              Format.table, title="sources")
+    emit_rows(report["sources"], ["source", "kind", "enabled", "silent", "last_ingest_at", "newest_event_at", "events",
+                                  "unattributed"],
+              Format.table, title=f"sources (unattributed: events without an account since {report['unattributed_since'][:10]})")
     emit_rows(report["jobs"], ["job", "last_status", "last_started_at", "last_trigger"], Format.table, title="jobs")

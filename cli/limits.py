@@ -11,7 +11,7 @@ import typer
 from worker.limits import budgets, killswitch, windows as limits
 from worker import clock, gate
 from worker.money import fixed
-from cli.output import Format, console, emit_rows
+from cli.output import Format, ObjectFormat, console, emit_rows
 from cli.state import app, fail, state
 
 limits_app = typer.Typer(no_args_is_help=True, help="Rate-limit and budget windows and what the gate decides.")
@@ -34,7 +34,7 @@ def _used(used: Any, limit: Any, money: bool = False) -> str:
 def show(
     ctx: typer.Context,
     account_id: str = typer.Argument(..., help="The account (as in the ledger; '(unattributed)' too)"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
 ) -> None:
     """The account's tier, its windows in force (used against limits, reset times) and the gate's decision."""
     st = state(ctx)
@@ -45,7 +45,7 @@ def show(
         views = gate.windows(conn, settings, account_id, now, tier)
         decision = gate.decide(conn, settings, account_id, now)
     local = settings.tz
-    if fmt is Format.json:
+    if fmt == Format.json:
         out = {"account_id": account_id, "tier": tier.name if tier else None,
                "action": tier.action if tier else None, "decision": decision.as_dict(),
                "windows": [{"kind": v.kind, "period": v.period, "window_start": v.window_start.isoformat(),
@@ -112,7 +112,7 @@ def _switch_dict(row: Any) -> dict[str, Any]:
 
 
 @killswitch_app.command("status")
-def ks_status(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format", help="table or json")) -> None:
+def ks_status(ctx: typer.Context, fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json")) -> None:
     """Whether the kill switch is on, since when, why and who set it; the day's cost against the thresholds."""
     st = state(ctx)
     settings = st.settings()
@@ -121,7 +121,7 @@ def ks_status(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--fo
         day, cost = budgets.system_cost(conn, settings, clock.now())
     out.update(day=day, system_cost_usd=str(cost),
                thresholds={s: str(a) for s, a in budgets.thresholds(settings)})
-    if fmt is Format.json:
+    if fmt == Format.json:
         sys.stdout.write(orjson.dumps(out).decode() + "\n")
         return
     if out["active"]:

@@ -13,7 +13,7 @@ from reports import outbox
 from reports.channels import ChannelError, open_channel
 from reports.messages import make_message
 from worker.models import Notification
-from cli.output import Format, emit_object, emit_rows
+from cli.output import Format, ObjectFormat, emit_object, emit_rows
 from cli.state import app, fail, state
 
 notify_app = typer.Typer(no_args_is_help=True, help="Try a delivery channel.")
@@ -27,7 +27,7 @@ def test(
     ctx: typer.Context,
     channel: str = typer.Argument(..., help="email, slack, webhook or file (as configured in [channels.*])"),
     target: str = typer.Argument("", help="An address, a Slack channel, a URL or a file subdirectory"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
 ) -> None:
     """Send a test message now, straight through the channel (not the outbox), and say what happened."""
     settings = state(ctx).settings()
@@ -36,7 +36,7 @@ def test(
              f"add a [channels.{channel}] table", code=2)
     now = clock.now()
     message = make_message("test", {"sent_at": now, "target": target, "channel": channel,
-                                    "hostname": socket.gethostname()},
+                                    "hostname": socket.gethostname(), "timezone": settings.timezone},
                            kind="test", key=f"test-{now:%Y%m%dT%H%M%S%f}")
     try:
         external_id = open_channel(settings.channels[channel]).send(target, message)
@@ -72,7 +72,7 @@ def list_(
 def retry(
     ctx: typer.Context,
     notification_id: int = typer.Argument(..., help="Notification id (see `notifications list`)"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
 ) -> None:
     """Queue a failed notification again and try it now."""
     st = state(ctx)

@@ -31,13 +31,25 @@ Advance = Callable[[int], None]
 
 
 class Format(str, Enum):
+    """``--format`` of a command that prints rows: a table, CSV or JSON."""
+
     table = "table"
     json = "json"
     csv = "csv"
 
 
+class ObjectFormat(str, Enum):
+    """``--format`` of a command that prints one object (or several tables): a table or JSON.
+    Typer offers only these two, so ``--format csv`` is refused (exit 2) rather than printing a
+    table. Its members equal Format's of the same name (``ObjectFormat.json == Format.json``):
+    compare formats with ``==``."""
+
+    table = "table"
+    json = "json"
+
+
 # ``--format`` for commands that print one object (a table or JSON).
-TableOrJson = Annotated[Format, typer.Option("--format", help="table or json")]
+TableOrJson = Annotated[ObjectFormat, typer.Option("--format", help="table or json")]
 
 
 def _cell(value: Any) -> str:
@@ -52,11 +64,11 @@ def _csv_cell(value: Any) -> str:
     return csv_safe(value) if isinstance(value, str) else _cell(value)
 
 
-def emit_rows(rows: list[dict[str, Any]], columns: Iterable[str], fmt: Format, title: str | None = None) -> None:
+def emit_rows(rows: list[dict[str, Any]], columns: Iterable[str], fmt: Format | ObjectFormat, title: str | None = None) -> None:
     columns = list(columns)
-    if fmt is Format.json:
+    if fmt == Format.json:
         sys.stdout.write(orjson.dumps(rows, default=_cell, option=orjson.OPT_INDENT_2).decode() + "\n")
-    elif fmt is Format.csv:
+    elif fmt == Format.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
@@ -72,8 +84,8 @@ def emit_rows(rows: list[dict[str, Any]], columns: Iterable[str], fmt: Format, t
         console.print(table)
 
 
-def emit_object(obj: dict[str, Any], fmt: Format, title: str | None = None) -> None:
-    if fmt is Format.json:
+def emit_object(obj: dict[str, Any], fmt: Format | ObjectFormat, title: str | None = None) -> None:
+    if fmt == Format.json:
         sys.stdout.write(orjson.dumps(obj, default=_cell).decode() + "\n")
     else:
         emit_rows([{"key": k, "value": v} for k, v in obj.items()], ["key", "value"], Format.table, title)
@@ -85,11 +97,11 @@ def _numeric(rows: list[dict[str, Any]], col: str) -> bool:
                               for r in rows if r.get(col) is not None)
 
 
-def with_progress(fmt: Format, description: str, total: Callable[[], int], work: Callable[[Advance | None], T],
+def with_progress(fmt: Format | ObjectFormat, description: str, total: Callable[[], int], work: Callable[[Advance | None], T],
                   *columns: ProgressColumn) -> T:
     """``work(advance)`` under a transient bar of ``total()`` steps when stderr is a terminal and the output
     is not JSON; ``work(None)`` otherwise (``total`` is then never called)."""
-    if fmt is Format.json or not sys.stderr.isatty():
+    if fmt == Format.json or not sys.stderr.isatty():
         return work(None)
     with Progress("[progress.description]{task.description}", BarColumn(), *columns, TimeRemainingColumn(),
                   console=console, transient=True) as bar:

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from worker.ingest import rejects as rejects_mod
-from cli.output import Format, emit_object, emit_rows
+from cli.output import Format, ObjectFormat, emit_object, emit_rows
 from cli.state import app, state
 
 rejects_app = typer.Typer(no_args_is_help=True, help="Quarantined records.")
@@ -31,7 +31,7 @@ def list_(
 def retry(
     ctx: typer.Context,
     source: Optional[str] = typer.Option(None, "--source", help="Only this source"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
 ) -> None:
     """Re-ingest open rejects (after fixing a default, a price or upgrading)."""
     st = state(ctx)

@@ -15,7 +15,7 @@ from worker import clock
 from reports import archive as report_archive, periods as report_periods, send as report_send
 from worker.models import Report
 from cli.options import parse_date
-from cli.output import Format, console, emit_object, emit_rows
+from cli.output import Format, ObjectFormat, console, emit_object, emit_rows
 from cli.state import app, fail, state
 
 reports_app = typer.Typer(no_args_is_help=True, help="The report archive: list, show, verify, serve.")
@@ -29,7 +29,7 @@ def report(
     day: str = typer.Option(None, "--date", help="A local date in the period (default: the last complete period)"),
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's data (sent to its contacts)"),
     send: bool = typer.Option(False, "--send/--no-send", help="Also send it (routes report.<kind>, or the tenant's contacts)"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
 ) -> None:
     """Build a report now, archive it as a new version and print where it is."""
     if kind not in report_periods.KINDS:
@@ -84,14 +84,14 @@ def _get(ctx: typer.Context, report_id: int) -> Report:
 
 @reports_app.command("show")
 def show(ctx: typer.Context, report_id: int = typer.Argument(..., help="Report id (see `reports list`)"),
-         fmt: Format = typer.Option(Format.table, "--format", help="table or json")) -> None:
+         fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json")) -> None:
     """A report's manifest and headline figures."""
     row = _get(ctx, report_id)
     try:
         figures = orjson.loads((Path(row.path) / "report.json").read_bytes())
     except OSError as exc:
         fail(f"report {report_id}: cannot read {row.path}/report.json: {exc.strerror}")
-    if fmt is Format.json:
+    if fmt == Format.json:
         sys.stdout.write(orjson.dumps({**_row_dict(row), "report": figures}).decode() + "\n")
         return
     emit_object(_row_dict(row), Format.table, title=figures.get("title"))
@@ -104,7 +104,7 @@ def verify(
     ctx: typer.Context,
     report_id: int = typer.Argument(None, help="Report id (see `reports list`)"),
     all_: bool = typer.Option(False, "--all", help="Every archived report"),
-    fmt: Format = typer.Option(Format.table, "--format", help="table or json"),
+    fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
 ) -> None:
     """Recompute every file's sha256 and re-derive the totals from the ledger.
     Exit 2: files were altered; exit 1: the data changed since; 0: both as archived."""
@@ -117,7 +117,7 @@ def verify(
     else:
         rows = [_get(ctx, report_id)]
     results = [report_archive.verify(st.engine(), st.settings(), row) for row in rows]
-    if fmt is Format.json:
+    if fmt == Format.json:
         sys.stdout.write(orjson.dumps([r.as_dict() for r in results]).decode() + "\n")
     else:
         for r in results:

@@ -14,7 +14,7 @@ from rich.progress import MofNCompleteColumn
 
 from worker.summaries import recompute as summaries_mod, verify as summary_verify
 from cli.options import in_order, parse_date
-from cli.output import Format, TableOrJson, console, emit_object, emit_rows, with_progress
+from cli.output import Format, ObjectFormat, TableOrJson, console, emit_object, emit_rows, with_progress
 from cli.state import app, state
 
 summaries_app = typer.Typer(no_args_is_help=True, help="Daily and monthly summaries.")
@@ -40,7 +40,7 @@ def _range(ctx: typer.Context, date_from: str | None, date_to: str | None) -> tu
 
 @summaries_app.command("rebuild")
 def rebuild(ctx: typer.Context, date_from: FromDate = None, date_to: ToDate = None,
-            fmt: TableOrJson = Format.table) -> None:
+            fmt: TableOrJson = ObjectFormat.table) -> None:
     """Recompute the summaries of every day in the range from the ledger."""
     span = _range(ctx, date_from, date_to)
     if span is None:
@@ -58,12 +58,12 @@ def rebuild(ctx: typer.Context, date_from: FromDate = None, date_to: ToDate = No
 
 @summaries_app.command("verify")
 def verify(ctx: typer.Context, date_from: FromDate = None, date_to: ToDate = None,
-           fmt: TableOrJson = Format.table) -> None:
+           fmt: TableOrJson = ObjectFormat.table) -> None:
     """Recompute from the ledger and compare with the stored summaries; exit 1 when they differ."""
     span = _range(ctx, date_from, date_to)
     st = state(ctx)
     diffs = summary_verify.verify(st.engine(), st.settings(), *span) if span else []
-    if fmt is Format.json:
+    if fmt == Format.json:
         emit_object({"differences": diffs, "ok": not diffs}, fmt)
     elif diffs:
         emit_rows(diffs, ["day", "key", "ledger", "summary"], fmt, title="summaries differ from the ledger")

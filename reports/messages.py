@@ -20,6 +20,12 @@ Undefined variables are errors (StrictUndefined). Filters available in every tem
   thousands separator: ``Decimal("12.34")`` -> ``$12.3400``, ``Decimal("-0.5")`` ->
   ``-$0.5000``; ``usd(2)`` for cents.
 - ``utc``: an aware datetime as ``2025-06-01 14:05:09 UTC``.
+- ``local(zone)``: an aware datetime (or its ISO text, as archived reports hold it) in the
+  time zone ``zone`` with its name: ``2026-11-23 11:00 CET (Europe/Berlin)``;
+  ``local(zone, seconds=true)`` to the second, ``named=false`` without ``(Europe/Berlin)``;
+  a zone whose abbreviation is its name is named once (``2026-11-23 10:00 UTC``). The
+  alert and test templates take the zone from the render context's ``timezone`` (the
+  settings' ``timezone``), the report templates from ``report.period.timezone``.
 - ``mrkdwn``: ``&``, ``<`` and ``>`` escaped as Slack requires (``&amp;`` ``&lt;`` ``&gt;``).
 """
 
@@ -31,6 +37,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 
@@ -83,6 +90,37 @@ def utc(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def local(value: datetime | str, zone: str, seconds: bool = False, named: bool = True) -> str:
+    """An aware datetime (or ISO text with an offset) in ``zone``, with the zone's abbreviation
+    and, when ``named``, its name: ``2026-11-23 11:00 CET (Europe/Berlin)``.
+
+    Text (an archived report's field) that is not an aware ISO time, or comes with a zone that
+    does not exist, is shown as it is; a datetime that is naive or a zone that does not exist
+    for one is refused (ValueError), as they are bugs."""
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            tz = ZoneInfo(str(zone))
+        except (ValueError, OSError, ZoneInfoNotFoundError):
+            return value
+        if when.tzinfo is None:
+            return value
+    else:
+        when = value
+        if not isinstance(when, datetime) or when.tzinfo is None:
+            raise ValueError(f"local: expected an aware datetime, got {value!r} (naive or not a datetime)")
+        try:
+            tz = ZoneInfo(str(zone))
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(f"local: unknown time zone {zone!r}") from None
+    shown = when.astimezone(tz)
+    text = shown.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    abbreviation = shown.tzname() or str(zone)
+    if abbreviation == str(zone) or not named:
+        return f"{text} {abbreviation}"
+    return f"{text} {abbreviation} ({zone})"
+
+
 def mrkdwn(value: Any) -> str:
     """Slack's escaping for text it parses (mrkdwn and the fallback ``text``): & < > only."""
     return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -98,7 +136,7 @@ def _environment(directory: Path) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(usd=usd, utc=utc, mrkdwn=mrkdwn)
+    env.filters.update(usd=usd, utc=utc, local=local, mrkdwn=mrkdwn)
     return env
 
 

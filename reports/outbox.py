@@ -18,7 +18,7 @@ Slack post cannot be recognised, so an in-doubt Slack row is failed rather than
 posted twice, and its ``delivery.failed`` alert asks an operator to check.
 
 An alert's row holds facts (``template``, ``context``) and is rendered here, just
-before the send, with :func:`reports.messages.make_message`; the rendered subject
+before the send (times in the configured ``timezone``), with :func:`reports.messages.make_message`; the rendered subject
 and bodies are stored with the outcome. A message that cannot be rendered is
 failed with the render error as ``last_error`` (and raises ``delivery.failed``):
 the alert it is about was committed long before. A ``delivery.failed`` message
@@ -123,7 +123,7 @@ def deliver_pending(engine: Engine, settings: Any, *, limit: int = 100,
             stats.failed += 1
             continue
         try:
-            message = render(row)
+            message = render(row, settings.timezone)
         except Exception as exc:  # a broken template or context: the message fails, the alert stands
             if row.kind != "delivery.failed":
                 _fail(engine, settings, row, f"could not render the message: {exc}")
@@ -161,13 +161,15 @@ def deliver_pending(engine: Engine, settings: Any, *, limit: int = 100,
     return stats
 
 
-def render(row: Any) -> Message:
-    """The row's message: rendered from its template and facts, or as it was enqueued (a report)."""
+def render(row: Any, timezone: str) -> Message:
+    """The row's message: rendered from its template and facts, or as it was enqueued (a report).
+    Times in it are shown in ``timezone`` (the settings' zone at send time), with its name."""
     if row.template is None:
         return Message(kind=row.kind, key=row.key, subject=row.subject, text=row.body_text, html=row.body_html,
                        slack=row.slack, data=row.data or {}, inline=row.inline or {})
     facts = dict(row.context or {})
-    return make_message(row.template, {**_revived(facts), "channel": row.channel, "target": row.target},
+    return make_message(row.template, {**_revived(facts), "channel": row.channel, "target": row.target,
+                                              "timezone": timezone},
                         kind=row.kind, key=row.key, data=facts)
 
 

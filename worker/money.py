@@ -8,10 +8,12 @@ decimal places and rounds half-even (banker's rounding), as Python's own
 - :func:`fixed`: ``Decimal("12.34"), 4`` -> ``12.3400`` (the figures in JSON and CSV);
   a negative amount keeps its sign in front of the digits (``-0.5000``).
 - :func:`usd`: ``$12.3400``; negative amounts as ``-$0.5000``, and an amount that
-  rounds to zero has no sign (``$0.0000``).
+  rounds to zero has no sign (``$0.0000``). Asked for fewer than 4 places (cents), an
+  amount below a cent gets enough places to show its first two digits, at least 4 and
+  at most 6 (``$0.0042``, ``$0.000042``), so a small cost is never shown as ``$0.00``.
 - :func:`short`: to the cent with thousands separators at or above a dollar
-  (``1,234.57``), four places below it, so amounts below a cent keep their digits
-  (``0.0012``).
+  (``1,234.57``), four places below it (up to six for amounts below a hundredth of a
+  cent), so amounts below a cent keep their digits (``0.0012``, ``0.000042``).
 
 Ground floor: imports nothing of tokentally.
 """
@@ -45,12 +47,28 @@ def fixed(value: Amount | str, places: int, *, grouping: bool = False) -> str:
     return f"{rounded:,f}" if grouping else f"{rounded:f}"
 
 
+SUB_CENT_MAX_PLACES = 6  # the most places an amount below a cent is shown with
+
+
+def places_for(value: Amount | str, places: int) -> int:
+    """``places``, or for a non-zero amount below a cent asked for in cents, enough places (4 to 6)
+    to show its first two digits: ``0.0042`` -> 4, ``0.000042`` -> 6."""
+    size = abs(amount(value))
+    if places >= 4 or size == 0 or size >= Decimal("0.01"):
+        return places
+    return min(max(4, 1 - size.adjusted()), SUB_CENT_MAX_PLACES)
+
+
 def usd(value: Amount | str, places: int = 4, *, grouping: bool = False) -> str:
-    """``$12.3400``, ``-$0.5000``: the sign before the dollar sign, none for a zero."""
+    """``$12.3400``, ``-$0.5000``: the sign before the dollar sign, none for a zero; ``$0.0042``
+    (not ``$0.00``) when cents were asked for (see :func:`places_for`)."""
+    places = places_for(value, places)
     text = fixed(abs(amount(value)), places, grouping=grouping)
     return f"-${text}" if amount(value) < 0 and Decimal(text.replace(",", "")) != 0 else f"${text}"
 
 
 def short(value: Amount | str) -> str:
     """``1,234.57`` at or above a dollar, ``0.0012`` below it (amounts below a cent keep digits)."""
-    return fixed(value, 2, grouping=True) if amount(value) >= 1 else fixed(value, 4)
+    if amount(value) >= 1:
+        return fixed(value, 2, grouping=True)
+    return fixed(value, max(4, places_for(value, 2)))

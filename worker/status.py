@@ -1,7 +1,12 @@
-"""What an operator looks at first: database, data freshness per source, open counts, last runs."""
+"""What an operator looks at first: database, data freshness per source, open counts, last runs.
+
+Each source's row counts the events without an account in the last :data:`UNATTRIBUTED_DAYS`
+local days (today included), so unattributed usage is visible however small its share.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, or_, select
@@ -14,6 +19,9 @@ from worker.registry import registry
 from worker.settings import Settings
 
 
+UNATTRIBUTED_DAYS = 7  # local days, today included, whose unattributed events each source's row counts
+
+
 def last_runs(conn: Any) -> dict[str, JobRun]:
     latest = (select(JobRun.job, func.max(JobRun.id).label("id")).group_by(JobRun.job)).subquery()
     rows = conn.execute(select(JobRun).join(latest, JobRun.id == latest.c.id)).all()
@@ -23,14 +31,21 @@ def last_runs(conn: Any) -> dict[str, JobRun]:
 def status(settings: Settings, engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
         freshness = {r.source: r for r in conn.execute(select(SourceStatus))}
+        since = unattributed_since(settings)
+        unattributed = dict(conn.execute(
+            select(UsageEvent.source, func.count()).where(UsageEvent.unattributed.is_(True),
+                                                          UsageEvent.occurred_at >= since)
+            .group_by(UsageEvent.source)).all())
         silent = set(conn.execute(select(Alert.scope_id).where(Alert.kind == "source.silent",
                                                                Alert.state != "resolved")).scalars())
         sources = []
         for src in settings.sources:
             row = freshness.pop(src.name, None)
-            sources.append(_source_row(src.name, src.kind, src.enabled, row, src.name in silent))
-        for name, row in sorted(freshness.items()):  # cli ingests, retired sources
-            sources.append(_source_row(name, None, None, row, name in silent))
+            sources.append(_source_row(src.name, src.kind, src.enabled, row, src.name in silent,
+                                       unattributed.pop(src.name, 0)))
+        for name in sorted(set(freshness) | set(unattributed)):  # cli ingests, retired sources
+            sources.append(_source_row(name, None, None, freshness.get(name), name in silent,
+                                       unattributed.get(name, 0)))
         runs = last_runs(conn)
         jobs = [{"job": spec.id, "last_status": runs[spec.id].status if spec.id in runs else None,
                  "last_started_at": _iso(runs[spec.id].started_at) if spec.id in runs else None,
@@ -40,6 +55,7 @@ def status(settings: Settings, engine: Engine) -> dict[str, Any]:
             "events": conn.execute(select(func.count()).select_from(UsageEvent)).scalar_one(),
             "open_rejects": conn.execute(select(func.count()).select_from(IngestReject)
                                          .where(IngestReject.status == "open")).scalar_one(),
+            "unattributed_events": sum(s["unattributed"] for s in sources),
             "unpriced_events": conn.execute(select(func.count()).select_from(UsageEvent)
                                             .where(UsageEvent.cost_usd.is_(None))).scalar_one(),
             "days_awaiting_summary": conn.execute(select(func.count()).select_from(DirtyDay)).scalar_one(),
@@ -59,17 +75,24 @@ def status(settings: Settings, engine: Engine) -> dict[str, Any]:
         }
         switch = killswitch.kill_switch(conn)
     return {"database": db.display_url(settings.database_url), "schema_revision": db.current_revision(engine),
-            "timezone": settings.timezone,
+            "timezone": settings.timezone, "unattributed_since": since.isoformat(),
             "kill_switch": {"active": True, "reason": switch.reason, "since": _iso(switch.changed_at),
                             "by": switch.changed_by} if switch else {"active": False},
             "counts": counts, "sources": sources, "jobs": jobs}
 
 
-def _source_row(name: str, kind: str | None, enabled: bool | None, row: Any, silent: bool) -> dict[str, Any]:
+def unattributed_since(settings: Settings) -> datetime:
+    """The start (aware) of the first local day whose unattributed events ``status`` counts."""
+    today = clock.now().astimezone(settings.tz).date()
+    return datetime.combine(today - timedelta(days=UNATTRIBUTED_DAYS - 1), time(), tzinfo=settings.tz)
+
+
+def _source_row(name: str, kind: str | None, enabled: bool | None, row: Any, silent: bool,
+                unattributed: int) -> dict[str, Any]:
     return {"source": name, "kind": kind, "enabled": enabled, "silent": silent,
             "last_ingest_at": _iso(row.last_ingest_at) if row else None,
             "newest_event_at": _iso(row.newest_event_at) if row else None,
-            "events": row.events if row else 0}
+            "events": row.events if row else 0, "unattributed": unattributed}
 
 
 def _iso(value: Any) -> str | None:

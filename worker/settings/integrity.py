@@ -17,7 +17,7 @@ class IntegritySettings:
     attempt_grace: timedelta = timedelta(minutes=10)  # an attempt's event may take this long to arrive
     estimate_tolerance: float = 0.2  # |actual - estimated| / estimated tokens beyond this is flagged
     cost_tolerance: float = 0.2  # |reported - computed| / computed cost beyond this is flagged
-    unattributed_share: float = 0.01  # of a day's events without an account
+    unattributed_share: float = 0.0  # of a day's events without an account beyond which it is flagged (0: any)
     silent_after: timedelta = timedelta(minutes=30)  # shortest silence that can be flagged
     silent_expected: float = 10.0  # events the source's history expects during the silence
     history_weeks: int = 4  # of history learned per source

@@ -117,6 +117,21 @@ def test_an_alert_reaches_every_channel_exactly_once(engine, settings_for, mailb
     assert Path(sent["file"].external_id).exists()
 
 
+@freeze_time("2026-11-23T10:00:00Z")
+def test_alert_times_are_sent_in_the_configured_time_zone_with_its_name(engine, settings_for, mailbox,
+                                                                        httpserver) -> None:
+    box, _ = mailbox
+    httpserver.expect_request("/api/chat.postMessage").respond_with_handler(slack_ok)
+    settings = settings_for('[[routes]]\nkinds = ["budget.*"]\nto = ["email:admins@example.com", "slack:#llm-costs"]\n')
+    raise_budget(engine, settings)
+    assert notify(engine, settings)["sent"] == 2
+    [mail] = box.mails()
+    assert "First seen: 2026-11-23 11:00 CET (Europe/Berlin)" in mail.get_body(("plain",)).get_content()
+    assert "2026-11-23 11:00 CET (Europe/Berlin)" in mail.get_body(("html",)).get_content()
+    [post] = slack_posts(httpserver)
+    assert "First seen 2026-11-23 11:00 CET (Europe/Berlin)" in json.dumps(post.get_json() or post.form.to_dict())
+
+
 def test_a_temporary_failure_is_retried_after_the_backoff(engine, settings_for, httpserver) -> None:
     settings = settings_for('[[routes]]\nkinds = ["*"]\nto = ["slack:#llm-costs"]\n')
     httpserver.expect_ordered_request("/api/chat.postMessage").respond_with_data("oops", status=500)

@@ -203,7 +203,7 @@ def test_status_shows_freshness_counts_and_last_runs(cli, config, tmp_path) -> N
     assert before["timezone"] == "Europe/Berlin" and before["schema_revision"]
     assert before["counts"]["events"] == 0
     assert before["sources"] == [{"source": "app", "kind": "jsonl", "enabled": True, "silent": False, "last_ingest_at": None,
-                                  "newest_event_at": None, "events": 0}]
+                                  "newest_event_at": None, "events": 0, "unattributed": 0}]
     (tmp_path / "inbox" / "bad.jsonl").write_text('{"request_id": "x", "model": "m"}\nnot json\n', encoding="utf-8")
     ok(cli("jobs", "run", "ingest", config=config))
     after = as_json(cli("status", "--format", "json", config=config))
@@ -219,6 +219,21 @@ def test_status_shows_freshness_counts_and_last_runs(cli, config, tmp_path) -> N
     assert jobs["summaries"]["last_status"] is None
     table = ok(cli("status", config=config)).stdout
     assert "app" in table and "open_rejects" in table
+
+
+@freeze_time("2026-11-23T10:00:00Z")
+def test_status_counts_each_sources_unattributed_events_of_the_last_days(cli, config, tmp_path) -> None:
+    lines = [json.dumps({"request_id": f"anon-{day}", "timestamp": f"{day}T10:00:00Z", "model": "gpt-4o-mini",
+                         "provider": "openai", "prompt_tokens": 10, "completion_tokens": 2})
+             for day in ("2026-11-01", "2026-11-20", "2026-11-22")]  # no user_id; the 1st is too old to count
+    (tmp_path / "inbox" / "anon.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ok(cli("jobs", "run", "ingest", config=config))
+    report = as_json(cli("status", "--format", "json", config=config))
+    [app] = report["sources"]
+    assert (app["events"], app["unattributed"], report["counts"]["unattributed_events"]) == (9, 2, 2)
+    assert report["unattributed_since"] == "2026-11-17T00:00:00+01:00"
+    table = ok(cli("status", config=config)).stdout
+    assert "unattributed" in table and "since 2026-11-17" in table
 
 
 # --------------------------------------------------------------------------- run: settings checked at start

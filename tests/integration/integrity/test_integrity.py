@@ -200,6 +200,17 @@ def test_unattributed_usage_above_the_share_is_flagged_and_below_it_is_not(make_
 
 
 @freeze_time(NOW)
+def test_any_unattributed_usage_is_flagged_by_default(make_settings, engine, tmp_path) -> None:
+    settings = make_settings(PRICES)
+    assert settings.integrity.unattributed_share == 0
+    base = utc("2026-11-23T09:00:00Z")
+    anonymous = {k: v for k, v in record(base + timedelta(minutes=500)).items() if k != "user_id"}
+    feed(settings, engine, tmp_path, [record(base + timedelta(minutes=i)) for i in range(499)] + [anonymous])
+    [f] = findings(engine, settings, "unattributed")  # 1 of 500 events: 0.2%, flagged
+    assert (f.period, f.count, f.data["events"]) == ("2026-11-23", 1, 500)
+
+
+@freeze_time(NOW)
 def test_quarantined_records_and_unpriced_models_are_flagged_with_examples(settings, engine, tmp_path) -> None:
     at = utc("2026-11-23T09:00:00Z")
     path = tmp_path / "mixed.jsonl"

@@ -32,7 +32,7 @@ def alert_message(key: str = "alert:budget:acme:2025-06:critical") -> Message:
              "severity": "critical", "state": "open",
              "first_seen": datetime(2025, 6, 1, tzinfo=UTC), "last_seen": datetime(2025, 6, 2, tzinfo=UTC),
              "payload": {"model": HOSTILE_MODEL, "account_id": "acme"}}
-    return make_message("alert", {"alert": alert, "reason": "new"}, kind="alert.budget", key=key)
+    return make_message("alert", {"alert": alert, "reason": "new", "timezone": "UTC"}, kind="alert.budget", key=key)
 
 
 def test_a_message_arrives_once_with_text_and_html_parts_and_its_headers(mailbox):

@@ -27,11 +27,11 @@ HOSTILE = [
 
 def ping_context(**overrides: Any) -> dict[str, Any]:
     return {"sent_at": SENT_AT, "target": "admins@example.com", "channel": "email",
-            "hostname": "worker-1", **overrides}
+            "hostname": "worker-1", "timezone": "UTC", **overrides}
 
 
-def alert_context(reason: str = "new", **payload: Any) -> dict[str, Any]:
-    return {"reason": reason, "alert": {
+def alert_context(reason: str = "new", timezone: str = "UTC", **payload: Any) -> dict[str, Any]:
+    return {"reason": reason, "timezone": timezone, "alert": {
         "kind": "budget", "scope": "account", "scope_id": "acme", "period": "2025-06",
         "severity": "critical", "state": "open",
         "first_seen": SENT_AT, "last_seen": SENT_AT + timedelta(hours=2),
@@ -194,6 +194,11 @@ def test_mrkdwn_escapes_exactly_ampersand_and_angle_brackets():
     (Decimal("-3.5"), 4, "-$3.5000"),
     (Decimal("-0.00001"), 4, "$0.0000"),  # no "-$0.0000"
     (Decimal("12.345"), 2, "$12.34"),
+    (Decimal("0.0042"), 2, "$0.0042"),  # below a cent: never "$0.00"
+    (Decimal("0.000042"), 2, "$0.000042"),
+    (Decimal("-0.0042"), 2, "-$0.0042"),
+    (Decimal("0.015"), 2, "$0.02"),  # a cent or more: cents
+    (Decimal("0"), 2, "$0.00"),
     (7, 4, "$7.0000"),
     ("0.1", 4, "$0.1000"),
 ])
@@ -208,6 +213,26 @@ def test_usd_refuses_floats_and_non_amounts():
         usd("twelve")
     with pytest.raises(ValueError):
         usd(Decimal("NaN"))
+
+
+def test_alert_times_are_shown_in_the_configured_time_zone_with_its_name():
+    message = make_message("alert", alert_context(timezone="Europe/Berlin"), kind="alert.budget", key="k")
+    assert "First seen: 2025-06-01 16:05 CEST (Europe/Berlin)" in message.text
+    assert "Last seen:  2025-06-01 18:05 CEST (Europe/Berlin)" in message.text
+    assert "2025-06-01 16:05 CEST (Europe/Berlin)" in (message.html or "")
+    assert "First seen 2025-06-01 16:05 CEST (Europe/Berlin)" in json.dumps(message.slack)
+    assert "UTC" not in message.text
+
+
+def test_local_filter_names_the_zone_once_when_it_is_its_own_abbreviation():
+    assert render.local(SENT_AT, "UTC") == "2025-06-01 14:05 UTC"
+    assert render.local("2026-11-23T10:00:00+00:00", "Europe/Berlin", seconds=True) == \
+        "2026-11-23 11:00:00 CET (Europe/Berlin)"
+    assert render.local("not a time", "Europe/Berlin") == "not a time"  # an archived field shown as it is
+    with pytest.raises(ValueError, match="naive"):
+        render.local(datetime(2025, 6, 1), "UTC")
+    with pytest.raises(ValueError, match="unknown time zone"):
+        render.local(SENT_AT, "Mars/Olympus")
 
 
 def test_utc_filter_converts_aware_datetimes_and_refuses_naive_ones():

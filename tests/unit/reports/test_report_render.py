@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -172,6 +173,17 @@ def test_the_subject_names_the_period_and_the_total_cost(kind: str):
     assert "provisional" in report_message(sample_report(kind=kind)).subject
 
 
+def test_amounts_below_a_cent_keep_their_digits_in_subject_text_html_and_slack():
+    report = sample_report()
+    report["totals"]["cost_usd"] = "0.0042000000"
+    report["quality"]["unattributed_cost_usd"] = "0.0031000000"
+    message = report_message(report)
+    assert "$0.0042" in message.subject and "$0.00 " not in message.subject
+    assert "Total cost:    $0.0042" in message.text
+    assert "$0.0042" in message.html and "$0.0042" in json.dumps(message.slack)
+    assert "without an account ($0.0031)" in json.dumps(message.slack)
+
+
 def test_the_text_part_has_the_headline_figures():
     report = sample_report()
     text = report_message(report).text
@@ -215,7 +227,7 @@ def test_the_email_lists_top_rows_and_the_archive_page_every_row_and_the_build()
     assert last_account in page
     assert all(row["key"] in page for row in report["by_model"])
     assert all(row["day"] in page for row in report["daily_cost"])
-    for fact in ("1,843,211", "ab12cd34ef56", "2026-11-23 08:00:01 UTC", "2026-11-23 08:00:00 UTC"):
+    for fact in ("1,843,211", "ab12cd34ef56", "2026-11-23 09:00:01 CET (Europe/Berlin)", "2026-11-23 09:00:00 CET (Europe/Berlin)"):
         assert fact in page
 
 
@@ -227,6 +239,69 @@ def test_warnings_are_amber_and_blocked_or_critical_red():
     assert f"color:{red};" in html.split("1 account blocked by budget")[0].rsplit("<div", 1)[1]
     assert f"color:{red};" in html.split("System budget CRITICAL")[0].rsplit("<div", 1)[1]
     assert f"color:{amber};" in html.split("1 account near budget")[0].rsplit("<div", 1)[1]
+
+
+def test_report_times_are_in_the_reports_time_zone_with_its_name():
+    message = report_message(sample_report())
+    assert "Generated 2026-11-23 09:00 CET (Europe/Berlin) from data up to 2026-11-23 09:00 CET (Europe/Berlin)." \
+        in message.text
+    assert "newest event 2026-11-23 08:59 CET " in message.text
+    assert "Generated 2026-11-23 09:00 CET (Europe/Berlin)" in (message.html or "")
+    assert "Generated 2026-11-23 09:00 CET (Europe/Berlin)" in json.dumps(message.slack, ensure_ascii=False)
+    assert " UTC" not in message.text.replace("UTC days", "")  # the reconciliation is about UTC days
+
+
+def test_unpriced_rows_show_as_unpriced_not_as_zero_in_text_html_and_slack():
+    report = sample_report()
+    report["by_model"][0].update(key="house-llm", cost_usd="0E-10", unpriced_requests=report["by_model"][0]["requests"])
+    report["by_model"][1].update(unpriced_requests=3)
+    message = report_message(report)
+    [line] = [ln for ln in message.text.splitlines() if "house-llm" in ln and "unpriced" in ln and "$" not in ln]
+    assert "$0.0000" not in line
+    second = f"{report['by_model'][1]['key']}"
+    assert any(second in ln and "+ 3 unpriced" in ln for ln in message.text.splitlines())
+    html = message.html or ""
+    assert ">unpriced</td>" in html and "+ 3 unpriced</td>" in html
+    assert "house-llm · unpriced" in json.dumps(message.slack, ensure_ascii=False)
+
+
+def test_the_html_email_has_a_phone_layout_that_keeps_cost_and_share_and_drops_secondary_columns():
+    html = report_message(sample_report()).html or ""
+    head = html.split("</head>")[0]
+    assert "@media only screen and (max-width: 480px)" in head and ".tt-card { display: block" in head
+    assert html.count('class="tt-card"') == 3  # the three cards stack on a phone
+    headers = re.findall(r'<th( class="([^"]+)")?[^>]*>([^<]+)</th>', html)
+    hidden = {text for _, cls, text in headers if cls == "tt-wide"}
+    kept = {text for _, cls, text in headers if cls != "tt-wide"}
+    assert {"Tokens", "Tenant", "Their tokens"} <= hidden
+    assert {"Cost", "Share", "Requests", "Account", "Model"} <= kept and not {"Cost", "Share"} & hidden
+    assert 'width="640"' in html and "width:100%;max-width:640px;height:auto" in html  # the chart scales down
+
+
+def test_tier_names_are_not_cut_in_the_text_email():
+    report = sample_report()
+    report["top_accounts"][1]["tier"] = "research-extended-gpu"
+    report["budget"]["warned"][0]["tier"] = "research-extended-gpu"
+    text = report_message(report).text
+    [line] = [ln for ln in text.splitlines() if report["top_accounts"][1]["account_id"] in ln and "Near" not in ln]
+    assert "research-extended-gpu " in line
+    header = next(ln for ln in text.splitlines() if ln.strip().startswith("Account"))
+    assert header.index("Budget") == line.index(report["top_accounts"][1]["state"].upper())
+
+
+def test_the_organisation_report_shows_the_configured_thresholds():
+    message = report_message(sample_report())
+    assert "Thresholds: warning $10.00, critical $50.00, emergency $200.00" in message.text
+    assert "warning $10.00 · critical $50.00 · emergency $200.00" in (message.html or "")
+
+
+def test_a_tenant_report_leaves_the_system_thresholds_out():
+    report = sample_report(tenant="tenant-02")
+    report["budget"]["system"].update(severity=None, thresholds={})  # as figures.py builds a tenant's report
+    message = report_message(report)
+    for part in (message.text, message.html or "", json.dumps(message.slack)):
+        assert "none set" not in part and "Thresholds" not in part and "System spend" not in part
+    assert "Budget" in message.text and "Near budget:" in message.text
 
 
 def test_a_quiet_report_says_all_is_well_and_renders_without_optional_parts():
