@@ -54,6 +54,8 @@ def run(
     date_from: Optional[str] = typer.Option(None, "--from", help="First local date"),
     date_to: Optional[str] = typer.Option(None, "--to", help="Last local date"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be done, change nothing"),
+    resend: bool = typer.Option(False, "--resend",
+                                help="Report jobs: send the period's report again though it was already sent"),
     chain: bool = typer.Option(True, "--chain/--no-chain",
                                help="Also run the jobs the daemon runs right after this one (budgets after ingest)"),
     fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
@@ -70,6 +72,8 @@ def run(
         fail(f"job {spec.id} does not take {'/'.join(asked)}: it always works on what is current", code=2)
     if dry_run and "dry_run" not in spec.options:
         fail(f"job {spec.id} does not take --dry-run", code=2)
+    if resend and "resend" not in spec.options:
+        fail(f"job {spec.id} does not take --resend", code=2)
     if on_date and (date_from or date_to):
         fail("--date and --from/--to exclude each other", code=2)
     first = parse_date(on_date or date_from, "--date" if on_date else "--from")
@@ -79,7 +83,7 @@ def run(
     if first and last:
         in_order(first, last)
     result = run_job(spec, st.settings(), st.engine(), trigger="manual", date_from=first, date_to=last,
-                     dry_run=dry_run)
+                     dry_run=dry_run, resend=resend)
     chained = []
     if chain and not dry_run and result.status == "success":
         for follower in registry.followers(spec.id):

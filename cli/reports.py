@@ -9,11 +9,14 @@ from pathlib import Path
 
 import orjson
 import typer
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from worker import clock
-from reports import archive as report_archive, periods as report_periods, send as report_send
+from reports import archive as report_archive, outbox, periods as report_periods, send as report_send
 from worker.models import Report
+from worker.registry import registry
+from worker.scheduler import make_trigger, schedule_for
+from worker.settings import Settings
 from cli.options import parse_date
 from cli.output import Format, ObjectFormat, console, emit_object, emit_rows
 from cli.state import app, fail, state
@@ -28,27 +31,59 @@ def report(
     kind: str = typer.Argument(..., help="daily, weekly or monthly"),
     day: str = typer.Option(None, "--date", help="A local date in the period (default: the last complete period)"),
     tenant: str = typer.Option(None, "--tenant", help="Only this tenant's data (sent to its contacts)"),
-    send: bool = typer.Option(False, "--send/--no-send", help="Also send it (routes report.<kind>, or the tenant's contacts)"),
+    send: bool = typer.Option(False, "--send/--no-send", help="Also send it (routes report.<kind>, or the tenant's "
+                              "contacts): queued for the notify job; a period already sent is not sent again"),
+    resend: bool = typer.Option(False, "--resend", help="With --send: send it though this period was already sent"),
+    wait: bool = typer.Option(False, "--wait", help="With --send: deliver the messages now, not on the notify job's run"),
     fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
 ) -> None:
     """Build a report now, archive it as a new version and print where it is."""
     if kind not in report_periods.KINDS:
         fail(f"KIND must be one of {', '.join(report_periods.KINDS)}", code=2)
+    if (resend or wait) and not send:
+        fail("--resend and --wait go with --send", code=2)
     st = state(ctx)
     settings = st.settings()
     when = parse_date(day, "--date")
     period = (report_periods.period_containing(kind, when) if when
               else report_periods.last_complete(kind, clock.now(), settings))
+    engine = st.engine()
+    sent = report_send.sent_before(engine, kind, period.label, tenant) if send else None
+    delivery, messages = "not sent (--send sends it)", 0
     try:
-        archived = report_archive.archive(st.engine(), settings, period, tenant=tenant, trigger="cli")
-        messages = report_send.send(st.engine(), settings, archived) if send else 0
+        archived = report_archive.archive(engine, settings, period, tenant=tenant, trigger="cli")
+        if send and sent is not None and not resend:
+            delivery = f"not sent: this period was already sent (report {sent}); --resend sends it again"
+        elif send:
+            messages = report_send.send(engine, settings, archived)
+            delivery = _deliver(engine, settings, archived.row) if wait else _queued_until(settings)
+            if sent is not None:
+                delivery += f" (sent again: first sent as report {sent})"
     except report_periods.ReportError as exc:
         fail(str(exc))
     t = archived.report["totals"]
     emit_object({"report": archived.row.id, "kind": kind, "period": period.label, "tenant": tenant,
                  "version": archived.row.version, "status": archived.report["status"], "path": str(archived.directory),
                  "requests": t["requests"], "total_tokens": t["total_tokens"], "cost_usd": t["cost_usd"],
-                 "messages": messages}, fmt, title="report archived")
+                 "messages": messages, "delivery": delivery}, fmt, title="report archived")
+
+
+def _queued_until(settings: Settings) -> str:
+    """When the notify job (the daemon's) will send what was queued."""
+    spec = registry.get("notify")
+    trigger = make_trigger(schedule_for(spec, settings), settings, "schedule.notify")
+    if trigger is None:
+        return "queued; the notify job is off (schedule.notify): --wait sends it now"
+    at = trigger.get_next_fire_time(None, clock.now()).astimezone(settings.tz)
+    return f"queued; the notify job sends it at {at:%Y-%m-%d %H:%M %Z} if the daemon runs (--wait sends it now)"
+
+
+def _deliver(engine: Engine, settings: Settings, row: Report) -> str:
+    """--wait: deliver this report version's queued messages now."""
+    ids = report_send.queued(engine, row)
+    sent = sum(outbox.deliver_pending(engine, settings, only=notification).sent for notification in ids)
+    return f"sent now: {sent} of {len(ids)}" + (f", {len(ids) - sent} not sent (see `tokentally notifications list`)"
+                                               if sent < len(ids) else "")
 
 
 def _row_dict(r: Report) -> dict:

@@ -1,28 +1,35 @@
 """The budgets job: accounts' usage against their tiers (warn, block, alert), the system against the kill switch.
 
 Scheduled, and also run by the daemon right after each ingest (``after=("ingest",)``), so a block
-follows the usage that caused it. The windows are synced first, in the same transaction.
+follows the usage that caused it. The windows are synced first, in the same transaction. Then the
+closed days that ingest brought late usage for (``budget_pending_days``), and the days an operator
+names (``--date D``, ``--from/--to``), have their windows judged after the fact (``worker.limits.late``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from worker.limits import budgets, killswitch, windows as limits
+from worker.limits import budgets, killswitch, late, windows as limits
 from worker.registry import JobContext, job
 
 
-@job("budgets", schedule="every 5m", after=("ingest",),
+@job("budgets", schedule="every 5m", after=("ingest",), options=("dates", "dry_run"),
      description="Compare accounts' day/month usage with their tiers (warn, block, alert) and the system "
-                 "thresholds (kill switch); also runs after each ingest")
+                 "thresholds (kill switch); also runs after each ingest; judges closed days that got late "
+                 "usage, and --date D's windows")
 def budgets_job(ctx: JobContext) -> dict[str, Any]:
     now = ctx.now()
+    asked = late.days_asked(*ctx.days()) if ctx.days() else []
     if ctx.dry_run:
         with ctx.engine.connect() as conn:
             day, cost = budgets.system_cost(conn, ctx.settings, now)
             return {"dry_run": True, "day": day, "system_cost_usd": str(cost),
-                    "kill_switch": killswitch.kill_switch(conn) is not None}
+                    "kill_switch": killswitch.kill_switch(conn) is not None,
+                    "late_days": [d.isoformat() for d in late.pending_days(conn)],
+                    "asked_days": [d.isoformat() for d in asked]}
     with ctx.engine.begin() as conn:
         synced = limits.sync(conn, ctx.settings, now)
         result = budgets.evaluate(conn, ctx.settings, now)
-    return {**result.as_dict(), "sync": synced.as_dict()}
+        judged = late.evaluate_days(conn, ctx.settings, [*late.claim_pending(conn), *asked], now)
+    return {**result.as_dict(), "sync": synced.as_dict(), "late": judged.as_dict()}

@@ -8,7 +8,7 @@ from reports.send import run_report_job
 from worker.registry import JobContext, job
 
 
-@job("weekly_report", schedule="0 9 * * 1", options=("dates", "dry_run"),
+@job("weekly_report", schedule="0 9 * * 1", options=("dates", "dry_run", "resend"),
      description="Archive and send last week's (Monday-Sunday) cost report")
 def weekly_report(ctx: JobContext) -> dict[str, Any]:
     return run_report_job(ctx, "weekly")

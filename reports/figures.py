@@ -2,7 +2,7 @@
 
 :func:`build` gathers every figure of a period (optionally one tenant's) from the
 summaries (and the ledger for days not yet summarised: the same rule as ``usage``),
-the limit windows, alerts, rejects, reconciliations and source freshness.
+each account's budget state for the period (``reports.budget_states``), alerts, rejects, reconciliations and source freshness.
 :func:`ledger_totals` derives the period's totals and row count straight from the
 ledger (what ``reports.archive.verify`` compares an archived report with).
 
@@ -29,12 +29,13 @@ from worker.integrity import reconcile
 from worker.limits import windows as limits
 from worker.limits.budgets import thresholds
 from worker.limits.killswitch import kill_switch
-from worker.models import (SEVERITIES, UNATTRIBUTED, Alert, IngestReject, LimitWindow, SourceStatus,
+from worker.models import (SEVERITIES, UNATTRIBUTED, Alert, IngestReject, SourceStatus,
                            SummaryCorrection, UsageEvent)
 from worker.settings import Settings
 from worker.summaries.recompute import is_final
 from worker.summaries.usage import UsageRow, usage, usage_from_ledger
 
+from reports.budget_states import period_states
 from reports.periods import Period
 
 TOTAL_FIELDS = ("requests", "errors", "timeouts", "prompt_tokens", "completion_tokens", "total_tokens",
@@ -110,7 +111,7 @@ def build(conn: Connection, settings: Settings, period: Period, *, tenant: str |
     start, end = local_day_bounds(first, tz)[0], local_day_bounds(last, tz)[1]
 
     tiers = limits.account_tiers(conn, settings, [r.key for r in by_account if r.key])
-    states = _window_states(conn, start, end)
+    states = {a: b.as_dict() for a, b in period_states(conn, settings, first, last).items()}
     tenants_of = _tenants_of(conn, [r.key for r in by_account if r.key], start, end)
     top = sorted((r for r in by_account if r.key != UNATTRIBUTED), key=lambda r: (-r.cost_usd, r.key or ""))
     top_accounts = [{"account_id": r.key, "tenant_id": tenants_of.get(r.key), "tier": t.name if (t := tiers.get(r.key))
@@ -118,8 +119,8 @@ def build(conn: Connection, settings: Settings, period: Period, *, tenant: str |
                      "total_tokens": r.total_tokens, "cost_usd": _money(r.cost_usd)}
                     for r in top[:settings.reports.top_accounts]]
     accounts_here = {r.key for r in by_account}
-    warned = [w for a, w in sorted(states.items()) if w["state"] == "warned" and a in accounts_here]
-    blocked = [w for a, w in sorted(states.items()) if w["state"] == "blocked" and a in accounts_here]
+    listed = {state: [w for a, w in sorted(states.items()) if w["state"] == state and a in accounts_here]
+              for state in ("warned", "over", "blocked")}
 
     unattributed = next((r for r in by_account if r.key == UNATTRIBUTED), None)
     by_model = use("model")
@@ -144,7 +145,7 @@ def build(conn: Connection, settings: Settings, period: Period, *, tenant: str |
         "by_service": _breakdown(use("service"), cost),
         "by_tenant": [] if tenant else _breakdown(use("tenant"), cost),
         "top_accounts": top_accounts,
-        "budget": {"warned": warned, "blocked": blocked,
+        "budget": {**listed,
                    "system": _system_state(conn, settings, first, last, by_day, tenant)},
         "quality": {
             "open_rejects": conn.execute(select(func.count()).select_from(IngestReject)
@@ -175,20 +176,6 @@ def build(conn: Connection, settings: Settings, period: Period, *, tenant: str |
 
 def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-
-def _window_states(conn: Connection, start: datetime, end: datetime) -> dict[str, dict[str, Any]]:
-    """Per account, its worst day/month window state in the period (blocked > warned > ok)."""
-    lw = LimitWindow
-    rank = {"ok": 0, "warned": 1, "blocked": 2}
-    out: dict[str, dict[str, Any]] = {}
-    for w in conn.execute(select(lw.account_id, lw.tier, lw.kind, lw.period, lw.state).where(
-            lw.kind.in_(limits.BUDGET_KINDS), lw.window_start < end, lw.reset_at > start, lw.state != "ok")):
-        have = out.get(w.account_id)
-        if have is None or rank[w.state] > rank[have["state"]]:
-            out[w.account_id] = {"account_id": w.account_id, "tier": w.tier, "window": w.kind, "period": w.period,
-                                 "state": w.state}
-    return out
 
 
 def _tenants_of(conn: Connection, accounts: list[str], start: datetime, end: datetime) -> dict[str, str]:

@@ -9,8 +9,9 @@ the operator's date), the whole organisation's report and then one per tenant wi
 contacts, each archived and sent.
 
 Invariants: the message key names the report version (``report-<kind>-<period>[-<tenant>]-v<N>``),
-so enqueueing a version twice adds nothing; a scheduled or catch-up run never sends a
-period's report again once one was sent (a manual run does: a new version).
+so enqueueing a version twice adds nothing. A period's report is sent once: a scheduled
+or catch-up run skips a period already sent; a manual run (``jobs run``, ``report --send``)
+builds and archives a new version but sends it only with ``resend`` (``--resend``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy import Engine, select
 
 from worker import clock
 from worker.alerts.enqueue import enqueue
-from worker.models import Report
+from worker.models import Notification, Report
 from worker.registry import JobContext
 from worker.settings import Settings
 from worker.settings.routing import targets_for
@@ -30,6 +31,27 @@ from worker.settings.routing import targets_for
 from reports.archive import Archived, archive, report_url
 from reports.messages import make_message
 from reports.periods import last_complete, period_containing
+
+
+def sent_before(engine: Engine, kind: str, period: str, tenant: str | None) -> int | None:
+    """The id of a report of this period and scope that was already sent, if any."""
+    with engine.connect() as conn:
+        return conn.execute(select(Report.id).where(Report.kind == kind, Report.period == period,
+                                                    Report.tenant == (tenant or ""), Report.sent > 0)
+                            .order_by(Report.id)).scalar()
+
+
+def message_key(row: Any) -> str:
+    """The outbox key of a report version's messages."""
+    return f"report-{row.kind}-{row.period}" + (f"-{row.tenant}" if row.tenant else "") + f"-v{row.version}"
+
+
+def queued(engine: Engine, row: Any) -> list[int]:
+    """The outbox rows of a report version that are not sent yet (what ``--wait`` delivers)."""
+    with engine.connect() as conn:
+        return list(conn.execute(select(Notification.id).where(Notification.key == message_key(row),
+                                                               Notification.status == "pending")
+                                 .order_by(Notification.id)).scalars())
 
 
 def send(engine: Engine, settings: Settings, archived: Archived) -> int:
@@ -41,7 +63,7 @@ def send(engine: Engine, settings: Settings, archived: Archived) -> int:
         targets = list(settings.reports.tenants.get(row.tenant, ()))
     else:
         targets = targets_for(settings.routes, kind, "info")
-    key = f"report-{row.kind}-{row.period}" + (f"-{row.tenant}" if row.tenant else "") + f"-v{row.version}"
+    key = message_key(row)
     url = report_url(settings, archived.directory)
     now = clock.now()
     added = 0
@@ -72,14 +94,18 @@ def run_report_job(ctx: JobContext, kind: str) -> dict[str, Any]:
     for tenant in scopes:
         if ctx.should_stop():
             break
-        with ctx.engine.connect() as conn:  # once per period: a scheduled/catch-up run does not repeat a sent one
-            sent = conn.execute(select(Report.id).where(Report.kind == kind, Report.period == period.label,
-                                                        Report.tenant == (tenant or ""), Report.sent > 0)).first()
+        sent = sent_before(ctx.engine, kind, period.label, tenant)  # once per period
         if sent is not None and ctx.trigger != "manual":
-            done["reports"].append({"tenant": tenant, "skipped": f"already sent (report {sent[0]})"})
+            done["reports"].append({"tenant": tenant, "skipped": f"already sent (report {sent})"})
             continue
         archived = archive(ctx.engine, settings, period, tenant=tenant, trigger=ctx.trigger)
-        messages = send(ctx.engine, settings, archived)
-        done["reports"].append({"tenant": tenant, "report": archived.row.id, "version": archived.row.version,
-                                "path": str(archived.directory), "messages": messages})
+        entry: dict[str, Any] = {"tenant": tenant, "report": archived.row.id, "version": archived.row.version,
+                                 "path": str(archived.directory)}
+        if sent is not None and not ctx.resend:
+            entry.update(messages=0, not_sent=f"already sent (report {sent}); --resend sends it again")
+        else:
+            entry["messages"] = send(ctx.engine, settings, archived)
+            if sent is not None:
+                entry["resent"] = f"sent again (first sent as report {sent})"
+        done["reports"].append(entry)
     return done

@@ -27,7 +27,7 @@ from worker.settings import Settings
 JobFunc = Callable[["JobContext"], dict[str, Any]]
 
 
-JOB_OPTIONS = frozenset({"dates", "dry_run"})
+JOB_OPTIONS = frozenset({"dates", "dry_run", "resend"})
 
 
 class DuplicateJobError(Exception):
@@ -49,7 +49,7 @@ class JobSpec:
     schedule: str  # default; settings [schedule] overrides
     description: str
     after: tuple[str, ...] = ()  # the daemon also runs this job right after each run of these
-    options: frozenset[str] = frozenset({"dry_run"})  # what a manual run may ask: "dates", "dry_run"
+    options: frozenset[str] = frozenset({"dry_run"})  # what a manual run may ask: "dates", "dry_run", "resend"
 
 
 @dataclass
@@ -65,6 +65,7 @@ class JobContext:
     date_from: date | None = None
     date_to: date | None = None
     dry_run: bool = False
+    resend: bool = False  # a report job: send a period's report again though it was sent
     stop: threading.Event = field(default_factory=threading.Event)
 
     def now(self) -> datetime:
@@ -87,7 +88,7 @@ class Registry:
     def register(self, job_id: str, *, schedule: str, description: str, after: tuple[str, ...] = (),
                  options: tuple[str, ...] = ("dry_run",)) -> Callable[[JobFunc], JobFunc]:
         """``options``: what the job does with a manual run's choices: ``"dates"`` (--date or
-        --from/--to) and ``"dry_run"``; the CLI refuses the others rather than ignore them."""
+        --from/--to), ``"dry_run"`` and ``"resend"`` (the report jobs); the CLI refuses the others rather than ignore them."""
         if unknown := set(options) - JOB_OPTIONS:
             raise ValueError(f"job {job_id!r}: unknown options {sorted(unknown)} (known: {sorted(JOB_OPTIONS)})")
 

@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection
 
 from worker.ledger.dirty_days import local_days_of_utc_hours, mark_dirty, utc_hour
+from worker.limits.late import mark_pending
 from worker.ledger.event import Attempt, Event, attempt_row
 from worker.ledger.pricing import Priced
 from worker.ledger.rows import (COST_AT, PG_COPY_DIRECT, PG_COPY_STAGE, PG_MERGE_STAGE, PG_STAGE_CLEAR,
@@ -175,7 +176,9 @@ class LedgerWriter:
             else:
                 self._write_sqlite(conn, batch.rows, stats)
             if stats.accepted > accepted_before:  # new events: their local days need new summaries
-                mark_dirty(conn, local_days_of_utc_hours(batch.utc_hours, self.tz), self.ingested_at)
+                days = local_days_of_utc_hours(batch.utc_hours, self.tz)
+                mark_dirty(conn, days, self.ingested_at)
+                mark_pending(conn, days, self.ingested_at, self.tz)  # closed days: budgets judge them late
                 self._source_status(conn, stats.accepted - accepted_before, batch.newest)
         if batch.rejects:
             self._write_rejects(conn, batch.rejects, stats)

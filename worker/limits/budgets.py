@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -79,7 +79,10 @@ def evaluate(conn: Connection, settings: Settings, now: datetime, account_id: st
 
 
 def evaluate_window(conn: Connection, settings: Settings, w: Any, tier: TierSettings, now: datetime,
-                    stats: BudgetStats) -> None:
+                    stats: BudgetStats, late_day: date | None = None) -> None:
+    """Raise the warning levels crossed (once each per window), then set the window's state.
+    ``late_day``: a closed window judged after the fact (``worker.limits.late``): its levels are
+    raised marked as found late, with that day; its state and projection are left alone."""
     lw = LimitWindow
     fraction = fraction_used(w)
     if fraction is None:
@@ -90,8 +93,10 @@ def evaluate_window(conn: Connection, settings: Settings, w: Any, tier: TierSett
         won = conn.execute(update(lw).where(lw.id == w.id, or_(lw.warned_level.is_(None), lw.warned_level < level))
                            .values(warned_level=level, updated_at=now)).rowcount
         if won:
-            _raise_level(conn, settings, w, tier, level, fraction)
+            _raise_level(conn, settings, w, tier, level, fraction, late_day)
             stats.warnings += 1
+    if late_day is not None:
+        return
     over = fraction >= 1
     state = "blocked" if over and tier.action == "block" else ("warned" if crossed else "ok")
     if state != w.state:
@@ -133,13 +138,14 @@ def _figures(w: Any, settings: Settings) -> dict[str, Any]:
 
 
 def _raise_level(conn: Connection, settings: Settings, w: Any, tier: TierSettings, level: float,
-                 fraction: float) -> None:
+                 fraction: float, late_day: date | None = None) -> None:
     pct = round(level * 100)
     severity = ("critical" if tier.action == "block" else "warning") if level >= 1 else "warning"
     raise_alert(conn, settings, kind="budget.account", scope="account", scope_id=w.account_id,
                 period=f"{w.kind} {w.period} {pct}%", severity=severity,
                 payload={"level": level, "fraction": round(fraction, 4), **_figures(w, settings),
-                         "tier_name": tier.name, "tier_action": tier.action})
+                         "tier_name": tier.name, "tier_action": tier.action, "found_late": late_day is not None,
+                         "late_day": late_day.isoformat() if late_day else None})
 
 
 def _raise_projection(conn: Connection, settings: Settings, w: Any, tier: TierSettings, fraction: float,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Date, Float, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from worker.models.base import Base, Id, Json, Money, UTCDateTime
@@ -72,3 +72,15 @@ class SystemState(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     changed_by: Mapped[str] = mapped_column(String(200))  # budgets | operator:<name>
     data: Mapped[dict[str, Any]] = mapped_column(Json)
+
+
+class BudgetPendingDay(Base):
+    """A local day whose window had closed when ingest brought usage for it: the budgets job
+    evaluates that day's (and, once it has ended, its month's) windows and removes the row.
+    Written in the ingest batch's transaction; kept apart from ``summary_dirty_days``,
+    which the summaries job clears on its own schedule."""
+
+    __tablename__ = "budget_pending_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    marked_at: Mapped[datetime] = mapped_column(UTCDateTime)

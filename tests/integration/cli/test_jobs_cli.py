@@ -182,7 +182,7 @@ def test_jobs_run_no_chain_runs_only_the_job_asked_for(cli, config) -> None:
 
 
 @pytest.mark.parametrize(("args", "named"), [
-    (("budgets", "--date", "2026-11-20"), "--date"),
+    (("summaries", "--resend"), "--resend"),  # (budgets takes --date: it judges that day's windows)
     (("limits", "--from", "2026-11-20", "--to", "2026-11-21"), "--from/--to"),
     (("ingest", "--date", "2026-11-20"), "--date"),
     (("notify", "--from", "2026-11-20"), "--from"),
