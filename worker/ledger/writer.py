@@ -120,26 +120,31 @@ class LedgerWriter:
         return len(self._rows) + len(self._rejects) + len(self._attempts)
 
     def add(self, ev: Event, priced: Priced, source: str | None = None) -> None:
+        """Collect one event. Raises (and collects nothing) when its row cannot be encoded or its
+        local day cannot be worked out in ``tz`` (year 9999 east of UTC): the caller quarantines it."""
         rows = self._rows
         if ev.event_id in rows:  # the same event twice in one batch
             self._pending.duplicates += 1
             return
-        rows[ev.event_id] = self._row(ev, priced, source or self.source, self._ingested)
-        if ev.unattributed:
-            self._unattributed += 1
-        if priced.cost_units is None:
-            self._unpriced += 1
+        row = self._row(ev, priced, source or self.source, self._ingested)
         occurred = ev.occurred_at
         start = self._hour_start
         if start is None or not start <= occurred < self._hour_end:  # type: ignore[operator]
             hour = utc_hour(occurred)
-            self._hours.add(hour)
+            if hour not in self._hours:
+                local_days_of_utc_hours((hour,), self.tz)  # raises here, not when the batch commits
+                self._hours.add(hour)
             if hour > 0:  # (before 1970 utc_hour truncates toward zero: no bucket there)
                 try:
                     start = datetime.fromtimestamp(hour * 3600, UTC)
                     self._hour_start, self._hour_end = start, start + _HOUR
                 except (OverflowError, ValueError):  # the last hour of year 9999
                     self._hour_start = None
+        rows[ev.event_id] = row
+        if ev.unattributed:
+            self._unattributed += 1
+        if priced.cost_units is None:
+            self._unpriced += 1
         newest = self._newest
         if newest is None or occurred > newest:
             self._newest = occurred
