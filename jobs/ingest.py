@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.ingest.ingestor import IngestError, Ingestor, IngestStats, error_reason
+from worker.ingest.fields import error_reason
+from worker.ingest.ingestor import IngestError, Ingestor, IngestStats
 from worker.registry import JobContext, JobFailed, job
 
 

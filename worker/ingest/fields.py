@@ -204,3 +204,9 @@ def parse_metadata(value: Any) -> dict[str, Any] | None:
 def type_name(value: Any) -> str:
     return {list: "an array", str: "a string", int: "a number", float: "a number",
             bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def error_reason(exc: BaseException) -> str:
+    """An unexpected exception as a one-line reason for quarantine: its type and message."""
+    text = " ".join(str(exc).split()) or repr(exc)
+    return f"{type(exc).__name__}: {text}"[:500]

@@ -22,7 +22,7 @@ from worker.ingest.committer import Committer
 from worker.ledger.writer import Batch, LedgerWriter, WriteStats
 from worker.models import IngestFile, SourceCursor
 from worker.sql import cached_upsert, upsert
-from worker.ingest.fields import IngestError, RecordError
+from worker.ingest.fields import IngestError, RecordError, error_reason
 from worker.ingest.normalise import Normaliser
 from worker.ledger.event import Event
 from worker.ledger.pricing import Pricer
@@ -334,12 +334,6 @@ def _raw(record: Any) -> bytes:
             return json.dumps(record, default=str).encode("utf-8", "surrogatepass")
         except (ValueError, TypeError, RecursionError):
             return repr(record).encode("utf-8", "backslashreplace")
-
-
-def error_reason(exc: BaseException) -> str:
-    """An unexpected exception as a one-line reason: its type and message."""
-    text = " ".join(str(exc).split()) or repr(exc)
-    return f"{type(exc).__name__}: {text}"[:500]
 
 
 def _poisoned(source: str, location: str, position: int, exc: Exception) -> str:

@@ -35,6 +35,7 @@ from worker.ledger.rows import (COST_AT, PG_COPY_DIRECT, PG_COPY_STAGE, PG_MERGE
                                 PG_STAGE_CREATE, SQLITE_EXISTING, SQLITE_MAX_VARS, SQLITE_ROWS_PER_INSERT,
                                 UNATTRIBUTED_AT, PgRowEncoder, copy_rows, sqlite_insert, sqlite_row, sqlite_ts)
 from worker.models import CallAttempt, IngestReject, SourceStatus
+from worker.models.events import reject_line_key
 from worker.sql import bulk_path, greatest, insert_ignore, is_unique_violation, upsert
 
 logger = logging.getLogger(__name__)
@@ -267,11 +268,13 @@ class LedgerWriter:
 
     # ------------------------------------------------------------------ rejects
     def _write_rejects(self, conn: Connection, rejects: list[_Reject], stats: WriteStats) -> None:
-        values = [
-            {"source": r.source, "location": r.location[-1000:], "position": r.position,
-             "reason": r.reason, "raw": r.raw, "raw_sha256": hashlib.sha256(r.raw).hexdigest(),
-             "format": r.format, "header": r.header, "received_at": self.ingested_at, "status": "open"}
-            for r in rejects
-        ]
+        values = []
+        for r in rejects:
+            location, sha = r.location[-1000:], hashlib.sha256(r.raw).hexdigest()
+            values.append({"source": r.source, "location": location, "position": r.position, "reason": r.reason,
+                           "raw": r.raw, "raw_sha256": sha, "line_key": reject_line_key(location, r.position, sha),
+                           "format": r.format, "header": r.header, "received_at": self.ingested_at,
+                           "status": "open"})
         stats.rejected += len(values)
-        conn.execute(insert_ignore(conn.dialect.name, IngestReject, ["source", "raw_sha256"]), values)
+        # A line read again (a file re-ingested, truncated in place) keeps its one row.
+        conn.execute(insert_ignore(conn.dialect.name, IngestReject, ["source", "line_key"]), values)
