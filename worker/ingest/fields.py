@@ -183,7 +183,10 @@ def error_text(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, (dict, list)):
-        return no_nul(orjson.dumps(value).decode())
+        try:
+            return no_nul(orjson.dumps(value).decode())
+        except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes
+            raise RecordError(f"error_message cannot be written as JSON ({exc})") from None
     return no_nul(str(value))
 
 

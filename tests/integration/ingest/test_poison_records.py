@@ -34,15 +34,15 @@ GOOD = {"id": "good-1", "occurred_at": TS, "prompt_tokens": 10, "completion_toke
 AFTER = {"id": "good-2", "occurred_at": TS, "prompt_tokens": 1, "completion_tokens": 1}
 POISON = {
     "the_last_local_day_in_tokyo": ("Asia/Tokyo", {"id": "p", "occurred_at": "9999-12-31T23:30:00Z",
-                                                   "prompt_tokens": 1}, "OverflowError"),
+                                                   "prompt_tokens": 1}, "OverflowError: "),
     "the_first_local_day_in_new_york": ("America/New_York", {"id": "p", "occurred_at": "0001-01-01T00:30:00Z",
                                                              "prompt_tokens": 1}, "OverflowError"),
     "metadata_300_levels_deep": ("UTC", {"id": "p", "occurred_at": TS, "prompt_tokens": 1,
                                          "metadata": deep(300)}, "TypeError"),
     "an_id_less_record_with_deep_metadata": ("UTC", {"occurred_at": TS, "prompt_tokens": 1,
-                                                     "metadata": deep(300)}, "TypeError"),
+                                                     "metadata": deep(300)}, "content cannot be hashed"),
     "an_unknown_key_300_levels_deep": ("UTC", {"occurred_at": TS, "prompt_tokens": 1,
-                                               "extra": deep(300)}, "TypeError"),
+                                               "extra": deep(300)}, "content cannot be hashed"),
 }
 
 
@@ -69,7 +69,7 @@ def test_a_poison_record_is_quarantined_with_its_error_and_the_records_around_it
     assert events(engine) == ["good-1", "good-2"]
     [reject] = rejects(engine)
     assert (reject.position, reject.raw) == (2, line(record).rstrip(b"\n"))
-    assert reject.reason.startswith(error + ": ") and "\n" not in reject.reason
+    assert error in reject.reason and "\n" not in reject.reason
 
 
 def test_a_source_polled_again_goes_on_past_a_poison_record_instead_of_failing_on_it_forever(
