@@ -27,7 +27,8 @@ def _run(ctx: typer.Context, name: str, events: int, database: str | None, **opt
     # generator (about 140 ms, 80 modules) that no other command, and not the daemon, needs.
     from worker import bench
 
-    runner = {"ingest": bench.run_ingest, "summaries": bench.run_summaries, "integrity": bench.run_integrity}[name]
+    runner = {"ingest": bench.run_ingest, "summaries": bench.run_summaries, "integrity": bench.run_integrity,
+              "fuzz": bench.run_fuzz}[name]
     return runner(state(ctx).settings(), events, database, say=lambda m: err_console.print(f"[dim]{m}[/dim]"),
                   **options)
 
@@ -82,3 +83,23 @@ def integrity(ctx: typer.Context, events: Events = 100_000, database: Database =
               fmt: TableOrJson = ObjectFormat.table) -> None:
     """Time the integrity job (and every check over 30 days) on N events spread over the last 30 days."""
     emit_object(_run(ctx, "integrity", events, database).as_dict(), fmt, title="bench integrity")
+
+
+@bench_app.command("fuzz")
+def fuzz(
+    ctx: typer.Context,
+    records: Annotated[int, typer.Option("--records", min=1, help="How many generated lines to ingest")] = 100_000,
+    database: Database = None,
+    kind: Annotated[str, typer.Option("--kind", help="jsonl or csv lines")] = "jsonl",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generator: the same seed, the same lines")] = 1,
+    seconds: Annotated[Optional[float], typer.Option(
+        "--seconds", help="Stop after the file of lines that passes this many seconds")] = None,
+    fmt: TableOrJson = Format.table,
+) -> None:
+    """Ingest N fuzzed lines (arbitrary values, damaged bytes): crashes, and accepted/rejected/duplicates."""
+    if kind not in ("jsonl", "csv"):
+        raise typer.BadParameter(f"expected jsonl or csv, got {kind!r}", param_hint="--kind")
+    result = _run(ctx, "fuzz", records, database, kind=kind, seed=seed, seconds=seconds)
+    emit_object(result.as_dict(), fmt, title="bench fuzz")
+    if result.crashes or not result.accounted:
+        raise typer.Exit(1)

@@ -22,8 +22,13 @@ def list_(
     limit: int = typer.Option(1000, "--limit", help="At most this many"),
     fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json"),
 ) -> None:
-    """Show quarantined records: source, position, reason and the raw text."""
+    """Show quarantined records, one per rejected line: source, position, reason and the raw text.
+
+    With --format json, raw is the text when it is UTF-8; otherwise it is base64 and raw_base64 is true."""
     rows = rejects_mod.list_rejects(state(ctx).engine(), source, all_, limit)
+    for row in rows:
+        raw = row["raw"]
+        row.update(rejects_mod.raw_for_json(raw) if fmt is Format.json else {"raw": rejects_mod.shown_raw(raw)})
     emit_rows(rows, ["id", "source", "location", "position", "reason", "status", "raw"], fmt, title="rejects")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.ingest.fields import error_reason
 from worker.ingest.ingestor import IngestError, Ingestor, IngestStats
 from worker.registry import JobContext, JobFailed, job
 
@@ -27,6 +28,11 @@ def ingest(ctx: JobContext) -> dict[str, Any]:
             ctx.logger.error("source failed", extra={"action": "source_failed", "source": source.name,
                                                       "error": str(exc)})
             failures[source.name] = str(exc)
+            continue
+        except Exception as exc:  # a bug reading this source: it fails alone, with its traceback logged
+            failures[source.name] = error_reason(exc)
+            ctx.logger.exception("source failed", extra={"action": "source_failed", "source": source.name,
+                                                          "error": failures[source.name]})
             continue
         total.add(stats)
         total.files += stats.files

@@ -36,6 +36,7 @@ from sqlalchemy import Engine, MetaData, text
 from sqlalchemy.engine import make_url
 
 from worker import clock, db
+from worker.fuzz import FuzzResult, campaign as fuzz_campaign
 from worker.ingest.ingestor import Ingestor
 from worker.integrity import run as integrity
 from worker.models import UsageEvent
@@ -386,3 +387,16 @@ def run_integrity(settings: Settings, events: int, database: str | None,
         counts[f.check] = counts.get(f.check, 0) + f.count
     return IntegrityBenchResult(dialect, events, (job_last - job_first).days + 1, sorted(timings)[1],
                                 month_seconds, counts)
+
+
+def run_fuzz(settings: Settings, records: int, database: str | None,
+             say: Callable[[str], None] = lambda _m: None, kind: str = "jsonl", seed: int = 1,
+             seconds: float | None = None) -> FuzzResult:
+    """A fuzz campaign (``worker.fuzz``) of N generated lines into a scratch database."""
+    with scratch_database(database) as url:
+        engine = db.make_engine(url)
+        try:
+            say(f"fuzzing {records:,} {kind} lines into {engine.dialect.name}")
+            return fuzz_campaign(_with_url(settings, url), engine, records, kind, seed, say, seconds)
+        finally:
+            engine.dispose()

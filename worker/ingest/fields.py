@@ -183,7 +183,10 @@ def error_text(value: Any) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, (dict, list)):
-        return no_nul(orjson.dumps(value).decode())
+        try:
+            return no_nul(orjson.dumps(value).decode())
+        except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes
+            raise RecordError(f"error_message cannot be written as JSON ({exc})") from None
     return no_nul(str(value))
 
 
@@ -204,3 +207,9 @@ def parse_metadata(value: Any) -> dict[str, Any] | None:
 def type_name(value: Any) -> str:
     return {list: "an array", str: "a string", int: "a number", float: "a number",
             bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def error_reason(exc: BaseException) -> str:
+    """An unexpected exception as a one-line reason for quarantine: its type and message."""
+    text = " ".join(str(exc).split()) or repr(exc)
+    return f"{type(exc).__name__}: {text}"[:500]

@@ -7,6 +7,7 @@ point and a restart end with exactly the ledger of one clean run.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from worker.ingest.committer import Committer
 from worker.ledger.writer import Batch, LedgerWriter, WriteStats
 from worker.models import IngestFile, SourceCursor
 from worker.sql import cached_upsert, upsert
-from worker.ingest.fields import IngestError, RecordError
+from worker.ingest.fields import IngestError, RecordError, error_reason
 from worker.ingest.normalise import Normaliser
 from worker.ledger.event import Event
 from worker.ledger.pricing import Pricer
@@ -78,13 +79,21 @@ class Ingestor:
             stats.files += 1
             try:
                 stats.add(self.ingest_file(path, kind, source, final=True, from_start=True, progress=progress))
-            except IngestError as exc:  # one unreadable file does not stop the others
+            except Exception as exc:  # one unreadable file (or a reader's bug) does not stop the others
                 self._file_failed(stats, source.name if source else CLI_SOURCE, exc)
         return stats
 
-    def _file_failed(self, stats: IngestStats, source: str, exc: IngestError) -> None:
-        logger.error("file not ingested", extra={"action": "file_failed", "source": source, "error": str(exc)})
-        stats.errors.append(str(exc))
+    def _file_failed(self, stats: IngestStats, source: str, exc: Exception) -> None:
+        """An IngestError is the file's own fault (its message says which); anything else is a bug,
+        logged with its traceback. Either way the other files still run."""
+        if isinstance(exc, IngestError):
+            error = str(exc)
+            logger.error("file not ingested", extra={"action": "file_failed", "source": source, "error": error})
+        else:
+            error = error_reason(exc)
+            logger.exception("file not ingested", extra={"action": "file_failed", "source": source,
+                                                         "error": error})
+        stats.errors.append(error)
 
     def source_files(self, source: SourceSettings) -> list[Path]:
         pattern = source.path or ""
@@ -123,12 +132,14 @@ class Ingestor:
         for path in self.source_files(source):
             if self.should_stop():
                 break
-            mtime = datetime.fromtimestamp(path.stat().st_mtime, clock.now().tzinfo)
-            final = file_source.is_gzip(path) or clock.now() - mtime >= settle
             try:
+                mtime = datetime.fromtimestamp(path.stat().st_mtime, clock.now().tzinfo)
+                final = file_source.is_gzip(path) or clock.now() - mtime >= settle
                 result = self.ingest_file(path, source.kind, source, final=final, from_start=False,
                                           progress=progress)
-            except IngestError as exc:  # one unreadable file does not stop the others
+            except FileNotFoundError:
+                continue  # gone since the directory was listed (rotated away): the next poll sees it
+            except Exception as exc:  # one unreadable file (or a reader's bug) does not stop the others
                 self._file_failed(stats, source.name, exc)
                 continue
             stats.add(result)
@@ -213,12 +224,10 @@ class Ingestor:
                 seen += 1
                 record = item.record
                 if record is not None:
+                    # Any failure to make this record a row quarantines it, and the loop goes on
+                    # (a try costs nothing when nothing raises).
                     try:
                         ev = normalise(record)
-                    except RecordError as exc:
-                        reject(location, item.position, item.raw if item.raw is not None else _raw(record),
-                               str(exc), format=fmt, header=header)
-                    else:
                         if ev.__class__ is Event:
                             add(ev, price(ev))
                         elif ev.__class__ is list:  # another tool's record: zero or more events
@@ -226,6 +235,12 @@ class Ingestor:
                                 add(one, price(one))
                         else:
                             writer.attempt(ev)
+                    except RecordError as exc:
+                        reject(location, item.position, item.raw if item.raw is not None else _raw(record),
+                               str(exc), format=fmt, header=header)
+                    except Exception as exc:  # a poison record: out of range, too deep to encode, ...
+                        reject(location, item.position, item.raw if item.raw is not None else _raw(record),
+                               _poisoned(source_name, location, item.position, exc), format=fmt, header=header)
                 elif item.error is not None:
                     reject(location, item.position, item.raw, item.error, format=fmt, header=header)
                 if seen >= batch_size and len(writer) >= batch_size:
@@ -311,4 +326,19 @@ def _glob_absolute(pattern: str) -> list[Path]:
 
 
 def _raw(record: Any) -> bytes:
-    return orjson.dumps(record, default=str)
+    """A table row's bytes for quarantine: JSON, or its repr when even that cannot be written."""
+    try:
+        return orjson.dumps(record, default=str)
+    except orjson.JSONEncodeError:
+        try:
+            return json.dumps(record, default=str).encode("utf-8", "surrogatepass")
+        except (ValueError, TypeError, RecursionError):
+            return repr(record).encode("utf-8", "backslashreplace")
+
+
+def _poisoned(source: str, location: str, position: int, exc: Exception) -> str:
+    """Log a record that raised something other than RecordError; its reason for quarantine."""
+    reason = error_reason(exc)
+    logger.warning("record quarantined on an unexpected error", exc_info=exc, extra={
+        "action": "record_poisoned", "source": source, "path": location, "position": position, "error": reason})
+    return reason

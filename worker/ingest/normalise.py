@@ -319,7 +319,10 @@ def content_id(ev: Event, dims: tuple[Any, ...] | None = None) -> str:
     if extra != (0, 0, None, None, None):  # (only then: ids of records without them stay as they were)
         digest.update(repr(extra).encode())
     if ev.metadata:
-        digest.update(orjson.dumps(ev.metadata, option=orjson.OPT_SORT_KEYS, default=str))
+        try:
+            digest.update(orjson.dumps(ev.metadata, option=orjson.OPT_SORT_KEYS, default=str))
+        except orjson.JSONEncodeError as exc:  # nested deeper than orjson writes (254 levels)
+            raise RecordError(f"no event_id, and the content cannot be hashed for one ({exc})") from None
     return "h:" + digest.hexdigest()[:40]
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import logging
 from typing import Any
 
 import orjson
@@ -11,12 +13,14 @@ from sqlalchemy import Engine, select, update
 from worker import clock
 from worker.ledger.writer import LedgerWriter
 from worker.models import IngestReject
-from worker.ingest.fields import RecordError, type_name
+from worker.ingest.fields import RecordError, error_reason, type_name
 from worker.ingest.normalise import Normaliser
 from worker.ledger.event import Event
 from worker.ledger.pricing import Pricer
 from worker.settings import Settings, SourceSettings
 from worker.ingest.files import json_error
+
+logger = logging.getLogger(__name__)
 
 BATCH = 1000
 
@@ -43,11 +47,14 @@ def parse_raw(reject: Any) -> dict[str, Any]:
 
 
 def retry(settings: Settings, engine: Engine, source: str | None = None) -> dict[str, int]:
-    """Re-run every open reject through normalise + price; accepted ones leave quarantine."""
+    """Re-run every open reject through normalise + price; accepted ones leave quarantine.
+
+    A reject that raises anything else (a CSV field over the csv module's limit, metadata too
+    deep to encode) stays open with that error as its reason, counted in ``errors``."""
     configured = {s.name: s for s in settings.sources}
     pricer = Pricer(settings.price_overrides, settings.tz)
     normalisers: dict[str, Normaliser] = {}
-    stats = {"retried": 0, "accepted": 0, "duplicates": 0, "still_rejected": 0}
+    stats = {"retried": 0, "accepted": 0, "duplicates": 0, "still_rejected": 0, "errors": 0}
     last_id = 0
     while True:
         query = select(IngestReject).where(IngestReject.status == "open", IngestReject.id > last_id)
@@ -66,17 +73,22 @@ def retry(settings: Settings, engine: Engine, source: str | None = None) -> dict
                 norm = normalisers.get(rej.source) or normalisers.setdefault(rej.source, Normaliser.for_source(src))
                 try:
                     ev = norm.normalise(parse_raw(rej))
-                except RecordError as exc:
+                    if isinstance(ev, Event):
+                        writer.add(ev, pricer.price(ev), source=rej.source)
+                        accepted.append((rej.id, ev.event_id))
+                    else:  # a call attempt
+                        writer.attempt(ev, source=rej.source)
+                        accepted.append((rej.id, ev.attempt_id))
+                except Exception as exc:  # still rejected; one row that raises does not stop the retry
                     stats["still_rejected"] += 1
-                    if str(exc) != rej.reason:
-                        conn.execute(update(IngestReject).where(IngestReject.id == rej.id).values(reason=str(exc)))
-                    continue
-                if isinstance(ev, Event):
-                    writer.add(ev, pricer.price(ev), source=rej.source)
-                    accepted.append((rej.id, ev.event_id))
-                else:  # a call attempt
-                    writer.attempt(ev, source=rej.source)
-                    accepted.append((rej.id, ev.attempt_id))
+                    reason = str(exc) if isinstance(exc, RecordError) else error_reason(exc)
+                    if not isinstance(exc, RecordError):
+                        stats["errors"] += 1
+                        logger.warning("reject could not be retried", exc_info=exc, extra={
+                            "action": "reject_retry_failed", "source": rej.source, "reject_id": rej.id,
+                            "error": reason})
+                    if reason != rej.reason:
+                        conn.execute(update(IngestReject).where(IngestReject.id == rej.id).values(reason=reason))
             result = writer.flush(conn)
             stats["accepted"] += result.accepted
             stats["duplicates"] += result.duplicates
@@ -98,6 +110,19 @@ def list_rejects(engine: Engine, source: str | None = None, include_resolved: bo
         rows = conn.execute(query).all()
     return [{"id": r.id, "source": r.source, "location": r.location, "position": r.position,
              "reason": r.reason, "status": r.status, "received_at": r.received_at.isoformat(),
-             "raw": r.raw.decode("utf-8", "backslashreplace")} for r in rows]
+             "raw": r.raw} for r in rows]
+
+
+def shown_raw(raw: bytes) -> str:
+    """Raw bytes for a person: the text, with bytes that are not UTF-8 as ``\\xNN`` escapes."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def raw_for_json(raw: bytes) -> dict[str, Any]:
+    """Raw bytes for a program, unambiguous: the text when it is UTF-8, else base64 with the flag."""
+    try:
+        return {"raw": raw.decode("utf-8"), "raw_base64": False}
+    except UnicodeDecodeError:
+        return {"raw": base64.b64encode(raw).decode("ascii"), "raw_base64": True}
 
 

@@ -36,6 +36,7 @@ from worker.ledger.rows import (COST_AT, PG_COPY_DIRECT, PG_COPY_STAGE, PG_MERGE
                                 PG_STAGE_CREATE, SQLITE_EXISTING, SQLITE_MAX_VARS, SQLITE_ROWS_PER_INSERT,
                                 UNATTRIBUTED_AT, PgRowEncoder, copy_rows, sqlite_insert, sqlite_row, sqlite_ts)
 from worker.models import CallAttempt, IngestReject, SourceStatus
+from worker.models.events import reject_line_key
 from worker.sql import bulk_path, greatest, insert_ignore, is_unique_violation, upsert
 
 logger = logging.getLogger(__name__)
@@ -121,26 +122,31 @@ class LedgerWriter:
         return len(self._rows) + len(self._rejects) + len(self._attempts)
 
     def add(self, ev: Event, priced: Priced, source: str | None = None) -> None:
+        """Collect one event. Raises (and collects nothing) when its row cannot be encoded or its
+        local day cannot be worked out in ``tz`` (year 9999 east of UTC): the caller quarantines it."""
         rows = self._rows
         if ev.event_id in rows:  # the same event twice in one batch
             self._pending.duplicates += 1
             return
-        rows[ev.event_id] = self._row(ev, priced, source or self.source, self._ingested)
-        if ev.unattributed:
-            self._unattributed += 1
-        if priced.cost_units is None:
-            self._unpriced += 1
+        row = self._row(ev, priced, source or self.source, self._ingested)
         occurred = ev.occurred_at
         start = self._hour_start
         if start is None or not start <= occurred < self._hour_end:  # type: ignore[operator]
             hour = utc_hour(occurred)
-            self._hours.add(hour)
+            if hour not in self._hours:
+                local_days_of_utc_hours((hour,), self.tz)  # raises here, not when the batch commits
+                self._hours.add(hour)
             if hour > 0:  # (before 1970 utc_hour truncates toward zero: no bucket there)
                 try:
                     start = datetime.fromtimestamp(hour * 3600, UTC)
                     self._hour_start, self._hour_end = start, start + _HOUR
                 except (OverflowError, ValueError):  # the last hour of year 9999
                     self._hour_start = None
+        rows[ev.event_id] = row
+        if ev.unattributed:
+            self._unattributed += 1
+        if priced.cost_units is None:
+            self._unpriced += 1
         newest = self._newest
         if newest is None or occurred > newest:
             self._newest = occurred
@@ -265,11 +271,13 @@ class LedgerWriter:
 
     # ------------------------------------------------------------------ rejects
     def _write_rejects(self, conn: Connection, rejects: list[_Reject], stats: WriteStats) -> None:
-        values = [
-            {"source": r.source, "location": r.location[-1000:], "position": r.position,
-             "reason": r.reason, "raw": r.raw, "raw_sha256": hashlib.sha256(r.raw).hexdigest(),
-             "format": r.format, "header": r.header, "received_at": self.ingested_at, "status": "open"}
-            for r in rejects
-        ]
+        values = []
+        for r in rejects:
+            location, sha = r.location[-1000:], hashlib.sha256(r.raw).hexdigest()
+            values.append({"source": r.source, "location": location, "position": r.position, "reason": r.reason,
+                           "raw": r.raw, "raw_sha256": sha, "line_key": reject_line_key(location, r.position, sha),
+                           "format": r.format, "header": r.header, "received_at": self.ingested_at,
+                           "status": "open"})
         stats.rejected += len(values)
-        conn.execute(insert_ignore(conn.dialect.name, IngestReject, ["source", "raw_sha256"]), values)
+        # A line read again (a file re-ingested, truncated in place) keeps its one row.
+        conn.execute(insert_ignore(conn.dialect.name, IngestReject, ["source", "line_key"]), values)

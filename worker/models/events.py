@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -80,8 +81,17 @@ class IngestReject(Base):
     status: Mapped[str] = mapped_column(String(12))  # open | accepted
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     event_id: Mapped[str | None] = mapped_column(String(200))  # set when a retry accepted it
+    # One row per rejected line: the same bytes on two lines are two rows (re-reading a line is not).
+    line_key: Mapped[str] = mapped_column(String(64), default=lambda ctx: reject_line_key(
+        ctx.get_current_parameters()["location"], ctx.get_current_parameters()["position"],
+        ctx.get_current_parameters()["raw_sha256"]))
 
-    __table_args__ = (UniqueConstraint("source", "raw_sha256"), Index(None, "status"))
+    __table_args__ = (UniqueConstraint("source", "line_key"), Index(None, "status"))
+
+
+def reject_line_key(location: str, position: int, raw_sha256: str) -> str:
+    """A rejected line's identity within its source: where it was read and what it held."""
+    return hashlib.sha256(f"{location[-1000:]}\n{position}\n{raw_sha256}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class IngestFile(Base):

@@ -8,6 +8,7 @@ fixtures, so each one runs on both dialects.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import json
@@ -769,7 +770,9 @@ def test_rejects_list_shows_the_quarantined_records_as_json(engine, cli, quarant
     assert [(r["position"], r["status"], r["source"], r["location"]) for r in listed] == [
         (pos, "open", "cli", str(bad_jsonl)) for pos, _, reason in BAD_JSONL if reason]
     by_position = {r["position"]: r for r in listed}
-    assert by_position[3]["raw"].startswith('{"id": "latin1", "user_id": "J\\xf6rg"')  # bytes shown escaped
+    latin1 = BAD_JSONL[2][1]
+    assert (by_position[3]["raw_base64"], base64.b64decode(by_position[3]["raw"])) == (True, latin1)  # not UTF-8
+    assert by_position[6]["raw_base64"] is False
     assert by_position[6]["reason"] == "prompt_tokens is negative: -5"
 
 
@@ -780,7 +783,7 @@ def test_rejects_retry_leaves_unfixable_records_open_and_counts_them(engine, cli
     result = cli("rejects", "retry", "--format", "json")
 
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"retried": 11, "accepted": 0, "duplicates": 0, "still_rejected": 11}
+    assert json.loads(result.stdout) == {"retried": 11, "accepted": 0, "duplicates": 0, "still_rejected": 11, "errors": 0}
     after = rejects(engine)
     assert [(r["id"], r["status"], r["resolved_at"], r["event_id"]) for r in after] == [
         (r["id"], "open", None, None) for r in before]
@@ -819,8 +822,8 @@ def test_rejects_retry_accepts_records_that_are_valid_now_once(engine, cli, quar
     first = cli("rejects", "retry", "--format", "json")
     second = cli("rejects", "retry", "--format", "json")
 
-    assert json.loads(first.stdout) == {"retried": 14, "accepted": 2, "duplicates": 1, "still_rejected": 11}
-    assert json.loads(second.stdout) == {"retried": 11, "accepted": 0, "duplicates": 0, "still_rejected": 11}
+    assert json.loads(first.stdout) == {"retried": 14, "accepted": 2, "duplicates": 1, "still_rejected": 11, "errors": 0}
+    assert json.loads(second.stdout) == {"retried": 11, "accepted": 0, "duplicates": 0, "still_rejected": 11, "errors": 0}
     resolved = {r["location"]: r for r in rejects(engine) if r["status"] == "accepted"}
     assert {loc: r["event_id"] for loc, r in resolved.items()} == {
         "/var/inbox/old.jsonl": "req_01JAB3K9Z7Q4", "/var/inbox/old.csv": "csv-from-old-version",
