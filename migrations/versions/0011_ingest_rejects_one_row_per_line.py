@@ -1,7 +1,7 @@
 """ingest_rejects: one row per rejected line (unique on source + line_key, not on the raw bytes)
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-01 12:00:00.000000
 
 Until now a line whose bytes had been rejected before (``"just a string"`` many times) had
@@ -15,8 +15,8 @@ import hashlib
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0010'
-down_revision = '0009'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
