@@ -237,7 +237,8 @@ def test_seed_004_total_only_records_are_priced_by_an_override_flat_rate(make_se
     stats = ingest_lines(make_settings, engine, tmp_path, "seed004.jsonl", *records, settings=override)
     assert stats.accepted == 2
     with engine.connect() as conn:
-        got = [(r.total_tokens, r.cost_usd, r.cost_status) for r in conn.execute(select(EVENTS).order_by(EVENTS.c.event_id))]
+        got = [(r.total_tokens, r.cost_usd, r.cost_status)
+               for r in conn.execute(select(EVENTS).order_by(EVENTS.c.event_id))]
     assert got == [(1988, Decimal(1988) * 5 / M, "priced"), (40000, Decimal(40000) * 5 / M, "priced")]
 
 
