@@ -242,9 +242,23 @@ def test_seed_004_total_only_records_are_priced_by_an_override_flat_rate(make_se
     assert got == [(1988, Decimal(1988) * 5 / M, "priced"), (40000, Decimal(40000) * 5 / M, "priced")]
 
 
-def test_a_claude_batch_call_after_the_batch_price_starts_costs_half(make_settings, engine, tmp_path):
-    one = anthropic_message("msg_b", "claude-sonnet-4-5", 1000, 2000, 1000, 20000, 500,
-                            timestamp="2026-10-20T12:00:00Z", service_tier="batch")
-    ingest_lines(make_settings, engine, tmp_path, "b.jsonl", one)
+def test_anthropic_batch_results_are_priced_at_the_batch_rate_and_unbilled_results_skipped(
+        make_settings, engine, tmp_path):
+    # Message Batches results (Anthropic API reference, "Retrieve Message Batch results"): one
+    # {"custom_id", "result": {"type": succeeded | errored | canceled | expired, ...}} a line; the app
+    # adds the time (the results have none), here after the batch price starts.
+    message = anthropic_message("msg_b1", "claude-sonnet-4-5", 1000, 2000, 1000, 20000, 500)
+    lines = [{"custom_id": "req-1", "result": {"type": "succeeded", "message": message},
+              "created_at": "2026-10-20T12:00:00Z"},
+             {"custom_id": "req-2", "result": {"type": "errored", "error": {
+                 "type": "error", "error": {"type": "invalid_request_error", "message": "bad"}}},
+              "created_at": "2026-10-20T12:00:00Z"},
+             {"custom_id": "req-3", "result": {"type": "canceled"}, "created_at": "2026-10-20T12:00:00Z"},
+             {"custom_id": "req-4", "result": {"type": "expired"}, "created_at": "2026-10-20T12:00:00Z"}]
+    stats = ingest_lines(make_settings, engine, tmp_path, "results.jsonl", *lines)
+    assert (stats.accepted, stats.skipped, stats.rejected) == (1, 3, 0)
     tokens = classes(1000, 20000, 2000, 1000, 500)
     assert ledger(engine) == {"claude-sonnet-4-5": expect(tokens, cost(SONNET_BATCH, tokens))}
+    with engine.connect() as conn:
+        row = conn.execute(select(EVENTS)).one()
+    assert (row.event_id, row.service_tier, row.metadata["custom_id"]) == ("msg_b1", "batch", "req-1")
