@@ -191,7 +191,8 @@ def test_an_anthropic_batch_result_line_is_its_message_on_the_batch_tier_and_unb
     assert detect(tuple(line)) is anthropic.expand
     (rec,), skipped = anthropic.expand(line)
     assert skipped == 0
-    assert (rec["id"], rec["service_tier"], rec["metadata"]["custom_id"]) == ("msg_013Zva2CMHLNnXjNJJKqJ2EF", "batch", "req-1")
+    assert (rec["id"], rec["service_tier"], rec["metadata"]["custom_id"]) == (
+        "msg_013Zva2CMHLNnXjNJJKqJ2EF", "batch", "req-1")
     assert (rec["prompt_tokens"], rec["cached_tokens"], rec["cache_write_tokens"], rec["cache_write_1h_tokens"]) == (
         10050, 8000, 2000, 500)
     for kind in ("errored", "canceled", "expired"):
