@@ -1,4 +1,4 @@
-"""Reading JSONL and CSV files (plain or .gz) as a stream of raw records.
+"""Reading JSONL, CSV and JSON files (plain or .gz) as a stream of raw records.
 
 Each item carries the byte offset just past it in the (decompressed) content, so
 ingest can checkpoint exactly and resume a file where it stopped. A line with no
@@ -7,6 +7,12 @@ newline yet at the end of a growing file is not consumed until it is complete
 
 Files are identified by a fingerprint of their first record line(s), not their
 name, so a rotated (renamed, compressed) copy is recognised as the same file.
+
+A JSONL line that is a top-level array of objects (LiteLLM's ``/spend/logs`` answer
+appended as one line) is expanded into its elements, all at that line's position. A
+``.json`` file is one document (an array of records, a page ``{"data": [...]}`` or one
+record), read whole once it is complete (settled) and skipped while unchanged, up to
+``MAX_JSON_BYTES``.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ import orjson
 from worker.ingest.fields import type_name
 
 FINGERPRINT_LINES = {"jsonl": 1, "csv": 2}  # csv: the header is shared, add the first row
+FINGERPRINT_BYTES = 1 << 16  # json: the document's first 64 KiB (it may be a single line)
+# A .json document is parsed whole, in memory (orjson: about 3-5x its size at peak). Above this it is
+# refused with a reject naming the limit; JSON lines have no such limit (read line by line).
+MAX_JSON_BYTES = 64 << 20
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +72,10 @@ class CorruptFile(ValueError):
 
 
 def fingerprint(path: Path, kind: str, final: bool) -> str | None:
-    """Hash of the first complete non-blank line(s); None while the file has too few to tell."""
+    """Hash of the first complete non-blank line(s); None while the file has too few to tell.
+    A .json document: of its first bytes, once it is complete (``final``)."""
+    if kind == "json":
+        return _document_fingerprint(path) if final else None
     want = FINGERPRINT_LINES[kind]
     digest = hashlib.sha256()
     got = 0
@@ -87,6 +100,17 @@ def fingerprint(path: Path, kind: str, final: bool) -> str | None:
     if got < want and not final:
         return None
     return digest.hexdigest()
+
+
+def _document_fingerprint(path: Path) -> str | None:
+    try:
+        with open_binary(path) as fh:
+            head = fh.read(FINGERPRINT_BYTES)
+    except EOFError:  # a gzip file still being written
+        return None
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise CorruptFile(f"{path}: not a readable gzip file: {exc}") from None
+    return hashlib.sha256(head).hexdigest() if head.strip() else None
 
 
 def tail_hash(raw: bytes) -> str:
@@ -138,11 +162,29 @@ def read_jsonl(path: Path, offset: int = 0, position: int = 0, final: bool = Fal
             except orjson.JSONDecodeError:
                 yield RawItem(position, end, position, raw, None, json_error(raw), len(line))
                 continue
+            if type(record) is list:
+                yield from array_line(record, position, end - len(line), end, raw, len(line))
+                continue
             if not isinstance(record, dict):
                 yield RawItem(position, end, position, raw, None, f"not a JSON object (got {type_name(record)})",
                               len(line))
                 continue
             yield RawItem(position, end, position, raw, record, None, len(line))
+
+
+def array_line(elements: list[Any], position: int, start: int, end: int, raw: bytes,
+               nbytes: int) -> Iterator[RawItem]:
+    """A JSONL line holding an array of objects: one item per element, at the line's position (an
+    empty array, or one with anything but objects, is one error for the line as before). The
+    elements end where the line starts, so a checkpoint among them resumes at the line (dedup keeps
+    the elements read twice exact); a closing item without a record ends the line."""
+    if not elements or not all(type(e) is dict for e in elements):
+        yield RawItem(position, end, position, raw, None, f"not a JSON object (got {type_name(elements)})", nbytes)
+        return
+    dumps = orjson.dumps
+    for element in elements:
+        yield RawItem(position, start, position - 1, dumps(element), element, None, 0)
+    yield RawItem(position, end, position, raw, None, None, nbytes)
 
 
 def json_error(raw: bytes) -> str:
@@ -217,18 +259,64 @@ def read_csv(path: Path, offset: int = 0, position: int = 0, final: bool = False
             yield RawItem(start_line, end, after, raw, record, None, n)
 
 
+def read_json(path: Path) -> Iterator[RawItem]:
+    """A whole .json document: each element of an array, or of a page's ``data`` array, with its
+    1-based number as position; any other object is one record. A file of JSON lines named .json is
+    read as JSONL. Above MAX_JSON_BYTES it is refused with one reject, never read whole.
+
+    Always read from the start (an offset inside a document means nothing): a file that changed is
+    read again and dedup keeps it exact. End offsets grow with the elements up to the document's size."""
+    try:
+        with open_binary(path) as fh:
+            data = fh.read(MAX_JSON_BYTES + 1)
+    except EOFError:  # a gzip file still being written: read once it is whole
+        return
+    except (zlib.error, gzip.BadGzipFile) as exc:
+        raise CorruptFile(f"not a readable gzip file: {exc}") from None
+    size = len(data)
+    if size > MAX_JSON_BYTES:
+        whole = max(size, path.stat().st_size)  # the end, so the checkpoint skips it while unchanged
+        yield RawItem(1, whole, 1, b"", None, f"JSON document larger than {MAX_JSON_BYTES >> 20} MiB"
+                      " (MAX_JSON_BYTES): not read; write it as JSON lines (.jsonl), or split it", 0)
+        return
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        if data.strip().count(b"\n"):  # JSON lines in a file named .json
+            yield from read_jsonl(path, final=True)
+        else:
+            yield RawItem(1, size, 1, data, None, json_error(data), size)
+        return
+    if type(document) is dict and type(document.get("data")) is list:
+        document = document["data"]  # a page: Langfuse's {"data": [...], "meta": {...}}
+    elements = document if type(document) is list else [document]
+    dumps, count = orjson.dumps, len(elements)
+    for index, element in enumerate(elements, 1):
+        end = size * index // count
+        if isinstance(element, dict):
+            yield RawItem(index, end, index, dumps(element), element, None, 0)
+        else:
+            yield RawItem(index, end, index, dumps(element), None,
+                          f"not a JSON object (got {type_name(element)})", 0)
+
+
 def read_records(kind: str, path: Path, offset: int = 0, position: int = 0,
                  final: bool = False) -> Iterator[RawItem]:
+    if kind == "json":
+        return read_json(path)
     reader = read_jsonl if kind == "jsonl" else read_csv
     return reader(path, offset, position, final)
 
 
 def sniff_kind(path: Path) -> str:
-    """jsonl or csv from the name (for paths given on the command line)."""
+    """jsonl, csv or json from the name (for paths given on the command line): ``.json`` (or
+    ``.json.gz``) is one JSON document; a name with ``csv`` among its suffixes is CSV."""
     name = path.name.lower()
     if name.endswith(".gz"):
         name = name[:-3]
     stem_parts = name.split(".")
+    if len(stem_parts) > 1 and stem_parts[-1] == "json":
+        return "json"
     return "csv" if "csv" in stem_parts[1:] else "jsonl"
 
 

@@ -75,7 +75,7 @@ class Ingestor:
         """One-off ingest of named files/directories: read whole, count duplicates."""
         stats = IngestStats()
         for path in file_source.expand(list(paths)):
-            kind = source.kind if source and source.kind in ("jsonl", "csv") else file_source.sniff_kind(path)
+            kind = source.kind if source and source.kind in ("jsonl", "csv", "json") else file_source.sniff_kind(path)
             stats.files += 1
             try:
                 stats.add(self.ingest_file(path, kind, source, final=True, from_start=True, progress=progress))

@@ -1,4 +1,4 @@
-"""``[[sources]]``: where raw usage records come from (jsonl and csv files, an app's table)."""
+"""``[[sources]]``: where raw usage records come from (jsonl, csv and json files, an app's table)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from worker.settings.reader import Reader, SettingsError, parse_duration
 
-SOURCE_KINDS = ("jsonl", "csv", "table")
+SOURCE_KINDS = ("jsonl", "csv", "json", "table")
 RECORD_TYPES = ("usage", "attempt")
 # Record shapes (worker.ingest.formats); absent: each record's shape is recognised from its keys.
 SOURCE_FORMATS = ("canonical", "litellm", "otel", "langfuse", "helicone", "openai", "anthropic")
@@ -20,7 +20,7 @@ DEFAULTABLE_FIELDS = ("model", "provider", "service", "account_id", "tenant_id")
 class SourceSettings:
     name: str
     kind: str
-    path: str | None = None  # glob, for jsonl/csv
+    path: str | None = None  # glob, for jsonl/csv/json
     defaults: dict[str, str] = field(default_factory=dict)
     event_id_namespace: str = ""
     enabled: bool = True
@@ -59,7 +59,7 @@ def parse_source(item: Any, index: int, env: dict[str, str]) -> SourceSettings:
                   event_id_namespace=r.take("event_id_namespace", str, ""),
                   enabled=r.take("enabled", bool, True), record_type=record_type, format=fmt,
                   expect_every=parse_duration(every, r.key("expect_every")) if every else None)
-    if kind in ("jsonl", "csv"):
+    if kind in ("jsonl", "csv", "json"):
         src = SourceSettings(**common, path=r.take("path", str, required=True))
     else:
         url = r.take("url", str)

@@ -210,3 +210,16 @@ def test_the_litellm_spend_logs_table_is_polled_by_its_quoted_camelcase_start_ti
     assert (ev.account_id, ev.tenant_id, ev.model, ev.cached_tokens, ev.reasoning_tokens) == ("customer-42", "team-a", "sonnet", 800, 50)
     assert ev.occurred_at.replace(tzinfo=None).isoformat() == "2026-10-01T12:10:00"
     assert by_model(engine) == {"sonnet": (3, 3600, 900, 2400, 150)}
+
+
+def test_the_project_comes_from_litellm_key_metadata_and_langfuse_project_id(make_settings, engine, tmp_path):
+    """LiteLLM SpendLogsMetadata.user_api_key_project_id; Langfuse ObservationV2.projectId."""
+    row = dict(fx.LITELLM_ROW, metadata={**fx.LITELLM_ROW["metadata"], "user_api_key_project_id": "proj-ll",
+                                         "user_api_key_project_alias": "search-app"})
+    page = dict(fx.LANGFUSE_PAGE, data=[dict(fx.LANGFUSE_PAGE["data"][0], projectId="proj-lf")])
+    stats = ingest(make_settings(), engine, write(tmp_path, "p.jsonl", row, page))
+    assert stats.accepted == 2
+    with engine.connect() as conn:
+        got = {r.event_id: (r.project_id, (r.metadata or {}).get("user_api_key_project_alias"))
+               for r in conn.execute(select(EVENTS))}
+    assert got == {"chatcmpl-7f3a": ("proj-ll", "search-app"), "obs-1": ("proj-lf", None)}

@@ -692,7 +692,7 @@ TS = "2025-10-18T12:00:00Z"
 BAD_JSONL = [
     (1, json.dumps({"id": "ok-1", "user_id": "u1", "model": "gpt-4o-mini", "prompt_tokens": 10,
                     "completion_tokens": 5, "created_at": TS}).encode(), None),
-    (2, b'[{"id": "in-an-array"}]', "not a JSON object (got an array)"),
+    (2, b'[{"id": "in-an-array"}, 7]', "not a JSON object (got an array)"),  # not all objects: one reject
     (3, b'{"id": "latin1", "user_id": "J\xf6rg", "model": "gpt-4o-mini", "prompt_tokens": 3, "created_at": "'
         + TS.encode() + b'"}', "invalid UTF-8 at byte 30"),
     (4, b'{"id": "no-ts", "user_id": "u1", "model": "gpt-4o-mini", "prompt_tokens": 10}', "no timestamp"),

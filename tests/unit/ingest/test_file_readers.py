@@ -284,7 +284,7 @@ def test_an_empty_file_has_no_fingerprint(tmp_path: Path):
 # --------------------------------------------------------------------------- naming and listing
 
 @pytest.mark.parametrize(("name", "kind"), [
-    ("usage.jsonl", "jsonl"), ("usage.jsonl.gz", "jsonl"), ("usage.json", "jsonl"), ("usage.log", "jsonl"),
+    ("usage.jsonl", "jsonl"), ("usage.jsonl.gz", "jsonl"), ("usage.json", "json"), ("spend.JSON.gz", "json"), ("usage.log", "jsonl"),
     ("usage.csv", "csv"), ("usage.CSV", "csv"), ("usage.csv.gz", "csv"), ("usage.csv.1", "csv"),
     ("csv", "jsonl"), ("csv.jsonl", "jsonl"),
 ])

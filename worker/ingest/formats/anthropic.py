@@ -6,6 +6,14 @@ Field names from Anthropic's Messages API reference: ``id``, ``type: "message"``
 ``cache_creation.ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens`` and
 ``service_tier``. The response carries no time: the app's own field (``timestamp``,
 ``created_at``, ...) gives it, else the record is rejected for having none.
+
+Message Batches results (API reference, "Retrieve Message Batch results":
+``GET /v1/messages/batches/{message_batch_id}/results``, a .jsonl of
+``MessageBatchIndividualResponse``): one ``{"custom_id", "result": {"type": "succeeded",
+"message": {...a Messages response...}}}`` per request, billed at the batch rate:
+``service_tier = "batch"``. Results of type ``errored``, ``canceled`` or ``expired`` were
+not billed: skipped and counted, not rejected. The results carry no time either: a line
+needs the app's own (e.g. the batch's ``ended_at`` copied as ``created_at``).
 """
 
 from __future__ import annotations
@@ -20,13 +28,31 @@ _FLAT_USAGE = ANTHROPIC_MARKS | {"input_tokens", "output_tokens", "service_tier"
 
 
 def detects(keys: frozenset[str]) -> bool:
+    if "custom_id" in keys and "result" in keys:
+        return True  # a Message Batches results line
     if "usage" in keys and "type" in keys and ("stop_reason" in keys or "content" in keys):
         return True  # a Messages response
     return "input_tokens" in keys and not ANTHROPIC_MARKS.isdisjoint(keys)  # usage copied flat
 
 
+def _batch_result(line: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A succeeded result -> its message as a record on the batch tier; other results -> none."""
+    result = line.get("result")
+    message = result.get("message") if isinstance(result, dict) and result.get("type") == "succeeded" else None
+    if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
+        return []
+    app_fields = {k: v for k, v in line.items() if k not in ("custom_id", "result")}
+    (out,), _ = expand({**message, **app_fields})  # the app's own fields (its timestamp) win
+    out["service_tier"] = "batch"
+    out["metadata"] = {**(out.get("metadata") or {}), "custom_id": line.get("custom_id")}
+    return [out]
+
+
 def expand(record: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
     """One record -> (canonical records, records skipped)."""
+    if "custom_id" in record and "result" in record:
+        records = _batch_result(record)
+        return records, 1 - len(records)
     usage = record.get("usage")
     if isinstance(usage, dict):  # a Messages response, or an app record with it nested
         out = app_record(record, usage, _MESSAGE_CONTENT)

@@ -7,7 +7,8 @@ Names from Langfuse's public API (``GET /api/public/observations``: a page
 ``{input, output, total}`` and ``promptTokens`` / ``completionTokens`` / ``totalTokens``)
 and its token-and-cost docs: usage types are arbitrary strings; those that include
 ``input`` are input, those that include ``output`` output, and without a ``total``
-the total is their sum. ``userId`` is the trace's, present in exports. Observations
+the total is their sum. ``userId`` is the trace's, present in exports. ``projectId`` (the v2 observations API's
+``ObservationV2.projectId``, "the project ID this observation belongs to") becomes ``project_id``. Observations
 of another type (SPAN, EVENT) are not LLM calls: skipped.
 """
 
@@ -67,6 +68,7 @@ def observation(obs: Mapping[str, Any]) -> dict[str, Any] | None:
         "event_id": obs.get("id"),
         "occurred_at": obs.get("startTime"),
         "account_id": obs.get("userId"),
+        "project_id": obs.get("projectId"),
         "model": obs.get("model"),
         "status": "error" if failed else "success",
         "error_message": obs.get("statusMessage") if failed else None,

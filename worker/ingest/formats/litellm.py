@@ -8,7 +8,9 @@ inside the prompt), ``startTime`` / ``endTime``, ``model`` (the deployment's mod
 ``end_user``, ``team_id``, ``status`` and ``metadata`` (JSON: ``usage_object`` with
 ``prompt_tokens_details.cached_tokens``, ``cache_creation_input_tokens``,
 ``cache_read_input_tokens``, ``completion_tokens_details.reasoning_tokens``;
-``user_api_key_team_alias``, ``user_api_key_alias``). The request and response bodies
+``user_api_key_team_alias``, ``user_api_key_alias``, and ``user_api_key_project_id`` /
+``user_api_key_project_alias``: LiteLLM's ``SpendLogsMetadata`` keys, filled by its
+``_get_spend_logs_metadata``; the project id becomes ``project_id``). The request and response bodies
 (``messages``, ``response``, ``proxy_server_request``) are content and are not kept.
 """
 
@@ -19,7 +21,8 @@ from typing import Any, Mapping
 from worker.ingest.fields import RecordError, parse_metadata, parse_timestamp
 
 NAME = "litellm"
-_KEPT_METADATA = ("user_api_key_team_alias", "user_api_key_alias", "user_api_key_user_id", "requester_ip_address")
+_KEPT_METADATA = ("user_api_key_team_alias", "user_api_key_alias", "user_api_key_user_id", "requester_ip_address",
+                  "user_api_key_project_alias")
 _KEPT_COLUMNS = ("call_type", "api_base", "cache_hit", "request_tags", "session_id", "model_id")
 
 
@@ -73,6 +76,7 @@ def expand(row: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
         "latency_ms": _latency_ms(row.get("startTime"), row.get("endTime")),
         "cost_usd": row.get("spend"),
         "api_key": row.get("api_key"),
+        "project_id": meta.get("user_api_key_project_id"),
         **_tokens(row, usage),
     }
     kept = {k: meta[k] for k in _KEPT_METADATA if meta.get(k) not in (None, "")}

@@ -10,12 +10,18 @@ conventions: ``gen_ai.usage.input_tokens`` (which SHOULD include cached tokens),
 (and their older spellings), ``gen_ai.request.model``, ``gen_ai.response.model``,
 ``gen_ai.provider.name`` (formerly ``gen_ai.system``), ``user.id`` / ``enduser.id`` and
 the resource's ``service.name``. A span without token usage is not an LLM call: skipped.
+No GenAI attribute names a project or an API key: ``project_id`` and ``api_key`` are not set.
+
+The hot path: spans from one instrumentation share their attribute keys, so which attribute
+feeds which field is worked out once per distinct key tuple (:class:`_SpanPlan`), and only
+the attributes a field needs are decoded (a span's prompt and completion attributes, often
+the largest, are never touched), each typed value through one dict of converters.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 from worker.ingest.fields import int_or_none
 
@@ -29,6 +35,19 @@ _REASONING = ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_to
 _TOTAL = ("gen_ai.usage.total_tokens", "llm.usage.total_tokens")
 _TIER = ("openai.response.service_tier", "gen_ai.openai.response.service_tier")
 _USAGE = _INPUT + _OUTPUT + _TOTAL
+_USER = ("user.id", "enduser.id")
+# canonical field <- span attributes, the first present and non-empty winning
+_FIELDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("account_id", _USER), ("provider", ("gen_ai.provider.name", "gen_ai.system")),
+    ("model", ("gen_ai.request.model", "gen_ai.response.model")), ("model_used", ("gen_ai.response.model",)),
+    ("prompt_tokens", _INPUT), ("completion_tokens", _OUTPUT), ("total_tokens", _TOTAL),
+    ("cached_tokens", _CACHE_READ), ("cache_write_tokens", _CACHE_WRITE), ("reasoning_tokens", _REASONING),
+    ("service_tier", _TIER), ("service", ("service.name",)), ("error.type", ("error.type",)),
+    ("operation", ("gen_ai.operation.name",)),
+)
+_STANDARD_TIERS = frozenset({"default", "auto", "standard"})
+_FAILED = frozenset({2, "2", "STATUS_CODE_ERROR", "ERROR"})
+PLANS_MAX = 1000  # distinct attribute-key tuples remembered
 
 
 def detects(keys: frozenset[str]) -> bool:
@@ -36,22 +55,43 @@ def detects(keys: frozenset[str]) -> bool:
                                        and ("spanId" in keys or "span_id" in keys))
 
 
+def _array(value: Any) -> list[Any]:
+    return [_value(v) for v in (value or {}).get("values", [])]
+
+
+def _kvlist(value: Any) -> dict[str, Any]:
+    return _attributes((value or {}).get("values", []))
+
+
+def _int(value: Any) -> int | None:
+    """intValue: a decimal string in OTLP JSON (an int in other encodings)."""
+    if type(value) is str:
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    return int_or_none(value)
+
+
+# OTLP AnyValue kind -> converter (None: the value as it is). intValue is a string in OTLP JSON.
+_CONVERT: dict[str, Callable[[Any], Any] | None] = {
+    "stringValue": None, "boolValue": None, "doubleValue": None, "bytesValue": None,
+    "intValue": _int, "arrayValue": _array, "kvlistValue": _kvlist,
+}
+
+
 def _value(typed: Any) -> Any:
     """An OTLP AnyValue ({"stringValue": ...}) as a plain value; plain values as they are."""
-    if not isinstance(typed, dict) or len(typed) != 1:
+    if type(typed) is not dict or len(typed) != 1:
         return typed
-    kind, value = next(iter(typed.items()))
-    if kind == "intValue":
-        return int_or_none(value)
-    if kind == "arrayValue":
-        return [_value(v) for v in (value or {}).get("values", [])]
-    if kind == "kvlistValue":
-        return _attributes((value or {}).get("values", []))
-    return value
+    for kind, value in typed.items():
+        convert = _CONVERT.get(kind)
+        return value if convert is None else convert(value)
+    return None  # unreachable: one item
 
 
 def _attributes(raw: Any) -> dict[str, Any]:
-    """OTLP's [{"key", "value"}] list, or a flattened span's plain mapping."""
+    """OTLP's [{"key", "value"}] list, or a flattened span's plain mapping (the resource's)."""
     if isinstance(raw, dict):
         return {k: _value(v) for k, v in raw.items()}
     if isinstance(raw, list):
@@ -59,52 +99,111 @@ def _attributes(raw: Any) -> dict[str, Any]:
     return {}
 
 
-def _first(attrs: Mapping[str, Any], names: Iterable[str]) -> Any:
-    for name in names:
-        if attrs.get(name) is not None:
-            return attrs[name]
-    return None
+class _SpanPlan:
+    """For one tuple of attribute keys: whether the span carries usage, and which attributes feed
+    which field. ``reads`` is learnt from the first span: (field, position, AnyValue kind, converter)
+    in the reverse of the order they win (the last non-empty one written stands), so every later
+    span is one flat loop; a value that comes in another kind is decoded generically."""
+
+    __slots__ = ("usage", "fields", "reads")
+
+    def __init__(self, keys: tuple[str, ...]):
+        first = {key: index for index, key in enumerate(keys)}  # a repeated key: its last value, as before
+        self.usage = any(k in first for k in _USAGE)
+        self.fields = tuple((name, tuple(first[k] for k in names if k in first)) for name, names in _FIELDS)
+        self.reads: tuple[tuple[str, int, str | None, Callable[[Any], Any] | None], ...] | None = None
+
+    def learn(self, values: list[Any]) -> None:
+        reads = []
+        for name, positions in self.fields:
+            for i in reversed(positions):
+                typed = values[i]
+                kind = next(iter(typed)) if type(typed) is dict and len(typed) == 1 else None
+                if kind not in _CONVERT:
+                    kind = None
+                reads.append((name, i, kind, _CONVERT.get(kind) if kind else None))
+        self.reads = tuple(reads)
 
 
-def _time(nanos: Any) -> datetime | None:
-    number = int_or_none(nanos)
-    return None if number is None else _EPOCH + timedelta(microseconds=number // 1000)
+_PLANS: dict[tuple[str, ...], _SpanPlan] = {}
+
+
+def _plan(keys: tuple[str, ...]) -> _SpanPlan:
+    plan = _PLANS.get(keys)
+    if plan is None:
+        if len(_PLANS) >= PLANS_MAX:
+            _PLANS.clear()
+        plan = _PLANS[keys] = _SpanPlan(keys)
+    return plan
+
+
+def _keyed(raw: Any) -> tuple[list[Any], tuple[str, ...]]:
+    """The span's attribute values (typed, not yet decoded) and their keys."""
+    if type(raw) is list:
+        try:
+            return [a.get("value") for a in raw], tuple([a["key"] for a in raw])
+        except (AttributeError, TypeError, KeyError):
+            raw = [a for a in raw if isinstance(a, dict) and "key" in a]
+            return [a.get("value") for a in raw], tuple([a["key"] for a in raw])
+    if isinstance(raw, dict):  # a flattened span: plain values (or typed ones)
+        return list(raw.values()), tuple(raw)
+    return [], ()
+
+
+_nanos = _int  # nanoseconds since the epoch: OTLP JSON's decimal string read exactly, not as a float
 
 
 def span_record(span: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, Any] | None:
     """One span -> a canonical record, or None when it is not an LLM call."""
-    attrs = _attributes(span.get("attributes"))
-    if _first(attrs, _USAGE) is None:
+    values, keys = _keyed(span.get("attributes"))
+    plan = _PLANS.get(keys) or _plan(keys)
+    if not plan.usage:
         return None
     trace, span_id = span.get("traceId") or span.get("trace_id"), span.get("spanId") or span.get("span_id")
-    start = span.get("startTimeUnixNano", span.get("start_time_unix_nano"))
-    end = span.get("endTimeUnixNano", span.get("end_time_unix_nano"))
-    started, ended = _time(start), _time(end)
-    status = span.get("status") if isinstance(span.get("status"), dict) else {}
-    failed = status.get("code") in (2, "2", "STATUS_CODE_ERROR", "ERROR") or attrs.get("error.type") is not None
-    out = {
-        "event_id": f"{trace}-{span_id}" if trace and span_id else None,
-        "occurred_at": started if started is not None else span.get("startTime", span.get("start_time")),
-        "account_id": _first(attrs, ("user.id", "enduser.id")) or _first(resource, ("user.id", "enduser.id")),
-        "service": resource.get("service.name") or attrs.get("service.name"),
-        "provider": _first(attrs, ("gen_ai.provider.name", "gen_ai.system")),
-        "model": _first(attrs, ("gen_ai.request.model", "gen_ai.response.model")),
-        "model_used": attrs.get("gen_ai.response.model"),
-        "status": "error" if failed else "success",
-        "error_message": (status.get("message") or attrs.get("error.type")) if failed else None,
-        "latency_ms": int((ended - started).total_seconds() * 1000) if started and ended else None,
-        "prompt_tokens": _first(attrs, _INPUT),
-        "completion_tokens": _first(attrs, _OUTPUT),
-        "total_tokens": _first(attrs, _TOTAL),
-        "cached_tokens": _first(attrs, _CACHE_READ),
-        "cache_write_tokens": _first(attrs, _CACHE_WRITE),
-        "reasoning_tokens": _first(attrs, _REASONING),
-        "service_tier": _first(attrs, _TIER),
-        "metadata": {"span_name": span.get("name"), "operation": attrs.get("gen_ai.operation.name")},
-    }
-    if out["service_tier"] in ("default", "auto", "standard"):
-        out["service_tier"] = None
-    return {k: v for k, v in out.items() if v is not None and v != ""}
+    start = _nanos(span.get("startTimeUnixNano", span.get("start_time_unix_nano")))
+    out: dict[str, Any] = {"event_id": f"{trace}-{span_id}"} if trace and span_id else {}
+    out["occurred_at"] = (_EPOCH + timedelta(microseconds=start // 1000) if start is not None
+                          else span.get("startTime", span.get("start_time")))
+    if plan.reads is None:
+        plan.learn(values)
+    for name, i, kind, convert in plan.reads:  # type: ignore[union-attr]
+        typed = values[i]
+        if kind is None:
+            value = _value(typed)
+        else:
+            try:
+                value = typed[kind]
+            except (KeyError, TypeError):
+                value = _value(typed)
+            else:
+                if convert is not None:
+                    value = convert(value)
+        if value is not None and value != "":
+            out[name] = value
+    if "prompt_tokens" not in out and "completion_tokens" not in out and "total_tokens" not in out:
+        return None
+    status = span.get("status")
+    if type(status) is not dict:
+        status = {}
+    error_type = out.pop("error.type", None)
+    failed = status.get("code") in _FAILED or error_type is not None
+    operation = out.pop("operation", None)
+    if "account_id" not in out and (user := resource.get("user.id") or resource.get("enduser.id")):
+        out["account_id"] = user
+    if service := resource.get("service.name"):
+        out["service"] = service
+    out["status"] = "error" if failed else "success"
+    if failed and (message := status.get("message") or error_type):
+        out["error_message"] = message
+    end = _nanos(span.get("endTimeUnixNano", span.get("end_time_unix_nano")))
+    if start and end:
+        out["latency_ms"] = (end // 1000 - start // 1000) // 1000
+    if out.get("service_tier") in _STANDARD_TIERS:
+        del out["service_tier"]
+    out["metadata"] = {"span_name": span.get("name"), "operation": operation}
+    if out["occurred_at"] is None:
+        del out["occurred_at"]
+    return out
 
 
 def expand(record: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:

@@ -182,3 +182,18 @@ def test_skipped_spans_are_counted_by_the_normaliser_not_rejected():
     norm = Normaliser()
     events = norm.normalise(fx.OTLP_LINE)
     assert len(events) == 1 and norm.skipped == 1
+
+
+def test_an_anthropic_batch_result_line_is_its_message_on_the_batch_tier_and_unbilled_results_are_skipped():
+    """Anthropic API reference, "Retrieve Message Batch results": custom_id, result.type succeeded
+    (result.message: a Messages response) | errored | canceled | expired."""
+    line = {"custom_id": "req-1", "result": {"type": "succeeded", "message": fx.ANTHROPIC_MESSAGE}}
+    assert detect(tuple(line)) is anthropic.expand
+    (rec,), skipped = anthropic.expand(line)
+    assert skipped == 0
+    assert (rec["id"], rec["service_tier"], rec["metadata"]["custom_id"]) == (
+        "msg_013Zva2CMHLNnXjNJJKqJ2EF", "batch", "req-1")
+    assert (rec["prompt_tokens"], rec["cached_tokens"], rec["cache_write_tokens"], rec["cache_write_1h_tokens"]) == (
+        10050, 8000, 2000, 500)
+    for kind in ("errored", "canceled", "expired"):
+        assert anthropic.expand({"custom_id": "req-2", "result": {"type": kind}}) == ([], 1)
