@@ -212,7 +212,7 @@ class Ingestor:
         """The one ingest loop, for every source kind: records -> normalised -> priced -> the writer,
         committed in batches together with the checkpoint just after each batch's last record."""
         source_name = source.name if source else CLI_SOURCE
-        normaliser = Normaliser.for_source(source)
+        normaliser = Normaliser.for_source(source, clock.now() + self.settings.ingest_max_future)  # once a poll
         writer = LedgerWriter(source_name, clock.now(), self.dialect, self.settings.tz)
         # the per-event loop: names bound once, no per-event objects beyond the event itself
         normalise, price, add, reject = normaliser.normalise, self.pricer.price, writer.add, writer.reject

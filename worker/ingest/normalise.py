@@ -17,6 +17,7 @@ set, and expanded into canonical records: ``normalise`` then returns a list of e
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Any, Mapping
 
 import orjson
@@ -68,9 +69,10 @@ class Normaliser:
     for a record with ``record_type = "attempt"`` or from a source of attempts."""
 
     def __init__(self, defaults: Mapping[str, str] | None = None, namespace: str = "",
-                 record_type: str = "usage", fmt: str | None = None):
+                 record_type: str = "usage", fmt: str | None = None, latest: datetime | None = None):
         self.defaults = dict(defaults or {})
         self.namespace = namespace
+        self.latest = latest  # a record dated after this is quarantined (now + ingest.max_future); None: no limit
         self.format = fmt  # None: recognise each key set's shape; a name: every record is in it
         self._forced = expander(fmt)
         self.skipped = 0  # records in an expanded one that are not LLM calls (OTel spans, Langfuse SPANs)
@@ -83,11 +85,12 @@ class Normaliser:
         self._dims: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     @classmethod
-    def for_source(cls, source: Any) -> Normaliser:
-        """The normaliser of a configured source (``SourceSettings``), or of none (the CLI)."""
+    def for_source(cls, source: Any, latest: datetime | None = None) -> Normaliser:
+        """The normaliser of a configured source (``SourceSettings``), or of none (the CLI); records
+        dated after ``latest`` are refused."""
         if source is None:
-            return cls()
-        return cls(source.defaults, source.event_id_namespace, source.record_type, source.format)
+            return cls(latest=latest)
+        return cls(source.defaults, source.event_id_namespace, source.record_type, source.format, latest)
 
     def _plan(self, record: Mapping[str, Any]) -> _Plan:
         keys = tuple(record)
@@ -158,6 +161,9 @@ class Normaliser:
         if raw_ts is None or raw_ts == "":
             raise RecordError("no timestamp (occurred_at, timestamp, created_at, createdAt, ts or time)")
         occurred_at = parse_timestamp(raw_ts)
+        if self.latest is not None and occurred_at > self.latest:
+            raise RecordError(f"timestamp {occurred_at.isoformat()} is in the future (more than ingest.max_future"
+                              f" ahead of now: after {self.latest.isoformat()})")
 
         prompt = parse_tokens(get("prompt_tokens"), "prompt_tokens")
         completion = parse_tokens(get("completion_tokens"), "completion_tokens")

@@ -54,6 +54,7 @@ def retry(settings: Settings, engine: Engine, source: str | None = None) -> dict
     configured = {s.name: s for s in settings.sources}
     pricer = Pricer(settings.price_overrides, settings.tz)
     normalisers: dict[str, Normaliser] = {}
+    latest = clock.now() + settings.ingest_max_future  # a record still dated ahead of this stays quarantined
     stats = {"retried": 0, "accepted": 0, "duplicates": 0, "still_rejected": 0, "errors": 0}
     last_id = 0
     while True:
@@ -70,7 +71,7 @@ def retry(settings: Settings, engine: Engine, source: str | None = None) -> dict
             for rej in rejects:
                 stats["retried"] += 1
                 src: SourceSettings | None = configured.get(rej.source)
-                norm = normalisers.get(rej.source) or normalisers.setdefault(rej.source, Normaliser.for_source(src))
+                norm = normalisers.get(rej.source) or normalisers.setdefault(rej.source, Normaliser.for_source(src, latest))
                 try:
                     ev = norm.normalise(parse_raw(rej))
                     if isinstance(ev, Event):

@@ -32,7 +32,7 @@ from worker.settings.channels import PARSERS as CHANNEL_PARSERS, ChannelSettings
 from worker.settings.integrity import IntegritySettings, parse_integrity
 from worker.settings.limits import BudgetSettings, TierSettings, parse_budgets, parse_tier
 from worker.settings.pricing import PriceOverride, fingerprint as pricing_fingerprint, parse_override
-from worker.settings.reader import ENV_PREFIX, Env, Reader, SettingsError, parse_duration
+from worker.settings.reader import ENV_PREFIX, Env, Reader, SettingsError, duration, parse_duration
 from worker.settings.reconcile import PROVIDER_NAMES, ReconcileSettings, parse_reconcile
 from worker.settings.reports import ReportSettings, parse_reports
 from worker.settings.routing import (DEFAULT_ROUTES, AlertSettings, DeliverySettings, Route, parse_alerts,
@@ -49,6 +49,7 @@ CHANNEL_KINDS = tuple(CHANNEL_PARSERS)
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
 # TOKENTALLY_* variables that are not settings keys: the settings file's path, and the
 # test suite's PostgreSQL server (tests start workers with the suite's environment).
+MAX_FUTURE = timedelta(days=36_500)  # ingest.max_future's bound: 100 years
 NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "TEST_PG"})
 
 
@@ -58,6 +59,7 @@ class Settings:
     database_url: str = "sqlite:///var/tokentally.db"
     ingest_batch_size: int = 5000
     ingest_settle_seconds: int = 300
+    ingest_max_future: timedelta = timedelta(days=1)  # a record dated later than now + this is quarantined
     log_level: str = "INFO"
     log_format: str = "auto"
     sources: tuple[SourceSettings, ...] = ()
@@ -180,6 +182,9 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     ing = Reader(top.take("ingest", dict, {}), "ingest", env)
     batch_size = ing.positive_int("batch_size", 5000, maximum=1_000_000)
     settle = ing.bounded_int("settle_seconds", 300, maximum=7 * 86400)
+    max_future = duration(ing, "max_future", timedelta(days=1))
+    if max_future > MAX_FUTURE:  # now + it must stay a datetime (and the check mean something)
+        raise SettingsError(f"ingest.max_future: at most {MAX_FUTURE.days}d, got {max_future.days}d")
     ing.done()
 
     log = Reader(top.take("logging", dict, {}), "logging", env)
@@ -242,7 +247,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     top.done()
     return Settings(
         timezone=timezone, database_url=database_url, ingest_batch_size=batch_size,
-        ingest_settle_seconds=settle, log_level=log_level, log_format=log_format,
+        ingest_settle_seconds=settle, ingest_max_future=max_future, log_level=log_level, log_format=log_format,
         sources=sources, price_overrides=overrides, default_tier=default_tier, tiers=tiers,
         budgets=budgets,
         schedule=schedule, summaries_settle=timedelta(hours=settle_hours),
