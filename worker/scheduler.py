@@ -169,7 +169,7 @@ def _raise_job_failed(conn: Any, settings: Settings, job_id: str, run_id: int, t
 
 
 class Daemon:
-    """The APScheduler loop; SIGTERM/SIGINT finish the unit in hand and exit, twice exits at once."""
+    """The APScheduler loop; SIGTERM/SIGINT finish the unit in hand and exit, a second SIGINT exits at once."""
 
     def __init__(self, settings: Settings, engine: Engine):
         self.settings = settings
@@ -177,6 +177,7 @@ class Daemon:
         self.stop = threading.Event()
         self.scheduler = BlockingScheduler(timezone=UTC)
         self._triggers: dict[str, BaseTrigger] = {}
+        self._stopper: threading.Thread | None = None  # scheduler.shutdown(wait=True), once a stop was asked
 
     def setup(self) -> list[str]:
         validate_schedule(self.settings)
@@ -233,13 +234,22 @@ class Daemon:
         return self._triggers.get(job_id)
 
     def _signal(self, signum: int, _frame: Any) -> None:
+        """The first SIGTERM or SIGINT asks for a stop after the work in hand. A SIGINT after that (a
+        second Ctrl-C) exits at once. A repeated SIGTERM is the same request: a stop sent to the whole
+        process group reaches the worker twice (``timeout`` and systemd signal the group, and make
+        passes its own SIGTERM on to its children). Past the stop request, SIGKILL exits at once."""
         if self.stop.is_set():
-            logger.warning("second signal: exiting now", extra={"action": "daemon_abort"})
-            os._exit(1)
+            if signum == signal.SIGINT:
+                logger.warning("second signal: exiting now", extra={"action": "daemon_abort"})
+                os._exit(1)
+            logger.info("already stopping after the work in hand", extra={
+                "action": "daemon_stop_repeated", "signal": signal.Signals(signum).name})
+            return
         logger.info("stopping after the work in hand", extra={"action": "daemon_stopping",
                                                                "signal": signal.Signals(signum).name})
         self.stop.set()
-        threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True).start()
+        self._stopper = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True)
+        self._stopper.start()
 
     def run(self) -> None:
         jobs = self.setup()
@@ -252,4 +262,8 @@ class Daemon:
         signal.signal(signal.SIGINT, self._signal)
         logger.info("daemon started", extra={"action": "daemon_started", "jobs": ",".join(jobs)})
         self.scheduler.start()
+        if self._stopper is not None:
+            # The loop ends before the jobs in hand do: wait for them here, with the handler above still
+            # installed (a second Ctrl-C meanwhile exits at once, not through Python's shutdown).
+            self._stopper.join()
         logger.info("daemon stopped", extra={"action": "daemon_stopped"})
