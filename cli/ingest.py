@@ -44,6 +44,8 @@ def ingest(
     result = stats.as_dict()
     if stats.errors:
         result["errors"] = stats.errors
+    if stats.warnings:
+        result["warnings"] = stats.warnings
     emit_object(result, fmt, title="ingest")
     if stats.errors:
-        fail(f"{len(stats.errors)} file(s) could not be read: " + "; ".join(stats.errors))
+        fail(f"{len(stats.errors)} file(s) or director(ies) could not be read: " + "; ".join(stats.errors))

@@ -18,6 +18,7 @@ def ingest(ctx: JobContext) -> dict[str, Any]:
     total = IngestStats()
     failures: dict[str, str] = {}
     per_source: dict[str, dict[str, int]] = {}
+    warnings: list[str] = []  # files read only in part (a gzip stream cut short)
     for source in ctx.settings.sources:
         if not source.enabled or ctx.should_stop():
             continue
@@ -37,9 +38,12 @@ def ingest(ctx: JobContext) -> dict[str, Any]:
         total.add(stats)
         total.files += stats.files
         per_source[source.name] = stats.as_dict()
+        warnings.extend(stats.warnings)
         if stats.errors:
             failures[source.name] = "; ".join(stats.errors)
     result: dict[str, Any] = {**total.as_dict(), "sources": per_source}
+    if warnings:
+        result["warnings"] = warnings
     if failures:
         result["failed_sources"] = failures
         raise JobFailed("; ".join(f"{name}: {err}" for name, err in failures.items()), result)

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, func, or_, select
 
 from worker.limits import killswitch, windows as limits
 from worker import clock, db
-from worker.models import (Alert, CallAttempt, DirtyDay, IngestReject, JobRun, Notification, SourceStatus, SummaryCorrection,
+from worker.models import (Alert, CallAttempt, DirtyDay, IngestFile, IngestReject, JobRun, Notification, SourceStatus, SummaryCorrection,
                      UsageEvent)
 from worker.registry import registry
 from worker.settings import Settings
@@ -31,6 +31,10 @@ def last_runs(conn: Any) -> dict[str, JobRun]:
 def status(settings: Settings, engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
         freshness = {r.source: r for r in conn.execute(select(SourceStatus))}
+        file_warnings: dict[str, list[str]] = {}  # files read only in part, as their checkpoint says
+        for row in conn.execute(select(IngestFile.source, IngestFile.path, IngestFile.warning)
+                                .where(IngestFile.warning.is_not(None)).order_by(IngestFile.id)):
+            file_warnings.setdefault(row.source, []).append(f"{row.path}: {row.warning}")
         since = unattributed_since(settings)
         unattributed = dict(conn.execute(
             select(UsageEvent.source, func.count()).where(UsageEvent.unattributed.is_(True),
@@ -46,11 +50,11 @@ def status(settings: Settings, engine: Engine) -> dict[str, Any]:
         for name in sorted(set(freshness) | set(unattributed)):  # cli ingests, retired sources
             sources.append(_source_row(name, None, None, freshness.get(name), name in silent,
                                        unattributed.get(name, 0)))
+        for row in sources:
+            if row["source"] in file_warnings:
+                row["warnings"] = file_warnings[row["source"]]
         runs = last_runs(conn)
-        jobs = [{"job": spec.id, "last_status": runs[spec.id].status if spec.id in runs else None,
-                 "last_started_at": _iso(runs[spec.id].started_at) if spec.id in runs else None,
-                 "last_trigger": runs[spec.id].trigger if spec.id in runs else None}
-                for spec in registry.all()]
+        jobs = [_job_row(spec.id, runs.get(spec.id)) for spec in registry.all()]
         counts = {
             "events": conn.execute(select(func.count()).select_from(UsageEvent)).scalar_one(),
             "open_rejects": conn.execute(select(func.count()).select_from(IngestReject)
@@ -93,6 +97,17 @@ def _source_row(name: str, kind: str | None, enabled: bool | None, row: Any, sil
             "last_ingest_at": _iso(row.last_ingest_at) if row else None,
             "newest_event_at": _iso(row.newest_event_at) if row else None,
             "events": row.events if row else 0, "unattributed": unattributed}
+
+
+def _job_row(job_id: str, run: JobRun | None) -> dict[str, Any]:
+    """The job's last run; a failed one with the first line of its error (an unreadable directory...)."""
+    row: dict[str, Any] = {"job": job_id, "last_status": run.status if run else None,
+                           "last_started_at": _iso(run.started_at) if run else None,
+                           "last_trigger": run.trigger if run else None}
+    if run is not None and run.status == "failed" and run.error:
+        lines = run.error.strip().splitlines()
+        row["last_error"] = (lines[-1] if lines[0].startswith("Traceback") else lines[0])[:300]
+    return row
 
 
 def _iso(value: Any) -> str | None:

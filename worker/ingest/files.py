@@ -129,8 +129,13 @@ def tail_matches(path: Path, offset: int, length: int, expected: str) -> bool:
         return False
 
 
-def _lines(fh: BinaryIO, offset: int, final: bool) -> Iterator[tuple[bytes, int]]:
-    """(line, end offset) from ``offset``; a last line without newline only when final."""
+TRUNCATED_GZIP = "gzip stream ends before its end marker: read up to byte {offset}, more is read if it grows"
+
+
+def _lines(fh: BinaryIO, offset: int, final: bool,
+           warnings: list[str] | None = None) -> Iterator[tuple[bytes, int]]:
+    """(line, end offset) from ``offset``; a last line without newline only when final. A gzip stream
+    cut short is read as far as it goes, and said in ``warnings`` (for the ingest output and status)."""
     if offset:
         fh.seek(offset)
     pos = offset
@@ -143,15 +148,18 @@ def _lines(fh: BinaryIO, offset: int, final: bool) -> Iterator[tuple[bytes, int]
     except EOFError:  # a gzip file still being written, or cut short: stop at what is complete
         logger.warning("gzip stream ends before its end marker; read up to here, more is read if it grows",
                        extra={"action": "gzip_incomplete", "path": getattr(fh, "name", None), "offset": pos})
+        if warnings is not None:
+            warnings.append(TRUNCATED_GZIP.format(offset=pos))
         return
     except (zlib.error, gzip.BadGzipFile) as exc:
         raise CorruptFile(f"not a readable gzip file: {exc}") from None
 
 
-def read_jsonl(path: Path, offset: int = 0, position: int = 0, final: bool = False) -> Iterator[RawItem]:
+def read_jsonl(path: Path, offset: int = 0, position: int = 0, final: bool = False,
+               warnings: list[str] | None = None) -> Iterator[RawItem]:
     loads = orjson.loads
     with open_binary(path) as fh:
-        for line, end in _lines(fh, offset, final):
+        for line, end in _lines(fh, offset, final, warnings):
             position += 1
             raw = line.rstrip(b"\r\n")
             if not raw or raw.isspace():
@@ -199,7 +207,8 @@ def json_error(raw: bytes) -> str:
     return "invalid JSON"
 
 
-def read_csv(path: Path, offset: int = 0, position: int = 0, final: bool = False) -> Iterator[RawItem]:
+def read_csv(path: Path, offset: int = 0, position: int = 0, final: bool = False,
+             warnings: list[str] | None = None) -> Iterator[RawItem]:
     """Rows as dicts keyed by the header; an empty cell is an absent field.
 
     The header is read from the start of the file even when resuming at ``offset``.
@@ -216,7 +225,7 @@ def read_csv(path: Path, offset: int = 0, position: int = 0, final: bool = False
         state = {"pos": offset, "line": position, "eof": False}
 
         def lines() -> Iterator[str]:
-            for line, end in _lines(fh, offset, final):
+            for line, end in _lines(fh, offset, final, warnings):
                 consumed.append(line)
                 state["pos"] = end
                 state["line"] += 1
@@ -301,11 +310,11 @@ def read_json(path: Path) -> Iterator[RawItem]:
 
 
 def read_records(kind: str, path: Path, offset: int = 0, position: int = 0,
-                 final: bool = False) -> Iterator[RawItem]:
+                 final: bool = False, warnings: list[str] | None = None) -> Iterator[RawItem]:
     if kind == "json":
         return read_json(path)
     reader = read_jsonl if kind == "jsonl" else read_csv
-    return reader(path, offset, position, final)
+    return reader(path, offset, position, final, warnings)
 
 
 def sniff_kind(path: Path) -> str:

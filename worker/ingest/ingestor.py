@@ -27,7 +27,7 @@ from worker.ingest.normalise import Normaliser
 from worker.ledger.event import Event
 from worker.ledger.pricing import Pricer
 from worker.settings import Settings, SourceSettings
-from worker.ingest import files as file_source
+from worker.ingest import files as file_source, listing
 from worker.ingest.files import RawItem
 from worker.ingest.table import TableSource
 
@@ -43,6 +43,7 @@ class IngestStats(WriteStats):
     files: int = 0
     skipped_files: int = 0  # unchanged since the last poll, or not ready yet
     errors: list[str] = field(default_factory=list)  # files that could not be read at all
+    warnings: list[str] = field(default_factory=list)  # files read only in part (a gzip stream cut short)
     skipped: int = 0  # records inside another tool's record that are not LLM calls (worker.ingest.formats)
 
     def add(self, other: WriteStats) -> None:
@@ -74,11 +75,17 @@ class Ingestor:
                      progress: Progress | None = None) -> IngestStats:
         """One-off ingest of named files/directories: read whole, count duplicates."""
         stats = IngestStats()
+        for directory in (p for p in paths if p.is_dir()):
+            for error in listing.walk_errors(directory):
+                logger.error("directory not listed", extra={"action": "directory_failed", "error": error})
+                stats.errors.append(error)
         for path in file_source.expand(list(paths)):
             kind = source.kind if source and source.kind in ("jsonl", "csv", "json") else file_source.sniff_kind(path)
             stats.files += 1
             try:
-                stats.add(self.ingest_file(path, kind, source, final=True, from_start=True, progress=progress))
+                result = self.ingest_file(path, kind, source, final=True, from_start=True, progress=progress)
+                stats.add(result)
+                stats.warnings.extend(result.warnings)
             except Exception as exc:  # one unreadable file (or a reader's bug) does not stop the others
                 self._file_failed(stats, source.name if source else CLI_SOURCE, exc)
         return stats
@@ -96,9 +103,7 @@ class Ingestor:
         stats.errors.append(error)
 
     def source_files(self, source: SourceSettings) -> list[Path]:
-        pattern = source.path or ""
-        paths = Path().glob(pattern) if not Path(pattern).is_absolute() else _glob_absolute(pattern)
-        return sorted(p for p in paths if p.is_file())
+        return listing.source_files(source.path or "")[0]
 
     def pending(self, source: SourceSettings) -> dict[str, Any]:
         """What a poll of a file source would read, without reading it (for --dry-run)."""
@@ -129,7 +134,12 @@ class Ingestor:
             return self.ingest_table(source)
         stats = IngestStats()
         settle = timedelta(seconds=self.settings.ingest_settle_seconds)
-        for path in self.source_files(source):
+        paths, unlisted = listing.source_files(source.path or "")
+        for error in unlisted:  # the files it holds are not read: the run fails, after the others
+            logger.error("directory not listed", extra={"action": "directory_failed", "source": source.name,
+                                                        "error": error})
+            stats.errors.append(error)
+        for path in paths:
             if self.should_stop():
                 break
             try:
@@ -143,6 +153,7 @@ class Ingestor:
                 self._file_failed(stats, source.name, exc)
                 continue
             stats.add(result)
+            stats.warnings.extend(result.warnings)
             stats.files += result.files
             stats.skipped_files += result.skipped_files
         return stats
@@ -181,13 +192,15 @@ class Ingestor:
         stats.files = 1
         location = str(path)
         header = file_source.first_line(path) if kind == "csv" else None
-        checkpoint = _FileCheckpoint(source_name, fp, path, st, offset, position)
+        warnings: list[str] = []
+        checkpoint = _FileCheckpoint(source_name, fp, path, st, offset, position, warnings)
         try:
-            self._run(file_source.read_records(kind, path, offset, position, final), stats, source,
+            self._run(file_source.read_records(kind, path, offset, position, final, warnings), stats, source,
                       location=location, fmt=kind, header=header, checkpoint=checkpoint,
                       batch_size=self.batch_size, progress=progress)
         except file_source.CorruptFile as exc:
             raise IngestError(f"{path}: {exc}") from None
+        stats.warnings.extend(f"{path}: {w}" for w in warnings)
         logger.info("file ingested", extra={"action": "file_ingested", "source": source_name,
                                             "path": location, **stats.as_dict()})
         return stats
@@ -273,7 +286,8 @@ class Ingestor:
                 write_checkpoint(conn)
 
 
-_CHECKPOINT_COLUMNS = ("path", "offset", "position", "tail_len", "tail_hash", "size", "mtime_ns", "updated_at")
+_CHECKPOINT_COLUMNS = ("path", "offset", "position", "tail_len", "tail_hash", "size", "mtime_ns", "warning",
+                       "updated_at")
 
 
 def _checkpoint_upsert(dialect: str) -> Any:
@@ -286,8 +300,10 @@ class _FileCheckpoint:
     resumed file must still have them there); size and mtime once it was read to its end, so an
     unchanged file is skipped without reading."""
 
-    def __init__(self, source: str, fingerprint: str, path: Path, st: Any, offset: int, position: int):
+    def __init__(self, source: str, fingerprint: str, path: Path, st: Any, offset: int, position: int,
+                 warnings: list[str]):
         self.source, self.fingerprint, self.path, self.st = source, fingerprint, path, st
+        self.warnings = warnings  # filled by the reader: the last one is kept on the row (status shows it)
         self.start = offset
         self.offset, self.position, self.tail_len, self.tail = offset, position, 0, None
 
@@ -299,7 +315,8 @@ class _FileCheckpoint:
         size, mtime = (self.st.st_size, self.st.st_mtime_ns) if whole else (-1, -1)
         values = {"source": self.source, "fingerprint": self.fingerprint, "path": str(self.path)[-1000:],
                   "offset": self.offset, "position": self.position, "tail_len": self.tail_len,
-                  "tail_hash": self.tail, "size": size, "mtime_ns": mtime}
+                  "tail_hash": self.tail, "size": size, "mtime_ns": mtime,
+                  "warning": self.warnings[-1][:500] if self.warnings else None}
         return lambda conn: conn.execute(_checkpoint_upsert(conn.dialect.name), {**values, "updated_at": clock.now()})
 
 
@@ -318,11 +335,6 @@ class _TableCheckpoint:
                   "rows_read": item.lines_after}
         return lambda conn: conn.execute(upsert(conn.dialect.name, SourceCursor, ["source"],
                                                 {**values, "updated_at": clock.now()}))
-
-
-def _glob_absolute(pattern: str) -> list[Path]:
-    anchor = Path(pattern).anchor
-    return list(Path(anchor).glob(str(Path(pattern).relative_to(anchor))))
 
 
 def _raw(record: Any) -> bytes:

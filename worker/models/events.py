@@ -112,6 +112,8 @@ class IngestFile(Base):
     tail_hash: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)  # -1 until the file was read to its end
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    # Why the file was read only in part (a gzip stream cut short), None once read whole; ``status`` shows it.
+    warning: Mapped[str | None] = mapped_column(String(500))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (UniqueConstraint("source", "fingerprint"),)
