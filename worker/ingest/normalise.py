@@ -34,6 +34,7 @@ from worker.models.events import UNATTRIBUTED, UNKNOWN
 _WIDE = min(WIDTHS[k] for k in ("account_id", "tenant_id", "service", "provider", "model", "model_used"))
 # Fields most records lack: read only when the key set has one of them (keeps the hot path as it was).
 _OPTIONAL = frozenset({"cache_write_tokens", "cache_write_1h_tokens", "service_tier", "api_key", "project_id"})
+_TIER_WIDTH, _KEY_WIDTH, _PROJECT_WIDTH = WIDTHS["service_tier"], WIDTHS["api_key"], WIDTHS["project_id"]
 DIMS_CACHE_SIZE = 20_000  # distinct (account, tenant, service, provider, model, model used) remembered
 
 
@@ -226,8 +227,9 @@ class Normaliser:
         )
         if plan.optional:
             _optional_fields(ev, get)
-            fits = fits and all(v is None or len(v) <= WIDTHS[k] for k, v in (
-                ("service_tier", ev.service_tier), ("api_key", ev.api_key), ("project_id", ev.project_id)))
+            fits = fits and ((v := ev.service_tier) is None or len(v) <= _TIER_WIDTH) and (
+                (v := ev.api_key) is None or len(v) <= _KEY_WIDTH) and (
+                (v := ev.project_id) is None or len(v) <= _PROJECT_WIDTH)
         if not fits:
             _fit_widths(ev)
         raw_id = get("event_id")
@@ -294,6 +296,8 @@ def _optional_fields(ev: Event, get: Any) -> None:
 
 
 def _text(value: Any) -> str | None:
+    if value is None:
+        return None
     return None if isinstance(value, (dict, list)) else text_or_none(value)
 
 
