@@ -35,6 +35,7 @@ from worker.models.events import UNATTRIBUTED, UNKNOWN
 _WIDE = min(WIDTHS[k] for k in ("account_id", "tenant_id", "service", "provider", "model", "model_used"))
 # Fields most records lack: read only when the key set has one of them (keeps the hot path as it was).
 _OPTIONAL = frozenset({"cache_write_tokens", "cache_write_1h_tokens", "service_tier", "api_key", "project_id"})
+_TIER_WIDTH, _KEY_WIDTH, _PROJECT_WIDTH = WIDTHS["service_tier"], WIDTHS["api_key"], WIDTHS["project_id"]
 DIMS_CACHE_SIZE = 20_000  # distinct (account, tenant, service, provider, model, model used) remembered
 
 
@@ -57,7 +58,8 @@ class _Plan:
         self.extras = tuple(k for k in record_keys if k not in KNOWN_KEYS)
         self.has_metadata = "metadata" in present
         self.typed = "record_type" in present  # usage, or a call attempt (worker.attempts)
-        self.optional = any(canon in _OPTIONAL for canon, _ in single) or any(c in _OPTIONAL for c, _ in multi)
+        # the optional fields this key set feeds (a record's others keep the Event's defaults)
+        self.optional = frozenset(c for c, _ in single if c in _OPTIONAL) | {c for c, _ in multi if c in _OPTIONAL}
         # Every field under its canonical name (the canonical log format): the record is read
         # as it is, null and "" being absent there too, without gathering the values first.
         self.direct = not multi and all(canon == key for canon, key in single)
@@ -231,9 +233,10 @@ class Normaliser:
             split_known,  # token_split_known
         )
         if plan.optional:
-            _optional_fields(ev, get)
-            fits = fits and all(v is None or len(v) <= WIDTHS[k] for k, v in (
-                ("service_tier", ev.service_tier), ("api_key", ev.api_key), ("project_id", ev.project_id)))
+            _optional_fields(ev, get, plan.optional)
+            fits = fits and ((v := ev.service_tier) is None or len(v) <= _TIER_WIDTH) and (
+                (v := ev.api_key) is None or len(v) <= _KEY_WIDTH) and (
+                (v := ev.project_id) is None or len(v) <= _PROJECT_WIDTH)
         if not fits:
             _fit_widths(ev)
         raw_id = get("event_id")
@@ -279,12 +282,13 @@ class Normaliser:
         return (*values, account is None and "account_id" not in defaults, raw_model is None, fits)
 
 
-def _optional_fields(ev: Event, get: Any) -> None:
+def _optional_fields(ev: Event, get: Any, present: frozenset[str]) -> None:
     """Cache writes, service tier, key and project. Cache writes are parts of prompt_tokens:
     1-hour writes <= writes <= prompt - cache reads. A record that says otherwise is kept and
     flagged in ``metadata.token_classes`` (pricing cuts the classes to fit the prompt)."""
-    write = parse_tokens(get("cache_write_tokens"), "cache_write_tokens")
-    write_1h = parse_tokens(get("cache_write_1h_tokens"), "cache_write_1h_tokens")
+    write = parse_tokens(get("cache_write_tokens"), "cache_write_tokens") if "cache_write_tokens" in present else None
+    write_1h = (parse_tokens(get("cache_write_1h_tokens"), "cache_write_1h_tokens")
+                if "cache_write_1h_tokens" in present else None)
     if write is None and write_1h is not None:
         write = write_1h  # 1-hour writes are cache writes
     ev.cache_write_tokens = write or 0
@@ -294,12 +298,17 @@ def _optional_fields(ev: Event, get: Any) -> None:
     if ev.token_split_known and ev.cache_write_tokens > ev.prompt_tokens - ev.cached_tokens:
         _flag(ev, f"cache_write_tokens {ev.cache_write_tokens} > prompt_tokens {ev.prompt_tokens}"
                   f" - cached_tokens {ev.cached_tokens}")
-    ev.service_tier = _text(get("service_tier"))
-    ev.api_key = _text(get("api_key"))
-    ev.project_id = _text(get("project_id"))
+    if "service_tier" in present:
+        ev.service_tier = _text(get("service_tier"))
+    if "api_key" in present:
+        ev.api_key = _text(get("api_key"))
+    if "project_id" in present:
+        ev.project_id = _text(get("project_id"))
 
 
 def _text(value: Any) -> str | None:
+    if value is None:
+        return None
     return None if isinstance(value, (dict, list)) else text_or_none(value)
 
 

@@ -30,21 +30,28 @@ def detects(keys: frozenset[str]) -> bool:
     return "spend" in keys and ("startTime" in keys or "request_id" in keys)
 
 
-def _tokens(row: Mapping[str, Any], usage: Mapping[str, Any]) -> dict[str, Any]:
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
-    cached = prompt_details.get("cached_tokens") if isinstance(prompt_details, dict) else None
+def _tokens(row: Mapping[str, Any], usage: Mapping[str, Any], out: dict[str, Any]) -> None:
+    """The row's token columns and the usage object's cache and reasoning counts, into ``out``
+    (null and "" left out). The nested details are read only when the usage object has them."""
+    get = usage.get
+    prompt_details = get("prompt_tokens_details") or {}
+    details_dict = isinstance(prompt_details, dict)
+    cached = prompt_details.get("cached_tokens") if details_dict else None
     if not cached:
-        cached = usage.get("cache_read_input_tokens")
-    written = usage.get("cache_creation_input_tokens")
-    split = usage.get("cache_creation") or (prompt_details.get("cache_creation_token_details")
-                                            if isinstance(prompt_details, dict) else None) or {}
-    out = {"prompt_tokens": row.get("prompt_tokens"), "completion_tokens": row.get("completion_tokens"),
-           "total_tokens": row.get("total_tokens"), "cached_tokens": cached,
-           "reasoning_tokens": completion_details.get("reasoning_tokens") if isinstance(completion_details, dict)
-           else None, "cache_write_tokens": written,
-           "cache_write_1h_tokens": split.get("ephemeral_1h_input_tokens") if isinstance(split, dict) else None}
-    return {k: v for k, v in out.items() if v is not None and v != ""}
+        cached = get("cache_read_input_tokens")
+    reasoning = None
+    if (completion_details := get("completion_tokens_details")) and isinstance(completion_details, dict):
+        reasoning = completion_details.get("reasoning_tokens")
+    split = get("cache_creation") or (prompt_details.get("cache_creation_token_details")
+                                      if details_dict else None) or {}
+    for name, value in (("prompt_tokens", row.get("prompt_tokens")),
+                        ("completion_tokens", row.get("completion_tokens")),
+                        ("total_tokens", row.get("total_tokens")), ("cached_tokens", cached),
+                        ("reasoning_tokens", reasoning), ("cache_write_tokens", get("cache_creation_input_tokens")),
+                        ("cache_write_1h_tokens", split.get("ephemeral_1h_input_tokens")
+                         if isinstance(split, dict) else None)):
+        if value is not None and value != "":
+            out[name] = value
 
 
 def _latency_ms(start: Any, end: Any) -> int | None:
@@ -57,31 +64,37 @@ def _latency_ms(start: Any, end: Any) -> int | None:
 
 
 def expand(row: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
-    """One spend-log row -> (canonical records, records skipped)."""
-    meta = parse_metadata(row.get("metadata")) or {}
+    """One spend-log row -> (canonical records, records skipped).
+
+    The hot path: the canonical record is written in one pass, each field set only when its
+    value is neither null nor "" (no intermediate dicts filtered afterwards)."""
+    get = row.get
+    meta = get("metadata")
+    if type(meta) is not dict:
+        meta = parse_metadata(meta) or {}
     usage = meta.get("usage_object")
-    usage = parse_metadata(usage) if isinstance(usage, str) else usage
-    if not isinstance(usage, dict):
-        usage = {}
-    model = row.get("model") or None
-    out: dict[str, Any] = {
-        "event_id": row.get("request_id"),
-        "occurred_at": row.get("startTime"),
-        "account_id": row.get("end_user") or row.get("user"),
-        "tenant_id": row.get("team_id"),
-        "provider": row.get("custom_llm_provider"),
-        "model": row.get("model_group") or model,
-        "model_used": model,
-        "status": row.get("status"),
-        "latency_ms": _latency_ms(row.get("startTime"), row.get("endTime")),
-        "cost_usd": row.get("spend"),
-        "api_key": row.get("api_key"),
-        "project_id": meta.get("user_api_key_project_id"),
-        **_tokens(row, usage),
-    }
-    kept = {k: meta[k] for k in _KEPT_METADATA if meta.get(k) not in (None, "")}
-    kept.update({k: row[k] for k in _KEPT_COLUMNS if row.get(k) not in (None, "", [], "[]")})
-    if row.get("user") and row.get("end_user"):
+    if type(usage) is not dict:
+        usage = parse_metadata(usage) if isinstance(usage, str) else usage
+        if not isinstance(usage, dict):
+            usage = {}
+    model = get("model") or None
+    start = get("startTime")
+    out: dict[str, Any] = {}
+    for name, value in (("event_id", get("request_id")), ("occurred_at", start),
+                        ("account_id", get("end_user") or get("user")), ("tenant_id", get("team_id")),
+                        ("provider", get("custom_llm_provider")), ("model", get("model_group") or model),
+                        ("model_used", model), ("status", get("status")),
+                        ("latency_ms", _latency_ms(start, get("endTime"))), ("cost_usd", get("spend")),
+                        ("api_key", get("api_key")), ("project_id", meta.get("user_api_key_project_id"))):
+        if value is not None and value != "":
+            out[name] = value
+    _tokens(row, usage, out)
+    kept = {k: v for k in _KEPT_METADATA if (v := meta.get(k)) is not None and v != ""}
+    for k in _KEPT_COLUMNS:
+        if (v := get(k)) is not None and v != "" and v != [] and v != "[]":
+            kept[k] = v
+    if get("user") and get("end_user"):
         kept["litellm_user"] = row["user"]
-    out["metadata"] = kept or None
-    return [{k: v for k, v in out.items() if v is not None and v != ""}], 0
+    if kept:
+        out["metadata"] = kept
+    return [out], 0

@@ -206,6 +206,28 @@ def span_record(span: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[st
     return out
 
 
+_RESOURCE_KEYS = frozenset({"user.id", "enduser.id", "service.name"})  # all span_record reads of a resource
+_NESTED = ("arrayValue", "kvlistValue")  # the only AnyValue kinds whose decoding can fail
+
+
+def _resource(raw: Any) -> dict[str, Any]:
+    """A resource's attributes as :func:`_attributes` gives them, but only those a span record reads
+    decoded into the result (a resource carries many: telemetry.sdk.*, host.*, process.*). The others
+    are decoded only where decoding can fail (a nested value), so a record fails exactly as before."""
+    if type(raw) is not list:
+        return _attributes(raw)
+    out = {}
+    for a in raw:
+        if isinstance(a, dict) and "key" in a:
+            key = a["key"]
+            if key in _RESOURCE_KEYS:
+                out[key] = _value(a.get("value"))
+            elif type(typed := a.get("value")) is dict and len(typed) == 1 and (
+                    _NESTED[0] in typed or _NESTED[1] in typed):
+                _value(typed)
+    return out
+
+
 def expand(record: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
     """An OTLP line (many spans) or one flattened span -> (canonical records, spans skipped)."""
     if "resourceSpans" not in record:
@@ -214,7 +236,7 @@ def expand(record: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
         return ([one], 0) if one is not None else ([], 1)
     records, skipped = [], 0
     for rs in record.get("resourceSpans") or ():
-        resource = _attributes((rs.get("resource") or {}).get("attributes"))
+        resource = _resource((rs.get("resource") or {}).get("attributes"))
         for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or ():
             for span in ss.get("spans") or ():
                 one = span_record(span, resource)
