@@ -16,6 +16,8 @@ import traceback
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
@@ -168,6 +170,20 @@ def _raise_job_failed(conn: Any, settings: Settings, job_id: str, run_id: int, t
                          "error": error[-4000:]})
 
 
+class _Scheduler(BlockingScheduler):
+    """APScheduler's blocking loop, safe to stop from another thread: ``shutdown`` empties the job
+    stores while the loop may be handling a due job (a catch-up run, say), and the loop's lookup of
+    that job then fails; once stopped that is the end of the loop, not a crash."""
+
+    def _process_jobs(self) -> float | None:
+        try:
+            return super()._process_jobs()
+        except JobLookupError:
+            if self.state == STATE_STOPPED:
+                return None
+            raise
+
+
 class Daemon:
     """The APScheduler loop; SIGTERM/SIGINT finish the unit in hand and exit, a second SIGINT exits at once."""
 
@@ -175,7 +191,7 @@ class Daemon:
         self.settings = settings
         self.engine = engine
         self.stop = threading.Event()
-        self.scheduler = BlockingScheduler(timezone=UTC)
+        self.scheduler = _Scheduler(timezone=UTC)
         self._triggers: dict[str, BaseTrigger] = {}
         self._stopper: threading.Thread | None = None  # scheduler.shutdown(wait=True), once a stop was asked
 

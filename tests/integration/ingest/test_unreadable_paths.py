@@ -23,6 +23,8 @@ import typer
 from sqlalchemy.engine import make_url
 
 from cli import app
+from worker import db
+from worker.registry import load_jobs
 
 NOBODY = 65534
 GOOD = {"event_id": "ok-1", "occurred_at": "2026-11-30T10:00:00Z", "account_id": "a1", "model": "gpt-4o-mini",
@@ -73,6 +75,10 @@ def _cli(base: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
             os.environ.update({"TOKENTALLY_CONFIG": str(base / "settings.toml"), "TOKENTALLY_DATABASE_URL": url})
             sys.stdout, sys.stderr = open(out, "w"), open(err, "w")  # pytest's capture is not fd 1 and 2
             if os.geteuid() == 0:
+                # read what comes from the checkout while still root: the checkout itself may be in a
+                # directory nobody cannot enter (a fresh clone in a mode-700 temporary directory)
+                db.head_revision()
+                load_jobs()
                 _drop_to_nobody()
             try:
                 result = app([*args], standalone_mode=False)  # an exit code, when the command gave one
