@@ -26,6 +26,7 @@ from sqlalchemy import Connection, func, select
 from worker import clock, money
 from worker.clock import local_day_bounds
 from worker.integrity import reconcile
+from worker.ledger.retention import exported_totals
 from worker.limits import windows as limits
 from worker.limits.budgets import thresholds
 from worker.limits.killswitch import kill_switch
@@ -90,7 +91,11 @@ def ledger_totals(conn: Connection, settings: Settings, period: Period, tenant: 
                                                                UsageEvent.occurred_at < end)
     if tenant is not None:
         query = query.where(UsageEvent.tenant_id == tenant)
-    return {"totals": _public_totals(_totals(rows)), "ledger_rows": conn.execute(query).scalar_one()}
+    exported = exported_totals(conn, start, end, tenant)  # what retention moved to the archive
+    if exported.rows:
+        rows.append(UsageRow(None, **exported.measures))
+    return {"totals": _public_totals(_totals(rows)), "ledger_rows": conn.execute(query).scalar_one() + exported.rows,
+            "altered": exported.altered}
 
 
 def build(conn: Connection, settings: Settings, period: Period, *, tenant: str | None = None,

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, select
 
 from worker import clock
 from worker.ingest.committer import Committer
+from worker.ledger.retention import horizon
 from worker.ledger.writer import Batch, LedgerWriter, WriteStats
 from worker.models import IngestFile, SourceCursor
 from worker.sql import cached_upsert, upsert
@@ -226,7 +227,9 @@ class Ingestor:
         committed in batches together with the checkpoint just after each batch's last record."""
         source_name = source.name if source else CLI_SOURCE
         normaliser = Normaliser.for_source(source, clock.now() + self.settings.ingest_max_future)  # once a poll
-        writer = LedgerWriter(source_name, clock.now(), self.dialect, self.settings.tz)
+        with self.engine.connect() as conn:
+            retired_before = horizon(conn, self.settings.tz)
+        writer = LedgerWriter(source_name, clock.now(), self.dialect, self.settings.tz, horizon=retired_before)
         # the per-event loop: names bound once, no per-event objects beyond the event itself
         normalise, price, add, reject = normaliser.normalise, self.pricer.price, writer.add, writer.reject
         item = None

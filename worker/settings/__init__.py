@@ -71,6 +71,8 @@ class Settings:
     schedule: dict[str, str] = field(default_factory=dict)
     summaries_settle: timedelta = timedelta(hours=48)
     summaries_nightly_days: int = 3
+    retention_ledger_months: int = 0  # 0: the ledger keeps every month
+    retention_months_ahead: int = 2  # PostgreSQL partitions made ahead of the current month
     # kind -> its [channels.<kind>] section (reports.channels builds the channel); "file" is always there
     channels: dict[str, ChannelSettings] = field(default_factory=dict, repr=False, compare=False)
     routes: tuple[Route, ...] = DEFAULT_ROUTES
@@ -220,6 +222,11 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     nightly_days = summ.positive_int("nightly_days", 3)
     summ.done()
 
+    keep = Reader(top.take("retention", dict, {}), "retention", env)
+    ledger_months = keep.bounded_int("ledger_months", 0, minimum=0, maximum=1200)
+    months_ahead = keep.bounded_int("months_ahead", 2, minimum=1, maximum=24)
+    keep.done()
+
     sched = Reader(top.take("schedule", dict, {}), "schedule", env)
     schedule = {}
     for name in list(sched.table):
@@ -251,7 +258,8 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
         sources=sources, price_overrides=overrides, default_tier=default_tier, tiers=tiers,
         budgets=budgets,
         schedule=schedule, summaries_settle=timedelta(hours=settle_hours),
-        summaries_nightly_days=nightly_days, channels=channels, routes=routes,
+        summaries_nightly_days=nightly_days, retention_ledger_months=ledger_months,
+        retention_months_ahead=months_ahead, channels=channels, routes=routes,
         alerts=alerts, delivery=delivery, reports=reports, integrity=integrity, reconcile=reconcile,
         config_path=cfg,
     )
