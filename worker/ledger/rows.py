@@ -52,6 +52,7 @@ PG_STAGE_CLEAR = "TRUNCATE usage_events_stage"
 # the new ids and rows.
 SQLITE_EXISTING = "SELECT event_id FROM usage_event_ids WHERE event_id IN ({marks})"
 SQLITE_INSERT_IDS = "INSERT INTO usage_event_ids (event_id) VALUES (?)"
+SQLITE_TAKE_WRITE_LOCK = "DELETE FROM usage_event_ids WHERE 0"  # changes nothing; takes the write lock
 # Many rows per statement: one sqlite3_step (one release and re-take of the GIL) per
 # SQLITE_ROWS_PER_INSERT rows rather than per row, so parsing on the other thread does
 # not stall the writer at every row.

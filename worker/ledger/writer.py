@@ -40,6 +40,7 @@ from worker.ledger.event import Attempt, Event, attempt_row
 from worker.ledger.pricing import Priced
 from worker.ledger.rows import (COST_AT, PG_COPY_DIRECT, PG_COPY_IDS, PG_COPY_STAGE, PG_MERGE_STAGE,
                                 PG_STAGE_CLEAR, PG_STAGE_CREATE, SQLITE_EXISTING, SQLITE_INSERT_IDS, SQLITE_MAX_VARS,
+                                SQLITE_TAKE_WRITE_LOCK,
                                 SQLITE_ROWS_PER_INSERT, UNATTRIBUTED_AT, PgRowEncoder, copy_rows, sqlite_insert,
                                 sqlite_row, sqlite_ts)
 from worker.models import CallAttempt, IngestReject, SourceStatus
@@ -264,6 +265,9 @@ class LedgerWriter:
 
     # ------------------------------------------------------------------ SQLite
     def _write_sqlite(self, conn: Connection, rows: list[tuple], ids: list[str], stats: WriteStats) -> None:
+        # A write first: it begins the transaction with the database's write lock, so no other
+        # writer can book one of these ids between the look-up below and the insert.
+        conn.exec_driver_sql(SQLITE_TAKE_WRITE_LOCK)
         existing: set[str] = set()
         for start in range(0, len(ids), SQLITE_MAX_VARS):
             chunk = ids[start:start + SQLITE_MAX_VARS]

@@ -173,3 +173,15 @@ class SourceStatus(Base):
     last_ingest_at: Mapped[datetime] = mapped_column(UTCDateTime)
     newest_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
     events: Mapped[int] = mapped_column(BigInteger)
+
+
+class IngestLease(Base):
+    """Which process is reading a file or table source now (revision 0019), so replicas share a
+    source's files: each is read by one process at a time, the others take the next one."""
+
+    __tablename__ = "ingest_leases"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(1000), primary_key=True)  # the file's path, or the table
+    owner: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

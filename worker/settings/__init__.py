@@ -59,6 +59,7 @@ class Settings:
     database_url: str = "sqlite:///var/tokentally.db"
     ingest_batch_size: int = 5000
     ingest_settle_seconds: int = 300
+    ingest_lease_seconds: int = 600  # a file's lease: replicas read different files (worker.ingest.leases)
     ingest_max_future: timedelta = timedelta(days=1)  # a record dated later than now + this is quarantined
     log_level: str = "INFO"
     log_format: str = "auto"
@@ -184,6 +185,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     ing = Reader(top.take("ingest", dict, {}), "ingest", env)
     batch_size = ing.positive_int("batch_size", 5000, maximum=1_000_000)
     settle = ing.bounded_int("settle_seconds", 300, maximum=7 * 86400)
+    lease_seconds = ing.bounded_int("lease_seconds", 600, minimum=10, maximum=86400)
     max_future = duration(ing, "max_future", timedelta(days=1))
     if max_future > MAX_FUTURE:  # now + it must stay a datetime (and the check mean something)
         raise SettingsError(f"ingest.max_future: at most {MAX_FUTURE.days}d, got {max_future.days}d")
@@ -254,7 +256,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     top.done()
     return Settings(
         timezone=timezone, database_url=database_url, ingest_batch_size=batch_size,
-        ingest_settle_seconds=settle, ingest_max_future=max_future, log_level=log_level, log_format=log_format,
+        ingest_settle_seconds=settle, ingest_lease_seconds=lease_seconds, ingest_max_future=max_future, log_level=log_level, log_format=log_format,
         sources=sources, price_overrides=overrides, default_tier=default_tier, tiers=tiers,
         budgets=budgets,
         schedule=schedule, summaries_settle=timedelta(hours=settle_hours),
