@@ -20,7 +20,7 @@ import socket
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import Engine, delete, or_, update
+from sqlalchemy import Engine, delete, or_, select, update
 
 from worker import clock
 from worker.models import IngestLease
@@ -30,6 +30,24 @@ from worker.sql import insert_ignore
 # object owns its leases as OWNER:<n>, so two ingestors in one process share files too.
 OWNER = f"{socket.gethostname()[:120]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 _instances = itertools.count(1)
+
+
+def owner_gone(owner: str) -> bool:
+    """An owner on this host whose process no longer runs (a kill -9 and a restart need not wait
+    for its lease to lapse). Another host's owner is never judged gone: its lease expires."""
+    parts = owner.split(":")
+    if len(parts) < 4 or ":".join(parts[:-3]) != socket.gethostname()[:120] or not parts[-3].isdigit():
+        return False
+    pid = int(parts[-3])
+    if pid == os.getpid():
+        return owner.rpartition(":")[0] != OWNER  # this pid, but an earlier process that had it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 class Leases:
@@ -54,6 +72,13 @@ class Leases:
                 stmt = insert_ignore(conn.dialect.name, IngestLease, ["source", "key"])
                 taken = len(conn.execute(stmt.values(source=self.source, key=key, **values)
                                          .returning(lease.c.key)).all())
+            if not taken:  # held: by a process of this host that is gone (killed), it is ours now
+                holder = conn.execute(select(lease.c.owner).where(lease.c.source == self.source,
+                                                                  lease.c.key == key)).scalar()
+                if holder is not None and owner_gone(holder):
+                    taken = conn.execute(update(lease).where(
+                        lease.c.source == self.source, lease.c.key == key, lease.c.owner == holder)
+                        .values(**values)).rowcount
         if taken:
             self._renew_at[key] = now + self.ttl / 3
         return bool(taken)

@@ -8,6 +8,8 @@ twenty files book every event exactly once.
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -85,3 +87,17 @@ def test_a_lease_is_renewed_while_held_and_not_taken_from_a_live_owner(engine):
         with engine.connect() as conn:
             assert conn.execute(select(IngestLease.owner)).scalar_one() == rival.owner
             assert conn.execute(select(IngestLease.expires_at)).scalar_one() > expires
+
+
+def test_a_lease_left_by_a_killed_process_of_this_host_is_taken_at_once(engine):
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that no longer runs
+    holder = f"{socket.gethostname()[:120]}:{gone.pid}:deadbeef:1"
+    with engine.begin() as conn:
+        conn.execute(insert(IngestLease).values(source="inbox", key="f", owner=holder,
+                                                expires_at=clock.now() + timedelta(seconds=600)))
+        conn.execute(insert(IngestLease).values(source="inbox", key="g", owner="elsewhere:1:cafe:1",
+                                                expires_at=clock.now() + timedelta(seconds=600)))
+    leases = Leases(engine, "inbox", 600)
+    assert leases.claim("f")  # its owner is gone: no need to wait ten minutes
+    assert not leases.claim("g")  # another host's: only its expiry frees it
