@@ -49,7 +49,7 @@ class State:
                 self._settings = load(self.config, env)
             except SettingsError as exc:
                 fail(f"settings: {exc}", code=2)
-            logs.setup(self._settings.log_level, self._settings.log_format)
+            logs.setup(self._settings.log_level, self._settings.log_format, self._settings.log_libraries)
         return self._settings
 
     def engine(self, *, migrated: bool = True) -> Engine:
