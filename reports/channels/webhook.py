@@ -25,8 +25,11 @@ and compares, in constant time, the header with::
     "sha256=" + hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 where ``timestamp`` is the ``X-Tokentally-Timestamp`` header; it should also reject
-timestamps far from its own clock (replays) and may drop a delivery id it has already
-processed (a retry after a lost response sends the same key again). Decimals and other
+timestamps more than 5 minutes from its own clock (the replay window: the signature covers the
+timestamp) and drop a delivery id it has already processed within that window plus the retry
+span (a retry after a lost response sends the same key again, newly timestamped). README.md,
+"Receiving webhooks", says the same for receivers; without a secret nothing is signed and
+every start logs a warning (``worker.settings.warnings``). Decimals and other
 non-JSON values in ``data`` are sent as strings, datetimes as RFC 3339.
 
 Outcome: 2xx is delivered (``send`` returns the status as a string). 408, 429 (with its
