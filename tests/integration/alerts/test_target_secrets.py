@@ -99,14 +99,6 @@ def test_two_targets_on_one_host_stay_apart_and_each_reads_the_same_every_time()
     assert redact.target("https://hooks.example/") == "https://hooks.example/"  # nothing to hide, no hash
 
 
-@pytest.fixture
-def quiet_receiver():
-    """The loopback server's own request log (werkzeug) quoting what it received is not ours."""
-    log = logging.getLogger("werkzeug")
-    level = log.level
-    log.setLevel(logging.WARNING)
-    yield
-    log.setLevel(level)
 
 
 def test_notify_test_names_a_target_without_its_secrets(cli, tmp_path, httpserver, quiet_receiver) -> None:

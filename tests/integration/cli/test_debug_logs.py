@@ -3,22 +3,10 @@ asks for them: urllib3's request lines (a webhook's path token and query) do not
 
 from __future__ import annotations
 
-import logging
-
-import pytest
-
 TOKEN = "PATHTOKEN0042"
 QUERY = "QUERYTOKEN0042"
 
 
-@pytest.fixture
-def quiet_receiver():
-    """The loopback server's own request log (werkzeug) quoting what it received is not ours."""
-    log = logging.getLogger("werkzeug")
-    level = log.level
-    log.setLevel(logging.WARNING)
-    yield
-    log.setLevel(level)
 
 
 def test_at_debug_a_webhook_token_does_not_reach_the_log(cli, tmp_path, httpserver, quiet_receiver) -> None:
