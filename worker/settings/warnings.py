@@ -10,15 +10,14 @@ them, so a warning never holds a webhook's token.
 
 from __future__ import annotations
 
-from typing import Any
-
 from worker import redact
+from worker.settings import Settings
 
 
-def settings_warnings(settings: Any) -> list[str]:
-    """What is worth saying about ``settings`` (a ``worker.settings.Settings``), one line each."""
+def settings_warnings(settings: Settings) -> list[str]:
+    """What is worth saying about ``settings``, one line each."""
     webhook = settings.channels.get("webhook")
-    if webhook is None or getattr(webhook, "secret", None):
+    if webhook is None or getattr(webhook, "secret", None):  # a WebhookSettings, or no webhook channel
         return []
     places: dict[str, list[str]] = {}
     for index, route in enumerate(settings.routes):
