@@ -5,7 +5,8 @@ Each routed target gets one ``notifications`` row with the template name
 why it is sent), written in the transaction that changed the alert. Nothing is
 rendered here: ``reports.outbox`` renders at send time, so a template that fails
 can never roll back an alert, a blocked window or a kill switch. Until it is
-rendered the row's ``subject`` is the alert's key (``kind|scope|scope_id|period``).
+rendered the row's ``subject`` is the alert's key (``kind|scope|scope_id|period``); a
+``delivery.failed`` alert's scope id is the redacted target (:func:`target_scope`).
 
 Report messages, rendered by the reports code, go in through :func:`enqueue`.
 The row's key makes enqueueing idempotent.
@@ -19,12 +20,19 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection
 
+from worker import redact
 from worker.models import Notification
 from worker.settings import Settings
 from worker.settings.routing import targets_for
 from worker.sql import insert_ignore
 
 ALERT_TEMPLATE = "alert"  # templates/email/alert.* and templates/slack/alert.json.j2
+
+
+def target_scope(channel: str, target: str) -> str:
+    """The scope id of an alert about a delivery target (``delivery.failed``): the target as
+    ``worker.redact.target`` shows it, so no password or token lands in an alert key."""
+    return f"{channel}:{redact.target(target)}"
 
 
 def enqueue_alert(conn: Connection, settings: Settings, alert: Any, reason: str, now: datetime, *,
@@ -36,7 +44,7 @@ def enqueue_alert(conn: Connection, settings: Settings, alert: Any, reason: str,
     severity = alert.severity
     targets = targets_for(settings.routes, alert.kind, severity)
     if alert.kind == "delivery.failed":  # to the fallback, never back to the target that failed
-        targets = [t for t in (*settings.alerts.fallback, *targets) if f"{t[0]}:{t[1]}" != alert.scope_id]
+        targets = [t for t in (*settings.alerts.fallback, *targets) if target_scope(*t) != alert.scope_id]
         targets = list(dict.fromkeys(targets))
     if reason in ("new", "escalated"):
         key = f"alert-{alert.id}-{severity}" + (f"-{now:%Y%m%dT%H%M%S}" if reopened else "")

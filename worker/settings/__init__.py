@@ -63,6 +63,7 @@ class Settings:
     ingest_max_future: timedelta = timedelta(days=1)  # a record dated later than now + this is quarantined
     log_level: str = "INFO"
     log_format: str = "auto"
+    log_libraries: str = "WARNING"  # the third-party loggers' level (worker.logs.LIBRARIES)
     sources: tuple[SourceSettings, ...] = ()
     price_overrides: tuple[PriceOverride, ...] = ()
     default_tier: str | None = None
@@ -198,6 +199,9 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     log_format = log.take("format", str, "auto")
     if log_format not in ("auto", "text", "json"):
         raise SettingsError(f"logging.format: expected 'auto', 'text' or 'json', got {log_format!r}")
+    log_libraries = log.take("libraries", str, "WARNING").upper()
+    if log_libraries not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"logging.libraries: expected DEBUG, INFO, WARNING or ERROR, got {log_libraries!r}")
     log.done()
 
     sources = tuple(parse_source(item, i, env) for i, item in enumerate(top.take("sources", list, [])))
@@ -256,7 +260,8 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     top.done()
     return Settings(
         timezone=timezone, database_url=database_url, ingest_batch_size=batch_size,
-        ingest_settle_seconds=settle, ingest_lease_seconds=lease_seconds, ingest_max_future=max_future, log_level=log_level, log_format=log_format,
+        ingest_settle_seconds=settle, ingest_lease_seconds=lease_seconds, ingest_max_future=max_future,
+        log_level=log_level, log_format=log_format, log_libraries=log_libraries,
         sources=sources, price_overrides=overrides, default_tier=default_tier, tiers=tiers,
         budgets=budgets,
         schedule=schedule, summaries_settle=timedelta(hours=settle_hours),
