@@ -69,6 +69,7 @@ class Ingestor:
         self.dialect = engine.dialect.name
         self.pricer = pricer or Pricer(settings.price_overrides, settings.tz)
         self.batch_size = settings.ingest_batch_size
+        self.batch_bytes = settings.ingest_batch_bytes
 
     # ------------------------------------------------------------------ files
     def ingest_paths(self, paths: Iterable[Path], source: SourceSettings | None = None,
@@ -195,7 +196,9 @@ class Ingestor:
         warnings: list[str] = []
         checkpoint = _FileCheckpoint(source_name, fp, path, st, offset, position, warnings)
         try:
-            self._run(file_source.read_records(kind, path, offset, position, final, warnings), stats, source,
+            records = file_source.read_records(kind, path, offset, position, final, warnings,
+                                               self.settings.ingest_max_record_bytes)
+            self._run(records, stats, source,
                       location=location, fmt=kind, header=header, checkpoint=checkpoint,
                       batch_size=self.batch_size, progress=progress)
         except file_source.CorruptFile as exc:
@@ -231,10 +234,12 @@ class Ingestor:
         normalise, price, add, reject = normaliser.normalise, self.pricer.price, writer.add, writer.reject
         item = None
         seen = 0  # items since the last batch: the writer holds at most as many
+        held, batch_bytes = 0, self.batch_bytes  # and the bytes they were read from (rows and rejects hold about as many)
         done = checkpoint.start
         with Committer(resource=self.engine.connect) as committer:
             for item in items:
                 seen += 1
+                held += item.nbytes
                 record = item.record
                 if record is not None:
                     # Any failure to make this record a row quarantines it, and the loop goes on
@@ -255,9 +260,10 @@ class Ingestor:
                         reject(location, item.position, item.raw if item.raw is not None else _raw(record),
                                _poisoned(source_name, location, item.position, exc), format=fmt, header=header)
                 elif item.error is not None:
-                    reject(location, item.position, item.raw, item.error, format=fmt, header=header)
-                if seen >= batch_size and len(writer) >= batch_size:
-                    seen = 0
+                    reject(location, item.position, item.raw, item.error, format=fmt, header=header,
+                           sha256=item.oversized.sha256 if item.oversized is not None else None)
+                if (seen >= batch_size and len(writer) >= batch_size) or held >= batch_bytes:
+                    seen = held = 0
                     committer.submit(self._commit_task(writer, stats, checkpoint.after(item, complete=False)))
                     if progress:
                         progress(item.end_offset - done)
@@ -309,8 +315,11 @@ class _FileCheckpoint:
 
     def after(self, item: RawItem | None, *, complete: bool) -> Callable[[Connection], None]:
         if item is not None:
-            self.offset, self.position, self.tail_len = item.end_offset, item.lines_after, item.nbytes
-            self.tail = file_source.tail_hash(item.raw)
+            self.offset, self.position = item.end_offset, item.lines_after
+            if item.oversized is None:
+                self.tail_len, self.tail = item.nbytes, file_source.tail_hash(item.raw)
+            else:  # never read whole: its last bytes are checked (none for a document's element)
+                self.tail_len, self.tail = len(item.oversized.tail), file_source.tail_hash(item.oversized.tail)
         whole = complete and (file_source.is_gzip(self.path) or self.offset >= self.st.st_size)
         size, mtime = (self.st.st_size, self.st.st_mtime_ns) if whole else (-1, -1)
         values = {"source": self.source, "fingerprint": self.fingerprint, "path": str(self.path)[-1000:],
