@@ -80,7 +80,8 @@ class Ingestor:
             for error in listing.walk_errors(directory):
                 logger.error("directory not listed", extra={"action": "directory_failed", "error": error})
                 stats.errors.append(error)
-        for path in file_source.expand(list(paths)):
+        follow = source.follow_symlinks if source else False
+        for path in self._named_files(list(paths), follow, stats):
             kind = source.kind if source and source.kind in ("jsonl", "csv", "json") else file_source.sniff_kind(path)
             stats.files += 1
             try:
@@ -90,6 +91,18 @@ class Ingestor:
             except Exception as exc:  # one unreadable file (or a reader's bug) does not stop the others
                 self._file_failed(stats, source.name if source else CLI_SOURCE, exc)
         return stats
+
+    def _named_files(self, paths: list[Path], follow_symlinks: bool, stats: IngestStats) -> list[Path]:
+        """The files named, and those under the directories named that resolve inside them (a link
+        leading out of a directory is a warning, and not read, unless ``follow_symlinks``)."""
+        files: list[Path] = []
+        for path in paths:
+            found = file_source.expand([path])
+            if path.is_dir():
+                found, skipped = listing.within(found, path, follow_symlinks)
+                _links_skipped(stats, skipped)
+            files.extend(found)
+        return files
 
     def _file_failed(self, stats: IngestStats, source: str, exc: Exception) -> None:
         """An IngestError is the file's own fault (its message says which); anything else is a bug,
@@ -104,7 +117,7 @@ class Ingestor:
         stats.errors.append(error)
 
     def source_files(self, source: SourceSettings) -> list[Path]:
-        return listing.source_files(source.path or "")[0]
+        return listing.source_files(source.path or "", source.follow_symlinks).files
 
     def pending(self, source: SourceSettings) -> dict[str, Any]:
         """What a poll of a file source would read, without reading it (for --dry-run)."""
@@ -135,7 +148,8 @@ class Ingestor:
             return self.ingest_table(source)
         stats = IngestStats()
         settle = timedelta(seconds=self.settings.ingest_settle_seconds)
-        paths, unlisted = listing.source_files(source.path or "")
+        paths, unlisted, skipped = listing.source_files(source.path or "", source.follow_symlinks)
+        _links_skipped(stats, skipped, source.name)
         for error in unlisted:  # the files it holds are not read: the run fails, after the others
             logger.error("directory not listed", extra={"action": "directory_failed", "source": source.name,
                                                         "error": error})
@@ -344,6 +358,14 @@ class _TableCheckpoint:
                   "rows_read": item.lines_after}
         return lambda conn: conn.execute(upsert(conn.dialect.name, SourceCursor, ["source"],
                                                 {**values, "updated_at": clock.now()}))
+
+
+def _links_skipped(stats: IngestStats, warnings: list[str], source: str = CLI_SOURCE) -> None:
+    """Files not read because they lead outside their directory: warnings in the output and the log."""
+    for warning in warnings:
+        logger.warning("symlink not followed", extra={"action": "symlink_skipped", "source": source,
+                                                      "warning": warning})
+    stats.warnings.extend(warnings)
 
 
 def _raw(record: Any) -> bytes:
