@@ -121,7 +121,7 @@ def _batch_ids(sizes: list[Any]) -> list[int]:
     return ids
 
 
-LIST_ROWS_PER_FETCH = 50  # a reject's raw may be up to ingest.max_record_bytes: a few of them at a time
+LIST_ROWS_PER_FETCH = 10  # a reject's raw may be up to ingest.max_record_bytes: a few of them at a time
 
 
 def list_rejects(engine: Engine, source: str | None = None, include_resolved: bool = False,

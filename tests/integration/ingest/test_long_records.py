@@ -149,7 +149,7 @@ def test_rejects_list_streams_every_format_with_raws_whole_or_truncated(cli, eng
 
 def test_rejects_list_as_a_table_writes_each_row_under_one_header(cli, tmp_path):
     log = tmp_path / "bad.jsonl"
-    log.write_bytes(b"first bad line\n" + BIG + b"\n" + b"[red]third[/red]\n")
+    log.write_bytes(b"first bad line\n" + BIG + b"\n" + b"[red]third[/red]\n" + b"w" * 5000 + b"\n")
     cli("ingest", log)
 
     out = cli("rejects", "list").stdout
@@ -160,6 +160,8 @@ def test_rejects_list_as_a_table_writes_each_row_under_one_header(cli, tmp_path)
     assert [r[0] for r in rows] == ["1", "2", "3"]
     assert "first bad line" in out and "[red]third[/red]" in out
     assert f"{len(BIG):,}" in out  # the long line's length, in its reason
+    assert "".join(out.split()).count("w") < 1100  # a long raw: its first KiB in the table, and its length
+    assert "(5,000 bytes; --format json or csv shows all)" in " ".join(out.split())
 
 
 def test_a_retry_leaves_a_reject_kept_as_its_first_kib_as_it_is(cli, engine, tmp_path):
