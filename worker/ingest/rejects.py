@@ -20,6 +20,7 @@ from worker.ledger.event import Event
 from worker.ledger.pricing import Pricer
 from worker.settings import Settings, SourceSettings
 from worker.ingest.files import json_error
+from worker.ingest.lines import HEAD_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def retry(settings: Settings, engine: Engine, source: str | None = None) -> dict
                 stats["retried"] += 1
                 src: SourceSettings | None = configured.get(rej.source)
                 norm = normalisers.get(rej.source) or normalisers.setdefault(rej.source, Normaliser.for_source(src, latest))
-                if hashlib.sha256(rej.raw).hexdigest() != rej.raw_sha256:  # only its start was kept
+                if _truncated(rej):  # only its start was kept: no record to retry
                     stats["still_rejected"] += 1
                     continue
                 try:
@@ -108,6 +109,11 @@ def retry(settings: Settings, engine: Engine, source: str | None = None) -> dict
                 conn.execute(update(IngestReject).where(IngestReject.id == rej_id)
                              .values(status="accepted", resolved_at=now, event_id=event_id))
     return stats
+
+
+def _truncated(reject: Any) -> bool:
+    """Whether a reject holds only the first KiB of a longer record: that many bytes, another hash."""
+    return len(reject.raw) == HEAD_BYTES and hashlib.sha256(reject.raw).hexdigest() != reject.raw_sha256
 
 
 def _batch_ids(sizes: list[Any]) -> list[int]:
