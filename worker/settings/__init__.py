@@ -51,7 +51,8 @@ DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
 # test suite's PostgreSQL server (tests start workers with the suite's environment).
 MAX_FUTURE = timedelta(days=36_500)  # ingest.max_future's bound: 100 years
 MAX_RECORD_BYTES = 1 << 20  # ingest.max_record_bytes: 1 MiB
-RECORD_BYTES_RANGE = (1 << 10, 64 << 20)  # at least the KiB an oversized record keeps; parsed whole below 64 MiB
+# at least the KiB an oversized record keeps; at most what parses whole (about 5x its size) within 256 MB of RSS
+RECORD_BYTES_RANGE = (1 << 10, 16 << 20)
 BATCH_BYTES = 16 << 20  # ingest.batch_bytes: 16 MiB
 NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "TEST_PG"})
 

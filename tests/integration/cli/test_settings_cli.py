@@ -48,7 +48,7 @@ BAD_SETTINGS = [
     pytest.param('[ingest]\nmax_record_bytes = 0\n', "ingest.max_record_bytes", id="zero record limit"),
     pytest.param('[ingest]\nmax_record_bytes = 100\n', "ingest.max_record_bytes", id="record limit under 1 KiB"),
     pytest.param('[ingest]\nmax_record_bytes = 1073741824\n', "ingest.max_record_bytes",
-                 id="record limit over 64 MiB"),
+                 id="record limit over 16 MiB"),
     pytest.param('[ingest]\nmax_record_bytes = "1MiB"\n', "ingest.max_record_bytes", id="record limit as text"),
     pytest.param('[ingest]\nbatch_bytes = 0\n', "ingest.batch_bytes", id="zero batch bytes"),
     pytest.param('[[sources]]\nname = "logs"\nkind = "jsonl"\npath = "*.jsonl"\nfollow_symlinks = "yes"\n',
