@@ -248,7 +248,8 @@ class Ingestor:
         normalise, price, add, reject = normaliser.normalise, self.pricer.price, writer.add, writer.reject
         item = None
         seen = 0  # items since the last batch: the writer holds at most as many
-        held, batch_bytes = 0, self.batch_bytes  # and the bytes they were read from (rows and rejects hold about as many)
+        # and the bytes they were read from (their rows and rejects hold about as many)
+        held, batch_bytes = 0, self.batch_bytes
         done = checkpoint.start
         with Committer(resource=self.engine.connect) as committer:
             for item in items:

@@ -105,7 +105,7 @@ def bounded_lines(fh: BinaryIO, offset: int, final: bool, max_bytes: int,
                 yield line, pos
                 continue
             complete = line[-1:] == b"\n"
-            if complete or len(line) < limit:  # whole already (at most limit bytes): longer only by its ending?
+            if complete or len(line) < limit:  # all of it is here: over the limit by its ending alone?
                 if not complete and not final:
                     return
                 body = line.rstrip(b"\r\n")
