@@ -1,7 +1,8 @@
 """Printing results as a rich table, CSV or JSON, and a progress bar while a long command works.
 
 Results go to stdout (a table, CSV or JSON as ``--format`` says); messages and the progress bar
-never mix into JSON or piped output.
+never mix into JSON or piped output. :func:`emit_stream` writes rows one by one as they come
+(the table with fixed column widths), so a listing holds one row at a time however long it is.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Annotated, Any, Callable, Iterable, TypeVar
 
 import orjson
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, TimeRemainingColumn
 from rich.table import Table
@@ -64,15 +66,30 @@ def _csv_cell(value: Any) -> str:
     return csv_safe(value) if isinstance(value, str) else _cell(value)
 
 
+def _write_json(rows: Iterable[dict[str, Any]]) -> None:
+    """A JSON array written element by element: the same text as ``orjson.dumps(list(rows))`` indented."""
+    out, opening = sys.stdout, "[\n  "
+    for row in rows:
+        out.write(opening)
+        # (a JSON string holds no raw newline: each one here is the layout's, indented one level more)
+        out.write(orjson.dumps(row, default=_cell, option=orjson.OPT_INDENT_2).decode().replace("\n", "\n  "))
+        opening = ",\n  "
+    out.write("[]\n" if opening == "[\n  " else "\n]\n")
+
+
+def _write_csv(rows: Iterable[dict[str, Any]], columns: list[str]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(c)) for c in columns])
+
+
 def emit_rows(rows: list[dict[str, Any]], columns: Iterable[str], fmt: Format | ObjectFormat, title: str | None = None) -> None:
     columns = list(columns)
     if fmt == Format.json:
-        sys.stdout.write(orjson.dumps(rows, default=_cell, option=orjson.OPT_INDENT_2).decode() + "\n")
+        _write_json(rows)
     elif fmt == Format.csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_csv_cell(row.get(c)) for c in columns])
+        _write_csv(rows, columns)
     else:
         # Every cell is a Text, never markup: "[red]eve[/red]" or "[link=...]" from the data is shown as
         # written, and control or bidi characters as escapes.
@@ -82,6 +99,34 @@ def emit_rows(rows: list[dict[str, Any]], columns: Iterable[str], fmt: Format | 
         for row in rows:
             table.add_row(*[Text(shown(_cell(row.get(c)))) for c in columns])
         console.print(table)
+
+
+def emit_stream(rows: Iterable[dict[str, Any]], columns: Iterable[str], fmt: Format, *, widths: dict[str, int],
+                right: Iterable[str] = (), title: str | None = None) -> None:
+    """Rows written as they come, none kept: JSON and CSV as :func:`emit_rows` writes them; the table
+    with ``widths`` (characters) for those columns, the others sharing the rest, each cell folded."""
+    columns = list(columns)
+    if fmt == Format.json:
+        _write_json(rows)
+        return
+    if fmt == Format.csv:
+        _write_csv(rows, columns)
+        return
+    right = set(right)
+
+    def table(header: bool) -> Table:
+        part = Table(title=Text(title) if title and header else None, show_header=header, box=box.SIMPLE_HEAD,
+                     show_edge=False, pad_edge=False, expand=True)
+        for col in columns:
+            part.add_column(Text(col), width=widths.get(col), ratio=None if col in widths else 1, overflow="fold",
+                            justify="right" if col in right else "left")
+        return part
+
+    console.print(table(True))  # the header; then each row, aligned under it
+    for row in rows:
+        part = table(False)
+        part.add_row(*[Text(shown(_cell(row.get(c)))) for c in columns])
+        console.print(part)
 
 
 def emit_object(obj: dict[str, Any], fmt: Format | ObjectFormat, title: str | None = None) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, or_, select
 
+from worker.ingest import listing
 from worker.limits import killswitch, windows as limits
 from worker import clock, db
 from worker.models import (Alert, CallAttempt, DirtyDay, IngestFile, IngestReject, JobRun, Notification, SourceStatus, SummaryCorrection,
@@ -36,6 +37,10 @@ def status(settings: Settings, engine: Engine) -> dict[str, Any]:
         for row in conn.execute(select(IngestFile.source, IngestFile.path, IngestFile.warning)
                                 .where(IngestFile.warning.is_not(None)).order_by(IngestFile.id)):
             file_warnings.setdefault(row.source, []).append(f"{row.path}: {row.warning}")
+        for src in settings.sources:  # links the next poll will not follow, as it would say them
+            if src.enabled and src.kind != "table":
+                if links := listing.source_files(src.path or "", src.follow_symlinks).warnings:
+                    file_warnings.setdefault(src.name, []).extend(links)
         since = unattributed_since(settings)
         unattributed = dict(conn.execute(
             select(UsageEvent.source, func.count()).where(UsageEvent.unattributed.is_(True),

@@ -13,6 +13,10 @@ appended as one line) is expanded into its elements, all at that line's position
 ``.json`` file is one document (an array of records, a page ``{"data": [...]}`` or one
 record), read whole once it is complete (settled) and skipped while unchanged, up to
 ``MAX_JSON_BYTES``.
+
+A record longer than ``ingest.max_record_bytes`` (a JSONL line, a CSV line, an element of a
+document) is an item with an error and ``oversized`` set: its raw is the first KiB, and the
+line itself is never held whole (``worker.ingest.lines`` streams it past, hashing and counting).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import logging
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,15 +31,18 @@ from typing import Any, BinaryIO, Iterator
 
 import orjson
 
+from worker.settings import MAX_RECORD_BYTES as DEFAULT_MAX_RECORD_BYTES
 from worker.ingest.fields import type_name
+# CorruptFile is raised from here too: callers catch it as files.CorruptFile
+from worker.ingest.lines import CorruptFile, Oversized, bounded_lines, oversized_bytes
 
 FINGERPRINT_LINES = {"jsonl": 1, "csv": 2}  # csv: the header is shared, add the first row
 FINGERPRINT_BYTES = 1 << 16  # json: the document's first 64 KiB (it may be a single line)
-# A .json document is parsed whole, in memory (orjson: about 3-5x its size at peak). Above this it is
-# refused with a reject naming the limit; JSON lines have no such limit (read line by line).
-MAX_JSON_BYTES = 64 << 20
+# A .json document is parsed whole, in memory (orjson and the records: about 5x its size at peak, a 59 MB
+# document took 414 MB of RSS). Above this it is refused with a reject naming the limit, so a worker stays
+# under 256 MB; JSON lines are read line by line, each up to ingest.max_record_bytes.
+MAX_JSON_BYTES = 16 << 20
 
-logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -50,6 +56,7 @@ class RawItem:
     record: dict[str, Any] | None  # None when error is set
     error: str | None
     nbytes: int = 0  # the record's bytes in the file, line ending(s) included
+    oversized: Oversized | None = None  # longer than ingest.max_record_bytes: raw is its first KiB
 
 
 def is_gzip(path: Path) -> bool:
@@ -67,10 +74,6 @@ def first_line(path: Path) -> bytes:
         return fh.readline(1 << 16).rstrip(b"\r\n")
 
 
-class CorruptFile(ValueError):
-    """The file cannot be read as what its name says (a broken gzip stream)."""
-
-
 def fingerprint(path: Path, kind: str, final: bool) -> str | None:
     """Hash of the first complete non-blank line(s); None while the file has too few to tell.
     A .json document: of its first bytes, once it is complete (``final``)."""
@@ -82,11 +85,11 @@ def fingerprint(path: Path, kind: str, final: bool) -> str | None:
     try:
         with open_binary(path) as fh:
             while got < want:
-                line = fh.readline(1 << 16)
+                line = fh.readline(FINGERPRINT_BYTES)
                 if not line:
                     break
-                if not line.endswith(b"\n") and not final:
-                    return None
+                if not line.endswith(b"\n") and not final and len(line) < FINGERPRINT_BYTES:
+                    return None  # (a line's first 64 KiB are all a fingerprint takes: they stay as they are)
                 if not line.strip():
                     continue  # blank lines are not records: they say nothing about the file
                 digest.update(line.rstrip(b"\r\n"))
@@ -129,39 +132,17 @@ def tail_matches(path: Path, offset: int, length: int, expected: str) -> bool:
         return False
 
 
-TRUNCATED_GZIP = "gzip stream ends before its end marker: read up to byte {offset}, more is read if it grows"
-
-
-def _lines(fh: BinaryIO, offset: int, final: bool,
-           warnings: list[str] | None = None) -> Iterator[tuple[bytes, int]]:
-    """(line, end offset) from ``offset``; a last line without newline only when final. A gzip stream
-    cut short is read as far as it goes, and said in ``warnings`` (for the ingest output and status)."""
-    if offset:
-        fh.seek(offset)
-    pos = offset
-    try:
-        for line in fh:
-            if not line.endswith(b"\n") and not final:
-                return
-            pos += len(line)
-            yield line, pos
-    except EOFError:  # a gzip file still being written, or cut short: stop at what is complete
-        logger.warning("gzip stream ends before its end marker; read up to here, more is read if it grows",
-                       extra={"action": "gzip_incomplete", "path": getattr(fh, "name", None), "offset": pos})
-        if warnings is not None:
-            warnings.append(TRUNCATED_GZIP.format(offset=pos))
-        return
-    except (zlib.error, gzip.BadGzipFile) as exc:
-        raise CorruptFile(f"not a readable gzip file: {exc}") from None
-
-
 def read_jsonl(path: Path, offset: int = 0, position: int = 0, final: bool = False,
-               warnings: list[str] | None = None) -> Iterator[RawItem]:
+               warnings: list[str] | None = None,
+               max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawItem]:
     loads = orjson.loads
     with open_binary(path) as fh:
-        for line, end in _lines(fh, offset, final, warnings):
+        for line, end in bounded_lines(fh, offset, final, max_bytes, warnings):
             position += 1
-            raw = line.rstrip(b"\r\n")
+            if line.__class__ is Oversized:
+                yield _oversized_item(line, position, end, position, max_bytes)  # type: ignore[arg-type]
+                continue
+            raw = line.rstrip(b"\r\n")  # type: ignore[union-attr]
             if not raw or raw.isspace():
                 yield RawItem(position, end, position, raw, None, None, len(line))  # blank: not a record
                 continue
@@ -178,6 +159,12 @@ def read_jsonl(path: Path, offset: int = 0, position: int = 0, final: bool = Fal
                               len(line))
                 continue
             yield RawItem(position, end, position, raw, record, None, len(line))
+
+
+def _oversized_item(big: Oversized, position: int, end: int, lines_after: int, limit: int,
+                    what: str = "line") -> RawItem:
+    """A record over the limit: a reject of its first KiB, with its length and sha256."""
+    return RawItem(position, end, lines_after, big.head, None, big.reason(limit, what), big.nbytes, big)
 
 
 def array_line(elements: list[Any], position: int, start: int, end: int, raw: bytes,
@@ -208,70 +195,98 @@ def json_error(raw: bytes) -> str:
 
 
 def read_csv(path: Path, offset: int = 0, position: int = 0, final: bool = False,
-             warnings: list[str] | None = None) -> Iterator[RawItem]:
+             warnings: list[str] | None = None,
+             max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawItem]:
     """Rows as dicts keyed by the header; an empty cell is an absent field.
 
-    The header is read from the start of the file even when resuming at ``offset``.
-    """
+    The header is read from the start of the file even when resuming at ``offset``. A physical
+    line over ``max_bytes`` is a reject of its own (a quoted field it would have continued is one
+    too: the rows after it are read afresh)."""
     with open_binary(path) as fh:
-        header_line = fh.readline()
+        header_line = fh.readline(max_bytes + 2)
         if not header_line or (not header_line.endswith(b"\n") and not final):
             return
+        if len(header_line.rstrip(b"\r\n")) > max_bytes:
+            raise CorruptFile(f"CSV header longer than ingest.max_record_bytes ({max_bytes:,}): the file is not read")
         header = next(csv.reader([header_line.decode("utf-8-sig", "replace")]), [])
         header = [h.strip() for h in header]
         if offset == 0:
             offset, position = len(header_line), 1
         consumed: list[bytes] = []
-        state = {"pos": offset, "line": position, "eof": False}
+        state: dict[str, Any] = {"pos": offset, "line": position, "eof": False, "big": None}
+        source = bounded_lines(fh, offset, final, max_bytes, warnings)
 
         def lines() -> Iterator[str]:
-            for line, end in _lines(fh, offset, final, warnings):
-                consumed.append(line)
+            for line, end in source:
                 state["pos"] = end
                 state["line"] += 1
-                yield line.decode("utf-8", "surrogateescape")
+                if line.__class__ is Oversized:
+                    state["big"] = line
+                    return  # this reader ends here; the next one goes on after the line
+                consumed.append(line)  # type: ignore[arg-type]
+                yield line.decode("utf-8", "surrogateescape")  # type: ignore[union-attr]
             state["eof"] = True
 
-        # strict: a quoted field still open at the end of the data is an error, not a cut-off row
-        reader = csv.reader(lines(), strict=True)
         while True:
-            start_line = state["line"] + 1
-            try:
-                row = next(reader)
-            except StopIteration:
+            yield from _csv_rows(csv.reader(lines(), strict=True), header, consumed, state, final)
+            big = state["big"]
+            if big is None:
                 return
-            except csv.Error as exc:
-                if state["eof"] and not final:
-                    return  # a row still being written: leave it (and the checkpoint) for next time
-                raw = b"".join(consumed)
+            state["big"] = None
+            if consumed:  # a row that would have gone on into the long line: cut there
+                first, raw = state["line"] - len(consumed), b"".join(consumed)
                 consumed.clear()
-                yield RawItem(start_line, state["pos"], state["line"], raw.rstrip(b"\r\n"), None,
-                              f"invalid CSV: {exc}", len(raw))
-                continue
-            whole = b"".join(consumed)
-            raw, n = whole.rstrip(b"\r\n"), len(whole)
+                yield RawItem(first, state["pos"] - big.nbytes, state["line"] - 1,
+                              raw.rstrip(b"\r\n"), None, "invalid CSV: the row goes on into the next line, which is "
+                              "longer than ingest.max_record_bytes", len(raw))
+            yield _oversized_item(big, state["line"], state["pos"], state["line"], max_bytes)
+
+
+def _csv_rows(reader: Any, header: list[str], consumed: list[bytes], state: dict[str, Any],
+              final: bool) -> Iterator[RawItem]:
+    """The rows one csv reader gives, until its lines end (at the end of the data or a long line)."""
+    # strict: a quoted field still open at the end of the data is an error, not a cut-off row
+    while True:
+        start_line = state["line"] + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if state["big"] is not None:
+                return  # the row ran into a long line: read_csv says so
+            if state["eof"] and not final:
+                return  # a row still being written: leave it (and the checkpoint) for next time
+            raw = b"".join(consumed)
             consumed.clear()
-            end, after = state["pos"], state["line"]
-            if not row or all(not cell.strip() for cell in row):
-                yield RawItem(start_line, end, after, raw, None, None, n)
-                continue
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield RawItem(start_line, end, after, raw, None, f"invalid UTF-8 at byte {exc.start}", n)
-                continue
-            if len(row) > len(header):
-                yield RawItem(start_line, end, after, raw, None,
-                              f"CSV row has {len(row)} fields, the header has {len(header)}", n)
-                continue
-            record = {name: cell for name, cell in zip(header, row) if cell != "" and name}
-            yield RawItem(start_line, end, after, raw, record, None, n)
+            yield RawItem(start_line, state["pos"], state["line"], raw.rstrip(b"\r\n"), None,
+                          f"invalid CSV: {exc}", len(raw))
+            continue
+        whole = b"".join(consumed)
+        raw, n = whole.rstrip(b"\r\n"), len(whole)
+        consumed.clear()
+        end, after = state["pos"], state["line"]
+        if not row or all(not cell.strip() for cell in row):
+            yield RawItem(start_line, end, after, raw, None, None, n)
+            continue
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            yield RawItem(start_line, end, after, raw, None, f"invalid UTF-8 at byte {exc.start}", n)
+            continue
+        if len(row) > len(header):
+            yield RawItem(start_line, end, after, raw, None,
+                          f"CSV row has {len(row)} fields, the header has {len(header)}", n)
+            continue
+        record = {name: cell for name, cell in zip(header, row) if cell != "" and name}
+        yield RawItem(start_line, end, after, raw, record, None, n)
 
 
-def read_json(path: Path) -> Iterator[RawItem]:
+def read_json(path: Path, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawItem]:
     """A whole .json document: each element of an array, or of a page's ``data`` array, with its
     1-based number as position; any other object is one record. A file of JSON lines named .json is
-    read as JSONL. Above MAX_JSON_BYTES it is refused with one reject, never read whole.
+    read as JSONL. Above MAX_JSON_BYTES it is refused with one reject, never read whole. A record
+    longer than ``max_bytes`` (as JSON) is a reject of its first KiB, its length and sha256.
 
     Always read from the start (an offset inside a document means nothing): a file that changed is
     read again and dedup keeps it exact. End offsets grow with the elements up to the document's size."""
@@ -292,7 +307,7 @@ def read_json(path: Path) -> Iterator[RawItem]:
         document = orjson.loads(data)
     except orjson.JSONDecodeError:
         if data.strip().count(b"\n"):  # JSON lines in a file named .json
-            yield from read_jsonl(path, final=True)
+            yield from read_jsonl(path, final=True, max_bytes=max_bytes)
         else:
             yield RawItem(1, size, 1, data, None, json_error(data), size)
         return
@@ -302,19 +317,24 @@ def read_json(path: Path) -> Iterator[RawItem]:
     dumps, count = orjson.dumps, len(elements)
     for index, element in enumerate(elements, 1):
         end = size * index // count
-        if isinstance(element, dict):
-            yield RawItem(index, end, index, dumps(element), element, None, 0)
+        raw = dumps(element)
+        if len(raw) > max_bytes:
+            yield _oversized_item(oversized_bytes(raw), index, end, index, max_bytes, "record")
+        elif isinstance(element, dict):
+            yield RawItem(index, end, index, raw, element, None, 0)
         else:
-            yield RawItem(index, end, index, dumps(element), None,
+            yield RawItem(index, end, index, raw, None,
                           f"not a JSON object (got {type_name(element)})", 0)
 
 
 def read_records(kind: str, path: Path, offset: int = 0, position: int = 0,
-                 final: bool = False, warnings: list[str] | None = None) -> Iterator[RawItem]:
+                 final: bool = False, warnings: list[str] | None = None,
+                 max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawItem]:
+    """A file's records of ``kind`` from ``offset``; one longer than ``max_bytes`` is never read whole."""
     if kind == "json":
-        return read_json(path)
+        return read_json(path, max_bytes)
     reader = read_jsonl if kind == "jsonl" else read_csv
-    return reader(path, offset, position, final, warnings)
+    return reader(path, offset, position, final, warnings, max_bytes)
 
 
 def sniff_kind(path: Path) -> str:

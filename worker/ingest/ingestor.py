@@ -77,6 +77,7 @@ class Ingestor:
         self.dialect = engine.dialect.name
         self.pricer = pricer or Pricer(settings.price_overrides, settings.tz)
         self.batch_size = settings.ingest_batch_size
+        self.batch_bytes = settings.ingest_batch_bytes
 
     # ------------------------------------------------------------------ files
     def ingest_paths(self, paths: Iterable[Path], source: SourceSettings | None = None,
@@ -87,7 +88,8 @@ class Ingestor:
             for error in listing.walk_errors(directory):
                 logger.error("directory not listed", extra={"action": "directory_failed", "error": error})
                 stats.errors.append(error)
-        for path in file_source.expand(list(paths)):
+        follow = source.follow_symlinks if source else False
+        for path in self._named_files(list(paths), follow, stats):
             kind = source.kind if source and source.kind in ("jsonl", "csv", "json") else file_source.sniff_kind(path)
             stats.files += 1
             try:
@@ -97,6 +99,18 @@ class Ingestor:
             except Exception as exc:  # one unreadable file (or a reader's bug) does not stop the others
                 self._file_failed(stats, source.name if source else CLI_SOURCE, exc)
         return stats
+
+    def _named_files(self, paths: list[Path], follow_symlinks: bool, stats: IngestStats) -> list[Path]:
+        """The files named, and those under the directories named that resolve inside them (a link
+        leading out of a directory is a warning, and not read, unless ``follow_symlinks``)."""
+        files: list[Path] = []
+        for path in paths:
+            found = file_source.expand([path])
+            if path.is_dir():
+                found, skipped = listing.within(found, path, follow_symlinks)
+                _links_skipped(stats, skipped)
+            files.extend(found)
+        return files
 
     def _file_failed(self, stats: IngestStats, source: str, exc: Exception) -> None:
         """An IngestError is the file's own fault (its message says which); anything else is a bug,
@@ -111,7 +125,7 @@ class Ingestor:
         stats.errors.append(error)
 
     def source_files(self, source: SourceSettings) -> list[Path]:
-        return listing.source_files(source.path or "")[0]
+        return listing.source_files(source.path or "", source.follow_symlinks).files
 
     def pending(self, source: SourceSettings) -> dict[str, Any]:
         """What a poll of a file source would read, without reading it (for --dry-run)."""
@@ -142,7 +156,8 @@ class Ingestor:
             return self.ingest_table(source)
         stats = IngestStats()
         settle = timedelta(seconds=self.settings.ingest_settle_seconds)
-        paths, unlisted = listing.source_files(source.path or "")
+        paths, unlisted, skipped = listing.source_files(source.path or "", source.follow_symlinks)
+        _links_skipped(stats, skipped, source.name)
         for error in unlisted:  # the files it holds are not read: the run fails, after the others
             logger.error("directory not listed", extra={"action": "directory_failed", "source": source.name,
                                                         "error": error})
@@ -211,7 +226,9 @@ class Ingestor:
         warnings: list[str] = []
         checkpoint = _FileCheckpoint(source_name, fp, path, st, offset, position, warnings)
         try:
-            self._run(file_source.read_records(kind, path, offset, position, final, warnings), stats, source,
+            records = file_source.read_records(kind, path, offset, position, final, warnings,
+                                               self.settings.ingest_max_record_bytes)
+            self._run(records, stats, source,
                       location=location, fmt=kind, header=header, checkpoint=checkpoint,
                       batch_size=self.batch_size, progress=progress)
         except file_source.CorruptFile as exc:
@@ -258,10 +275,13 @@ class Ingestor:
         normalise, price, add, reject = normaliser.normalise, self.pricer.price, writer.add, writer.reject
         item = None
         seen = 0  # items since the last batch: the writer holds at most as many
+        # and the bytes they were read from (their rows and rejects hold about as many)
+        held, batch_bytes = 0, self.batch_bytes
         done = checkpoint.start
         with Committer(resource=self.engine.connect) as committer:
             for item in items:
                 seen += 1
+                held += item.nbytes
                 record = item.record
                 if record is not None:
                     # Any failure to make this record a row quarantines it, and the loop goes on
@@ -282,9 +302,10 @@ class Ingestor:
                         reject(location, item.position, item.raw if item.raw is not None else _raw(record),
                                _poisoned(source_name, location, item.position, exc), format=fmt, header=header)
                 elif item.error is not None:
-                    reject(location, item.position, item.raw, item.error, format=fmt, header=header)
-                if seen >= batch_size and len(writer) >= batch_size:
-                    seen = 0
+                    reject(location, item.position, item.raw, item.error, format=fmt, header=header,
+                           sha256=item.oversized.sha256 if item.oversized is not None else None)
+                if (seen >= batch_size and len(writer) >= batch_size) or held >= batch_bytes:
+                    seen = held = 0
                     committer.submit(self._commit_task(writer, stats, checkpoint.after(item, complete=False)))
                     if progress:
                         progress(item.end_offset - done)
@@ -337,8 +358,11 @@ class _FileCheckpoint:
 
     def after(self, item: RawItem | None, *, complete: bool) -> Callable[[Connection], None]:
         if item is not None:
-            self.offset, self.position, self.tail_len = item.end_offset, item.lines_after, item.nbytes
-            self.tail = file_source.tail_hash(item.raw)
+            self.offset, self.position = item.end_offset, item.lines_after
+            if item.oversized is None:
+                self.tail_len, self.tail = item.nbytes, file_source.tail_hash(item.raw)
+            else:  # never read whole: its last bytes are checked (none for a document's element)
+                self.tail_len, self.tail = len(item.oversized.tail), file_source.tail_hash(item.oversized.tail)
         whole = complete and (file_source.is_gzip(self.path) or self.offset >= self.st.st_size)
         size, mtime = (self.st.st_size, self.st.st_mtime_ns) if whole else (-1, -1)
         values = {"source": self.source, "fingerprint": self.fingerprint, "path": str(self.path)[-1000:],
@@ -363,6 +387,14 @@ class _TableCheckpoint:
                   "rows_read": item.lines_after}
         return lambda conn: conn.execute(upsert(conn.dialect.name, SourceCursor, ["source"],
                                                 {**values, "updated_at": clock.now()}))
+
+
+def _links_skipped(stats: IngestStats, warnings: list[str], source: str = CLI_SOURCE) -> None:
+    """Files not read because they lead outside their directory: warnings in the output and the log."""
+    for warning in warnings:
+        logger.warning("symlink not followed", extra={"action": "symlink_skipped", "source": source,
+                                                      "warning": warning})
+    stats.warnings.extend(warnings)
 
 
 def _raw(record: Any) -> bytes:

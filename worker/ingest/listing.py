@@ -1,9 +1,15 @@
-"""Listing a source's files, naming the directories that could not be listed.
+"""Listing a source's files, naming the directories that could not be listed and the links not followed.
 
 ``pathlib``'s glob skips a directory it may not read (PermissionError) without a word, so a
 source whose log directory lost its permissions looked idle, and each run said success. Here
 every directory the pattern goes through is listed once more with ``os.scandir``, and each
 one that raises is returned as an error line for the ingest output, the job and ``status``.
+
+A file that resolves outside the source's directory (the pattern's fixed part: ``var/inbox``
+for ``var/inbox/**/*.jsonl``) through a symlink, of its own or of a directory on the way, is
+not read, and said in a warning line, unless the source says ``follow_symlinks = true``: a
+password file linked into the inbox must not end up in the ledger or among the rejects.
+Links that stay inside the directory are followed as before.
 """
 
 from __future__ import annotations
@@ -11,24 +17,63 @@ from __future__ import annotations
 import glob
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 _MAGIC = frozenset("*?[")
 
 
-def source_files(pattern: str) -> tuple[list[Path], list[str]]:
+class Listing(NamedTuple):
+    files: list[Path]  # to read, in a stable order
+    errors: list[str]  # directories that could not be listed: the run fails
+    warnings: list[str]  # files not read: links leading outside the source's directory
+
+
+def source_files(pattern: str, follow_symlinks: bool = False) -> Listing:
     """The files matching ``pattern`` (relative to the working directory, or absolute), in a stable
-    order, and one line for each directory on the way that could not be listed."""
+    order, one line for each directory on the way that could not be listed, and one for each file
+    left out because it resolves outside the pattern's directory (unless ``follow_symlinks``)."""
     path = Path(pattern)
     paths = _glob_absolute(pattern) if path.is_absolute() else list(Path().glob(pattern))
-    return sorted(p for p in paths if p.is_file()), unreadable_directories(pattern)
+    files, warnings = within(sorted(p for p in paths if p.is_file()), Path(_fixed_prefix(pattern)), follow_symlinks)
+    return Listing(files, unreadable_directories(pattern), warnings)
+
+
+def within(paths: list[Path], directory: Path, follow_symlinks: bool = False) -> tuple[list[Path], list[str]]:
+    """``paths`` that resolve inside ``directory`` (all of them with ``follow_symlinks``), and a
+    warning line for each one left out. Nothing of a file left out is opened."""
+    if follow_symlinks:
+        return paths, []
+    base = os.path.realpath(directory)
+    kept, warnings = [], []
+    for path in paths:
+        real = os.path.realpath(path)
+        if real == base or os.path.commonpath((real, base)) == base:
+            kept.append(path)
+        else:
+            warnings.append(f"{path}: {OUTSIDE.format(directory=directory)}")
+    return kept, warnings
+
+
+OUTSIDE = "a symlink leading outside {directory}: not read (the source's follow_symlinks = true reads it)"
+
+
+def _split(pattern: str) -> tuple[tuple[str, ...], int]:
+    """The parts of ``pattern``'s directory, and how many of them come before the first wildcard."""
+    parts = Path(pattern).parent.parts
+    return parts, next((i for i, part in enumerate(parts) if _MAGIC & set(part)), len(parts))
+
+
+def _fixed_prefix(pattern: str) -> str:
+    """The directory part of ``pattern`` before its first wildcard ("." when it starts with one)."""
+    parts, fixed = _split(pattern)
+    return str(Path(*parts[:fixed])) if fixed else "."
 
 
 def unreadable_directories(pattern: str) -> list[str]:
     """``directory: reason`` for each directory the glob ``pattern`` lists that cannot be listed:
     its fixed prefix, each directory matching its directory part, and with ``**`` every one below."""
-    parts = Path(pattern).parent.parts
-    fixed = next((i for i, part in enumerate(parts) if _MAGIC & set(part)), len(parts))
-    prefix = str(Path(*parts[:fixed])) if fixed else "."
+    parts, fixed = _split(pattern)
+    prefix = _fixed_prefix(pattern)
     if fixed == len(parts):
         return _unlistable([prefix])
     if "**" in parts[fixed:]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import logging
-from typing import Any
+from typing import Any, Iterator
 
 import orjson
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
 from worker import clock
 from worker.ledger.retention import horizon
@@ -20,10 +21,12 @@ from worker.ledger.event import Event
 from worker.ledger.pricing import Pricer
 from worker.settings import Settings, SourceSettings
 from worker.ingest.files import json_error
+from worker.ingest.lines import HEAD_BYTES
 
 logger = logging.getLogger(__name__)
 
 BATCH = 1000
+RETRY_BYTES = 16 << 20  # raw bytes read at once by a retry (a reject's raw may be up to ingest.max_record_bytes)
 
 
 def parse_raw(reject: Any) -> dict[str, Any]:
@@ -51,7 +54,9 @@ def retry(settings: Settings, engine: Engine, source: str | None = None) -> dict
     """Re-run every open reject through normalise + price; accepted ones leave quarantine.
 
     A reject that raises anything else (a CSV field over the csv module's limit, metadata too
-    deep to encode) stays open with that error as its reason, counted in ``errors``."""
+    deep to encode) stays open with that error as its reason, counted in ``errors``. One kept as
+    only its first KiB (longer than ingest.max_record_bytes) stays as it is: there is no record to
+    retry. Rejects are read in batches of at most BATCH rows and about RETRY_BYTES of raw bytes."""
     configured = {s.name: s for s in settings.sources}
     pricer = Pricer(settings.price_overrides, settings.tz)
     normalisers: dict[str, Normaliser] = {}
@@ -59,14 +64,17 @@ def retry(settings: Settings, engine: Engine, source: str | None = None) -> dict
     stats = {"retried": 0, "accepted": 0, "duplicates": 0, "still_rejected": 0, "errors": 0}
     last_id = 0
     while True:
-        query = select(IngestReject).where(IngestReject.status == "open", IngestReject.id > last_id)
+        sizes = select(IngestReject.id, func.length(IngestReject.raw)).where(IngestReject.status == "open",
+                                                                             IngestReject.id > last_id)
         if source:
-            query = query.where(IngestReject.source == source)
+            sizes = sizes.where(IngestReject.source == source)
         with engine.begin() as conn:
-            rejects = conn.execute(query.order_by(IngestReject.id).limit(BATCH)).all()
-            if not rejects:
+            ids = _batch_ids(conn.execute(sizes.order_by(IngestReject.id).limit(BATCH)).all())
+            if not ids:
                 break
-            last_id = rejects[-1].id
+            last_id = ids[-1]
+            rejects = conn.execute(select(IngestReject).where(IngestReject.id.in_(ids))
+                                   .order_by(IngestReject.id)).all()
             writer = LedgerWriter("rejects-retry", clock.now(), conn.dialect.name, settings.tz,
                                   horizon=horizon(conn, settings.tz))
             accepted: list[tuple[int, str]] = []
@@ -74,6 +82,9 @@ def retry(settings: Settings, engine: Engine, source: str | None = None) -> dict
                 stats["retried"] += 1
                 src: SourceSettings | None = configured.get(rej.source)
                 norm = normalisers.get(rej.source) or normalisers.setdefault(rej.source, Normaliser.for_source(src, latest))
+                if _truncated(rej):  # only its start was kept: no record to retry
+                    stats["still_rejected"] += 1
+                    continue
                 try:
                     ev = norm.normalise(parse_raw(rej))
                     if isinstance(ev, Event):
@@ -102,18 +113,43 @@ def retry(settings: Settings, engine: Engine, source: str | None = None) -> dict
     return stats
 
 
+def _truncated(reject: Any) -> bool:
+    """Whether a reject holds only the first KiB of a longer record: that many bytes, another hash."""
+    return len(reject.raw) == HEAD_BYTES and hashlib.sha256(reject.raw).hexdigest() != reject.raw_sha256
+
+
+def _batch_ids(sizes: list[Any]) -> list[int]:
+    """The ids of (id, raw length) rows up to about RETRY_BYTES of raw bytes, at least one."""
+    ids, total = [], 0
+    for reject_id, size in sizes:
+        if ids and total + (size or 0) > RETRY_BYTES:
+            break
+        ids.append(reject_id)
+        total += size or 0
+    return ids
+
+
+LIST_ROWS_PER_FETCH = 10  # a reject's raw may be up to ingest.max_record_bytes: a few of them at a time
+
+
 def list_rejects(engine: Engine, source: str | None = None, include_resolved: bool = False,
-                 limit: int = 1000) -> list[dict[str, Any]]:
+                 limit: int = 1000) -> Iterator[dict[str, Any]]:
+    """The rejects in id order, one by one as the database gives them (a server-side cursor on
+    PostgreSQL, SQLite's own stepping): a listing holds a few rows at a time, whatever their size."""
     query = select(IngestReject).order_by(IngestReject.id).limit(limit)
     if source:
         query = query.where(IngestReject.source == source)
     if not include_resolved:
         query = query.where(IngestReject.status == "open")
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return [{"id": r.id, "source": r.source, "location": r.location, "position": r.position,
-             "reason": r.reason, "status": r.status, "received_at": r.received_at.isoformat(),
-             "raw": r.raw} for r in rows]
+        result = conn.execution_options(stream_results=True, yield_per=LIST_ROWS_PER_FETCH).execute(query)
+        try:
+            for r in result:
+                yield {"id": r.id, "source": r.source, "location": r.location, "position": r.position,
+                       "reason": r.reason, "status": r.status, "received_at": r.received_at.isoformat(),
+                       "raw": r.raw}
+        finally:
+            result.close()
 
 
 def shown_raw(raw: bytes) -> str:

@@ -86,6 +86,7 @@ class _Reject:
     raw: bytes
     format: str
     header: bytes | None
+    sha256: str | None = None  # of the whole record, when raw is only its start (longer than the limit)
 
 
 @dataclass
@@ -179,8 +180,9 @@ class LedgerWriter:
         self._attempts[attempt.attempt_id] = attempt_row(attempt, source or self.source, self.ingested_at)
 
     def reject(self, location: str, position: int, raw: bytes, reason: str, *, format: str,
-               header: bytes | None = None, source: str | None = None) -> None:
-        self._rejects.append(_Reject(source or self.source, location, position, reason, raw, format, header))
+               header: bytes | None = None, source: str | None = None, sha256: str | None = None) -> None:
+        """Quarantine a record: ``raw`` is its bytes, or only their start with ``sha256`` of them all."""
+        self._rejects.append(_Reject(source or self.source, location, position, reason, raw, format, header, sha256))
 
     def take(self) -> Batch:
         """Hand over what was collected and start afresh."""
@@ -302,7 +304,7 @@ class LedgerWriter:
     def _write_rejects(self, conn: Connection, rejects: list[_Reject], stats: WriteStats) -> None:
         values = []
         for r in rejects:
-            location, sha = r.location[-1000:], hashlib.sha256(r.raw).hexdigest()
+            location, sha = r.location[-1000:], r.sha256 or hashlib.sha256(r.raw).hexdigest()
             values.append({"source": r.source, "location": location, "position": r.position, "reason": r.reason,
                            "raw": r.raw, "raw_sha256": sha, "line_key": reject_line_key(location, r.position, sha),
                            "format": r.format, "header": r.header, "received_at": self.ingested_at,

@@ -50,6 +50,10 @@ DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
 # TOKENTALLY_* variables that are not settings keys: the settings file's path, and the
 # test suite's PostgreSQL server (tests start workers with the suite's environment).
 MAX_FUTURE = timedelta(days=36_500)  # ingest.max_future's bound: 100 years
+MAX_RECORD_BYTES = 1 << 20  # ingest.max_record_bytes: 1 MiB
+# at least the KiB an oversized record keeps; at most what parses whole (about 5x its size) within 256 MB of RSS
+RECORD_BYTES_RANGE = (1 << 10, 16 << 20)
+BATCH_BYTES = 16 << 20  # ingest.batch_bytes: 16 MiB
 NOT_SETTINGS = frozenset({ENV_PREFIX + "CONFIG", ENV_PREFIX + "TEST_PG"})
 
 
@@ -61,6 +65,8 @@ class Settings:
     ingest_settle_seconds: int = 300
     ingest_lease_seconds: int = 600  # a file's lease: replicas read different files (worker.ingest.leases)
     ingest_max_future: timedelta = timedelta(days=1)  # a record dated later than now + this is quarantined
+    ingest_max_record_bytes: int = MAX_RECORD_BYTES  # a longer record is quarantined, never read whole
+    ingest_batch_bytes: int = BATCH_BYTES  # a batch also commits once its records' bytes reach this
     log_level: str = "INFO"
     log_format: str = "auto"
     log_libraries: str = "WARNING"  # the third-party loggers' level (worker.logs.LIBRARIES)
@@ -190,6 +196,9 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     max_future = duration(ing, "max_future", timedelta(days=1))
     if max_future > MAX_FUTURE:  # now + it must stay a datetime (and the check mean something)
         raise SettingsError(f"ingest.max_future: at most {MAX_FUTURE.days}d, got {max_future.days}d")
+    max_record_bytes = ing.bounded_int("max_record_bytes", MAX_RECORD_BYTES, minimum=RECORD_BYTES_RANGE[0],
+                                       maximum=RECORD_BYTES_RANGE[1])
+    batch_bytes = ing.positive_int("batch_bytes", BATCH_BYTES, maximum=1 << 30)
     ing.done()
 
     log = Reader(top.take("logging", dict, {}), "logging", env)
@@ -261,6 +270,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     return Settings(
         timezone=timezone, database_url=database_url, ingest_batch_size=batch_size,
         ingest_settle_seconds=settle, ingest_lease_seconds=lease_seconds, ingest_max_future=max_future,
+        ingest_max_record_bytes=max_record_bytes, ingest_batch_bytes=batch_bytes,
         log_level=log_level, log_format=log_format, log_libraries=log_libraries,
         sources=sources, price_overrides=overrides, default_tier=default_tier, tiers=tiers,
         budgets=budgets,

@@ -27,6 +27,7 @@ class SourceSettings:
     format: str | None = None  # a SOURCE_FORMATS name; None: recognised per record from its keys
     record_type: str = "usage"  # usage | attempt (every record is a call attempt, worker.attempts)
     expect_every: timedelta | None = None  # silent when nothing new arrived for longer (worker.silence)
+    follow_symlinks: bool = False  # files: read a symlink that leads outside the source's directory
     # kind = "table"
     url: str | None = None
     table: str | None = None
@@ -60,7 +61,8 @@ def parse_source(item: Any, index: int, env: dict[str, str]) -> SourceSettings:
                   enabled=r.take("enabled", bool, True), record_type=record_type, format=fmt,
                   expect_every=parse_duration(every, r.key("expect_every")) if every else None)
     if kind in ("jsonl", "csv", "json"):
-        src = SourceSettings(**common, path=r.take("path", str, required=True))
+        src = SourceSettings(**common, path=r.take("path", str, required=True),
+                             follow_symlinks=r.take("follow_symlinks", bool, False))
     else:
         url = r.take("url", str)
         url_env = r.take("url_env", str)

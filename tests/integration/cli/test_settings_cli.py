@@ -45,6 +45,14 @@ BAD_SETTINGS = [
     pytest.param('timezone = 5\n', "timezone", id="time zone of the wrong type"),
     pytest.param('[ingest]\nbatch_size = "many"\n', "ingest.batch_size", id="string for an integer"),
     pytest.param('[ingest]\nbatch_size = 0\n', "ingest.batch_size", id="zero batch size"),
+    pytest.param('[ingest]\nmax_record_bytes = 0\n', "ingest.max_record_bytes", id="zero record limit"),
+    pytest.param('[ingest]\nmax_record_bytes = 100\n', "ingest.max_record_bytes", id="record limit under 1 KiB"),
+    pytest.param('[ingest]\nmax_record_bytes = 1073741824\n', "ingest.max_record_bytes",
+                 id="record limit over 16 MiB"),
+    pytest.param('[ingest]\nmax_record_bytes = "1MiB"\n', "ingest.max_record_bytes", id="record limit as text"),
+    pytest.param('[ingest]\nbatch_bytes = 0\n', "ingest.batch_bytes", id="zero batch bytes"),
+    pytest.param('[[sources]]\nname = "logs"\nkind = "jsonl"\npath = "*.jsonl"\nfollow_symlinks = "yes"\n',
+                 "sources[logs].follow_symlinks", id="follow_symlinks not a boolean"),
     pytest.param('[logging]\nlevel = "LOUD"\n', "logging.level", id="bad log level"),
     pytest.param('[[sources]]\nname = "logs"\nkind = "parquet"\npath = "*.pq"\n', "sources[logs].kind",
                  id="unknown source kind"),
@@ -93,6 +101,7 @@ def test_invalid_toml_stops_a_command_with_exit_2_naming_the_file(cli, tmp_path)
 
 @pytest.mark.parametrize(("variable", "value", "key"), [
     ("TOKENTALLY_INGEST_BATCH_SIZE", "lots", "ingest.batch_size"),
+    ("TOKENTALLY_INGEST_MAX_RECORD_BYTES", "-1", "ingest.max_record_bytes"),
     ("TOKENTALLY_TIMEZONE", "Nowhere/Land", "timezone"),
     ("TOKENTALLY_LOGGING_LEVEL", "CHATTY", "logging.level"),
 ])

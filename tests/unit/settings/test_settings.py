@@ -54,6 +54,8 @@ def test_the_shipped_settings_file_loads():
     assert settings.tiers["student"].daily_cost_usd == Decimal("0.05")
     assert settings.tiers["lesson_builder"].action == "block"
     assert settings.schedule["ingest"] == "every 1m"
+    assert (settings.ingest_max_record_bytes, settings.ingest_batch_bytes) == (1 << 20, 16 << 20)
+    assert settings.sources[0].follow_symlinks is False
     assert settings.config_path == SHIPPED
 
 
@@ -62,6 +64,7 @@ def test_an_empty_file_gives_the_defaults(write):
     assert settings.timezone == "UTC"
     assert settings.database_url == "sqlite:///var/tokentally.db"
     assert settings.ingest_batch_size == 5000
+    assert (settings.ingest_max_record_bytes, settings.ingest_batch_bytes) == (1 << 20, 16 << 20)
     assert (settings.sources, settings.price_overrides, settings.tiers) == ((), (), {})
     assert settings.default_tier is None
 
