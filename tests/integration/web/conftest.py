@@ -23,6 +23,10 @@ class Web:
     settings: Settings
     engine: Engine
 
+    @property
+    def app_key(self) -> bytes:
+        return self.client.app.state.key
+
     def token(self, scope: str, name: str | None = None) -> str:
         kind, tenant = parse_scope(scope)
         return create_token(self.engine, name or scope, kind, tenant)[1]
