@@ -1,7 +1,7 @@
 """usage_events partitioned by month on PostgreSQL; usage_event_ids; ledger_exports
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0014
 Create Date: 2026-12-01 14:10:00.000000
 
 PostgreSQL: the plain table is renamed aside, a partitioned ``usage_events`` (range of
@@ -24,7 +24,7 @@ import worker.models.base
 from worker.ledger import partitions
 
 revision = '0016'
-down_revision = '0012'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 

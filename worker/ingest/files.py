@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import io
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,30 +136,38 @@ def tail_matches(path: Path, offset: int, length: int, expected: str) -> bool:
 def read_jsonl(path: Path, offset: int = 0, position: int = 0, final: bool = False,
                warnings: list[str] | None = None,
                max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawItem]:
-    loads = orjson.loads
     with open_binary(path) as fh:
-        for line, end in bounded_lines(fh, offset, final, max_bytes, warnings):
-            position += 1
-            if line.__class__ is Oversized:
-                yield _oversized_item(line, position, end, position, max_bytes)  # type: ignore[arg-type]
-                continue
-            raw = line.rstrip(b"\r\n")  # type: ignore[union-attr]
-            if not raw or raw.isspace():
-                yield RawItem(position, end, position, raw, None, None, len(line))  # blank: not a record
-                continue
-            try:
-                record = loads(raw)
-            except orjson.JSONDecodeError:
-                yield RawItem(position, end, position, raw, None, json_error(raw), len(line))
-                continue
-            if type(record) is list:
-                yield from array_line(record, position, end - len(line), end, raw, len(line))
-                continue
-            if not isinstance(record, dict):
-                yield RawItem(position, end, position, raw, None, f"not a JSON object (got {type_name(record)})",
-                              len(line))
-                continue
-            yield RawItem(position, end, position, raw, record, None, len(line))
+        yield from jsonl_items(fh, offset, position, final, warnings, max_bytes)
+
+
+def jsonl_items(fh: BinaryIO, offset: int = 0, position: int = 0, final: bool = False,
+                warnings: list[str] | None = None,
+                max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawItem]:
+    """JSON lines from an open binary stream (a file, or a request body); a line longer than
+    ``max_bytes`` is a reject of its first KiB, never read whole."""
+    loads = orjson.loads
+    for line, end in bounded_lines(fh, offset, final, max_bytes, warnings):
+        position += 1
+        if line.__class__ is Oversized:
+            yield _oversized_item(line, position, end, position, max_bytes)  # type: ignore[arg-type]
+            continue
+        raw = line.rstrip(b"\r\n")  # type: ignore[union-attr]
+        if not raw or raw.isspace():
+            yield RawItem(position, end, position, raw, None, None, len(line))  # blank: not a record
+            continue
+        try:
+            record = loads(raw)
+        except orjson.JSONDecodeError:
+            yield RawItem(position, end, position, raw, None, json_error(raw), len(line))
+            continue
+        if type(record) is list:
+            yield from array_line(record, position, end - len(line), end, raw, len(line))
+            continue
+        if not isinstance(record, dict):
+            yield RawItem(position, end, position, raw, None, f"not a JSON object (got {type_name(record)})",
+                          len(line))
+            continue
+        yield RawItem(position, end, position, raw, record, None, len(line))
 
 
 def _oversized_item(big: Oversized, position: int, end: int, lines_after: int, limit: int,
@@ -303,11 +312,18 @@ def read_json(path: Path, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator
         yield RawItem(1, whole, 1, b"", None, f"JSON document larger than {MAX_JSON_BYTES >> 20} MiB"
                       " (MAX_JSON_BYTES): not read; write it as JSON lines (.jsonl), or split it", 0)
         return
+    yield from document_items(data, max_bytes)
+
+
+def document_items(data: bytes, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawItem]:
+    """The records of one JSON document, or of JSON lines when it is not one document (a .json
+    file's bytes, or a ``POST /v1/events`` body); positions number the records from 1."""
+    size = len(data)
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError:
-        if data.strip().count(b"\n"):  # JSON lines in a file named .json
-            yield from read_jsonl(path, final=True, max_bytes=max_bytes)
+        if data.strip().count(b"\n"):  # JSON lines (in a file named .json, or a body)
+            yield from jsonl_items(io.BytesIO(data), final=True, max_bytes=max_bytes)
         else:
             yield RawItem(1, size, 1, data, None, json_error(data), size)
         return
