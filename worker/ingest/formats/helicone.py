@@ -12,7 +12,7 @@ classes): prompt = prompt_tokens + cache writes + cache reads. The bodies are no
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from worker.ingest.fields import parse_metadata, parse_tokens
 
@@ -48,3 +48,8 @@ def expand(row: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
         "metadata": props or None,
     }
     return [{k: v for k, v in out.items() if v is not None and v != ""}], 0
+
+
+def plan(keys: frozenset[str]) -> Callable[[Mapping[str, Any]], tuple[list[dict[str, Any]], int]]:
+    """Records of any key set are expanded (see the module docstring)."""
+    return expand

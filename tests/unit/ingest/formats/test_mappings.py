@@ -28,7 +28,7 @@ def test_a_litellm_spend_log_row_maps_its_columns_and_usage_object():
     metadata.usage_object, metadata.user_api_key_team_alias)."""
     (rec,), skipped = litellm.expand(fx.LITELLM_ROW)
     assert skipped == 0
-    assert rec["event_id"] == "chatcmpl-7f3a" and rec["occurred_at"] == "2026-10-01T12:00:00.000Z"
+    assert rec["event_id"] == "chatcmpl-7f3a" and rec["occurred_at"] == datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
     assert (rec["model"], rec["model_used"], rec["provider"]) == ("sonnet", "claude-3-5-sonnet-20241022", "anthropic")
     assert (rec["account_id"], rec["tenant_id"], rec["cost_usd"]) == ("customer-42", "team-a", 0.00123)
     assert (rec["prompt_tokens"], rec["completion_tokens"], rec["total_tokens"]) == (1200, 300, 1500)
@@ -44,7 +44,7 @@ def test_a_litellm_csv_row_with_json_text_metadata_maps_the_same_tokens():
     row = {k: (json.dumps(v) if isinstance(v, (dict, list)) else str(v)) for k, v in fx.LITELLM_ROW.items()}
     (rec,), _ = litellm.expand(row)
     assert (rec["cached_tokens"], rec["cache_write_tokens"], rec["reasoning_tokens"]) == (800, 100, 50)
-    ev = Normaliser(fmt="litellm").normalise(row)[0]
+    ev = Normaliser(fmt="litellm").normalise(row)  # one call a row: one event
     assert (ev.prompt_tokens, ev.cached_tokens, str(ev.cost_reported)) == (1200, 800, "0.00123")
 
 
@@ -121,7 +121,7 @@ def test_an_anthropic_message_counts_cache_writes_and_reads_in_the_prompt():
     cache_read_input_tokens, cache_creation.ephemeral_5m/1h_input_tokens, service_tier."""
     (rec,), _ = anthropic.expand(fx.ANTHROPIC_MESSAGE)
     assert (rec["prompt_tokens"], rec["cached_tokens"], rec["cache_write_tokens"], rec["cache_write_1h_tokens"]) == (10050, 8000, 2000, 500)
-    assert (rec["completion_tokens"], rec["provider"], rec["id"]) == (400, "anthropic", "msg_013Zva2CMHLNnXjNJJKqJ2EF")
+    assert (rec["completion_tokens"], rec["provider"], rec["event_id"]) == (400, "anthropic", "msg_013Zva2CMHLNnXjNJJKqJ2EF")
     assert "service_tier" not in rec and "content" not in rec
     priority = dict(fx.ANTHROPIC_MESSAGE, usage={**fx.ANTHROPIC_MESSAGE["usage"], "service_tier": "priority"})
     assert anthropic.expand(priority)[0][0]["service_tier"] == "priority"
@@ -137,16 +137,16 @@ def test_an_app_record_with_nested_usage_is_read_with_its_providers_meaning():
 
 def test_anthropic_usage_copied_flat_beside_an_apps_fields_means_anthropics_input_tokens():
     """Flat copy: cache_creation_input_tokens / cache_read_input_tokens next to input_tokens."""
-    assert detect(tuple(fx.APP_FLAT_ANTHROPIC)) is anthropic.expand
-    ev = Normaliser().normalise(fx.APP_FLAT_ANTHROPIC)[0]
+    assert detect(tuple(fx.APP_FLAT_ANTHROPIC)) is anthropic.FLAT
+    ev = Normaliser().normalise(fx.APP_FLAT_ANTHROPIC)  # one call a record: one event
     assert (ev.event_id, ev.account_id, ev.prompt_tokens, ev.cached_tokens, ev.total_tokens) == ("app-3", "u-2", 100, 50, 107)
 
 
 @pytest.mark.parametrize("record, expected", [
-    (fx.LITELLM_ROW, litellm.expand), (fx.OTLP_LINE, otel.expand), (fx.LANGFUSE_PAGE, langfuse.expand),
+    (fx.LITELLM_ROW, litellm.READING), (fx.OTLP_LINE, otel.expand), (fx.LANGFUSE_PAGE, langfuse.expand),
     (fx.LANGFUSE_PAGE["data"][0], langfuse.expand), (fx.HELICONE_ROW, helicone.expand),
     (fx.OPENAI_CHAT, openai.expand), (fx.OPENAI_RESPONSE, openai.expand), (fx.OPENAI_BATCH_LINE, openai.expand),
-    (fx.ANTHROPIC_MESSAGE, anthropic.expand), (fx.APP_NESTED_OPENAI, nested_usage),
+    (fx.ANTHROPIC_MESSAGE, anthropic.MESSAGE), (fx.APP_NESTED_OPENAI, nested_usage),
 ])
 def test_each_shape_is_recognised_from_its_key_set(record, expected):
     assert detect(tuple(record)) is expected
@@ -191,7 +191,7 @@ def test_an_anthropic_batch_result_line_is_its_message_on_the_batch_tier_and_unb
     assert detect(tuple(line)) is anthropic.expand
     (rec,), skipped = anthropic.expand(line)
     assert skipped == 0
-    assert (rec["id"], rec["service_tier"], rec["metadata"]["custom_id"]) == (
+    assert (rec["event_id"], rec["service_tier"], rec["metadata"]["custom_id"]) == (
         "msg_013Zva2CMHLNnXjNJJKqJ2EF", "batch", "req-1")
     assert (rec["prompt_tokens"], rec["cached_tokens"], rec["cache_write_tokens"], rec["cache_write_1h_tokens"]) == (
         10050, 8000, 2000, 500)
