@@ -27,7 +27,7 @@ from worker.ingest.fields import (INT4_MAX, INT4_MIN, STATUS_WORDS, RecordError,
                                   parse_cost, parse_latency, parse_metadata, parse_status, parse_timestamp,
                                   parse_tokens, text_or_none, type_name)
 from worker.ingest.formats import Expand, shape
-from worker.ingest.formats.reading import CANONICAL, Reading, gather, resolve
+from worker.ingest.formats.reading import CANONICAL, Fields, Reading
 from worker.ledger.event import WIDTHS, Attempt, Event
 from worker.models.events import UNATTRIBUTED, UNKNOWN
 
@@ -43,21 +43,21 @@ class _Plan:
     """For one key set: the present keys that feed each canonical field, the extras, and (for another tool's
     shape) how the rest is derived or which expander makes canonical records of the record."""
 
-    __slots__ = ("single", "multi", "extras", "has_metadata", "direct", "typed", "expand", "optional", "derive")
+    __slots__ = ("fields", "extras", "has_metadata", "direct", "typed", "expand", "optional", "derive")
 
     def __init__(self, record_keys: tuple[str, ...], reading: Reading = CANONICAL):
-        single, multi, self.extras = resolve(record_keys, reading)
-        self.single = single  # the usual case: one key feeds the field
-        self.multi = multi  # several present: the first non-empty wins
+        self.fields = fields = Fields(record_keys, reading)  # which key feeds each field
+        self.extras = fields.extras
         present = set(record_keys)
         self.has_metadata = reading.own_metadata and "metadata" in present
         self.typed = reading.own_metadata and "record_type" in present  # usage, or a call attempt (worker.attempts)
         self.derive = reading.derive  # another tool's shape: the fields no single key holds, and the metadata
         # the optional fields this key set feeds (a record's others keep the Event's defaults)
-        self.optional = frozenset(c for c, _ in single + multi if c in _OPTIONAL) | (reading.derived & _OPTIONAL)
+        self.optional = frozenset(c for c in fields.names if c in _OPTIONAL) | {
+            c for c, _ in fields.multi if c in _OPTIONAL} | (reading.derived & _OPTIONAL)
         # Every field under its canonical name (the canonical log format): the record is read
         # as it is, null and "" being absent there too, without gathering the values first.
-        self.direct = self.derive is None and not multi and all(canon == key for canon, key in single)
+        self.direct = self.derive is None and not fields.multi and fields.names == fields.keys
         self.expand: Expand | None = None  # a shape holding many calls (OTLP, Langfuse pages): -> canonical records
 
 
@@ -140,8 +140,8 @@ class Normaliser:
         if plan.direct:  # below, every value read through get() treats "" as absent, like null
             get = record.get
         else:
-            # null and "" are absent; where several keys are present the canonical, then aliases in order
-            values = gather(record, plan.single, plan.multi)
+            # where several keys are present the canonical, then aliases in order (null and "" absent)
+            values = plan.fields.values(record)
             get = values.get
         metadata = parse_metadata(record["metadata"]) if plan.has_metadata else None
         if plan.derive is not None:  # another tool's shape: the nested and computed fields, the metadata it keeps

@@ -12,10 +12,17 @@ inside the prompt), ``startTime`` / ``endTime``, ``model`` (the deployment's mod
 ``user_api_key_project_alias``: LiteLLM's ``SpendLogsMetadata`` keys, filled by its
 ``_get_spend_logs_metadata``; the project id becomes ``project_id``). The request and response bodies
 (``messages``, ``response``, ``proxy_server_request``) are content and are not kept.
+A CSV of these columns is read the same way (every cell text, ``metadata`` as JSON text); the
+columns of the UI's own CSV export were not found in a public source and are not relied on.
+
+The hot path: a row is one call, read straight into its event by the plan of its key set
+(:func:`plan`, a :class:`~worker.ingest.formats.reading.Reading`): the columns through one
+``itemgetter``, the usage object's nested counts by fixed paths in ``derive``.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Mapping
 
 from worker.ingest.fields import RecordError, parse_metadata, parse_timestamp
@@ -47,9 +54,8 @@ def _object(value: Any) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def _derive(row: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any] | None:
-    """The usage object's cache and reasoning counts, the latency, the project, and the metadata kept.
-    The nested details are read only when the usage object has them."""
+def _usage(row: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The usage object's cache and reasoning counts and the key's project into ``values``; the metadata."""
     meta = _object(row.get("metadata"))
     usage = _object(meta.get("usage_object"))
     get = usage.get
@@ -64,32 +70,48 @@ def _derive(row: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any] | 
     if split and type(split) is dict:
         values["cache_write_1h_tokens"] = split.get("ephemeral_1h_input_tokens")
     values["project_id"] = meta.get("user_api_key_project_id")
-    start, end = values.get("occurred_at"), row.get("endTime")
-    if start is not None and end is not None and end != "":
-        try:  # the start read once: the normaliser takes the parsed time as it is
-            values["occurred_at"] = start = parse_timestamp(start)
-            values["latency_ms"] = max(int((parse_timestamp(end) - start).total_seconds() * 1000), 0)
-        except RecordError:
-            pass  # an unreadable start is rejected by the normaliser; an unreadable end: no latency
-    kept = {k: v for k in _KEPT_METADATA if (v := meta.get(k)) is not None and v != ""}
-    for k in _KEPT_COLUMNS:
-        if (v := row.get(k)) is not None and v != "" and v != [] and v != "[]":
-            kept[k] = v
-    if row.get("user") and row.get("end_user"):
-        kept["litellm_user"] = row["user"]
-    return kept or None
+    return meta
 
 
-READING = Reading(_FIELDS, _derive, derived=frozenset({"cached_tokens", "reasoning_tokens", "cache_write_tokens",
-                                                        "cache_write_1h_tokens", "project_id", "latency_ms"}),
-                  kept=frozenset(), own_metadata=False)
+def _latency(values: dict[str, Any], end: Any) -> None:
+    """endTime - startTime; the start is read once here (the normaliser takes the parsed time as it is)."""
+    start = values.get("occurred_at")
+    if start is None or end is None or end == "":
+        return
+    try:
+        values["occurred_at"] = start = parse_timestamp(start)
+        values["latency_ms"] = max(int((parse_timestamp(end) - start).total_seconds() * 1000), 0)
+    except RecordError:
+        pass  # an unreadable start is rejected by the normaliser; an unreadable end: no latency
 
 
+_DERIVED = frozenset({"cached_tokens", "reasoning_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+                      "project_id", "latency_ms", "occurred_at"})
+
+
+@lru_cache(maxsize=256)
 def plan(keys: frozenset[str]) -> Reading:
-    """Every spend-log row is one call: read straight into its event."""
-    return READING
+    """Every spend-log row is one call, read straight into its event. Which of the kept columns a row
+    has, and whether it times its end or names both a user and an end user, is decided here, once."""
+    columns = tuple(k for k in _KEPT_COLUMNS if k in keys)
+    timed = "endTime" in keys
+    both_users = "user" in keys and "end_user" in keys
+
+    def derive(row: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any] | None:
+        meta = _usage(row, values)
+        if timed:
+            _latency(values, row["endTime"])
+        kept = {k: v for k in _KEPT_METADATA if (v := meta.get(k)) is not None and v != ""}
+        for k in columns:
+            if (v := row[k]) is not None and v != "" and v != [] and v != "[]":
+                kept[k] = v
+        if both_users and row["user"] and row["end_user"]:
+            kept["litellm_user"] = row["user"]
+        return kept or None
+
+    return Reading(_FIELDS, derive, _DERIVED, kept=frozenset(), own_metadata=False)
 
 
 def expand(row: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
     """One spend-log row -> ([its canonical record], 0): the reading's view, as the normaliser reads it."""
-    return [as_record(READING, row)], 0
+    return [as_record(plan(frozenset(row)), row)], 0

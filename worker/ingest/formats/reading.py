@@ -17,6 +17,7 @@ shape has one (``own_metadata``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Callable, Mapping
 
 from worker.ingest.fields import parse_metadata
@@ -46,53 +47,68 @@ def canonical_fields(fields: Mapping[str, tuple[str, ...]] = ALIASES) -> dict[st
 
 CANONICAL = Reading(canonical_fields())
 
-Single = tuple[tuple[str, str], ...]
 Multi = tuple[tuple[str, tuple[str, ...]], ...]
 
 
-def resolve(record_keys: tuple[str, ...], reading: Reading) -> tuple[Single, Multi, tuple[str, ...]]:
-    """For one key set: the fields fed by one present key, those fed by several, and the extras kept."""
-    present = set(record_keys) - reading.drop
-    single, multi = [], []
-    for canon, keys in reading.fields.items():
-        found = tuple(k for k in keys if k in present)
-        if len(found) == 1:
-            single.append((canon, found[0]))
-        elif found:
-            multi.append((canon, found))
-    known = reading.known()
-    if reading.kept is None:
-        extras = tuple(k for k in record_keys if k not in known and k not in reading.drop)
-    else:
-        extras = tuple(k for k in record_keys if k in reading.kept)
-    return tuple(single), tuple(multi), extras
+class Fields:
+    """For one key set: which present key feeds each canonical field. ``names`` are fed by one key each,
+    read together by ``pick`` (``operator.itemgetter``: one C call for them all); ``multi`` by several,
+    the first non-empty winning; ``extras`` are the other keys kept in metadata."""
+
+    __slots__ = ("names", "keys", "pick", "multi", "extras")
+
+    def __init__(self, record_keys: tuple[str, ...], reading: Reading):
+        present = set(record_keys) - reading.drop
+        single, multi = [], []
+        for canon, keys in reading.fields.items():
+            found = tuple(k for k in keys if k in present)
+            if len(found) == 1:
+                single.append((canon, found[0]))
+            elif found:
+                multi.append((canon, found))
+        self.names = tuple(canon for canon, _ in single)
+        self.keys = tuple(key for _, key in single)
+        self.pick: Callable[[Mapping[str, Any]], tuple[Any, ...]] = _picker(self.keys)
+        self.multi: Multi = tuple(multi)
+        known = reading.known()
+        if reading.kept is None:
+            self.extras = tuple(k for k in record_keys if k not in known and k not in reading.drop)
+        else:
+            self.extras = tuple(k for k in record_keys if k in reading.kept)
+
+    def values(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The record's values under canonical names (null and "" are read as absent by the normaliser)."""
+        values = dict(zip(self.names, self.pick(record)))
+        for name, keys in self.multi:
+            for key in keys:
+                value = record[key]
+                if value is not None and value != "":
+                    values[name] = value
+                    break
+        return values
 
 
-def gather(record: Mapping[str, Any], single: Single, multi: Multi) -> dict[str, Any]:
-    """The record's values under canonical names; null and "" are absent, and of several keys the first wins."""
-    values = {name: v for name, key in single if (v := record[key]) is not None and v != ""}
-    for name, keys in multi:
-        for key in keys:
-            value = record[key]
-            if value is not None and value != "":
-                values[name] = value
-                break
-    return values
+def _picker(keys: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    if len(keys) >= 2:
+        return itemgetter(*keys)
+    if keys:
+        key = keys[0]
+        return lambda record: (record[key],)  # itemgetter of one key gives the value bare
+    return lambda record: ()
 
 
 def as_record(reading: Reading, record: Mapping[str, Any]) -> dict[str, Any]:
     """The canonical record a reading makes of one record (what the normaliser reads; null and "" left out):
     the mapping's view, for the tests and for shapes that wrap another (a batch line holds a message)."""
-    single, multi, extras = resolve(tuple(record), reading)
-    values = gather(record, single, multi)
+    fields = Fields(tuple(record), reading)
+    values = fields.values(record)
     metadata = parse_metadata(record.get("metadata")) if reading.own_metadata else None
     if reading.derive is not None and (kept := reading.derive(record, values)):
         metadata = {**metadata, **kept} if metadata else kept
-    for key in extras:
+    for key in fields.extras:
         if (v := record[key]) is not None and v != "":
             metadata = {**(metadata or {}), key: v}
     out = {k: v for k, v in values.items() if v is not None and v != ""}
     if metadata:
         out["metadata"] = metadata
     return out
-
