@@ -10,7 +10,12 @@ record; everything else is kept, flagged where something was missing.
 
 Records in another tool's shape (``worker.ingest.formats``: LiteLLM, OpenTelemetry,
 Langfuse, Helicone, OpenAI, Anthropic) are recognised in the same plan, once per key
-set, and expanded into canonical records: ``normalise`` then returns a list of events
+set. A shape whose records are one call each (LiteLLM rows, Anthropic messages) gives
+the plan its own :class:`~worker.ingest.formats.reading.Reading`, the alias table made
+general: its keys are read straight into the event like aliases, and its ``derive``
+adds what no single key holds (nested usage, sums, latency); ``normalise`` returns one
+event. A shape that holds several calls (an OTLP line, a Langfuse page, a batch line)
+is expanded into canonical records: ``normalise`` then returns a list of events
 (possibly empty: what is not an LLM call is counted in ``skipped``).
 """
 
