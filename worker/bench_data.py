@@ -17,11 +17,25 @@ MODELS = [  # (provider, model, weight)
     ("openai", "gpt-4o-mini", 40), ("openai", "gpt-4o", 10), ("anthropic", "claude-3-5-sonnet-20241022", 15),
     ("groq", "llama-3.1-70b-versatile", 20), ("google", "gemini-1.5-flash", 10), ("x-ai", "grok-2", 5),
 ]
+# The models (and provider names) each shape really carries, with the same weights, so that every shape
+# generates the same calls and prices what a real user's records would. LiteLLM proxies any provider, named
+# by its custom_llm_provider; OTel names them by gen_ai.provider.name's well-known values (semantic
+# conventions: gcp.gemini, x_ai); an Anthropic Messages response is always a Claude model.
+SHAPE_MODELS = {
+    "canonical": MODELS,
+    "litellm": [("openai", "gpt-4o-mini", 40), ("openai", "gpt-4o", 10), ("anthropic", "claude-3-5-sonnet-20241022", 15),
+                ("groq", "llama-3.1-70b-versatile", 20), ("gemini", "gemini-1.5-flash", 10), ("xai", "grok-2", 5)],
+    "otel": [("openai", "gpt-4o-mini", 40), ("openai", "gpt-4o", 10), ("anthropic", "claude-3-5-sonnet-20241022", 15),
+             ("groq", "llama-3.1-70b-versatile", 20), ("gcp.gemini", "gemini-1.5-flash", 10), ("x_ai", "grok-2", 5)],
+    "anthropic": [("anthropic", "claude-3-5-haiku-20241022", 40), ("anthropic", "claude-sonnet-4-20250514", 10),
+                  ("anthropic", "claude-3-5-sonnet-20241022", 15), ("anthropic", "claude-haiku-4-5-20251001", 20),
+                  ("anthropic", "claude-sonnet-4-5-20250929", 10), ("anthropic", "claude-opus-4-1-20250805", 5)],
+}
 SERVICES = ["draft_generator", "voice_analyzer", "trend_detector", "feedback_analyzer", "content_summarizer",
             "auto_populate", "chat"]
 
 
-RECORD_SHAPES = ("canonical", "litellm", "otel", "anthropic")
+RECORD_SHAPES = tuple(SHAPE_MODELS)
 
 
 def _litellm(r: dict[str, Any]) -> dict[str, Any]:
@@ -67,7 +81,8 @@ def _anthropic(r: dict[str, Any]) -> dict[str, Any]:
 def generate(path: Path, n: int, seed: int = 42, start: datetime | None = None, shape: str = "canonical",
              days: int = 30) -> None:
     """N canonical events over ``days`` days, streamed to ``path``; ``shape`` writes the same calls as
-    another tool's records (litellm, otel, anthropic: see RECORD_SHAPES).
+    another tool's records (litellm, otel, anthropic: see RECORD_SHAPES), with the models that shape carries
+    (SHAPE_MODELS).
 
     Shaped like a real application's log: 1,000 accounts in 20 tenants, each account
     using two features (services) and mostly one model (80%), 3% failures, a tenth
@@ -75,7 +90,7 @@ def generate(path: Path, n: int, seed: int = 42, start: datetime | None = None, 
     rng = random.Random(seed)
     start = start or datetime(2026, 10, 1, tzinfo=UTC)
     span = days * 86400
-    providers, models, weights = zip(*[(p, m, w) for p, m, w in MODELS])
+    providers, models, weights = zip(*SHAPE_MODELS[shape])
     accounts = [(f"user-{a:04d}", f"tenant-{a % 20:02d}", rng.choices(range(len(models)), weights)[0],
                  rng.sample(SERVICES, 2)) for a in range(1, 1001)]
     dumps = orjson.dumps

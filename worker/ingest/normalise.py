@@ -10,7 +10,12 @@ record; everything else is kept, flagged where something was missing.
 
 Records in another tool's shape (``worker.ingest.formats``: LiteLLM, OpenTelemetry,
 Langfuse, Helicone, OpenAI, Anthropic) are recognised in the same plan, once per key
-set, and expanded into canonical records: ``normalise`` then returns a list of events
+set. A shape whose records are one call each (LiteLLM rows, Anthropic messages) gives
+the plan its own :class:`~worker.ingest.formats.reading.Reading`, the alias table made
+general: its keys are read straight into the event like aliases, and its ``derive``
+adds what no single key holds (nested usage, sums, latency); ``normalise`` returns one
+event. A shape that holds several calls (an OTLP line, a Langfuse page, a batch line)
+is expanded into canonical records: ``normalise`` then returns a list of events
 (possibly empty: what is not an LLM call is counted in ``skipped``).
 """
 
@@ -26,8 +31,8 @@ from worker.ingest.attempts import parse_attempt
 from worker.ingest.fields import (INT4_MAX, INT4_MIN, STATUS_WORDS, RecordError, error_text, int_or_none,
                                   parse_cost, parse_latency, parse_metadata, parse_status, parse_timestamp,
                                   parse_tokens, text_or_none, type_name)
-from worker.ingest.formats import Expand, detect, expander
-from worker.ingest.formats.canonical import ALIASES, KNOWN_KEYS
+from worker.ingest.formats import Expand, shape
+from worker.ingest.formats.reading import CANONICAL, Fields, Reading
 from worker.ledger.event import WIDTHS, Attempt, Event
 from worker.models.events import UNATTRIBUTED, UNKNOWN
 
@@ -40,30 +45,25 @@ DIMS_CACHE_SIZE = 20_000  # distinct (account, tenant, service, provider, model,
 
 
 class _Plan:
-    """For one key set: the present keys that feed each canonical field, and the extras."""
+    """For one key set: the present keys that feed each canonical field, the extras, and (for another tool's
+    shape) how the rest is derived or which expander makes canonical records of the record."""
 
-    __slots__ = ("single", "multi", "extras", "has_metadata", "direct", "typed", "expand", "optional")
+    __slots__ = ("fields", "extras", "has_metadata", "direct", "typed", "expand", "optional", "derive")
 
-    def __init__(self, record_keys: tuple[str, ...]):
+    def __init__(self, record_keys: tuple[str, ...], reading: Reading = CANONICAL):
+        self.fields = fields = Fields(record_keys, reading)  # which key feeds each field
+        self.extras = fields.extras
         present = set(record_keys)
-        single, multi = [], []
-        for canon, aliases in ALIASES.items():
-            keys = tuple(k for k in (canon, *aliases) if k in present)
-            if len(keys) == 1:
-                single.append((canon, keys[0]))
-            elif keys:
-                multi.append((canon, keys))
-        self.single = tuple(single)  # the usual case: one key feeds the field
-        self.multi = tuple(multi)  # several present: the first non-empty wins
-        self.extras = tuple(k for k in record_keys if k not in KNOWN_KEYS)
-        self.has_metadata = "metadata" in present
-        self.typed = "record_type" in present  # usage, or a call attempt (worker.attempts)
+        self.has_metadata = reading.own_metadata and "metadata" in present
+        self.typed = reading.own_metadata and "record_type" in present  # usage, or a call attempt (worker.attempts)
+        self.derive = reading.derive  # another tool's shape: the fields no single key holds, and the metadata
         # the optional fields this key set feeds (a record's others keep the Event's defaults)
-        self.optional = frozenset(c for c, _ in single if c in _OPTIONAL) | {c for c, _ in multi if c in _OPTIONAL}
+        self.optional = frozenset(c for c in fields.names if c in _OPTIONAL) | {
+            c for c, _ in fields.multi if c in _OPTIONAL} | (reading.derived & _OPTIONAL)
         # Every field under its canonical name (the canonical log format): the record is read
         # as it is, null and "" being absent there too, without gathering the values first.
-        self.direct = not multi and all(canon == key for canon, key in single)
-        self.expand: Expand | None = None  # another tool's shape: its records -> canonical ones
+        self.direct = self.derive is None and not fields.multi and fields.names == fields.keys
+        self.expand: Expand | None = None  # a shape holding many calls (OTLP, Langfuse pages): -> canonical records
 
 
 class Normaliser:
@@ -76,7 +76,6 @@ class Normaliser:
         self.namespace = namespace
         self.latest = latest  # a record dated after this is quarantined (now + ingest.max_future); None: no limit
         self.format = fmt  # None: recognise each key set's shape; a name: every record is in it
-        self._forced = expander(fmt)
         self.skipped = 0  # records in an expanded one that are not LLM calls (OTel spans, Langfuse SPANs)
         self._canonical_plans: dict[tuple[str, ...], _Plan] = {}  # for the records a format produced
         if record_type == "attempt":
@@ -100,8 +99,13 @@ class Normaliser:
         if plan is None:
             if len(self._plans) > 1000:  # unbounded key variety: keep memory bounded
                 self._plans.clear()
-            plan = self._plans[keys] = _Plan(keys)
-            plan.expand = detect(keys) if self.format is None else self._forced
+            how = shape(keys, self.format)
+            if isinstance(how, Reading):  # one call a record, read straight into its event
+                plan = _Plan(keys, how)
+            else:
+                plan = _Plan(keys)
+                plan.expand = how
+            self._plans[keys] = plan
         return plan
 
     def _canonical_plan(self, record: Mapping[str, Any]) -> _Plan:
@@ -141,17 +145,14 @@ class Normaliser:
         if plan.direct:  # below, every value read through get() treats "" as absent, like null
             get = record.get
         else:
-            # null and "" are absent; where several keys are present the canonical, then aliases in order
-            values = {name: v for name, key in plan.single if (v := record[key]) is not None and v != ""}
-            for name, keys in plan.multi:
-                for key in keys:
-                    value = record[key]
-                    if value is not None and value != "":
-                        values[name] = value
-                        break
+            # where several keys are present the canonical, then aliases in order (null and "" absent)
+            values = plan.fields.values(record)
             get = values.get
-
         metadata = parse_metadata(record["metadata"]) if plan.has_metadata else None
+        if plan.derive is not None:  # another tool's shape: the nested and computed fields, the metadata it keeps
+            kept = plan.derive(record, values)
+            if kept:
+                metadata = {**metadata, **kept} if metadata else kept
         if plan.extras:
             metadata = dict(metadata or {})
             for key in plan.extras:

@@ -90,6 +90,10 @@ def retry(settings: Settings, engine: Engine, source: str | None = None) -> dict
                     if isinstance(ev, Event):
                         writer.add(ev, pricer.price(ev), source=rej.source)
                         accepted.append((rej.id, ev.event_id))
+                    elif isinstance(ev, list):  # another tool's record holding several calls (or none)
+                        for one in ev:
+                            writer.add(one, pricer.price(one), source=rej.source)
+                        accepted.append((rej.id, ev[0].event_id if ev else None))
                     else:  # a call attempt
                         writer.attempt(ev, source=rej.source)
                         accepted.append((rej.id, ev.attempt_id))

@@ -70,3 +70,27 @@ def test_rejects_retry_goes_on_past_a_csv_row_over_the_csv_field_limit_and_repor
         ids = conn.execute(select(UsageEvent.event_id)).scalars().all()
     assert [(r.location, r.reason) for r in still] == [("/in/a.csv", "Error: field larger than field limit (131072)")]
     assert ids == ["ok"]
+
+
+def test_rejects_retry_accepts_a_record_in_another_tools_shape_that_holds_several_calls(engine, cli):
+    """An OTLP line (two GenAI spans) quarantined by an older rule: retried, both calls are booked."""
+    def span(span_id: str, tokens: int) -> dict:
+        return {"traceId": "t1", "spanId": span_id, "startTimeUnixNano": "1790856000000000000",
+                "attributes": [{"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
+                               {"key": "gen_ai.usage.input_tokens", "value": {"intValue": str(tokens)}}]}
+    raw = json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span("s1", 10), span("s2", 20)]}]}]}).encode()
+    with engine.begin() as conn:
+        conn.execute(insert(IngestReject), [{
+            "source": "cli", "location": "/in/spans.jsonl", "position": 1, "reason": "old rule", "raw": raw,
+            "raw_sha256": hashlib.sha256(raw).hexdigest(), "format": "jsonl", "header": None,
+            "received_at": datetime(2026, 10, 1, tzinfo=UTC), "status": "open"}])
+
+    result = cli("rejects", "retry", "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["accepted"] == 2
+    with engine.connect() as conn:
+        booked = conn.execute(select(UsageEvent.event_id, UsageEvent.prompt_tokens).order_by(UsageEvent.event_id)).all()
+        state = conn.execute(select(IngestReject.status, IngestReject.event_id)).one()
+    assert [tuple(r) for r in booked] == [("t1-s1", 10), ("t1-s2", 20)]
+    assert tuple(state) == ("accepted", "t1-s1")

@@ -18,13 +18,16 @@ needs the app's own (e.g. the batch's ``ended_at`` copied as ``created_at``).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from worker.ingest.formats.usage import ANTHROPIC_MARKS, app_record, fill
+from worker.ingest.formats.reading import Reading, as_record, canonical_fields
+from worker.ingest.formats.usage import ANTHROPIC_MARKS, provider_usage, tier
 
 NAME = "anthropic"
 _MESSAGE_CONTENT = frozenset({"type", "role", "content", "stop_reason", "stop_sequence", "usage", "container"})
 _FLAT_USAGE = ANTHROPIC_MARKS | {"input_tokens", "output_tokens", "service_tier", "server_tool_use"}
+_USAGE_FIELDS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens", "cached_tokens", "reasoning_tokens",
+                           "cache_write_tokens", "cache_write_1h_tokens", "service_tier", "provider"})
 
 
 def detects(keys: frozenset[str]) -> bool:
@@ -35,6 +38,23 @@ def detects(keys: frozenset[str]) -> bool:
     return "input_tokens" in keys and not ANTHROPIC_MARKS.isdisjoint(keys)  # usage copied flat
 
 
+def _derive(record: Mapping[str, Any], values: dict[str, Any]) -> None:
+    """The usage's tokens with their provider's meaning (Anthropic's: input_tokens excludes the cache),
+    over whatever the app's own fields said; the app's own non-standard tier; provider anthropic unless said."""
+    usage = record.get("usage")
+    values.update(provider_usage(usage if type(usage) is dict else record))
+    if (service_tier := tier(record.get("service_tier"))) is not None:
+        values["service_tier"] = service_tier
+    if not values.get("provider"):
+        values["provider"] = "anthropic"
+
+
+# A Messages response, or an app's record with it nested: the app's fields as canonical records have them.
+MESSAGE = Reading(canonical_fields(), _derive, _USAGE_FIELDS, drop=_MESSAGE_CONTENT)
+# An app's record with the usage fields copied flat beside its own.
+FLAT = Reading(canonical_fields(), _derive, _USAGE_FIELDS, drop=_FLAT_USAGE)
+
+
 def _batch_result(line: Mapping[str, Any]) -> list[dict[str, Any]]:
     """A succeeded result -> its message as a record on the batch tier; other results -> none."""
     result = line.get("result")
@@ -42,7 +62,7 @@ def _batch_result(line: Mapping[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
         return []
     app_fields = {k: v for k, v in line.items() if k not in ("custom_id", "result")}
-    (out,), _ = expand({**message, **app_fields})  # the app's own fields (its timestamp) win
+    out = as_record(MESSAGE, {**message, **app_fields})  # the app's own fields (its timestamp) win
     out["service_tier"] = "batch"
     out["metadata"] = {**(out.get("metadata") or {}), "custom_id": line.get("custom_id")}
     return [out]
@@ -53,10 +73,11 @@ def expand(record: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
     if "custom_id" in record and "result" in record:
         records = _batch_result(record)
         return records, 1 - len(records)
-    usage = record.get("usage")
-    if isinstance(usage, dict):  # a Messages response, or an app record with it nested
-        out = app_record(record, usage, _MESSAGE_CONTENT)
-    else:
-        out = app_record(record, record, _FLAT_USAGE)
-    fill(out, "provider", "anthropic")
-    return [out], 0
+    return [as_record(MESSAGE if "usage" in record else FLAT, record)], 0
+
+
+def plan(keys: frozenset[str]) -> Reading | Callable[[Mapping[str, Any]], tuple[list[dict[str, Any]], int]]:
+    """A batch results line is expanded (a message, or nothing billed); any other record is one call."""
+    if "custom_id" in keys and "result" in keys:
+        return expand
+    return MESSAGE if "usage" in keys else FLAT

@@ -14,7 +14,7 @@ of another type (SPAN, EVENT) are not LLM calls: skipped.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from worker.ingest.fields import RecordError, parse_timestamp, parse_tokens
 
@@ -85,3 +85,8 @@ def expand(record: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
     items = record["data"] if isinstance(record.get("data"), list) else [record]
     records = [r for r in (observation(o) for o in items if isinstance(o, dict)) if r is not None]
     return records, len(items) - len(records)
+
+
+def plan(keys: frozenset[str]) -> Callable[[Mapping[str, Any]], tuple[list[dict[str, Any]], int]]:
+    """Records of any key set are expanded (see the module docstring)."""
+    return expand

@@ -12,89 +12,106 @@ inside the prompt), ``startTime`` / ``endTime``, ``model`` (the deployment's mod
 ``user_api_key_project_alias``: LiteLLM's ``SpendLogsMetadata`` keys, filled by its
 ``_get_spend_logs_metadata``; the project id becomes ``project_id``). The request and response bodies
 (``messages``, ``response``, ``proxy_server_request``) are content and are not kept.
+A CSV of these columns is read the same way (every cell text, ``metadata`` as JSON text); the
+columns of the UI's own CSV export were not found in a public source and are not relied on.
+
+The hot path: a row is one call, read straight into its event by the plan of its key set
+(:func:`plan`, a :class:`~worker.ingest.formats.reading.Reading`): the columns through one
+``itemgetter``, the usage object's nested counts by fixed paths in ``derive``.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Mapping
 
 from worker.ingest.fields import RecordError, parse_metadata, parse_timestamp
+from worker.ingest.formats.reading import Reading, as_record
 
 NAME = "litellm"
 _KEPT_METADATA = ("user_api_key_team_alias", "user_api_key_alias", "user_api_key_user_id", "requester_ip_address",
                   "user_api_key_project_alias")
 _KEPT_COLUMNS = ("call_type", "api_base", "cache_hit", "request_tags", "session_id", "model_id")
+# canonical field <- the row's columns, the first non-empty winning (the rest is derived from metadata)
+_FIELDS = {
+    "event_id": ("request_id",), "occurred_at": ("startTime",), "account_id": ("end_user", "user"),
+    "tenant_id": ("team_id",), "provider": ("custom_llm_provider",), "model": ("model_group", "model"),
+    "model_used": ("model",), "status": ("status",), "cost_usd": ("spend",), "api_key": ("api_key",),
+    "prompt_tokens": ("prompt_tokens",), "completion_tokens": ("completion_tokens",),
+    "total_tokens": ("total_tokens",),
+}
 
 
 def detects(keys: frozenset[str]) -> bool:
     return "spend" in keys and ("startTime" in keys or "request_id" in keys)
 
 
-def _tokens(row: Mapping[str, Any], usage: Mapping[str, Any], out: dict[str, Any]) -> None:
-    """The row's token columns and the usage object's cache and reasoning counts, into ``out``
-    (null and "" left out). The nested details are read only when the usage object has them."""
+def _object(value: Any) -> dict[str, Any]:
+    """A JSON column as an object: a dict as it is (the table, /spend/logs), JSON text read (the CSV export)."""
+    if type(value) is dict:
+        return value
+    parsed = parse_metadata(value) if isinstance(value, (str, bytes)) else value
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _usage(row: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The usage object's cache and reasoning counts and the key's project into ``values``; the metadata."""
+    meta = _object(row.get("metadata"))
+    usage = _object(meta.get("usage_object"))
     get = usage.get
-    prompt_details = get("prompt_tokens_details") or {}
-    details_dict = isinstance(prompt_details, dict)
-    cached = prompt_details.get("cached_tokens") if details_dict else None
-    if not cached:
-        cached = get("cache_read_input_tokens")
-    reasoning = None
-    if (completion_details := get("completion_tokens_details")) and isinstance(completion_details, dict):
-        reasoning = completion_details.get("reasoning_tokens")
-    split = get("cache_creation") or (prompt_details.get("cache_creation_token_details")
-                                      if details_dict else None) or {}
-    for name, value in (("prompt_tokens", row.get("prompt_tokens")),
-                        ("completion_tokens", row.get("completion_tokens")),
-                        ("total_tokens", row.get("total_tokens")), ("cached_tokens", cached),
-                        ("reasoning_tokens", reasoning), ("cache_write_tokens", get("cache_creation_input_tokens")),
-                        ("cache_write_1h_tokens", split.get("ephemeral_1h_input_tokens")
-                         if isinstance(split, dict) else None)):
-        if value is not None and value != "":
-            out[name] = value
+    prompt_details = get("prompt_tokens_details")
+    if type(prompt_details) is not dict:
+        prompt_details = {}
+    values["cached_tokens"] = prompt_details.get("cached_tokens") or get("cache_read_input_tokens")
+    if (completion_details := get("completion_tokens_details")) and type(completion_details) is dict:
+        values["reasoning_tokens"] = completion_details.get("reasoning_tokens")
+    values["cache_write_tokens"] = get("cache_creation_input_tokens")
+    split = get("cache_creation") or prompt_details.get("cache_creation_token_details")
+    if split and type(split) is dict:
+        values["cache_write_1h_tokens"] = split.get("ephemeral_1h_input_tokens")
+    values["project_id"] = meta.get("user_api_key_project_id")
+    return meta
 
 
-def _latency_ms(start: Any, end: Any) -> int | None:
-    if start in (None, "") or end in (None, ""):
-        return None
+def _latency(values: dict[str, Any], end: Any) -> None:
+    """endTime - startTime; the start is read once here (the normaliser takes the parsed time as it is)."""
+    start = values.get("occurred_at")
+    if start is None or end is None or end == "":
+        return
     try:
-        return max(int((parse_timestamp(end) - parse_timestamp(start)).total_seconds() * 1000), 0)
+        values["occurred_at"] = start = parse_timestamp(start)
+        values["latency_ms"] = max(int((parse_timestamp(end) - start).total_seconds() * 1000), 0)
     except RecordError:
-        return None
+        pass  # an unreadable start is rejected by the normaliser; an unreadable end: no latency
+
+
+_DERIVED = frozenset({"cached_tokens", "reasoning_tokens", "cache_write_tokens", "cache_write_1h_tokens",
+                      "project_id", "latency_ms", "occurred_at"})
+
+
+@lru_cache(maxsize=256)
+def plan(keys: frozenset[str]) -> Reading:
+    """Every spend-log row is one call, read straight into its event. Which of the kept columns a row
+    has, and whether it times its end or names both a user and an end user, is decided here, once."""
+    columns = tuple(k for k in _KEPT_COLUMNS if k in keys)
+    timed = "endTime" in keys
+    both_users = "user" in keys and "end_user" in keys
+
+    def derive(row: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any] | None:
+        meta = _usage(row, values)
+        if timed:
+            _latency(values, row["endTime"])
+        kept = {k: v for k in _KEPT_METADATA if (v := meta.get(k)) is not None and v != ""}
+        for k in columns:
+            if (v := row[k]) is not None and v != "" and v != [] and v != "[]":
+                kept[k] = v
+        if both_users and row["user"] and row["end_user"]:
+            kept["litellm_user"] = row["user"]
+        return kept or None
+
+    return Reading(_FIELDS, derive, _DERIVED, kept=frozenset(), own_metadata=False)
 
 
 def expand(row: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
-    """One spend-log row -> (canonical records, records skipped).
-
-    The hot path: the canonical record is written in one pass, each field set only when its
-    value is neither null nor "" (no intermediate dicts filtered afterwards)."""
-    get = row.get
-    meta = get("metadata")
-    if type(meta) is not dict:
-        meta = parse_metadata(meta) or {}
-    usage = meta.get("usage_object")
-    if type(usage) is not dict:
-        usage = parse_metadata(usage) if isinstance(usage, str) else usage
-        if not isinstance(usage, dict):
-            usage = {}
-    model = get("model") or None
-    start = get("startTime")
-    out: dict[str, Any] = {}
-    for name, value in (("event_id", get("request_id")), ("occurred_at", start),
-                        ("account_id", get("end_user") or get("user")), ("tenant_id", get("team_id")),
-                        ("provider", get("custom_llm_provider")), ("model", get("model_group") or model),
-                        ("model_used", model), ("status", get("status")),
-                        ("latency_ms", _latency_ms(start, get("endTime"))), ("cost_usd", get("spend")),
-                        ("api_key", get("api_key")), ("project_id", meta.get("user_api_key_project_id"))):
-        if value is not None and value != "":
-            out[name] = value
-    _tokens(row, usage, out)
-    kept = {k: v for k in _KEPT_METADATA if (v := meta.get(k)) is not None and v != ""}
-    for k in _KEPT_COLUMNS:
-        if (v := get(k)) is not None and v != "" and v != [] and v != "[]":
-            kept[k] = v
-    if get("user") and get("end_user"):
-        kept["litellm_user"] = row["user"]
-    if kept:
-        out["metadata"] = kept
-    return [out], 0
+    """One spend-log row -> ([its canonical record], 0): the reading's view, as the normaliser reads it."""
+    return [as_record(plan(frozenset(row)), row)], 0

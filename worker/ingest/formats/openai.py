@@ -13,7 +13,7 @@ An app record that carries OpenAI usage flat (``prompt_tokens_details`` beside
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from worker.ingest.formats.usage import OPENAI_DETAILS, app_record, fill, openai_usage, tier
 
@@ -73,3 +73,8 @@ def expand(record: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
         out = app_record(record, record, _FLAT_DROP)
     fill(out, "provider", "openai")
     return [out], 0
+
+
+def plan(keys: frozenset[str]) -> Callable[[Mapping[str, Any]], tuple[list[dict[str, Any]], int]]:
+    """Records of any key set are expanded (see the module docstring)."""
+    return expand

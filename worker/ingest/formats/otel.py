@@ -105,13 +105,15 @@ class _SpanPlan:
     in the reverse of the order they win (the last non-empty one written stands), so every later
     span is one flat loop; a value that comes in another kind is decoded generically."""
 
-    __slots__ = ("usage", "fields", "reads")
+    __slots__ = ("usage", "fields", "reads", "error_type", "operation", "tier")
 
     def __init__(self, keys: tuple[str, ...]):
         first = {key: index for index, key in enumerate(keys)}  # a repeated key: its last value, as before
         self.usage = any(k in first for k in _USAGE)
         self.fields = tuple((name, tuple(first[k] for k in names if k in first)) for name, names in _FIELDS)
         self.reads: tuple[tuple[str, int, str | None, Callable[[Any], Any] | None], ...] | None = None
+        fed = {name for name, positions in self.fields if positions}  # what the span's attributes can set
+        self.error_type, self.operation, self.tier = "error.type" in fed, "operation" in fed, "service_tier" in fed
 
     def learn(self, values: list[Any]) -> None:
         reads = []
@@ -159,11 +161,12 @@ def span_record(span: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[st
     plan = _PLANS.get(keys) or _plan(keys)
     if not plan.usage:
         return None
-    trace, span_id = span.get("traceId") or span.get("trace_id"), span.get("spanId") or span.get("span_id")
-    start = _nanos(span.get("startTimeUnixNano", span.get("start_time_unix_nano")))
+    get = span.get
+    trace, span_id = get("traceId") or get("trace_id"), get("spanId") or get("span_id")
+    start = _nanos(_either(get, "startTimeUnixNano", "start_time_unix_nano"))
     out: dict[str, Any] = {"event_id": f"{trace}-{span_id}"} if trace and span_id else {}
     out["occurred_at"] = (_EPOCH + timedelta(microseconds=start // 1000) if start is not None
-                          else span.get("startTime", span.get("start_time")))
+                          else _either(get, "startTime", "start_time"))
     if plan.reads is None:
         plan.learn(values)
     for name, i, kind, convert in plan.reads:  # type: ignore[union-attr]
@@ -182,12 +185,12 @@ def span_record(span: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[st
             out[name] = value
     if "prompt_tokens" not in out and "completion_tokens" not in out and "total_tokens" not in out:
         return None
-    status = span.get("status")
+    status = get("status")
     if type(status) is not dict:
         status = {}
-    error_type = out.pop("error.type", None)
+    error_type = out.pop("error.type", None) if plan.error_type else None
     failed = status.get("code") in _FAILED or error_type is not None
-    operation = out.pop("operation", None)
+    operation = out.pop("operation", None) if plan.operation else None
     if "account_id" not in out and (user := resource.get("user.id") or resource.get("enduser.id")):
         out["account_id"] = user
     if service := resource.get("service.name"):
@@ -195,15 +198,24 @@ def span_record(span: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[st
     out["status"] = "error" if failed else "success"
     if failed and (message := status.get("message") or error_type):
         out["error_message"] = message
-    end = _nanos(span.get("endTimeUnixNano", span.get("end_time_unix_nano")))
+    end = _nanos(_either(get, "endTimeUnixNano", "end_time_unix_nano"))
     if start and end:
         out["latency_ms"] = (end // 1000 - start // 1000) // 1000
-    if out.get("service_tier") in _STANDARD_TIERS:
+    if plan.tier and out.get("service_tier") in _STANDARD_TIERS:
         del out["service_tier"]
-    out["metadata"] = {"span_name": span.get("name"), "operation": operation}
-    if out["occurred_at"] is None:
+    out["metadata"] = {"span_name": get("name"), "operation": operation}
+    if start is None and out["occurred_at"] is None:
         del out["occurred_at"]
     return out
+
+
+def _either(get: Callable[[str], Any], camel: str, snake: str) -> Any:
+    """OTLP JSON's lowerCamelCase field, else the flattened span's snake_case one (present, even if null)."""
+    value = get(camel, _ABSENT)
+    return get(snake) if value is _ABSENT else value
+
+
+_ABSENT = object()
 
 
 _RESOURCE_KEYS = frozenset({"user.id", "enduser.id", "service.name"})  # all span_record reads of a resource
@@ -245,3 +257,8 @@ def expand(record: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
                 else:
                     records.append(one)
     return records, skipped
+
+
+def plan(keys: frozenset[str]) -> Callable[[Mapping[str, Any]], tuple[list[dict[str, Any]], int]]:
+    """Records of any key set are expanded (see the module docstring)."""
+    return expand

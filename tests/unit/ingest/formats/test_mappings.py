@@ -28,7 +28,7 @@ def test_a_litellm_spend_log_row_maps_its_columns_and_usage_object():
     metadata.usage_object, metadata.user_api_key_team_alias)."""
     (rec,), skipped = litellm.expand(fx.LITELLM_ROW)
     assert skipped == 0
-    assert rec["event_id"] == "chatcmpl-7f3a" and rec["occurred_at"] == "2026-10-01T12:00:00.000Z"
+    assert rec["event_id"] == "chatcmpl-7f3a" and rec["occurred_at"] == datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
     assert (rec["model"], rec["model_used"], rec["provider"]) == ("sonnet", "claude-3-5-sonnet-20241022", "anthropic")
     assert (rec["account_id"], rec["tenant_id"], rec["cost_usd"]) == ("customer-42", "team-a", 0.00123)
     assert (rec["prompt_tokens"], rec["completion_tokens"], rec["total_tokens"]) == (1200, 300, 1500)
@@ -39,12 +39,14 @@ def test_a_litellm_spend_log_row_maps_its_columns_and_usage_object():
 
 
 def test_a_litellm_csv_row_with_json_text_metadata_maps_the_same_tokens():
-    """LiteLLM UI CSV export: the same columns, every cell text, metadata as JSON text."""
+    """A spend-log row as CSV text: the same columns, every cell text, metadata as JSON text. (The columns of
+    LiteLLM's UI CSV export itself were not found in a public source; this pins reading the table's columns as
+    text, as a CSV of them gives them.)"""
     import json
     row = {k: (json.dumps(v) if isinstance(v, (dict, list)) else str(v)) for k, v in fx.LITELLM_ROW.items()}
     (rec,), _ = litellm.expand(row)
     assert (rec["cached_tokens"], rec["cache_write_tokens"], rec["reasoning_tokens"]) == (800, 100, 50)
-    ev = Normaliser(fmt="litellm").normalise(row)[0]
+    ev = Normaliser(fmt="litellm").normalise(row)  # one call a row: one event
     assert (ev.prompt_tokens, ev.cached_tokens, str(ev.cost_reported)) == (1200, 800, "0.00123")
 
 
@@ -83,12 +85,46 @@ def test_a_langfuse_page_gives_its_generations_and_skips_its_spans():
 
 
 def test_a_helicone_request_adds_its_cache_tokens_to_the_prompt():
-    """Helicone request object (POST /v1/request/query; npx @helicone/export): prompt_cache_write_tokens and
-    prompt_cache_read_tokens beside prompt_tokens, cost in USD, provider upper case."""
+    """Helicone request object (HeliconeRequest, Helicone/helicone packages/llm-mapper/types.ts; what
+    POST /v1/request/query-clickhouse returns and the JSONL export writes): prompt_cache_write_tokens and
+    prompt_cache_read_tokens beside prompt_tokens, not in it (valhalla/jawn/src/lib/shared/bodyProcessors/
+    openaiBodyProcessor.ts stores prompt_tokens - cached_tokens; anthropicBodyProcessor.ts stores input_tokens;
+    packages/cost/index.ts costOfPrompt prices prompt_tokens as "the fresh, uncached tokens"), cost in USD,
+    provider upper case."""
     (rec,), _ = helicone.expand(fx.HELICONE_ROW)
     assert (rec["prompt_tokens"], rec["cached_tokens"], rec["cache_write_tokens"]) == (1000, 600, 300)
     assert (rec["provider"], rec["account_id"], rec["status_code"], rec["cost_usd"]) == ("anthropic", "u-3", 200, 0.0021)
     assert "total_tokens" not in rec  # Helicone's total leaves the cache out: derived instead
+
+
+def test_a_helicone_csv_export_row_is_identified_by_its_response_id_and_keeps_helicones_cost():
+    """The CSV columns of Helicone's export tool (Helicone/helicone examples/export/typescript/index.ts,
+    convertToCSVRow): response_id, response_created_at, response_status, request_created_at, request_body,
+    request_properties, request_user_id, model, prompt_tokens, completion_tokens, latency, cost (cost_usd
+    in earlier versions). No request_id column, no provider, no cache tokens; every cell is text."""
+    row = {"response_id": "resp-9", "response_created_at": "2026-10-01T12:00:01.000Z", "response_status": "200",
+           "request_created_at": "2026-10-01T12:00:00.000Z", "request_body": '{"messages": []}',
+           "request_properties": '{"Helicone-Property-App": "x"}', "request_user_id": "u-3", "model": "gpt-4o",
+           "prompt_tokens": "700", "completion_tokens": "50", "latency": "900", "cost": "0.00225"}
+    ev = Normaliser().normalise(row)[0]
+    assert (ev.event_id, ev.account_id, ev.model, ev.status, ev.status_code) == ("resp-9", "u-3", "gpt-4o", "success", 200)
+    assert (ev.prompt_tokens, ev.completion_tokens, ev.latency_ms, str(ev.cost_reported)) == (700, 50, 900, "0.00225")
+    assert ev.metadata == {"Helicone-Property-App": "x"}  # the body is content: not kept
+    older = Normaliser().normalise({**{k: v for k, v in row.items() if k != "cost"}, "cost_usd": "0.00225"})[0]
+    assert str(older.cost_reported) == "0.00225"
+
+
+def test_a_helicone_jsonl_request_counts_its_audio_tokens_and_reads_cost_usd():
+    """HeliconeRequest (packages/llm-mapper/types.ts) carries prompt_audio_tokens / completion_audio_tokens and
+    costUSD; openaiBodyProcessor.ts subtracts prompt_tokens_details.audio_tokens from prompt_tokens and
+    completion_tokens_details.audio_tokens from completion_tokens, so they are added back."""
+    row = {**{k: v for k, v in fx.HELICONE_ROW.items() if k != "cost"}, "provider": "OPENAI", "model": "gpt-4o-audio-preview",
+           "prompt_tokens": 500, "prompt_cache_read_tokens": 200, "prompt_cache_write_tokens": 0,
+           "prompt_audio_tokens": 40, "completion_tokens": 60, "completion_audio_tokens": 30, "total_tokens": 830,
+           "costUSD": 0.004}
+    (rec,), _ = helicone.expand(row)
+    assert (rec["prompt_tokens"], rec["cached_tokens"], rec["completion_tokens"], rec["cost_usd"]) == (740, 200, 90, 0.004)
+    assert "total_tokens" not in rec  # derived: 830 = 740 + 90
 
 
 def test_an_openai_chat_completion_takes_the_nested_cached_and_reasoning_tokens():
@@ -121,7 +157,7 @@ def test_an_anthropic_message_counts_cache_writes_and_reads_in_the_prompt():
     cache_read_input_tokens, cache_creation.ephemeral_5m/1h_input_tokens, service_tier."""
     (rec,), _ = anthropic.expand(fx.ANTHROPIC_MESSAGE)
     assert (rec["prompt_tokens"], rec["cached_tokens"], rec["cache_write_tokens"], rec["cache_write_1h_tokens"]) == (10050, 8000, 2000, 500)
-    assert (rec["completion_tokens"], rec["provider"], rec["id"]) == (400, "anthropic", "msg_013Zva2CMHLNnXjNJJKqJ2EF")
+    assert (rec["completion_tokens"], rec["provider"], rec["event_id"]) == (400, "anthropic", "msg_013Zva2CMHLNnXjNJJKqJ2EF")
     assert "service_tier" not in rec and "content" not in rec
     priority = dict(fx.ANTHROPIC_MESSAGE, usage={**fx.ANTHROPIC_MESSAGE["usage"], "service_tier": "priority"})
     assert anthropic.expand(priority)[0][0]["service_tier"] == "priority"
@@ -137,16 +173,16 @@ def test_an_app_record_with_nested_usage_is_read_with_its_providers_meaning():
 
 def test_anthropic_usage_copied_flat_beside_an_apps_fields_means_anthropics_input_tokens():
     """Flat copy: cache_creation_input_tokens / cache_read_input_tokens next to input_tokens."""
-    assert detect(tuple(fx.APP_FLAT_ANTHROPIC)) is anthropic.expand
-    ev = Normaliser().normalise(fx.APP_FLAT_ANTHROPIC)[0]
+    assert detect(tuple(fx.APP_FLAT_ANTHROPIC)) is anthropic.FLAT
+    ev = Normaliser().normalise(fx.APP_FLAT_ANTHROPIC)  # one call a record: one event
     assert (ev.event_id, ev.account_id, ev.prompt_tokens, ev.cached_tokens, ev.total_tokens) == ("app-3", "u-2", 100, 50, 107)
 
 
 @pytest.mark.parametrize("record, expected", [
-    (fx.LITELLM_ROW, litellm.expand), (fx.OTLP_LINE, otel.expand), (fx.LANGFUSE_PAGE, langfuse.expand),
+    (fx.LITELLM_ROW, litellm.plan(frozenset(fx.LITELLM_ROW))), (fx.OTLP_LINE, otel.expand), (fx.LANGFUSE_PAGE, langfuse.expand),
     (fx.LANGFUSE_PAGE["data"][0], langfuse.expand), (fx.HELICONE_ROW, helicone.expand),
     (fx.OPENAI_CHAT, openai.expand), (fx.OPENAI_RESPONSE, openai.expand), (fx.OPENAI_BATCH_LINE, openai.expand),
-    (fx.ANTHROPIC_MESSAGE, anthropic.expand), (fx.APP_NESTED_OPENAI, nested_usage),
+    (fx.ANTHROPIC_MESSAGE, anthropic.MESSAGE), (fx.APP_NESTED_OPENAI, nested_usage),
 ])
 def test_each_shape_is_recognised_from_its_key_set(record, expected):
     assert detect(tuple(record)) is expected
@@ -191,7 +227,7 @@ def test_an_anthropic_batch_result_line_is_its_message_on_the_batch_tier_and_unb
     assert detect(tuple(line)) is anthropic.expand
     (rec,), skipped = anthropic.expand(line)
     assert skipped == 0
-    assert (rec["id"], rec["service_tier"], rec["metadata"]["custom_id"]) == (
+    assert (rec["event_id"], rec["service_tier"], rec["metadata"]["custom_id"]) == (
         "msg_013Zva2CMHLNnXjNJJKqJ2EF", "batch", "req-1")
     assert (rec["prompt_tokens"], rec["cached_tokens"], rec["cache_write_tokens"], rec["cache_write_1h_tokens"]) == (
         10050, 8000, 2000, 500)
