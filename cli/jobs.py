@@ -10,7 +10,8 @@ from sqlalchemy import select
 from worker import clock
 from worker.models import JobRun
 from worker.registry import registry
-from worker.scheduler import make_trigger, run_job, schedule_for
+from worker.runs import run_job
+from worker.scheduler import make_trigger, schedule_for
 from worker.settings import SettingsError
 from worker.status import last_runs, status as status_report
 from cli.options import in_order, parse_date

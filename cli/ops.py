@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from reports.direct import DirectAlarm
 from worker import db
 from worker.scheduler import Daemon
 from worker.settings import SettingsError
 from cli.output import console
-from cli.state import app, fail, state
+from cli.state import app, check_migrated, fail, state
 
 
 @app.command()
@@ -26,10 +27,18 @@ def migrate(ctx: typer.Context) -> None:
 
 @app.command()
 def run(ctx: typer.Context) -> None:
-    """Run the worker daemon in the foreground (Ctrl-C / SIGTERM stops it cleanly)."""
+    """Run the worker daemon in the foreground (Ctrl-C / SIGTERM stops it cleanly). A PostgreSQL
+    database that does not answer at start is waited for (system.database_unreachable is sent)."""
     st = state(ctx)
-    daemon = Daemon(st.settings(), st.engine())
+    settings = st.settings()
+    waits = db.sqlite_file(settings.database_url) is None  # a SQLite file is checked at once, as every command does
+    engine = st.engine(migrated=not waits)
     try:
+        daemon = Daemon(settings, engine, alarm=DirectAlarm(settings))
+        if waits:
+            if not daemon.wait_for_database():
+                return
+            check_migrated(engine)
         daemon.run()
     except SettingsError as exc:
         fail(f"settings: {exc}", code=2)

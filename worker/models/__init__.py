@@ -7,10 +7,10 @@ from worker.models.integrity import ATTEMPT_STATES, CallAttempt, Reconciliation
 from worker.models.limits import WINDOW_KINDS, BudgetPendingDay, LimitWindow, SystemState
 from worker.models.events import UNATTRIBUTED, UNKNOWN, IngestFile, IngestReject, SourceCursor, SourceStatus, UsageEvent
 from worker.models.reports import Report
-from worker.models.runs import JobRun
+from worker.models.runs import RUN_STATES, Daemon, JobRun, Outage
 from worker.models.summaries import DailyRollup, DailySummary, DirtyDay, MonthlySummary, SummaryCorrection, SummaryDay
 
 __all__ = [
-    "ATTEMPT_STATES", "Account", "Alert", "CallAttempt", "Reconciliation", "Base", "Notification", "SEVERITIES", "DailyRollup", "DailySummary", "DirtyDay", "MonthlySummary", "SummaryCorrection", "SummaryDay", "IngestFile", "IngestReject", "JobRun", "Report", "BudgetPendingDay", "LimitWindow", "SystemState", "WINDOW_KINDS", "SourceCursor", "SourceStatus", "UNATTRIBUTED",
+    "ATTEMPT_STATES", "Account", "Alert", "CallAttempt", "Reconciliation", "Base", "Notification", "SEVERITIES", "DailyRollup", "DailySummary", "DirtyDay", "MonthlySummary", "SummaryCorrection", "SummaryDay", "IngestFile", "IngestReject", "JobRun", "Daemon", "Outage", "RUN_STATES", "Report", "BudgetPendingDay", "LimitWindow", "SystemState", "WINDOW_KINDS", "SourceCursor", "SourceStatus", "UNATTRIBUTED",
     "UNKNOWN", "UTCDateTime", "UsageEvent",
 ]
