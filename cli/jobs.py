@@ -135,4 +135,8 @@ def status(ctx: typer.Context, fmt: ObjectFormat = typer.Option(ObjectFormat.tab
     emit_rows(report["sources"], ["source", "kind", "enabled", "silent", "last_ingest_at", "newest_event_at", "events",
                                   "unattributed"],
               Format.table, title=f"sources (unattributed: events without an account since {report['unattributed_since'][:10]})")
-    emit_rows(report["jobs"], ["job", "last_status", "last_started_at", "last_trigger"], Format.table, title="jobs")
+    emit_rows(report["jobs"], ["job", "last_status", "last_started_at", "last_trigger", "last_success_at",
+                               "last_error"], Format.table, title="jobs")
+    if report["outages"]:
+        emit_rows(report["outages"], ["started_at", "ended_at", "seconds", "alerted_at", "skipped_runs", "daemon"],
+                  Format.table, title="database outages (latest first)")
