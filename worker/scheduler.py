@@ -23,6 +23,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -30,13 +31,16 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 
 from worker import clock
 from worker.health import Alarm, HealthMonitor
 from worker.heartbeat import interrupt_orphans, new_daemon_id
 from worker.models import JobRun
+from worker.sql import is_unreachable
 from worker.registry import JobSpec, registry
-from worker.runs import TAKEABLE, UNREACHABLE, DatabaseUnreachable, RunNotRecorded, run_job, skipped
+from worker.runs import (TAKEABLE, UNREACHABLE, DatabaseUnreachable, RunNotRecorded, run_job, skipped,
+                         write_pending)
 from worker.settings import Settings, SettingsError, parse_duration
 
 __all__ = ["Daemon", "run_job", "make_trigger", "schedule_for", "validate_schedule", "latest_fire_time",
@@ -46,8 +50,9 @@ logger = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MISFIRE_GRACE = timedelta(minutes=10)
-CATCH_UP_WINDOW = timedelta(days=32)
-PROBE_WAIT = 15  # seconds a stopping daemon waits for a health check in hand  # a monthly job missed while down still runs once
+CATCH_UP_WINDOW = timedelta(days=32)  # a monthly job missed while down still runs once
+PROBE_WAIT = 15  # seconds a stopping daemon waits for a health check in hand
+BUSY = "the previous run was still in hand"  # why APScheduler skipped a tick (max_instances=1)
 _EVERY = re.compile(r"^every\s+(\S+)$")
 
 
@@ -169,6 +174,7 @@ class Daemon:
                                    coalesce=True, max_instances=1,
                                    misfire_grace_time=int(MISFIRE_GRACE.total_seconds()), **extra)
             scheduled.append(spec.id)
+        self.scheduler.add_listener(self._tick_while_busy, EVENT_JOB_MAX_INSTANCES)
         return scheduled
 
     def catch_up(self) -> list[tuple[str, datetime]]:
@@ -192,8 +198,10 @@ class Daemon:
     def _run(self, spec: JobSpec, trigger: str, scheduled_for: datetime) -> JobRun | None:
         """One run of ``spec`` owned by this daemon; None when it did not run here (claimed elsewhere,
         or the database is unreachable: then the tick is kept to be recorded as skipped)."""
-        if not self.health.beaten:
-            self.health.check()  # the heartbeat first: a run under an unknown daemon looks orphaned
+        if not self.health.beaten or self.health.down:
+            # the heartbeat first (a run under an unknown daemon looks orphaned); while the database is
+            # away, each tick tries it once more, so its return is noticed at the next tick
+            self.health.check()
         if self.health.down:
             self.health.keep(skipped(spec.id, scheduled_for, trigger, self.id, UNREACHABLE))
             return None
@@ -225,6 +233,22 @@ class Daemon:
             # claimed like a scheduled run of the same time: once across replicas
             if self._run(follower, f"after:{job_id}", scheduled_for) is None and self.health.down:
                 break
+
+    def _tick_while_busy(self, event: JobSubmissionEvent) -> None:
+        """APScheduler skipped a tick because the job's previous run is still in hand: a skipped row,
+        so every tick has one (the run in hand reads what that tick would have)."""
+        trig = self._triggers.get(event.job_id)
+        if trig is None or self.stop.is_set():
+            return
+        for when in event.scheduled_run_times:
+            fire = latest_fire_time(trig, when.astimezone(UTC), MISFIRE_GRACE)
+            record = skipped(event.job_id, fire, "schedule", self.id, BUSY)
+            try:
+                write_pending(self.engine, self.settings, record)
+            except DBAPIError as exc:
+                if not is_unreachable(exc):
+                    raise
+                self.health.keep(record)
 
     def _after_heartbeat(self, written: list[dict[str, Any]]) -> None:
         """After a heartbeat: the runs of daemons gone are interrupted; a tick left undone (interrupted, or

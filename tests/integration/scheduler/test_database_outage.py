@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from freezegun import freeze_time
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.engine import make_url
@@ -257,6 +258,17 @@ def test_a_claim_that_cannot_be_written_is_kept_as_skipped_and_checks_at_once(
     [run] = rows(outage_engine, JobRun)
     assert (run.status, run.error) == ("skipped", "skipped: database unreachable")
     assert rows(outage_engine, Outage) == []
+
+
+def test_a_tick_apscheduler_skips_while_the_previous_run_is_in_hand_gets_its_row(
+        outage_settings: Callable[..., Any], outage_engine: Engine) -> None:
+    daemon = Daemon(outage_settings(), outage_engine)
+    daemon.setup()
+    daemon._tick_while_busy(JobSubmissionEvent(EVENT_JOB_MAX_INSTANCES, "ingest", "default",
+                                               [utc("2026-12-01T10:03:00Z")]))
+    [run] = rows(outage_engine, JobRun)
+    assert (run.job, run.scheduled_for, run.status, run.error) == (
+        "ingest", utc("2026-12-01T10:03:00Z"), "skipped", "skipped: the previous run was still in hand")
 
 
 # --------------------------------------------------------------------------- a daemon that went away
