@@ -10,8 +10,10 @@ already open keeps working, which is why the health check opens a fresh one).
 from __future__ import annotations
 
 import email
+import json
 import email.policy
 import shutil
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -174,6 +176,23 @@ def test_a_daemon_restarted_during_the_outage_does_not_announce_it_again_and_rec
     [outage] = rows(outage_engine, Outage)
     assert (outage.daemon, outage.started_at, outage.skipped_runs) == (first.id, utc("2026-12-01T10:01:05Z"), 2)
     assert len(messages(tmp_path / "outbox")) == 2  # and one resolved
+
+
+def test_a_daemon_started_while_the_database_is_away_announces_it_and_waits(
+        away: Away, outage_settings: Callable[..., Any], outage_engine: Engine, tmp_path: Path) -> None:
+    settings = outage_settings()
+    daemon = Daemon(settings, outage_engine, alarm=DirectAlarm(settings))
+    away.cut()
+    timer = threading.Timer(1.5, away.restore)
+    timer.start()
+    try:
+        assert daemon.wait_for_database() is True  # health checks every 1s until it answers
+    finally:
+        timer.join()
+    names = sorted(p.name for p in (tmp_path / "outbox").glob("*.eml"))
+    assert len(names) == 2 and sum(n.endswith("-resolved.eml") for n in names) == 1
+    [outage] = rows(outage_engine, Outage)
+    assert outage.skipped_runs == 0 and outage.ended_at > outage.started_at
 
 
 def test_the_unreachable_alert_goes_by_email_with_the_file_channel_beside_it(
@@ -349,3 +368,24 @@ def test_a_clean_stop_says_so_and_its_runs_are_never_orphans(
 def rows_by_id(engine: Engine) -> list[Any]:
     with engine.connect() as conn:
         return list(conn.execute(select(DaemonRow)).all())
+
+
+def test_status_shows_the_outage_and_that_the_last_ingest_did_not_succeed(cli: Any, engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(insert(JobRun).values(job="ingest", scheduled_for=utc("2026-12-01T10:00:00Z"), trigger="manual",
+                                           started_at=utc("2026-12-01T10:00:01Z"), status="success"))
+        conn.execute(insert(JobRun).values(job="ingest", scheduled_for=utc("2026-12-01T10:01:00Z"), trigger="schedule",
+                                           started_at=utc("2026-12-01T10:01:00Z"), status="skipped",
+                                           error="skipped: database unreachable", owner="d1"))
+        conn.execute(insert(Outage).values(daemon="d1", started_at=utc("2026-12-01T10:00:40Z"),
+                                           alerted_at=utc("2026-12-01T10:00:41Z"),
+                                           ended_at=utc("2026-12-01T10:01:40Z"), skipped_runs=1, error="refused"))
+    table = cli("status")
+    assert table.exit_code == 0, table.output
+    assert "database outages" in table.stdout and "skipped: database unreachable" in table.stdout
+    report = json.loads(cli("status", "--format", "json").stdout)
+    ingest = next(j for j in report["jobs"] if j["job"] == "ingest")
+    assert (ingest["last_status"], ingest["last_success_at"]) == ("skipped", "2026-12-01T10:00:01+00:00")
+    assert report["outages"] == [{"started_at": "2026-12-01T10:00:40+00:00", "ended_at": "2026-12-01T10:01:40+00:00",
+                                  "seconds": 60, "alerted_at": "2026-12-01T10:00:41+00:00", "skipped_runs": 1,
+                                  "daemon": "d1", "error": "refused"}]
