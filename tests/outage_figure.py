@@ -188,8 +188,10 @@ path = "{inbox}/*.jsonl"
     print("job_runs started or finished from the cut on:", dict(Counter((r.job, r.status, r.trigger) for r in runs)))
     for r in runs:
         if r.status != "success" or r.trigger == "takeover":
+            before = (r.stats or {}).get("took_over") or {}
+            said = r.error or (f"was {before['status']}: {before.get('error')}" if before else "")
             print(f"  {r.job} {r.scheduled_for:%H:%M:%S} {r.status} {r.trigger}: "
-                  f"{((r.error or '').strip().splitlines() or [''])[0][:120]}")
+                  f"{(said.strip().splitlines() or [''])[0][:110]}")
     for o in outages:
         print(f"outages row: {o.started_at:%H:%M:%S} -> {o.ended_at:%H:%M:%S} "
               f"({(o.ended_at - o.started_at).total_seconds():.0f} s), alerted {o.alerted_at and f'{o.alerted_at:%H:%M:%S}'}, "

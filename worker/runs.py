@@ -6,7 +6,8 @@ skips, so each scheduled run happens once however many daemons run. A daemon's r
 names it as ``owner``. The row of a tick that never got its work done can be taken
 over with a conditional update (checked by row count, so one claimant wins): a run
 ``interrupted`` or ``skipped``, or one still ``running`` under a daemon whose
-heartbeat is gone (``worker.heartbeat``). Its trigger then says ``takeover``.
+heartbeat is gone (``worker.heartbeat``). Its trigger then says ``takeover`` and its stats
+keep what the row said before (``took_over``: status, error, owner, start).
 
 When the database cannot be reached the run cannot be recorded as it happens:
 
@@ -81,6 +82,13 @@ def claim(engine: Engine, job_id: str, scheduled_for: datetime | None, trigger: 
         return take_over(conn, job_id, scheduled_for, started, owner, timeout)
 
 
+def took_over(engine: Engine, run_id: int) -> dict[str, Any] | None:
+    """What a taken-over tick's row said before (kept in the run's stats as ``took_over``)."""
+    with engine.connect() as conn:
+        stats = conn.execute(select(JobRun.stats).where(JobRun.id == run_id)).scalar()
+    return (stats or {}).get("took_over")
+
+
 def take_over(conn: Connection, job_id: str, scheduled_for: datetime, started: datetime, owner: str,
               timeout: timedelta) -> int | None:
     """Claim a tick whose row is there but whose work was never done; its id, or None."""
@@ -89,9 +97,11 @@ def take_over(conn: Connection, job_id: str, scheduled_for: datetime, started: d
         return None
     same = (JobRun.id == row.id) & (JobRun.status == row.status) & (JobRun.started_at == row.started_at)
     takeable = JobRun.status.in_(TAKEABLE) | owner_gone(started, timeout)
+    before = {"status": row.status, "error": (row.error or "").strip()[:500] or None, "owner": row.owner,
+              "started_at": row.started_at.isoformat()}
     if conn.execute(update(JobRun).where(same, takeable).values(
-            trigger="takeover", started_at=started, status="running", owner=owner, finished_at=None, stats=None,
-            error=None)).rowcount != 1:
+            trigger="takeover", started_at=started, status="running", owner=owner, finished_at=None,
+            stats={"took_over": before}, error=None)).rowcount != 1:
         return None
     logger.info("took over a tick", extra={"action": "job_takeover", "job": job_id, "run": row.id,
                                            "was": row.status, "scheduled_for": str(scheduled_for)})
@@ -135,9 +145,13 @@ def run_job(spec: JobSpec, settings: Settings, engine: Engine, *, trigger: str =
     end = {"kind": "ended", "run_id": run_id, "job": spec.id, "trigger": trigger, "status": status,
            "stats": jsonable(stats), "error": error, "finished_at": finished.isoformat()}
     try:
+        if previous := took_over(engine, run_id):  # the tick's earlier state stays readable
+            end["stats"] = {**(end["stats"] or {}), "took_over": previous}
         write_pending(engine, settings, end)
     except DBAPIError as exc:
         if is_unreachable(exc):
+            if status == "failed" and not (error or "").startswith(UNREACHABLE):
+                end["error"] = f"{UNREACHABLE} when the run ended (its end was written later)\n{error}"
             raise RunNotRecorded(f"run {run_id} of {spec.id} ended {status}; {UNREACHABLE}", end) from exc
         raise
     run = JobRun(id=run_id, job=spec.id, scheduled_for=scheduled_for, trigger=trigger, started_at=started,

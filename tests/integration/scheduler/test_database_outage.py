@@ -310,6 +310,11 @@ def test_a_tick_claimed_by_a_daemon_whose_heartbeat_is_gone_is_taken_over_and_ru
     [run] = [r for r in rows(outage_engine, JobRun) if r.job == "ingest"]
     assert (run.status, run.trigger, run.owner, run.finished_at is not None) == (
         "success", "takeover", restarted.id, True)
+    # its first heartbeat marked the orphan interrupted; then the tick was taken over
+    assert run.stats["took_over"] == {
+        "status": "interrupted", "owner": "killed", "started_at": "2026-12-01T10:02:10+00:00",
+        "error": "interrupted: daemon killed went away (last heartbeat 2026-12-01T10:02:10+00:00) while this run "
+                 "was in hand"}
 
 
 def test_a_tick_in_hand_under_a_live_daemon_is_not_taken(
@@ -353,6 +358,7 @@ def test_the_runs_of_a_daemon_gone_are_interrupted_and_its_latest_cron_tick_run_
         survivor._run_missed("daily_report", utc("2026-12-01T09:00:00Z"))
     [run] = rows(outage_engine, JobRun)
     assert (run.status, run.trigger, run.owner) == ("success", "takeover", survivor.id)
+    assert run.stats["took_over"]["status"] == "interrupted"
 
 
 def test_a_clean_stop_says_so_and_its_runs_are_never_orphans(
