@@ -158,7 +158,10 @@ class HealthMonitor:
                     self.outage = None
             self._save()
         if self.on_up is not None:
-            self.on_up(written)
+            try:
+                self.on_up(written)
+            except Exception:  # the database went again, or a bug: the next check tries again
+                logger.exception("after the heartbeat", extra={"action": "after_heartbeat_failed"})
 
     def _write_pending(self) -> list[dict[str, Any]] | None:
         written = []
