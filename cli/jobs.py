@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from rich.text import Text
 from sqlalchemy import select
 
 from worker import clock
+from worker.health import read_state
 from worker.models import JobRun
 from worker.registry import registry
 from worker.runs import run_job
@@ -15,7 +17,7 @@ from worker.scheduler import make_trigger, schedule_for
 from worker.settings import SettingsError
 from worker.status import last_runs, status as status_report
 from cli.options import in_order, parse_date
-from cli.output import Format, ObjectFormat, emit_object, emit_rows
+from cli.output import Format, ObjectFormat, emit_object, emit_rows, err_console
 from cli.state import app, fail, state
 
 jobs_app = typer.Typer(no_args_is_help=True, help="The jobs the daemon runs; run any by hand.")
@@ -122,8 +124,14 @@ def history(
 
 @app.command()
 def status(ctx: typer.Context, fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json")) -> None:
-    """Database, data freshness per source, open counts, last run of each job."""
+    """Database, data freshness per source, open counts, last run of each job, database outages."""
     st = state(ctx)
+    held = read_state(st.settings().daemon.state_file) or {}
+    if (outage := held.get("outage")) and not outage.get("ended_at"):  # said first: the database may not answer
+        err_console.print(Text(f"the daemon's state file says the database has been unreachable since "
+                               f"{outage.get('started_at')} ({outage.get('error')}); "
+                               f"{len(held.get('pending') or [])} run record(s) wait to be written"),
+                          highlight=False, soft_wrap=True)
     report = status_report(st.settings(), st.engine())
     if fmt == Format.json:
         emit_object(report, fmt)

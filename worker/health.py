@@ -44,6 +44,14 @@ from worker.sql import insert_ignore, is_unreachable
 logger = logging.getLogger(__name__)
 
 
+def read_state(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """A daemon's state file (its outage in progress and the records it holds), or None."""
+    try:
+        return orjson.loads(Path(path).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+
+
 class Alarm(Protocol):
     def __call__(self, outage: dict[str, Any], reason: str) -> bool:
         """Send what is due about ``outage`` (reason ``unreachable`` or ``resolved``), recording each
@@ -216,13 +224,12 @@ class HealthMonitor:
                                                                           "path": str(self.path), "error": str(exc)})
 
     def _load(self) -> None:
-        try:
-            state = orjson.loads(self.path.read_bytes())
-        except FileNotFoundError:
+        if not self.path.exists():
             return
-        except (OSError, orjson.JSONDecodeError) as exc:
+        state = read_state(self.path)
+        if state is None:
             logger.error("daemon state file unreadable; ignored", extra={"action": "state_file_unreadable",
-                                                                          "path": str(self.path), "error": str(exc)})
+                                                                          "path": str(self.path)})
             return
         self.outage, self.pending = state.get("outage"), list(state.get("pending") or [])
         logger.info("an outage carried over from the last run", extra={

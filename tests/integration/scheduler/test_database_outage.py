@@ -395,3 +395,14 @@ def test_status_shows_the_outage_and_that_the_last_ingest_did_not_succeed(cli: A
     assert report["outages"] == [{"started_at": "2026-12-01T10:00:40+00:00", "ended_at": "2026-12-01T10:01:40+00:00",
                                   "seconds": 60, "alerted_at": "2026-12-01T10:00:41+00:00", "skipped_runs": 1,
                                   "daemon": "d1", "error": "refused"}]
+
+
+def test_status_says_what_the_daemon_holds_while_the_database_is_away(cli: Any, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"outage": {"started_at": "2026-12-01T10:00:40+00:00", "ended_at": None,
+                                            "error": "connection refused"},
+                                 "pending": [{"kind": "skipped"}, {"kind": "skipped"}]}), encoding="utf-8")
+    done = cli("status", env={"TOKENTALLY_DAEMON_STATE_FILE": str(state)})
+    assert ("the database has been unreachable since 2026-12-01T10:00:40+00:00 (connection refused); "
+            "2 run record(s) wait to be written") in " ".join(done.stderr.split())
+    assert done.exit_code == 0  # this database answers: the rest of status as usual
