@@ -4,7 +4,8 @@ Each daemon has a ``daemons`` row and refreshes its ``last_seen`` at every healt
 (:func:`beat`, a write through a fresh connection: the heartbeat is also the proof that the
 database takes writes). A daemon is *gone* once it has not been seen for
 ``daemon.heartbeat_timeout``, or said it stopped (:func:`stopped`). A run that is still
-``running`` under a gone daemon will never finish: :func:`interrupt_orphans`, called by
+``running`` under a gone daemon (and itself older than the timeout: a daemon's first
+heartbeat may still be on its way) will never finish: :func:`interrupt_orphans`, called by
 every daemon after its heartbeat, marks it ``interrupted`` with a conditional update (of two
 daemons, one changes each row), and its scheduled tick can then be taken over
 (``worker.runs``). A manual run from the CLI has no owner and is never interrupted here.
@@ -18,9 +19,10 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, exists, insert, select, update
+from sqlalchemy import Connection, exists, select, update
 
 from worker.models import Daemon, JobRun
+from worker.sql import insert_ignore
 
 
 def new_daemon_id() -> str:
@@ -32,8 +34,8 @@ def beat(conn: Connection, daemon_id: str, now: datetime) -> None:
     """Refresh the daemon's heartbeat (its row is made at the first beat)."""
     if conn.execute(update(Daemon).where(Daemon.id == daemon_id).values(last_seen=now, stopped_at=None)).rowcount:
         return
-    conn.execute(insert(Daemon).values(id=daemon_id, host=socket.gethostname()[:255], pid=os.getpid(),
-                                       started_at=now, last_seen=now))
+    conn.execute(insert_ignore(conn.dialect.name, Daemon, ["id"]).values(  # two first beats at once: one row
+        id=daemon_id, host=socket.gethostname()[:255], pid=os.getpid(), started_at=now, last_seen=now))
 
 
 def stopped(conn: Connection, daemon_id: str, now: datetime) -> None:
@@ -47,8 +49,10 @@ def alive(now: datetime, timeout: timedelta) -> Any:
 
 
 def owner_gone(now: datetime, timeout: timedelta) -> Any:
-    """A condition on a job run: running under a daemon that is gone."""
-    return (JobRun.status == "running") & JobRun.owner.is_not(None) & ~alive(now, timeout)
+    """A condition on a job run: running under a daemon that is gone. A run younger than ``timeout``
+    never is (its daemon may not have written its first heartbeat yet)."""
+    return ((JobRun.status == "running") & JobRun.owner.is_not(None) & (JobRun.started_at < now - timeout)
+            & ~alive(now, timeout))
 
 
 def interrupt_orphans(conn: Connection, now: datetime, timeout: timedelta) -> list[tuple[str, datetime | None]]:

@@ -160,6 +160,7 @@ class Daemon:
         self.health = HealthMonitor(settings, engine, self.id, alarm, on_up=self._after_heartbeat)
         self._triggers: dict[str, BaseTrigger] = {}
         self._stopper: threading.Thread | None = None  # scheduler.shutdown(wait=True), once a stop was asked
+        self._first_beat = threading.Lock()  # jobs fired at once: one health check before their claims
 
     def setup(self) -> list[str]:
         validate_schedule(self.settings)
@@ -199,9 +200,11 @@ class Daemon:
         """One run of ``spec`` owned by this daemon; None when it did not run here (claimed elsewhere,
         or the database is unreachable: then the tick is kept to be recorded as skipped)."""
         if not self.health.beaten or self.health.down:
-            # the heartbeat first (a run under an unknown daemon looks orphaned); while the database is
+            # the heartbeat first (so other daemons know the owner of this run); while the database is
             # away, each tick tries it once more, so its return is noticed at the next tick
-            self.health.check()
+            with self._first_beat:
+                if not self.health.beaten or self.health.down:
+                    self.health.check()
         if self.health.down:
             self.health.keep(skipped(spec.id, scheduled_for, trigger, self.id, UNREACHABLE))
             return None
