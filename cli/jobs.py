@@ -5,16 +5,19 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from rich.text import Text
 from sqlalchemy import select
 
 from worker import clock
+from worker.health import read_state
 from worker.models import JobRun
 from worker.registry import registry
-from worker.scheduler import make_trigger, run_job, schedule_for
+from worker.runs import run_job
+from worker.scheduler import make_trigger, schedule_for
 from worker.settings import SettingsError
 from worker.status import last_runs, status as status_report
 from cli.options import in_order, parse_date
-from cli.output import Format, ObjectFormat, emit_object, emit_rows
+from cli.output import Format, ObjectFormat, emit_object, emit_rows, err_console
 from cli.state import app, fail, state
 
 jobs_app = typer.Typer(no_args_is_help=True, help="The jobs the daemon runs; run any by hand.")
@@ -121,8 +124,14 @@ def history(
 
 @app.command()
 def status(ctx: typer.Context, fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json")) -> None:
-    """Database, data freshness per source, open counts, last run of each job."""
+    """Database, data freshness per source, open counts, last run of each job, database outages."""
     st = state(ctx)
+    held = read_state(st.settings().daemon.state_file) or {}
+    if (outage := held.get("outage")) and not outage.get("ended_at"):  # said first: the database may not answer
+        err_console.print(Text(f"the daemon's state file says the database has been unreachable since "
+                               f"{outage.get('started_at')} ({outage.get('error')}); "
+                               f"{len(held.get('pending') or [])} run record(s) wait to be written"),
+                          highlight=False, soft_wrap=True)
     report = status_report(st.settings(), st.engine())
     if fmt == Format.json:
         emit_object(report, fmt)
@@ -134,6 +143,10 @@ def status(ctx: typer.Context, fmt: ObjectFormat = typer.Option(ObjectFormat.tab
     emit_rows(report["sources"], ["source", "kind", "enabled", "silent", "last_ingest_at", "newest_event_at", "events",
                                   "unattributed"],
               Format.table, title=f"sources (unattributed: events without an account since {report['unattributed_since'][:10]})")
-    emit_rows(report["jobs"], ["job", "last_status", "last_started_at", "last_trigger"], Format.table, title="jobs")
+    emit_rows(report["jobs"], ["job", "last_status", "last_started_at", "last_trigger", "last_success_at",
+                               "last_error"], Format.table, title="jobs")
+    if report["outages"]:
+        emit_rows(report["outages"], ["started_at", "ended_at", "seconds", "alerted_at", "skipped_runs", "daemon"],
+                  Format.table, title="database outages (latest first)")
     if report["warnings"]:
         emit_rows([{"warning": w} for w in report["warnings"]], ["warning"], Format.table, title="warnings")

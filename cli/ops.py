@@ -10,12 +10,14 @@ from typing import Any, Optional
 import typer
 from rich.text import Text
 
+from reports.direct import DirectAlarm
 from worker import db
+from reports.direct import DirectAlarm
 from worker.scheduler import Daemon, validate_schedule
 from worker.settings import Settings, SettingsError
 from web.server import WebServer, WebStartError, announce
 from cli.output import console, err_console
-from cli.state import app, fail, state
+from cli.state import app, check_migrated, fail, state
 
 
 @app.command()
@@ -53,15 +55,22 @@ def _start_web(settings: Settings, engine: Any) -> WebServer:
 @app.command()
 def run(ctx: typer.Context) -> None:
     """Run the worker daemon in the foreground, with the console and API when [web] enabled
-    (Ctrl-C / SIGTERM stops both cleanly)."""
+    (Ctrl-C / SIGTERM stops both cleanly). A PostgreSQL database that does not answer at start
+    is waited for (system.database_unreachable is sent)."""
     st = state(ctx)
-    settings, engine = st.settings(), st.engine()
+    settings = st.settings()
+    waits = db.sqlite_file(settings.database_url) is None  # a SQLite file is checked at once, as every command does
+    engine = st.engine(migrated=not waits)
     try:
         validate_schedule(settings)  # before the console listens: a bad schedule starts nothing
+        daemon = Daemon(settings, engine, alarm=DirectAlarm(settings))
     except SettingsError as exc:
         fail(f"settings: {exc}", code=2)
-    daemon = Daemon(settings, engine)
     daemon.install_signals()  # a SIGTERM while the console starts stops the daemon before its loop
+    if waits:
+        if not daemon.wait_for_database():
+            return
+        check_migrated(engine)
     server = _start_web(settings, engine) if settings.web.enabled else None
     try:
         daemon.run()

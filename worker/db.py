@@ -15,6 +15,7 @@ from typing import Iterator
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from worker.redact import secret_params
 
@@ -52,12 +53,32 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+PROBE_TIMEOUT_SECONDS = 10  # a health check waits this long for a connection
+
+
+def probe_engine(url: str) -> Engine:
+    """An engine that opens a fresh connection each time (no pool), for health checks: a pooled
+    connection (a SQLite file still open after it was moved away) would hide an unreachable
+    database. A SQLite file is opened read-write and never created, so a file that went away
+    is an error here, not a new empty database."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_file(url)
+        target = f"sqlite:///file:{path}?mode=rw&uri=true" if path is not None else url
+        engine = create_engine(target, poolclass=NullPool, connect_args={"timeout": PROBE_TIMEOUT_SECONDS})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    args = {} if "connect_timeout" in parsed.query else {"connect_timeout": PROBE_TIMEOUT_SECONDS}
+    return create_engine(url, poolclass=NullPool, connect_args=args)
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=30000")  # first: the journal mode pragma may have to wait for a lock
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
 

@@ -1,8 +1,16 @@
-"""Running jobs: one recorded run, and the APScheduler daemon that fires them.
+"""The APScheduler daemon that fires the jobs, each run recorded by ``worker.runs``.
 
 Every run is a ``job_runs`` row. A scheduled run is claimed by inserting the
 ``(job, scheduled_for)`` row; a replica that loses the race sees the unique key
 and skips, so each scheduled run happens once however many daemons run.
+
+The daemon's health thread (``worker.health``) checks the database and writes the
+daemon's heartbeat. While the database is unreachable a tick is not tried: it is kept as
+a ``skipped`` record, written when the database is back. After each heartbeat the daemon
+marks the runs of daemons that went away ``interrupted`` (``worker.heartbeat``) and takes
+over such a tick, or a skipped one, when it is still the job's latest: a daemon killed
+in the middle of the 09:00 report, or the database gone at 09:00, does not lose that
+report.
 """
 
 from __future__ import annotations
@@ -13,32 +21,39 @@ import os
 import re
 import signal
 import threading
-import traceback
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apscheduler.events import EVENT_SCHEDULER_STARTED
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_SCHEDULER_STARTED, JobSubmissionEvent
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 
 from worker import clock
-from worker.alerts.state import raise_alert
-from worker.db import session_factory
+from worker.health import Alarm, HealthMonitor
+from worker.heartbeat import interrupt_orphans, new_daemon_id
 from worker.models import JobRun
-from worker.registry import JobContext, JobFailed, JobSpec, registry
+from worker.sql import is_unreachable
+from worker.registry import JobSpec, registry
+from worker.runs import (TAKEABLE, UNREACHABLE, DatabaseUnreachable, RunNotRecorded, run_job, skipped,
+                         write_pending)
 from worker.settings import Settings, SettingsError, parse_duration
+
+__all__ = ["Daemon", "run_job", "make_trigger", "schedule_for", "validate_schedule", "latest_fire_time",
+           "previous_fire_time", "LocalCronTrigger", "MISFIRE_GRACE"]
 
 logger = logging.getLogger(__name__)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MISFIRE_GRACE = timedelta(minutes=10)
 CATCH_UP_WINDOW = timedelta(days=32)  # a monthly job missed while down still runs once
+PROBE_WAIT = 15  # seconds a stopping daemon waits for a health check in hand
+BUSY = "the previous run was still in hand"  # why APScheduler skipped a tick (max_instances=1)
 _EVERY = re.compile(r"^every\s+(\S+)$")
 
 
@@ -120,58 +135,6 @@ def latest_fire_time(trigger: BaseTrigger, now: datetime, lookback: timedelta) -
     return found if found is not None else now.replace(second=0, microsecond=0).astimezone(UTC)
 
 
-def run_job(spec: JobSpec, settings: Settings, engine: Engine, *, trigger: str = "manual",
-            scheduled_for: datetime | None = None, stop: threading.Event | None = None,
-            **options: Any) -> JobRun | None:
-    """Run one job and record it. Returns None when another replica claimed this scheduled run."""
-    sessions = session_factory(engine)
-    started = clock.now()
-    try:
-        with sessions.begin() as session:
-            run = JobRun(job=spec.id, scheduled_for=scheduled_for, trigger=trigger, started_at=started,
-                         status="running")
-            session.add(run)
-    except IntegrityError:
-        logger.info("run already claimed", extra={"action": "job_claimed_elsewhere", "job": spec.id,
-                                                  "scheduled_for": str(scheduled_for)})
-        return None
-    ctx = JobContext(settings=settings, engine=engine, sessions=sessions,
-                     logger=logging.getLogger(f"jobs.{spec.id}"), trigger=trigger,
-                     scheduled_for=scheduled_for, stop=stop or threading.Event(), **options)
-    status, stats, error = "success", None, None
-    try:
-        stats = spec.func(ctx)
-    except JobFailed as exc:
-        status, stats, error = "failed", exc.stats, str(exc)
-        logger.error("job failed", extra={"action": "job_failed", "job": spec.id, "error": error})
-    except Exception:  # a failing job is recorded and the daemon goes on
-        status, error = "failed", traceback.format_exc()
-        logger.exception("job crashed", extra={"action": "job_failed", "job": spec.id})
-    finished = clock.now()
-    with sessions.begin() as session:
-        session.execute(update(JobRun).where(JobRun.id == run.id)
-                        .values(status=status, stats=stats, error=error, finished_at=finished))
-    if status == "failed":
-        try:  # after the run is recorded: a failure to alert must not lose the record
-            with engine.begin() as conn:
-                _raise_job_failed(conn, settings, spec.id, run.id, trigger, error or "")
-        except Exception:
-            logger.exception("could not raise job.failed", extra={"action": "alert_failed", "job": spec.id})
-    run.status, run.stats, run.error, run.finished_at = status, stats, error, finished
-    logger.info("job finished", extra={"action": "job_finished", "job": spec.id, "status": status,
-                                       "seconds": round((finished - started).total_seconds(), 3)})
-    return run
-
-
-def _raise_job_failed(conn: Any, settings: Settings, job_id: str, run_id: int, trigger: str, error: str) -> None:
-    """One ``job.failed`` alert per job and local day; a later failure that day only updates it."""
-    lines = error.strip().splitlines()
-    raise_alert(conn, settings, kind="job.failed", scope="job", scope_id=job_id,
-                period=clock.now().astimezone(settings.tz).date().isoformat(), severity="critical",
-                payload={"trigger": trigger, "run_id": run_id, "error_line": lines[-1] if lines else "",
-                         "error": error[-4000:]})
-
-
 class _Scheduler(BlockingScheduler):
     """APScheduler's blocking loop, safe to stop from another thread: ``shutdown`` empties the job
     stores while the loop may be handling a due job (a catch-up run, say), and the loop's lookup of
@@ -189,16 +152,19 @@ class _Scheduler(BlockingScheduler):
 class Daemon:
     """The APScheduler loop; SIGTERM/SIGINT finish the unit in hand and exit, a second SIGINT exits at once."""
 
-    def __init__(self, settings: Settings, engine: Engine):
+    def __init__(self, settings: Settings, engine: Engine, alarm: Alarm | None = None):
         self.settings = settings
         self.engine = engine
+        self.id = new_daemon_id()
         self.stop = threading.Event()
         self.scheduler = _Scheduler(timezone=UTC)
+        self.health = HealthMonitor(settings, engine, self.id, alarm, on_up=self._after_heartbeat)
         self._triggers: dict[str, BaseTrigger] = {}
         self._signals = itertools.count()  # how many stop signals came before this one
         self._stopper: threading.Thread | None = None  # scheduler.shutdown(wait=True), once a stop was asked
         # a stop asked before the loop ran (the process that started it was still starting) ends it at once
         self.scheduler.add_listener(self._started, EVENT_SCHEDULER_STARTED)
+        self._first_beat = threading.Lock()  # jobs fired at once: one health check before their claims
 
     def setup(self) -> list[str]:
         validate_schedule(self.settings)
@@ -213,6 +179,7 @@ class Daemon:
                                    coalesce=True, max_instances=1,
                                    misfire_grace_time=int(MISFIRE_GRACE.total_seconds()), **extra)
             scheduled.append(spec.id)
+        self.scheduler.add_listener(self._tick_while_busy, EVENT_JOB_MAX_INSTANCES)
         return scheduled
 
     def catch_up(self) -> list[tuple[str, datetime]]:
@@ -224,31 +191,97 @@ class Daemon:
                 if not isinstance(trig, CronTrigger):
                     continue  # interval jobs simply run at their next tick
                 fire = previous_fire_time(trig, now, CATCH_UP_WINDOW)
-                if fire is not None and not conn.execute(
-                        select(JobRun.id).where(JobRun.job == job_id, JobRun.scheduled_for == fire)).first():
+                if fire is not None and not conn.execute(  # a tick skipped or interrupted was never done
+                        select(JobRun.id).where(JobRun.job == job_id, JobRun.scheduled_for == fire,
+                                                JobRun.status.not_in(TAKEABLE))).first():
                     missed.append((job_id, fire))
         return missed
 
     def _run_missed(self, job_id: str, fire: datetime) -> None:
-        run_job(registry.get(job_id), self.settings, self.engine, trigger="catch-up", scheduled_for=fire,
-                stop=self.stop)
+        self._run(registry.get(job_id), "catch-up", fire)
+
+    def _run(self, spec: JobSpec, trigger: str, scheduled_for: datetime) -> JobRun | None:
+        """One run of ``spec`` owned by this daemon; None when it did not run here (claimed elsewhere,
+        or the database is unreachable: then the tick is kept to be recorded as skipped)."""
+        if not self.health.beaten or self.health.down:
+            # the heartbeat first (so other daemons know the owner of this run); while the database is
+            # away, each tick tries it once more, so its return is noticed at the next tick
+            with self._first_beat:
+                if not self.health.beaten or self.health.down:
+                    self.health.check()
+        if self.health.down:
+            self.health.keep(skipped(spec.id, scheduled_for, trigger, self.id, UNREACHABLE))
+            return None
+        try:
+            return run_job(spec, self.settings, self.engine, trigger=trigger, scheduled_for=scheduled_for,
+                           stop=self.stop, owner=self.id)
+        except DatabaseUnreachable as exc:
+            logger.error("run could not start", extra={"action": "job_skipped", "job": spec.id, "error": str(exc)})
+            self.health.keep(skipped(spec.id, scheduled_for, trigger, self.id, UNREACHABLE))
+        except RunNotRecorded as exc:
+            logger.error("run end not recorded yet", extra={"action": "job_end_kept", "job": spec.id,
+                                                            "error": str(exc)})
+            self.health.keep(exc.record)
+        self.health.poke()
+        return None
 
     def _fire(self, job_id: str) -> None:
         if self.stop.is_set():
             return
         spec = registry.get(job_id)
         scheduled_for = latest_fire_time(self._triggers[job_id], clock.now(), MISFIRE_GRACE)
-        if run_job(spec, self.settings, self.engine, trigger="schedule", scheduled_for=scheduled_for,
-                   stop=self.stop) is None:
-            return  # another replica has this run, and runs what follows it
+        if self._run(spec, "schedule", scheduled_for) is None:
+            return  # another replica has this run, and runs what follows it (or the database is away)
         for follower in registry.followers(job_id):
             if self.stop.is_set():
                 break
             if self.schedule_of(follower.id) is None:
                 continue
             # claimed like a scheduled run of the same time: once across replicas
-            run_job(follower, self.settings, self.engine, trigger=f"after:{job_id}", scheduled_for=scheduled_for,
-                    stop=self.stop)
+            if self._run(follower, f"after:{job_id}", scheduled_for) is None and self.health.down:
+                break
+
+    def _tick_while_busy(self, event: JobSubmissionEvent) -> None:
+        """APScheduler skipped a tick because the job's previous run is still in hand: a skipped row,
+        so every tick has one (the run in hand reads what that tick would have)."""
+        trig = self._triggers.get(event.job_id)
+        if trig is None or self.stop.is_set():
+            return
+        for when in event.scheduled_run_times:
+            fire = latest_fire_time(trig, when.astimezone(UTC), MISFIRE_GRACE)
+            record = skipped(event.job_id, fire, "schedule", self.id, BUSY)
+            try:
+                write_pending(self.engine, self.settings, record)
+            except DBAPIError as exc:
+                if not is_unreachable(exc):
+                    raise
+                self.health.keep(record)
+
+    def _after_heartbeat(self, written: list[dict[str, Any]]) -> None:
+        """After a heartbeat: the runs of daemons gone are interrupted; a tick left undone (interrupted, or
+        skipped while the database was away) that is still its job's latest is run again now."""
+        with self.engine.begin() as conn:
+            undone = interrupt_orphans(conn, clock.now(), self.settings.daemon.heartbeat_timeout)
+        for job_id, scheduled_for in undone:
+            logger.warning("run interrupted: its daemon went away", extra={
+                "action": "job_interrupted", "job": job_id, "scheduled_for": str(scheduled_for)})
+        undone += [(r["job"], datetime.fromisoformat(r["scheduled_for"])) for r in written
+                   if r["kind"] == "skipped" and r["scheduled_for"]]
+        for job_id, fire in dict.fromkeys(undone):
+            trig = self._triggers.get(job_id)
+            if trig is None or fire is None or self.stop.is_set():
+                continue
+            if previous_fire_time(trig, clock.now(), CATCH_UP_WINDOW) == fire:
+                self.scheduler.add_job(self._run_missed, "date", run_date=clock.now(), args=[job_id, fire],
+                                       id=f"takeover:{job_id}", replace_existing=True, misfire_grace_time=None)
+
+    def wait_for_database(self) -> bool:
+        """Health checks until the database answers (announcing an outage meanwhile); False if stopped first."""
+        self.install_signals()
+        while not self.health.check():
+            if self.stop.wait(self.settings.daemon.health_check.total_seconds()):
+                return False
+        return True
 
     def schedule_of(self, job_id: str) -> BaseTrigger | None:
         """The job's trigger; None when its schedule is "off" (then it does not follow other jobs either)."""
@@ -271,6 +304,8 @@ class Daemon:
         self.stop.set()
         logger.info("stopping after the work in hand", extra={"action": "daemon_stopping",
                                                                "signal": signal.Signals(signum).name})
+        # Not running yet: still waiting for the database (wait_for_database sees the stop), or the
+        # loop is about to start (_started ends it).
         if self.scheduler.running:
             self._shut_down()
 
@@ -295,10 +330,16 @@ class Daemon:
             self.scheduler.add_job(self._run_missed, "date", run_date=clock.now(), args=[job_id, fire],
                                    id=f"catch-up:{job_id}", misfire_grace_time=None)
         self.install_signals()
-        logger.info("daemon started", extra={"action": "daemon_started", "jobs": ",".join(jobs)})
+        self.health.check()  # the heartbeat before the first run, and any outage carried over recorded
+        health = threading.Thread(target=self.health.run, args=(self.stop,), name="health", daemon=True)
+        logger.info("daemon started", extra={"action": "daemon_started", "jobs": ",".join(jobs), "daemon": self.id})
+        health.start()
         self.scheduler.start()
         if self._stopper is not None:
             # The loop ends before the jobs in hand do: wait for them here, with the handler above still
             # installed (a second Ctrl-C meanwhile exits at once, not through Python's shutdown).
             self._stopper.join()
+        self.health.poke()
+        health.join(timeout=PROBE_WAIT)
+        self.health.close()
         logger.info("daemon stopped", extra={"action": "daemon_stopped"})

@@ -14,7 +14,10 @@ themselves:
 - :func:`bulk_path`: how the ledger writer loads a batch, ``"copy"`` (PostgreSQL's
   binary COPY, see ``worker.ledger.rows``) or ``"executemany"`` (SQLite);
 - :func:`analyze`: refresh the planner's statistics after a bulk load;
-- :func:`is_unique_violation`: whether a driver error is a unique-key conflict.
+- :func:`is_unique_violation`: whether a driver error is a unique-key conflict;
+- :func:`is_unreachable`: whether an error means the database cannot be reached (a
+  connection refused, cut or closed by the server; a SQLite file that cannot be opened),
+  as opposed to a statement the database refused.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Select, case, func, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql import ColumnElement
 
@@ -100,6 +104,27 @@ def is_unique_violation(exc: BaseException) -> bool:
     from psycopg.errors import UniqueViolation  # psycopg is the PostgreSQL driver; only asked after a failure
 
     return isinstance(exc, UniqueViolation)
+
+
+# PostgreSQL: class 08 (connection exception) and 57P (operator intervention: shutdown, crash)
+_PG_UNREACHABLE = ("08", "57P")
+# SQLite: the file cannot be opened, read or written (moved away, its disk gone or read-only)
+_SQLITE_UNREACHABLE = ("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_NOTADB")
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True when ``exc`` (a SQLAlchemy error) says the database is out of reach, not a bad statement."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    orig = exc.orig
+    if (name := getattr(orig, "sqlite_errorname", None)) is not None:
+        return name.startswith(_SQLITE_UNREACHABLE)
+    state = getattr(orig, "sqlstate", None)
+    return state is None or state.startswith(_PG_UNREACHABLE)  # no SQLSTATE: the client never got an answer
 
 
 # --------------------------------------------------------------------------- time buckets

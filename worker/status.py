@@ -1,4 +1,11 @@
-"""What an operator looks at first: database, data freshness per source, open counts, last runs.
+"""What an operator looks at first: database, data freshness per source, open counts, last runs, outages.
+
+A job's last run is its latest tick (by start time): a run skipped while the database was
+away, written afterwards, is the last run if no later one started, whatever its id. Each
+job also shows its last successful run, so a failed, skipped or interrupted last run is
+never read as "the last ingest succeeded". The last :data:`OUTAGES` outages of the
+database (written by the daemons once it was back) are listed with their length and the
+runs they skipped.
 
 Each source's row counts the events without an account in the last :data:`UNATTRIBUTED_DAYS`
 local days (today included), so unattributed usage is visible however small its share.
@@ -14,20 +21,36 @@ from sqlalchemy import Engine, func, or_, select
 from worker.ingest import listing
 from worker.limits import killswitch, windows as limits
 from worker import clock, db
-from worker.models import (Alert, CallAttempt, DirtyDay, IngestFile, IngestReject, JobRun, Notification, SourceStatus, SummaryCorrection,
-                     UsageEvent)
+from worker.models import (Alert, CallAttempt, DirtyDay, IngestFile, IngestReject, JobRun, Notification, Outage,
+                           SourceStatus, SummaryCorrection, UsageEvent)
 from worker.registry import registry
 from worker.settings import Settings
 from worker.settings.warnings import settings_warnings
 
 
 UNATTRIBUTED_DAYS = 7  # local days, today included, whose unattributed events each source's row counts
+OUTAGES = 5  # the latest database outages shown
 
 
-def last_runs(conn: Any) -> dict[str, JobRun]:
-    latest = (select(JobRun.job, func.max(JobRun.id).label("id")).group_by(JobRun.job)).subquery()
-    rows = conn.execute(select(JobRun).join(latest, JobRun.id == latest.c.id)).all()
-    return {r.job: r for r in rows}
+def last_runs(conn: Any, status: str | None = None) -> dict[str, JobRun]:
+    """Each job's latest run by start time (``status``: its latest run in that state)."""
+    newest = select(JobRun.job, func.max(JobRun.started_at).label("started_at")).group_by(JobRun.job)
+    if status is not None:
+        newest = newest.where(JobRun.status == status)
+    newest = newest.subquery()
+    rows = conn.execute(select(JobRun).join(newest, (JobRun.job == newest.c.job)
+                                            & (JobRun.started_at == newest.c.started_at))
+                        .where(*(() if status is None else (JobRun.status == status,)))
+                        .order_by(JobRun.id)).all()
+    return {r.job: r for r in rows}  # a tie of start times: the higher id
+
+
+def outages(conn: Any, limit: int = OUTAGES) -> list[dict[str, Any]]:
+    """The latest database outages the daemons recorded, newest first."""
+    rows = conn.execute(select(Outage).order_by(Outage.started_at.desc()).limit(limit)).all()
+    return [{"started_at": _iso(o.started_at), "ended_at": _iso(o.ended_at),
+             "seconds": round((o.ended_at - o.started_at).total_seconds()), "alerted_at": _iso(o.alerted_at),
+             "skipped_runs": o.skipped_runs, "daemon": o.daemon, "error": o.error} for o in rows]
 
 
 def status(settings: Settings, engine: Engine) -> dict[str, Any]:
@@ -59,8 +82,9 @@ def status(settings: Settings, engine: Engine) -> dict[str, Any]:
         for row in sources:
             if row["source"] in file_warnings:
                 row["warnings"] = file_warnings[row["source"]]
-        runs = last_runs(conn)
-        jobs = [_job_row(spec.id, runs.get(spec.id)) for spec in registry.all()]
+        runs, successes = last_runs(conn), last_runs(conn, "success")
+        jobs = [_job_row(spec.id, runs.get(spec.id), successes.get(spec.id)) for spec in registry.all()]
+        recent_outages = outages(conn)
         counts = {
             "events": conn.execute(select(func.count()).select_from(UsageEvent)).scalar_one(),
             "open_rejects": conn.execute(select(func.count()).select_from(IngestReject)
@@ -88,7 +112,8 @@ def status(settings: Settings, engine: Engine) -> dict[str, Any]:
             "timezone": settings.timezone, "unattributed_since": since.isoformat(),
             "kill_switch": {"active": True, "reason": switch.reason, "since": _iso(switch.changed_at),
                             "by": switch.changed_by} if switch else {"active": False},
-            "counts": counts, "sources": sources, "jobs": jobs, "warnings": settings_warnings(settings)}
+            "counts": counts, "sources": sources, "jobs": jobs, "outages": recent_outages,
+            "warnings": settings_warnings(settings)}
 
 
 def unattributed_since(settings: Settings) -> datetime:
@@ -105,12 +130,14 @@ def _source_row(name: str, kind: str | None, enabled: bool | None, row: Any, sil
             "events": row.events if row else 0, "unattributed": unattributed}
 
 
-def _job_row(job_id: str, run: JobRun | None) -> dict[str, Any]:
-    """The job's last run; a failed one with the first line of its error (an unreadable directory...)."""
+def _job_row(job_id: str, run: JobRun | None, success: JobRun | None) -> dict[str, Any]:
+    """The job's last run and last success; a run that did not succeed with the first line of its error
+    (an unreadable directory, skipped: database unreachable, interrupted: its daemon went away...)."""
     row: dict[str, Any] = {"job": job_id, "last_status": run.status if run else None,
                            "last_started_at": _iso(run.started_at) if run else None,
-                           "last_trigger": run.trigger if run else None}
-    if run is not None and run.status == "failed" and run.error:
+                           "last_trigger": run.trigger if run else None,
+                           "last_success_at": _iso(success.started_at) if success else None}
+    if run is not None and run.status != "success" and run.error:
         lines = run.error.strip().splitlines()
         row["last_error"] = (lines[-1] if lines[0].startswith("Traceback") else lines[0])[:300]
     return row

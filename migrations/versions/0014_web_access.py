@@ -1,7 +1,7 @@
 """web access: api_tokens (hashed), login_links (one-time), web_keys (the signing key); source_status.duplicates
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-01 14:00:00.000000
 
 The console and HTTP API sign in with tokens kept as SHA-256 hashes; the first start's
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from worker.models.base import Id, UTCDateTime
 
 revision = '0014'
-down_revision = '0012'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 

@@ -9,10 +9,13 @@ from worker.models.limits import WINDOW_KINDS, BudgetPendingDay, LimitWindow, Sy
 from worker.models.events import (UNATTRIBUTED, UNKNOWN, IngestFile, IngestLease, IngestReject, LedgerExport,
                                   SourceCursor, SourceStatus, UsageEvent, UsageEventId)
 from worker.models.reports import Report
-from worker.models.runs import JobRun
+from worker.models.runs import RUN_STATES, Daemon, JobRun, Outage
 from worker.models.summaries import DailyRollup, DailySummary, DirtyDay, MonthlySummary, SummaryCorrection, SummaryDay
 
 __all__ = [
-    "ATTEMPT_STATES", "Account", "ApiToken", "LoginLink", "TOKEN_SCOPES", "WebKey", "Alert", "CallAttempt", "Reconciliation", "Base", "Notification", "SEVERITIES", "DailyRollup", "DailySummary", "DirtyDay", "MonthlySummary", "SummaryCorrection", "SummaryDay", "IngestFile", "IngestReject", "JobRun", "Report", "BudgetPendingDay", "LimitWindow", "SystemState", "WINDOW_KINDS", "SourceCursor", "SourceStatus", "UNATTRIBUTED",
-    "UNKNOWN", "UTCDateTime", "UsageEvent", "UsageEventId", "LedgerExport", "IngestLease",
+    "ATTEMPT_STATES", "Account", "ApiToken", "LoginLink", "TOKEN_SCOPES", "WebKey", "Alert", "CallAttempt",
+    "Reconciliation", "Base", "Notification", "SEVERITIES", "DailyRollup", "DailySummary", "DirtyDay", "MonthlySummary",
+    "SummaryCorrection", "SummaryDay", "IngestFile", "IngestReject", "JobRun", "Daemon", "Outage", "RUN_STATES",
+    "Report", "BudgetPendingDay", "LimitWindow", "SystemState", "WINDOW_KINDS", "SourceCursor", "SourceStatus",
+    "UNATTRIBUTED", "UNKNOWN", "UTCDateTime", "UsageEvent", "UsageEventId", "LedgerExport", "IngestLease",
 ]

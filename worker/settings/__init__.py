@@ -29,6 +29,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from worker.settings.channels import PARSERS as CHANNEL_PARSERS, ChannelSettings, parse_channel, parse_channels
+from worker.settings.daemon import DaemonSettings, parse_daemon
 from worker.settings.integrity import IntegritySettings, parse_integrity
 from worker.settings.limits import BudgetSettings, TierSettings, parse_budgets, parse_tier
 from worker.settings.pricing import PriceOverride, fingerprint as pricing_fingerprint, parse_override
@@ -41,7 +42,7 @@ from worker.settings.sources import SourceSettings, parse_source
 from worker.settings.web import WebSettings, parse_web
 
 __all__ = ["Settings", "SettingsError", "SourceSettings", "TierSettings", "BudgetSettings", "PriceOverride",
-           "ReportSettings", "WebSettings", "IntegritySettings", "ReconcileSettings", "AlertSettings", "DeliverySettings", "Route",
+           "ReportSettings", "WebSettings", "IntegritySettings", "DaemonSettings", "ReconcileSettings", "AlertSettings", "DeliverySettings", "Route",
            "load", "load_gate", "config_path", "parse_duration", "ENV_PREFIX"]
 
 DEFAULT_CONFIG = "settings.toml"
@@ -90,6 +91,7 @@ class Settings:
     integrity: IntegritySettings = field(default_factory=IntegritySettings)
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
     config_path: Path | None = None
 
     @property
@@ -268,6 +270,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     integrity = parse_integrity(top.take("integrity", dict, None), env)
     reconcile = parse_reconcile(top.take("reconcile", dict, None), env)
     web = parse_web(top.take("web", dict, None), env)
+    daemon = parse_daemon(top.take("daemon", dict, None), env)
 
     top.done()
     return Settings(
@@ -281,7 +284,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
         summaries_nightly_days=nightly_days, retention_ledger_months=ledger_months,
         retention_months_ahead=months_ahead, channels=channels, routes=routes,
         alerts=alerts, delivery=delivery, reports=reports, integrity=integrity, reconcile=reconcile,
-        web=web, config_path=cfg,
+        web=web, daemon=daemon, config_path=cfg,
     )
 
 

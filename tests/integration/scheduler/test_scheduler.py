@@ -296,7 +296,7 @@ def test_two_daemons_on_one_database_run_each_scheduled_run_once(make_settings, 
                          ("ingest", utc("2026-11-23T02:30:00+00:00")), ("ingest", utc("2026-11-23T02:35:00+00:00")),
                          ("summaries", utc("2026-11-23T02:30:00+00:00")),
                          ("summaries_nightly", utc("2026-11-23T02:30:00+00:00"))]
-        assert all(r.status == "success" and r.trigger in ("schedule", "after:ingest") for r in rows)
+        assert all(r.status == "success" and r.trigger in ("schedule", "after:ingest") for r in rows), [(r.job, r.status, r.trigger, r.error, r.stats) for r in rows]
     finally:
         for e in engines:
             e.dispose()
