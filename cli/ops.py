@@ -12,7 +12,6 @@ from rich.text import Text
 
 from reports.direct import DirectAlarm
 from worker import db
-from reports.direct import DirectAlarm
 from worker.scheduler import Daemon, validate_schedule
 from worker.settings import Settings, SettingsError
 from web.server import WebServer, WebStartError, announce
