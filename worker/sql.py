@@ -14,6 +14,8 @@ themselves:
 - :func:`bulk_path`: how the ledger writer loads a batch, ``"copy"`` (PostgreSQL's
   binary COPY, see ``worker.ledger.rows``) or ``"executemany"`` (SQLite);
 - :func:`analyze`: refresh the planner's statistics after a bulk load;
+- :func:`update_from_values`: how many rows are updated at once (``UPDATE … FROM VALUES`` or executemany);
+- :func:`plan_each_time`: PostgreSQL plans each statement with its values (no generic plan);
 - :func:`is_unique_violation`: whether a driver error is a unique-key conflict.
 """
 
@@ -94,6 +96,24 @@ def bulk_path(dialect: str) -> str:
 def analyze(conn: Connection, table: str) -> None:
     """Refresh the planner's statistics of ``table`` (after a bulk load)."""
     conn.exec_driver_sql(f"ANALYZE {table}")
+
+
+def update_from_values(dialect: str) -> bool:
+    """Whether many rows are updated with one ``UPDATE … FROM (VALUES …) AS v(cols)`` (PostgreSQL)
+    or with ``executemany`` of one UPDATE per row (SQLite: no column list on a VALUES alias, and
+    statements in process cost next to nothing)."""
+    return dialect == POSTGRESQL
+
+
+def plan_each_time(conn: Connection) -> None:
+    """For the rest of this transaction, PostgreSQL plans each statement with its own values.
+
+    psycopg prepares a statement it has run five times; PostgreSQL may then switch it to a
+    generic plan, one that ignores the values. For a statement with a thousand account ids
+    in it (the limits job's reads) the generic plan can be a hundred times slower than the
+    one for the values at hand. Planning each time costs a few milliseconds."""
+    if conn.dialect.name == POSTGRESQL:
+        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
 def is_unique_violation(exc: BaseException) -> bool:

@@ -31,7 +31,6 @@ from worker.sql import insert_ignore
 
 ALERT_TEMPLATE = "alert"  # templates/email/alert.* and templates/slack/alert.json.j2
 GROUP_TEMPLATE = "alert_group"  # templates/email/alert_group.* and templates/slack/alert_group.json.j2
-INSERT_CHUNK = 500  # outbox rows per INSERT
 
 
 @dataclass(frozen=True)
@@ -100,14 +99,13 @@ def _key(n: Notice, now: datetime) -> str:
 
 
 def _insert_many(conn: Connection, now: datetime, rows: list[dict[str, Any]]) -> int:
-    stmt = insert_ignore(conn.dialect.name, Notification, ["channel", "target", "key"])
-    added = 0
-    common = dict(status="pending", attempts=0, created_at=now, next_attempt_at=now)
-    for start in range(0, len(rows), INSERT_CHUNK):
-        chunk = [{**common, "body_html": None, "slack": None, "inline": None, **r}
-                 for r in rows[start:start + INSERT_CHUNK]]
-        added += len(conn.execute(stmt.values(chunk).returning(Notification.id)).all())
-    return added
+    if not rows:
+        return 0
+    stmt = insert_ignore(conn.dialect.name, Notification, ["channel", "target", "key"]).returning(Notification.id)
+    common = dict(status="pending", attempts=0, created_at=now, next_attempt_at=now, body_html=None, slack=None,
+                  inline=None)
+    # executemany with RETURNING: multi-row INSERTs ("insertmanyvalues"); the rows returned are the ones added
+    return len(conn.execute(stmt, [{**common, **r} for r in rows]).all())
 
 
 def enqueue(conn: Connection, message: Any, channel: str, target: str, now: datetime,

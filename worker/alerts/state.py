@@ -33,7 +33,6 @@ from worker.sql import insert_ignore, locked
 
 logger = logging.getLogger(__name__)
 
-INSERT_CHUNK = 500  # alert rows per INSERT
 ID_CHUNK = 1000  # ids per UPDATE … WHERE id IN (…)
 
 def alert_key(kind: str, scope: str, scope_id: str, period: str) -> str:
@@ -97,12 +96,11 @@ def _insert_new(conn: Connection, keyed: list[tuple[str, AlertSpec, dict[str, An
             rows.append(dict(key=key, kind=s.kind, scope=s.scope, scope_id=s.scope_id, period=s.period,
                              severity=s.severity, state="open", first_seen=now, last_seen=now, times_seen=1,
                              notified_at=now, notified_severity=s.severity, payload=payload))
-    inserted: dict[str, int] = {}
-    stmt = insert_ignore(conn.dialect.name, Alert, ["key"])
-    for start in range(0, len(rows), INSERT_CHUNK):
-        result = conn.execute(stmt.values(rows[start:start + INSERT_CHUNK]).returning(Alert.id, Alert.key))
-        inserted.update((key, alert_id) for alert_id, key in result)
-    return inserted
+    if not rows:
+        return {}
+    # executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues")
+    stmt = insert_ignore(conn.dialect.name, Alert, ["key"]).returning(Alert.id, Alert.key)
+    return {key: alert_id for alert_id, key in conn.execute(stmt, rows)}
 
 
 def _new_alert(alert_id: int, key: str, s: AlertSpec, payload: dict[str, Any], now: Any) -> SimpleNamespace:

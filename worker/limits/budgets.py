@@ -44,6 +44,7 @@ from worker.limits.windows import fraction_used
 from worker.clock import local_day_bounds
 from worker.models import LimitWindow, UsageEvent
 from worker.settings import Settings, TierSettings
+from worker.sql import plan_each_time
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ def evaluate(conn: Connection, settings: Settings, now: datetime, account_id: st
     """Judge the current day/month windows that changed since they were last judged (or every
     current window of one account), in batches; then the system."""
     stats = BudgetStats()
+    plan_each_time(conn)  # the writes name a thousand windows at a time
     windows = limits.windows_to_judge(conn, now, account_id)
     stats.windows = len(windows)
     pairs = [(w, settings.tiers.get(w.tier) if w.tier else None) for w in windows]

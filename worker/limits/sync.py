@@ -8,7 +8,7 @@ Work follows what changed, never every account:
 * **refresh** reads the accounts ingest marked (``worker.limits.dirty``), and only
   those: one ledger query per thousand accounts gives every kind's usage at once
   (conditional sums over the month, through the ``(account_id, occurred_at)`` index),
-  then the windows that changed are updated in one batched statement and the missing
+  then the windows that changed are updated in one ``UPDATE … FROM (VALUES …)`` and the missing
   ones inserted. An account with no usage in a window gets no window: the gate reads a
   missing window as empty. Every change bumps the window's ``revision``, which is what
   the budgets job judges;
@@ -26,14 +26,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, update
+from sqlalchemy import BigInteger, Connection, and_, bindparam, case, column, delete, func, select, update, values
 
 from worker.limits.dirty import claim_accounts
 from worker.limits.windows import (BUDGET_KINDS, RATE_KINDS, ZERO, Bounds, bounds, insert_windows, kinds_for,
                                    larger, new_window, retier, tiers_of)
 from worker.models import WINDOW_KINDS, LimitWindow, SystemState, UsageEvent
+from worker.models.base import Money
 from worker.settings import Settings
-from worker.sql import insert_ignore
+from worker.sql import insert_ignore, plan_each_time, update_from_values
 from worker.summaries.usage import usage
 
 CHUNK = 1000  # accounts per ledger query
@@ -61,6 +62,7 @@ class SyncStats:
 def sync(conn: Connection, settings: Settings, now: datetime) -> SyncStats:
     """Roll expired windows over, refresh the marked accounts' windows, follow changed tier settings."""
     stats = SyncStats()
+    plan_each_time(conn)  # the reads name a thousand accounts at a time
     rollover(conn, now, stats)
     month = bounds("month", now, settings.tz)
     first = month.start.astimezone(settings.tz).date()
@@ -118,14 +120,29 @@ def window_usage(conn: Connection, settings: Settings, accounts: list[str], now:
     return used
 
 
-# Ledger usage into a window: ``used`` follows as the larger of live and ledger.
-_REFRESH = (update(LimitWindow).where(LimitWindow.id == bindparam("_id")).values(
-    ledger_requests=bindparam("_requests"), ledger_tokens=bindparam("_tokens"),
-    ledger_cost_usd=bindparam("_cost"),
-    used_requests=larger(LimitWindow.live_requests, bindparam("_requests")),
-    used_tokens=larger(LimitWindow.live_tokens, bindparam("_tokens")),
-    used_cost_usd=larger(LimitWindow.live_cost_usd, bindparam("_cost")),
-    updated_at=bindparam("_now"), revision=LimitWindow.revision + 1))
+def _refresh_rows(conn: Connection, changed: list[tuple[int, int, int, Decimal]], now: datetime) -> None:
+    """Ledger usage into these windows (PostgreSQL: one ``UPDATE … FROM (VALUES …)`` per chunk;
+    SQLite: executemany); ``used`` follows as the larger of live and ledger, and the revision
+    goes up (the budgets job judges the window)."""
+    lw = LimitWindow
+    if not update_from_values(conn.dialect.name):
+        if changed:
+            conn.execute(update(lw).where(lw.id == bindparam("_id")).values(
+                _ledger_values(bindparam("_requests"), bindparam("_tokens"), bindparam("_cost"), now)),
+                [{"_id": i, "_requests": r, "_tokens": t, "_cost": c} for i, r, t, c in changed])
+        return
+    for start in range(0, len(changed), CHUNK):
+        v = values(column("id", BigInteger), column("requests", BigInteger), column("tokens", BigInteger),
+                   column("cost", Money), name="ledger").data(changed[start:start + CHUNK])
+        conn.execute(update(lw).where(lw.id == v.c.id).values(
+            _ledger_values(v.c.requests, v.c.tokens, v.c.cost, now)))
+
+
+def _ledger_values(requests: Any, tokens: Any, cost: Any, now: datetime) -> dict[str, Any]:
+    lw = LimitWindow
+    return dict(ledger_requests=requests, ledger_tokens=tokens, ledger_cost_usd=cost,
+                used_requests=larger(lw.live_requests, requests), used_tokens=larger(lw.live_tokens, tokens),
+                used_cost_usd=larger(lw.live_cost_usd, cost), updated_at=now, revision=lw.revision + 1)
 
 
 def refresh(conn: Connection, settings: Settings, accounts: list[str], now: datetime, stats: SyncStats) -> None:
@@ -148,12 +165,11 @@ def refresh(conn: Connection, settings: Settings, accounts: list[str], now: date
                 continue
             u = u or (0, 0, ZERO)
             if u != (w.ledger_requests, w.ledger_tokens, w.ledger_cost_usd):
-                changed.append({"_id": w.id, "_requests": u[0], "_tokens": u[1], "_cost": u[2], "_now": now})
+                changed.append((w.id, *u))
             if retier(conn, w, tier, now):
                 stats.retiered += 1
     insert_windows(conn, new)
-    if changed:
-        conn.execute(_REFRESH, changed)
+    _refresh_rows(conn, changed, now)
     stats.created += len(new)
     stats.refreshed += len(changed)
 
