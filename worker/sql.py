@@ -14,7 +14,9 @@ themselves:
 - :func:`bulk_path`: how the ledger writer loads a batch, ``"copy"`` (PostgreSQL's
   binary COPY, see ``worker.ledger.rows``) or ``"executemany"`` (SQLite);
 - :func:`analyze`: refresh the planner's statistics after a bulk load;
-- :func:`update_from_values`: how many rows are updated at once (``UPDATE … FROM VALUES`` or executemany);
+- :func:`one_of`: ``IN (…)``, or ``= ANY(array)`` on PostgreSQL (one parameter for a thousand ids);
+- :func:`update_from_values` and :func:`unnest_rows`: how many rows are updated at once
+  (``UPDATE … FROM unnest(arrays)`` on PostgreSQL, executemany on SQLite);
 - :func:`plan_each_time`: PostgreSQL plans each statement with its values (no generic plan);
 - :func:`is_unique_violation`: whether a driver error is a unique-key conflict.
 """
@@ -26,7 +28,7 @@ from functools import lru_cache
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Select, case, func, insert
+from sqlalchemy import ARRAY, Connection, Select, any_, bindparam, case, column, func, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql import ColumnElement
@@ -98,11 +100,27 @@ def analyze(conn: Connection, table: str) -> None:
     conn.exec_driver_sql(f"ANALYZE {table}")
 
 
+def one_of(column: Any, values: list[Any], dialect: str) -> ColumnElement:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(%(array)s)``: one parameter, so a
+    thousand ids cost neither SQLAlchemy's compiler nor psycopg's query parser anything."""
+    if dialect == POSTGRESQL:
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
+
+
 def update_from_values(dialect: str) -> bool:
-    """Whether many rows are updated with one ``UPDATE … FROM (VALUES …) AS v(cols)`` (PostgreSQL)
-    or with ``executemany`` of one UPDATE per row (SQLite: no column list on a VALUES alias, and
-    statements in process cost next to nothing)."""
+    """Whether many rows are updated with one ``UPDATE … FROM unnest(arrays) AS v(cols)``
+    (PostgreSQL: one parameter per column) or with ``executemany`` of one UPDATE per row
+    (SQLite: statements in process cost next to nothing)."""
     return dialect == POSTGRESQL
+
+
+def unnest_rows(columns: list[tuple[str, Any]], rows: list[tuple[Any, ...]], name: str) -> Any:
+    """PostgreSQL: ``unnest(array, array, …) AS name(col, …)``, one array parameter per column
+    (``columns``: (name, type)), for ``UPDATE … FROM`` many rows at once."""
+    arrays = [bindparam(None, [row[i] for row in rows], type_=ARRAY(type_))
+              for i, (_, type_) in enumerate(columns)]
+    return func.unnest(*arrays).table_valued(*(column(n, t) for n, t in columns)).render_derived(name=name)
 
 
 def plan_each_time(conn: Connection) -> None:

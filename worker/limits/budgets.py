@@ -44,7 +44,7 @@ from worker.limits.windows import fraction_used
 from worker.clock import local_day_bounds
 from worker.models import LimitWindow, UsageEvent
 from worker.settings import Settings, TierSettings
-from worker.sql import plan_each_time
+from worker.sql import one_of, plan_each_time
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +153,9 @@ def _claim(conn: Connection, windows: list[Any], conditions: list[Any], **values
     won: set[int] = set()
     ids = [w.id for w in windows]
     for start in range(0, len(ids), CLAIM_CHUNK):
-        won.update(r[0] for r in conn.execute(update(lw).where(lw.id.in_(ids[start:start + CLAIM_CHUNK]),
-                                                                  *conditions).values(**values).returning(lw.id)))
+        chunk = one_of(lw.id, ids[start:start + CLAIM_CHUNK], conn.dialect.name)
+        won.update(r[0] for r in conn.execute(update(lw).where(chunk, *conditions).values(**values)
+                                              .returning(lw.id)))
     return won
 
 

@@ -8,7 +8,7 @@ Work follows what changed, never every account:
 * **refresh** reads the accounts ingest marked (``worker.limits.dirty``), and only
   those: one ledger query per thousand accounts gives every kind's usage at once
   (conditional sums over the month, through the ``(account_id, occurred_at)`` index),
-  then the windows that changed are updated in one ``UPDATE … FROM (VALUES …)`` and the missing
+  then the windows that changed are updated in one ``UPDATE … FROM unnest(…)`` and the missing
   ones inserted. An account with no usage in a window gets no window: the gate reads a
   missing window as empty. Every change bumps the window's ``revision``, which is what
   the budgets job judges;
@@ -26,15 +26,14 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, and_, bindparam, case, column, delete, func, select, update, values
+from sqlalchemy import BigInteger, Connection, Numeric, and_, bindparam, case, delete, func, select, update
 
 from worker.limits.dirty import claim_accounts
 from worker.limits.windows import (BUDGET_KINDS, RATE_KINDS, ZERO, Bounds, bounds, insert_windows, kinds_for,
                                    larger, new_window, retier, tiers_of)
 from worker.models import WINDOW_KINDS, LimitWindow, SystemState, UsageEvent
-from worker.models.base import Money
 from worker.settings import Settings
-from worker.sql import insert_ignore, plan_each_time, update_from_values
+from worker.sql import insert_ignore, one_of, plan_each_time, unnest_rows, update_from_values
 from worker.summaries.usage import usage
 
 CHUNK = 1000  # accounts per ledger query
@@ -109,7 +108,7 @@ def window_usage(conn: Connection, settings: Settings, accounts: list[str], now:
         columns += [func.count(case((inside, 1))), func.coalesce(func.sum(case((inside, ev.total_tokens))), 0),
                     func.coalesce(func.sum(case((inside, ev.cost_usd))), 0)]
     rows = conn.execute(select(ev.account_id, *columns).where(
-        ev.account_id.in_(accounts), ev.occurred_at >= month.start, ev.occurred_at < month.reset_at)
+        one_of(ev.account_id, accounts, conn.dialect.name), ev.occurred_at >= month.start, ev.occurred_at < month.reset_at)
         .group_by(ev.account_id))
     used: dict[str, dict[str, Used]] = {kind: {} for kind in WINDOW_KINDS}
     for account, *sums in rows:
@@ -121,7 +120,7 @@ def window_usage(conn: Connection, settings: Settings, accounts: list[str], now:
 
 
 def _refresh_rows(conn: Connection, changed: list[tuple[int, int, int, Decimal]], now: datetime) -> None:
-    """Ledger usage into these windows (PostgreSQL: one ``UPDATE … FROM (VALUES …)`` per chunk;
+    """Ledger usage into these windows (PostgreSQL: one ``UPDATE … FROM unnest(arrays)`` per chunk;
     SQLite: executemany); ``used`` follows as the larger of live and ledger, and the revision
     goes up (the budgets job judges the window)."""
     lw = LimitWindow
@@ -132,8 +131,8 @@ def _refresh_rows(conn: Connection, changed: list[tuple[int, int, int, Decimal]]
                 [{"_id": i, "_requests": r, "_tokens": t, "_cost": c} for i, r, t, c in changed])
         return
     for start in range(0, len(changed), CHUNK):
-        v = values(column("id", BigInteger), column("requests", BigInteger), column("tokens", BigInteger),
-                   column("cost", Money), name="ledger").data(changed[start:start + CHUNK])
+        v = unnest_rows([("id", BigInteger()), ("requests", BigInteger()), ("tokens", BigInteger()),
+                         ("cost", Numeric(20, 10))], changed[start:start + CHUNK], "ledger")
         conn.execute(update(lw).where(lw.id == v.c.id).values(
             _ledger_values(v.c.requests, v.c.tokens, v.c.cost, now)))
 
@@ -152,7 +151,7 @@ def refresh(conn: Connection, settings: Settings, accounts: list[str], now: date
     lw = LimitWindow
     spans = {kind: bounds(kind, now, settings.tz) for kind in WINDOW_KINDS}
     existing = {(w.account_id, w.kind): w for w in conn.execute(select(lw).where(
-        lw.account_id.in_(accounts), lw.closed_at.is_(None), lw.window_start <= now, lw.reset_at > now))}
+        one_of(lw.account_id, accounts, conn.dialect.name), lw.closed_at.is_(None), lw.window_start <= now, lw.reset_at > now))}
     new, changed = [], []
     for account in accounts:
         tier = tiers.get(account)

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, and_, case, or_, select, update
 
 from worker.clock import local_day_bounds, month_start, next_month
-from worker.sql import insert_ignore
+from worker.sql import insert_ignore, one_of
 from worker.models import UNATTRIBUTED, WINDOW_KINDS, Account, LimitWindow
 from worker.settings import Settings, TierSettings
 
@@ -123,7 +123,7 @@ def tiers_of(conn: Connection, settings: Settings, account_ids: Iterable[str]) -
     for start in range(0, len(wanted), 1000):
         chunk = wanted[start:start + 1000]
         stored.update(conn.execute(select(Account.account_id, Account.tier)
-                                   .where(Account.account_id.in_(chunk))).all())
+                                   .where(one_of(Account.account_id, chunk, conn.dialect.name))).all())
     return {a: resolve_tier(settings, a, stored.get(a)) for a in wanted}
 
 
@@ -244,7 +244,8 @@ def mark_judged(conn: Connection, windows: list[Any]) -> int:
     marked = 0
     for revision, ids in by_revision.items():
         for start in range(0, len(ids), 1000):
-            marked += conn.execute(update(lw).where(lw.id.in_(ids[start:start + 1000]), lw.revision == revision)
+            marked += conn.execute(update(lw).where(one_of(lw.id, ids[start:start + 1000], conn.dialect.name),
+                                                    lw.revision == revision)
                                    .values(evaluated_revision=revision)).rowcount
     return marked
 
