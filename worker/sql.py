@@ -14,6 +14,8 @@ themselves:
 - :func:`bulk_path`: how the ledger writer loads a batch, ``"copy"`` (PostgreSQL's
   binary COPY, see ``worker.ledger.rows``) or ``"executemany"`` (SQLite);
 - :func:`analyze`: refresh the planner's statistics after a bulk load;
+- :func:`insert_rows_ignore`: many rows at once, those already there skipped
+  (``INSERT … SELECT FROM unnest(arrays)`` on PostgreSQL, executemany on SQLite);
 - :func:`one_of`: ``IN (…)``, or ``= ANY(array)`` on PostgreSQL (one parameter for a thousand ids);
 - :func:`update_from_values` and :func:`unnest_rows`: how many rows are updated at once
   (``UPDATE … FROM unnest(arrays)`` on PostgreSQL, executemany on SQLite);
@@ -28,8 +30,9 @@ from functools import lru_cache
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ARRAY, Connection, Select, any_, bindparam, case, column, func, insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+import orjson
+from sqlalchemy import ARRAY, JSON, Connection, Select, Text, any_, bindparam, case, cast, column, func, insert, select
+from sqlalchemy.dialects.postgresql import JSONB, insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql import ColumnElement
 
@@ -106,6 +109,32 @@ def one_of(column: Any, values: list[Any], dialect: str) -> ColumnElement:
     if dialect == POSTGRESQL:
         return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
     return column.in_(list(values))
+
+
+def insert_rows_ignore(conn: Connection, model: Any, keys: list[str], rows: list[dict[str, Any]],
+                       returning: tuple[Any, ...]) -> list[Any]:
+    """Insert many rows, skipping those whose ``keys`` are there already; the rows inserted
+    (``returning`` columns). PostgreSQL: ``INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO
+    NOTHING``, one array parameter per column (JSON columns go as text and are cast); SQLite:
+    executemany (SQLAlchemy's multi-row INSERTs)."""
+    if not rows:
+        return []
+    if conn.dialect.name != POSTGRESQL:
+        return conn.execute(insert_ignore(conn.dialect.name, model, keys).returning(*returning), rows).all()
+    table = model.__table__
+    names = list(rows[0])
+    arrays = []
+    for name in names:
+        col = table.c[name]
+        if isinstance(col.type.dialect_impl(conn.dialect), JSON):
+            arrays.append(cast(bindparam(None, [orjson.dumps(r[name], default=str).decode() for r in rows],
+                                         type_=ARRAY(Text())), ARRAY(JSONB())))
+        else:
+            arrays.append(bindparam(None, [r[name] for r in rows], type_=ARRAY(col.type)))
+    source = func.unnest(*arrays).table_valued(*names).render_derived(name="incoming")
+    stmt = (pg_insert(model).from_select(names, select(*(source.c[n] for n in names)))
+            .on_conflict_do_nothing(index_elements=keys).returning(*returning))
+    return conn.execute(stmt).all()
 
 
 def update_from_values(dialect: str) -> bool:

@@ -29,7 +29,7 @@ from worker import clock
 from worker.alerts.enqueue import Notice, enqueue_alerts, jsonable
 from worker.models import SEVERITIES, Alert
 from worker.settings import Settings
-from worker.sql import insert_ignore, locked
+from worker.sql import insert_rows_ignore, locked
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +96,8 @@ def _insert_new(conn: Connection, keyed: list[tuple[str, AlertSpec, dict[str, An
             rows.append(dict(key=key, kind=s.kind, scope=s.scope, scope_id=s.scope_id, period=s.period,
                              severity=s.severity, state="open", first_seen=now, last_seen=now, times_seen=1,
                              notified_at=now, notified_severity=s.severity, payload=payload))
-    if not rows:
-        return {}
-    # executemany with RETURNING: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues")
-    stmt = insert_ignore(conn.dialect.name, Alert, ["key"]).returning(Alert.id, Alert.key)
-    return {key: alert_id for alert_id, key in conn.execute(stmt, rows)}
+    inserted = insert_rows_ignore(conn, Alert, ["key"], rows, (Alert.id, Alert.key))
+    return {key: alert_id for alert_id, key in inserted}
 
 
 def _new_alert(alert_id: int, key: str, s: AlertSpec, payload: dict[str, Any], now: Any) -> SimpleNamespace:
