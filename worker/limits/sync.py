@@ -150,7 +150,9 @@ def refresh(conn: Connection, settings: Settings, accounts: list[str], now: date
     tiers = tiers_of(conn, settings, accounts)
     lw = LimitWindow
     spans = {kind: bounds(kind, now, settings.tz) for kind in WINDOW_KINDS}
-    existing = {(w.account_id, w.kind): w for w in conn.execute(select(lw).where(
+    wanted = (lw.id, lw.account_id, lw.kind, lw.ledger_requests, lw.ledger_tokens, lw.ledger_cost_usd, lw.tier,
+              lw.action, lw.limit_requests, lw.limit_tokens, lw.limit_cost_usd)  # what refresh and retier read
+    existing = {(w.account_id, w.kind): w for w in conn.execute(select(*wanted).where(
         one_of(lw.account_id, accounts, conn.dialect.name), lw.closed_at.is_(None), lw.window_start <= now, lw.reset_at > now))}
     new, changed = [], []
     for account in accounts:
