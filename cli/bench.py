@@ -10,8 +10,14 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from reports.figures import build as build_report
+from reports.periods import Period, period_containing
 from cli.output import Format, ObjectFormat, TableOrJson, emit_object, emit_rows, err_console
 from cli.state import app, state
+
+def daily_period(day) -> Period:  # the report bench ledger times: one local day's
+    return period_containing("daily", day)
+
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
 app.add_typer(bench_app, name="bench")
@@ -25,10 +31,10 @@ def _run(ctx: typer.Context, name: str, events: int, database: str | None, **opt
     """``worker.bench.run_<name>`` on N events, its progress notes dimmed on stderr."""
     # Imported when a bench runs, not with the CLI: worker.bench pulls in psycopg and the event
     # generator (about 140 ms, 80 modules) that no other command, and not the daemon, needs.
-    from worker import bench
+    from worker import bench, bench_ledger
 
     runner = {"ingest": bench.run_ingest, "summaries": bench.run_summaries, "integrity": bench.run_integrity,
-              "fuzz": bench.run_fuzz}[name]
+              "fuzz": bench.run_fuzz, "ledger": bench_ledger.run_ledger}[name]
     return runner(state(ctx).settings(), events, database, say=lambda m: err_console.print(f"[dim]{m}[/dim]"),
                   **options)
 
@@ -83,6 +89,16 @@ def integrity(ctx: typer.Context, events: Events = 100_000, database: Database =
               fmt: TableOrJson = ObjectFormat.table) -> None:
     """Time the integrity job (and every check over 30 days) on N events spread over the last 30 days."""
     emit_object(_run(ctx, "integrity", events, database).as_dict(), fmt, title="bench integrity")
+
+
+@bench_app.command("ledger")
+def ledger(ctx: typer.Context, events: Events = 1_000_000, database: Database = None,
+           per_day: Annotated[int, typer.Option("--per-day", min=1, help="Events a day: more events, more days")] = 10_000,
+           fmt: TableOrJson = ObjectFormat.table) -> None:
+    """N events at a fixed rate a day: ingest and a whole rebuild (may grow linearly), and the per-day paths
+    that must stay flat (the last day's report, the integrity job, usage over 30 days)."""
+    result = _run(ctx, "ledger", events, database, per_day=per_day, report=build_report, period=daily_period)
+    emit_object(result.as_dict(), fmt, title="bench ledger")
 
 
 @bench_app.command("fuzz")

@@ -135,3 +135,5 @@ def status(ctx: typer.Context, fmt: ObjectFormat = typer.Option(ObjectFormat.tab
                                   "unattributed"],
               Format.table, title=f"sources (unattributed: events without an account since {report['unattributed_since'][:10]})")
     emit_rows(report["jobs"], ["job", "last_status", "last_started_at", "last_trigger"], Format.table, title="jobs")
+    if report["warnings"]:
+        emit_rows([{"warning": w} for w in report["warnings"]], ["warning"], Format.table, title="warnings")

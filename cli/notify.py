@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from sqlalchemy import select
 
-from worker import clock
+from worker import clock, redact
 from reports import outbox
 from reports.channels import ChannelError, open_channel
 from reports.messages import make_message
@@ -35,14 +35,15 @@ def test(
         fail(f"channel {channel!r} is not configured (configured: {', '.join(sorted(settings.channels))}); "
              f"add a [channels.{channel}] table", code=2)
     now = clock.now()
-    message = make_message("test", {"sent_at": now, "target": target, "channel": channel,
+    shown = redact.target(target)
+    message = make_message("test", {"sent_at": now, "target": shown, "channel": channel,
                                     "hostname": socket.gethostname(), "timezone": settings.timezone},
                            kind="test", key=f"test-{now:%Y%m%dT%H%M%S%f}")
     try:
         external_id = open_channel(settings.channels[channel]).send(target, message)
     except ChannelError as exc:
-        fail(f"{channel} {target}: {exc} ({'permanent' if exc.permanent else 'temporary'} error)")
-    emit_object({"channel": channel, "target": target, "sent": True, "id": external_id}, fmt, title="notify test")
+        fail(f"{channel} {shown}: {redact.scrub(str(exc), target)} ({'permanent' if exc.permanent else 'temporary'} error)")
+    emit_object({"channel": channel, "target": shown, "sent": True, "id": external_id}, fmt, title="notify test")
 
 
 @notifications_app.command("list")
@@ -52,14 +53,15 @@ def list_(
     limit: int = typer.Option(100, "--limit", min=1, help="At most this many, newest first"),
     fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json"),
 ) -> None:
-    """Notifications, newest first: channel, target, subject, status, attempts, last error."""
+    """Notifications, newest first: channel, target (passwords, path tokens and query values hidden),
+    subject, status, attempts, last error."""
     if status is not None and status not in ("pending", "sending", "sent", "failed"):
         fail(f"--status: one of pending, sending, sent, failed; got {status!r}", code=2)
     query = select(Notification).order_by(Notification.id.desc()).limit(limit)
     if status:
         query = query.where(Notification.status == status)
     with state(ctx).engine().connect() as conn:
-        rows = [{"id": n.id, "kind": n.kind, "channel": n.channel, "target": n.target, "subject": n.subject,
+        rows = [{"id": n.id, "kind": n.kind, "channel": n.channel, "target": redact.target(n.target), "subject": n.subject,
                  "status": n.status, "attempts": n.attempts, "created_at": n.created_at.isoformat(),
                  "next_attempt_at": n.next_attempt_at.isoformat(),
                  "sent_at": n.sent_at.isoformat() if n.sent_at else None, "external_id": n.external_id,

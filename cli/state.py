@@ -12,6 +12,7 @@ Command modules import this module and ``cli.output``, never the ``cli`` package
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,10 @@ from sqlalchemy import Engine
 
 from worker import db, logs
 from worker.settings import Settings, SettingsError, load
+from worker.settings.warnings import settings_warnings
 from cli.output import err_console
+
+logger = logging.getLogger(__name__)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   help="tokentally keeps the books on LLM usage: ingest, price, summarise, alert, report.")
@@ -49,7 +53,9 @@ class State:
                 self._settings = load(self.config, env)
             except SettingsError as exc:
                 fail(f"settings: {exc}", code=2)
-            logs.setup(self._settings.log_level, self._settings.log_format)
+            logs.setup(self._settings.log_level, self._settings.log_format, self._settings.log_libraries)
+            for warning in settings_warnings(self._settings):  # at the start of every command and the daemon
+                logger.warning(warning, extra={"action": "settings_warning"})
         return self._settings
 
     def engine(self, *, migrated: bool = True) -> Engine:

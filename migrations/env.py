@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+from worker.ledger.partitions import include_name
 from worker.models import Base
 
 config = context.config
@@ -26,6 +27,7 @@ def _run(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,  # the ledger's monthly partitions are not tables of the models
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -1,7 +1,7 @@
 """The report archive: every report written once as a new version, and verified later.
 
 :func:`archive` builds a report (``reports.figures.build``) and writes a new version
-directory ``<archive_dir>/<kind>/<period>[/tenants/<tenant>]/v<N>/`` with
+directory ``<archive_dir>/<kind>/<period>[/tenants/<tenant folder>]/v<N>/`` (:func:`tenant_folder`) with
 ``report.html``, ``report.csv``, ``report.json``, ``chart.png`` and ``manifest.json``
 (sha256 of each file, generated_at, cut-off, the ledger rows and totals it was built
 from, the settings hash), indexed in ``reports``. :func:`verify` recomputes every hash
@@ -21,11 +21,11 @@ import hashlib
 import io
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from sqlalchemy import Engine, func, select
@@ -34,6 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from worker import clock
 from worker.models import Report
 from worker.settings import Settings
+from worker.text import csv_safe
 
 from reports.chart import report_chart_png
 from reports.figures import build, ledger_totals
@@ -43,6 +44,7 @@ from reports.periods import Period, ReportError
 logger = logging.getLogger(__name__)
 
 FILES = ("report.json", "report.csv", "report.html", "chart.png")
+MAX_FOLDER = 200  # characters of a tenant's folder name (filesystems allow 255 bytes)
 
 
 @dataclass
@@ -55,16 +57,49 @@ class Archived:
     files: dict[str, str] = field(default_factory=dict)
 
 
+def tenant_folder(tenant: str) -> str:
+    """The folder name of a tenant's reports: one-to-one, safe on any filesystem, reversible.
+
+    ASCII letters, digits, ``_``, ``-`` and a ``.`` that is not the first character are kept;
+    every other character (``/``, ``%``, a leading dot, ``東``) becomes the ``%XX`` of each of its
+    UTF-8 bytes, so ``a/b`` -> ``a%2Fb`` (apart from ``a_b``), ``..`` -> ``%2E.``, ``東京`` ->
+    ``%E6%9D%B1%E4%BA%AC``, and ``urllib.parse.unquote`` gives the id back. An id made only of
+    the kept characters is its own folder name (archives written before keep their paths). A name
+    over :data:`MAX_FOLDER` characters keeps its first part and ends with ``~`` and 16 hex digits
+    of the id's SHA-256 (``~`` is never part of an encoded name, so it cannot meet another)."""
+    out = []
+    for i, ch in enumerate(tenant):
+        if (ch.isascii() and (ch.isalnum() or ch in "_-")) or (ch == "." and i > 0):
+            out.append(ch)
+        else:
+            out.extend(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+    name = "".join(out)
+    if len(name) > MAX_FOLDER:
+        name = name[:MAX_FOLDER - 17] + "~" + hashlib.sha256(tenant.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return name
+
+
 def _scope_dir(settings: Settings, period: Period, tenant: str | None) -> Path:
     base = Path(settings.reports.archive_dir) / period.kind / period.label
     if tenant:
-        base = base / "tenants" / re.sub(r"[^A-Za-z0-9._-]", "_", tenant)
+        base = base / "tenants" / tenant_folder(tenant)
     return base
 
 
+class _SafeWriter:
+    """A csv writer whose text cells no spreadsheet evaluates (``worker.text.csv_safe``)."""
+
+    def __init__(self, out: io.StringIO):
+        self._writer = csv.writer(out, lineterminator="\n")
+
+    def writerow(self, row: list[Any]) -> None:
+        self._writer.writerow([csv_safe(c) if isinstance(c, str) else c for c in row])
+
+
 def _csv(report: dict[str, Any]) -> bytes:
+    """report.csv: one row a figure; keys from the data (models, accounts, tenants) made safe."""
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
+    w = _SafeWriter(out)
     w.writerow(["section", "key", "requests", "total_tokens", "cost_usd", "extra"])
     t = report["totals"]
     w.writerow(["totals", report["period"]["label"], t["requests"], t["total_tokens"], t["cost_usd"],
@@ -149,7 +184,8 @@ def report_url(settings: Settings, directory: Path) -> str | None:
     if not settings.reports.base_url:
         return None
     relative = directory.resolve().relative_to(Path(settings.reports.archive_dir).resolve())
-    return f"{settings.reports.base_url}/{relative.as_posix()}/report.html"
+    # quoted: a tenant folder's %XX must reach the web server as written, not decoded to "/" or "."
+    return f"{settings.reports.base_url}/{quote(relative.as_posix())}/report.html"
 
 
 @dataclass
@@ -191,6 +227,7 @@ def verify(engine: Engine, settings: Settings, row: Any) -> Verification:
     period = Period(row.kind, row.first_day, row.last_day)
     with engine.connect() as conn:
         now = ledger_totals(conn, settings, period, row.tenant or None)
+    result.altered.extend(now["altered"])  # a ledger month's export, once retention moved it there
     archived = {"ledger_rows": row.ledger_rows, **row.totals}
     current = {"ledger_rows": now["ledger_rows"], **now["totals"]}
     for name in sorted(set(archived) | set(current)):

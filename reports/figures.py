@@ -9,8 +9,10 @@ ledger (what ``reports.archive.verify`` compares an archived report with).
 Invariants: building reads only, it never writes; money stays Decimal until it is
 written into the dict as text with 10 decimal places (ratios with 4), so the JSON,
 CSV and manifest of a report carry exact amounts; a tenant's report holds only that
-tenant's rows (no per-tenant breakdown, no organisation-wide corrections or
-reconciliation). :func:`settings_hash` lives here, not in the archive, because the
+tenant's rows and names only that tenant (no per-tenant breakdown; no organisation-wide
+corrections, reconciliation, source freshness; ``None`` for the rejected-record and
+integrity-alert counts, which belong to no tenant). Its accounts' budget states stay the
+accounts' own (a budget is per account, whichever tenant spent it). :func:`settings_hash` lives here, not in the archive, because the
 figures record it and the archive builds on the figures.
 """
 
@@ -26,6 +28,7 @@ from sqlalchemy import Connection, func, select
 from worker import clock, money
 from worker.clock import local_day_bounds
 from worker.integrity import reconcile
+from worker.ledger.retention import exported_totals
 from worker.limits import windows as limits
 from worker.limits.budgets import thresholds
 from worker.limits.killswitch import kill_switch
@@ -41,6 +44,8 @@ from reports.periods import Period
 TOTAL_FIELDS = ("requests", "errors", "timeouts", "prompt_tokens", "completion_tokens", "total_tokens",
                 "cost_usd", "unpriced_requests")
 CHART_DAYS = 30
+# quality counts of the whole organisation: None in a tenant's report
+ORGANISATION_QUALITY = ("open_rejects", "rejects_in_period", "open_integrity_alerts")
 
 
 def _totals(rows: list[UsageRow]) -> dict[str, Any]:
@@ -90,7 +95,11 @@ def ledger_totals(conn: Connection, settings: Settings, period: Period, tenant: 
                                                                UsageEvent.occurred_at < end)
     if tenant is not None:
         query = query.where(UsageEvent.tenant_id == tenant)
-    return {"totals": _public_totals(_totals(rows)), "ledger_rows": conn.execute(query).scalar_one()}
+    exported = exported_totals(conn, start, end, tenant)  # what retention moved to the archive
+    if exported.rows:
+        rows.append(UsageRow(None, **exported.measures))
+    return {"totals": _public_totals(_totals(rows)), "ledger_rows": conn.execute(query).scalar_one() + exported.rows,
+            "altered": exported.altered}
 
 
 def build(conn: Connection, settings: Settings, period: Period, *, tenant: str | None = None,
@@ -112,7 +121,8 @@ def build(conn: Connection, settings: Settings, period: Period, *, tenant: str |
 
     tiers = limits.account_tiers(conn, settings, [r.key for r in by_account if r.key])
     states = {a: b.as_dict() for a, b in period_states(conn, settings, first, last).items()}
-    tenants_of = _tenants_of(conn, [r.key for r in by_account if r.key], start, end)
+    tenants_of = ({r.key: tenant for r in by_account if r.key} if tenant is not None
+                  else _tenants_of(conn, [r.key for r in by_account if r.key], start, end))
     top = sorted((r for r in by_account if r.key != UNATTRIBUTED), key=lambda r: (-r.cost_usd, r.key or ""))
     top_accounts = [{"account_id": r.key, "tenant_id": tenants_of.get(r.key), "tier": t.name if (t := tiers.get(r.key))
                      else None, "state": states.get(r.key, {}).get("state", "ok"), "requests": r.requests,
@@ -148,23 +158,20 @@ def build(conn: Connection, settings: Settings, period: Period, *, tenant: str |
         "budget": {**listed,
                    "system": _system_state(conn, settings, first, last, by_day, tenant)},
         "quality": {
-            "open_rejects": conn.execute(select(func.count()).select_from(IngestReject)
-                                         .where(IngestReject.status == "open")).scalar_one(),
-            "rejects_in_period": conn.execute(select(func.count()).select_from(IngestReject).where(
-                IngestReject.received_at >= start, IngestReject.received_at < end)).scalar_one(),
+            # rejects and integrity alerts belong to no tenant: a tenant's report has none (None)
+            **(_organisation_quality(conn, start, end) if tenant is None else dict.fromkeys(ORGANISATION_QUALITY)),
             "unattributed_requests": unattributed.requests if unattributed else 0,
             "unattributed_cost_usd": _money(unattributed.cost_usd if unattributed else 0),
             "unpriced_requests": totals["unpriced_requests"],
             "unpriced_models": sorted(r.key for r in by_model if r.unpriced_requests and r.key),
-            "open_integrity_alerts": conn.execute(select(func.count()).select_from(Alert).where(
-                Alert.kind.like("integrity.%"), Alert.state != "resolved")).scalar_one(),
             "corrections": [] if tenant else _corrections(conn, first, start, end),
         },
         # the providers' own figures for the period's days (UTC days; the whole organisation, so not per tenant)
         "reconciliation": [] if tenant else reconcile.summary(conn, first, last),
-        "freshness": [{"source": s.source, "newest_event_at": s.newest_event_at.isoformat(),
-                       "last_ingest_at": s.last_ingest_at.isoformat()}
-                      for s in conn.execute(select(SourceStatus).order_by(SourceStatus.source))],
+        # the sources are the organisation's: their names and times are not in a tenant's report
+        "freshness": [] if tenant else [{"source": s.source, "newest_event_at": s.newest_event_at.isoformat(),
+                                         "last_ingest_at": s.last_ingest_at.isoformat()}
+                                        for s in conn.execute(select(SourceStatus).order_by(SourceStatus.source))],
         "daily_cost": [{"day": d.isoformat(), "requests": per_day[d.isoformat()].requests if d.isoformat() in per_day
                         else 0, "cost_usd": _money(per_day[d.isoformat()].cost_usd if d.isoformat() in per_day else 0),
                         "in_period": first <= d <= last} for d in days],
@@ -179,13 +186,30 @@ def _days(first: date, last: date) -> list[date]:
 
 
 def _tenants_of(conn: Connection, accounts: list[str], start: datetime, end: datetime) -> dict[str, str]:
+    """The organisation's report: each account's tenants in the period, every one of them
+    (``acme, globex`` for an account that moved), so no tenant is hidden behind another."""
     wanted = set(accounts)
     if not wanted:
         return {}
-    rows = conn.execute(select(UsageEvent.account_id, func.max(UsageEvent.tenant_id)).where(
-        UsageEvent.occurred_at >= start, UsageEvent.occurred_at < end, UsageEvent.tenant_id.is_not(None))
-        .group_by(UsageEvent.account_id))
-    return {a: t for a, t in rows if a in wanted}
+    rows = conn.execute(select(UsageEvent.account_id, UsageEvent.tenant_id).distinct().where(
+        UsageEvent.occurred_at >= start, UsageEvent.occurred_at < end, UsageEvent.tenant_id.is_not(None)))
+    tenants: dict[str, set[str]] = {}
+    for account, tenant in rows:
+        if account in wanted:
+            tenants.setdefault(account, set()).add(tenant)
+    return {a: ", ".join(sorted(t)) for a, t in tenants.items()}
+
+
+def _organisation_quality(conn: Connection, start: datetime, end: datetime) -> dict[str, int]:
+    """The data-quality counts that belong to no tenant: rejected records, integrity alerts."""
+    return {
+        "open_rejects": conn.execute(select(func.count()).select_from(IngestReject)
+                                     .where(IngestReject.status == "open")).scalar_one(),
+        "rejects_in_period": conn.execute(select(func.count()).select_from(IngestReject).where(
+            IngestReject.received_at >= start, IngestReject.received_at < end)).scalar_one(),
+        "open_integrity_alerts": conn.execute(select(func.count()).select_from(Alert).where(
+            Alert.kind.like("integrity.%"), Alert.state != "resolved")).scalar_one(),
+    }
 
 
 def _system_state(conn: Connection, settings: Settings, first: date, last: date,

@@ -1,7 +1,7 @@
 """Messages: the :class:`Message` every channel sends, rendered from templates by :func:`make_message`.
 
 This module imports nothing of ``reports.channels`` and of ``worker/`` only the
-ground-floor ``worker.money`` (pure formatting: no settings, no database): the channels
+ground-floor ``worker.money`` and ``worker.text`` (pure formatting: no settings, no database): the channels
 import it (a Message is what they send), alerts and reports render with it.
 
 One Jinja2 environment over the repository's ``templates/`` directory:
@@ -26,7 +26,12 @@ Undefined variables are errors (StrictUndefined). Filters available in every tem
   a zone whose abbreviation is its name is named once (``2026-11-23 10:00 UTC``). The
   alert and test templates take the zone from the render context's ``timezone`` (the
   settings' ``timezone``), the report templates from ``report.period.timezone``.
-- ``mrkdwn``: ``&``, ``<`` and ``>`` escaped as Slack requires (``&amp;`` ``&lt;`` ``&gt;``).
+- ``mrkdwn``: ``&``, ``<`` and ``>`` escaped as Slack requires (``&amp;`` ``&lt;`` ``&gt;``), and
+  control and bidi characters (U+202E...) shown as escapes (``\\u202e``), newlines too
+  unless ``mrkdwn(lines=true)`` (a paragraph).
+
+Every subject is one line: whitespace (CR and LF included) collapsed, control and bidi
+characters shown as escapes (``worker.text.one_line``), so no data can add a header.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jinja2
 
 from worker import money
+from worker.text import one_line, shown
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -125,9 +131,12 @@ def local(value: datetime | str, zone: str, seconds: bool = False, named: bool =
     return f"{text} {abbreviation} ({zone})"
 
 
-def mrkdwn(value: Any) -> str:
-    """Slack's escaping for text it parses (mrkdwn and the fallback ``text``): & < > only."""
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def mrkdwn(value: Any, lines: bool = False) -> str:
+    """Text from the data as Slack shows it: control and bidi characters as escapes
+    (``worker.text.shown``; ``lines=true`` keeps newlines), then ``&`` ``<`` ``>`` escaped as
+    Slack's formatting docs require, so no value can become ``<!channel>``, a mention or a link."""
+    text = shown(str(value), lines=lines)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _environment(directory: Path) -> jinja2.Environment:
@@ -188,7 +197,7 @@ def make_message(name: str, context: dict[str, Any], *, kind: str, key: str,
     ``kind`` and ``key`` are passed through to the Message (see there); ``data`` is the
     JSON-serialisable facts for webhooks.
     """
-    subject = " ".join(render(f"email/{name}.subject.j2", context).split())
+    subject = one_line(render(f"email/{name}.subject.j2", context))
     if not subject:
         raise RenderError(f"templates/email/{name}.subject.j2: rendered an empty subject")
     return Message(

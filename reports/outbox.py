@@ -40,10 +40,12 @@ from sqlalchemy import Engine, func, or_, select, update
 from reports.alert_csv import group_attachments
 from reports.channels import ChannelError, open_channel
 from reports.messages import Message, make_message
-from worker import clock
+from worker import clock, redact
+from worker.alerts.enqueue import target_scope
 from worker.alerts.state import raise_alert
 from worker.models import Notification
 from worker.sql import skip_locked
+from worker.text import shown as shown_text
 from worker.settings.routing import DeliverySettings
 
 logger = logging.getLogger(__name__)
@@ -136,21 +138,21 @@ def deliver_pending(engine: Engine, settings: Any, *, limit: int = 100,
         shown = _shown(row, message)
         try:
             external_id = open_channel(section).send(row.target, message)
-        except ChannelError as exc:
+        except Exception as exc:  # a ChannelError, or a bug in a channel: either way one attempt used
+            if not isinstance(exc, ChannelError):
+                logger.exception("channel crashed", extra={"action": "delivery_crashed", "notification": row.id,
+                                                           "channel": row.channel})
+                exc = ChannelError(f"{row.channel} channel crashed: {type(exc).__name__}: {exc}")
+            error = redact.scrub(str(exc), row.target)
             attempts = row.attempts + 1
             if exc.permanent or attempts >= delivery.max_attempts:
                 why = "permanent" if exc.permanent else f"gave up after {attempts} attempts"
-                _fail(engine, settings, row, f"{exc} ({why})", shown)
+                _fail(engine, settings, row, f"{error} ({why})", shown)
                 stats.failed += 1
             else:
                 wait = max(backoff(attempts, delivery), timedelta(seconds=exc.retry_after or 0))
-                _retry_later(engine, row, str(exc), wait, shown)
+                _retry_later(engine, row, error, wait, shown)
                 stats.retrying += 1
-            continue
-        except Exception as exc:  # a bug in a channel: keep the row, say so, go on with the others
-            logger.exception("channel crashed", extra={"action": "delivery_crashed", "notification": row.id})
-            _retry_later(engine, row, f"{type(exc).__name__}: {exc}", backoff(row.attempts + 1, delivery), shown)
-            stats.retrying += 1
             continue
         with engine.begin() as conn:
             conn.execute(update(Notification).where(Notification.id == row.id).values(
@@ -169,7 +171,7 @@ def render(row: Any, timezone: str) -> Message:
         return Message(kind=row.kind, key=row.key, subject=row.subject, text=row.body_text, html=row.body_html,
                        slack=row.slack, data=row.data or {}, inline=row.inline or {})
     facts = dict(row.context or {})
-    message = make_message(row.template, {**_revived(facts), "channel": row.channel, "target": row.target,
+    message = make_message(row.template, {**_revived(facts), "channel": row.channel, "target": redact.target(row.target),
                                                  "timezone": timezone},
                            kind=row.kind, key=row.key, data=facts)
     files = group_attachments(facts)  # a grouped alert's CSV of every alert in it
@@ -180,7 +182,7 @@ def plain_delivery_failed(row: Any) -> Message:
     """The built-in text of a delivery.failed message (when its template cannot be rendered)."""
     alert = (row.context or {}).get("alert") or {}
     facts = {"target": alert.get("scope_id", ""), **{k: str(v) for k, v in (alert.get("payload") or {}).items()}}
-    return Message(kind=row.kind, key=row.key, subject=PLAIN_DELIVERY_FAILED_SUBJECT.safe_substitute(facts),
+    return Message(kind=row.kind, key=row.key, subject=shown_text(PLAIN_DELIVERY_FAILED_SUBJECT.safe_substitute(facts)),
                    text=PLAIN_DELIVERY_FAILED.safe_substitute(facts), data=dict(row.context or {}))
 
 
@@ -230,7 +232,7 @@ def _fail(engine: Engine, settings: Any, row: Any, error: str, shown: dict[str, 
     try:  # after the row is recorded failed: a failure to alert must not put it back in play
         with engine.begin() as conn:
             raise_alert(conn, settings, kind="delivery.failed", scope="channel",
-                        scope_id=f"{row.channel}:{row.target}",
+                        scope_id=target_scope(row.channel, row.target),
                         period=clock.now().astimezone(settings.tz).date().isoformat(), severity="warning",
                         payload={"notification_id": row.id, "notification_kind": row.kind,
                                  "notification_subject": shown.get("subject", row.subject), "error": error})

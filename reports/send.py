@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from worker import clock
+from worker import clock, redact
 from worker.alerts.enqueue import enqueue
 from worker.models import Notification, Report
 from worker.registry import JobContext
@@ -70,7 +70,7 @@ def send(engine: Engine, settings: Settings, archived: Archived) -> int:
     with engine.begin() as conn:
         for channel, target in targets:
             message = make_message("report", {"report": report, "chart_cid": "chart", "report_url": url,
-                                              "channel": channel, "target": target},
+                                              "channel": channel, "target": redact.target(target)},
                                    kind=kind, key=key, data={"report": report, "report_url": url})
             message = replace(message, inline={"chart": str(archived.chart.resolve())})
             added += enqueue(conn, message, channel, target, now)

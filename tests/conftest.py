@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import Engine, text
 from typer.testing import CliRunner
 
-from worker import db
+from worker import db, logs
 from worker.models import Base
 from worker.settings import Settings, load
 
@@ -55,12 +55,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
-    """The CLI points the root logger at CliRunner's (then closed) stderr; put it back."""
+    """The CLI points the root logger at CliRunner's (then closed) stderr and sets the third-party
+    loggers' levels; put them back."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
+    libraries = {name: logging.getLogger(name).level for name in logs.LIBRARIES}
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+    for name, lib_level in libraries.items():
+        logging.getLogger(name).setLevel(lib_level)
 
 
 @pytest.fixture(scope="session")

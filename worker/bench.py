@@ -174,18 +174,23 @@ def run_ingest(settings: Settings, events: int, database: str | None,
 
 @contextmanager
 def loaded(settings: Settings, events: int, database: str | None, say: Callable[[str], None],
-           start: datetime | None = None) -> Iterator[tuple[Engine, Settings]]:
-    """A scratch database holding N generated events (ingested, statistics gathered)."""
+           start: datetime | None = None, days: int = 30,
+           timings: dict[str, float] | None = None) -> Iterator[tuple[Engine, Settings]]:
+    """A scratch database holding N generated events over ``days`` days (ingested, statistics gathered);
+    ``timings`` receives the ingest's seconds."""
     with tempfile.TemporaryDirectory(prefix="tokentally-bench-") as tmp:
         data = Path(tmp) / "events.jsonl"
         say(f"generating {events:,} events")
-        generate(data, events, start=start)
+        generate(data, events, start=start, days=days)
         with scratch_database(database) as url:
             engine = db.make_engine(url)
             try:
                 bench_settings = _with_url(settings, url)
                 say("ingesting")
+                started = time.perf_counter()
                 Ingestor(bench_settings, engine).ingest_paths([data])
+                if timings is not None:
+                    timings["ingest_seconds"] = time.perf_counter() - started
                 with engine.begin() as conn:
                     analyze(conn, "usage_events")
                 yield engine, bench_settings

@@ -64,8 +64,9 @@ def _anthropic(r: dict[str, Any]) -> dict[str, Any]:
                       "service_tier": "standard"}}
 
 
-def generate(path: Path, n: int, seed: int = 42, start: datetime | None = None, shape: str = "canonical") -> None:
-    """N canonical events over 30 days, streamed to ``path``; ``shape`` writes the same calls as
+def generate(path: Path, n: int, seed: int = 42, start: datetime | None = None, shape: str = "canonical",
+             days: int = 30) -> None:
+    """N canonical events over ``days`` days, streamed to ``path``; ``shape`` writes the same calls as
     another tool's records (litellm, otel, anthropic: see RECORD_SHAPES).
 
     Shaped like a real application's log: 1,000 accounts in 20 tenants, each account
@@ -73,7 +74,7 @@ def generate(path: Path, n: int, seed: int = 42, start: datetime | None = None, 
     of the events with a provider-reported cost."""
     rng = random.Random(seed)
     start = start or datetime(2026, 10, 1, tzinfo=UTC)
-    span = 30 * 86400
+    span = days * 86400
     providers, models, weights = zip(*[(p, m, w) for p, m, w in MODELS])
     accounts = [(f"user-{a:04d}", f"tenant-{a % 20:02d}", rng.choices(range(len(models)), weights)[0],
                  rng.sample(SERVICES, 2)) for a in range(1, 1001)]

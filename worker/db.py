@@ -16,6 +16,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from worker.redact import secret_params
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -70,8 +72,9 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def display_url(url: str) -> str:
-    """The URL with any password masked, for logs and status output."""
-    return make_url(normalise_url(url)).render_as_string(hide_password=True)
+    """The URL with any password masked, for logs and status output: the ``user:password@`` form
+    and secret-looking query parameters (``?password=``, ``?sslpassword=``: ``worker.redact``)."""
+    return secret_params(make_url(normalise_url(url)).render_as_string(hide_password=True))
 
 
 def alembic_config(url: str):

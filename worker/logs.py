@@ -1,4 +1,12 @@
-"""Logging setup: human text or one JSON object a line, with the ``extra`` fields."""
+"""Logging setup: human text or one JSON object a line, with the ``extra`` fields.
+
+Third-party loggers (:data:`LIBRARIES`: urllib3, requests, slack_sdk, APScheduler, Alembic,
+SQLAlchemy, psycopg, matplotlib, ...) are held at ``logging.libraries`` (default WARNING)
+whatever ``logging.level`` is: at DEBUG, urllib3 logs every request line, a webhook's path and
+query (its token) included, and SQLAlchemy logs statements with their parameters (the data).
+``logging.libraries = "DEBUG"`` (``TOKENTALLY_LOGGING_LIBRARIES=DEBUG``) asks for them, for
+debugging a connection: those lines may then hold secrets.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,8 @@ import sys
 
 import orjson
 
+LIBRARIES = ("urllib3", "requests", "slack_sdk", "apscheduler", "alembic", "sqlalchemy", "psycopg", "httpx",
+             "httpcore", "matplotlib", "PIL", "asyncio", "charset_normalizer", "filelock")
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 
@@ -29,8 +39,9 @@ class TextFormatter(logging.Formatter):
         return base
 
 
-def setup(level: str = "INFO", fmt: str = "auto") -> None:
-    """``auto``: human text on a terminal, one JSON object a line otherwise."""
+def setup(level: str = "INFO", fmt: str = "auto", libraries: str = "WARNING") -> None:
+    """``auto``: human text on a terminal, one JSON object a line otherwise; the third-party
+    loggers at ``libraries`` (their own messages only: tokentally's stay at ``level``)."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json" or (fmt == "auto" and not sys.stderr.isatty()):
         handler.setFormatter(JsonFormatter())
@@ -39,6 +50,5 @@ def setup(level: str = "INFO", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    quiet = "WARNING" if level != "DEBUG" else "DEBUG"
-    logging.getLogger("apscheduler").setLevel(quiet)
-    logging.getLogger("alembic").setLevel(quiet)
+    for name in LIBRARIES:
+        logging.getLogger(name).setLevel(libraries)

@@ -7,6 +7,7 @@ and skips, so each scheduled run happens once however many daemons run.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -193,6 +194,7 @@ class Daemon:
         self.stop = threading.Event()
         self.scheduler = _Scheduler(timezone=UTC)
         self._triggers: dict[str, BaseTrigger] = {}
+        self._signals = itertools.count()  # how many stop signals came before this one
         self._stopper: threading.Thread | None = None  # scheduler.shutdown(wait=True), once a stop was asked
 
     def setup(self) -> list[str]:
@@ -254,16 +256,18 @@ class Daemon:
         second Ctrl-C) exits at once. A repeated SIGTERM is the same request: a stop sent to the whole
         process group reaches the worker twice (``timeout`` and systemd signal the group, and make
         passes its own SIGTERM on to its children). Past the stop request, SIGKILL exits at once."""
-        if self.stop.is_set():
+        # A second signal can arrive while this handler runs (Python runs handlers between bytecodes,
+        # in this same thread): next() on the counter is one C call, so exactly one handler sees 0.
+        if next(self._signals) or self.stop.is_set():
             if signum == signal.SIGINT:
                 logger.warning("second signal: exiting now", extra={"action": "daemon_abort"})
                 os._exit(1)
             logger.info("already stopping after the work in hand", extra={
                 "action": "daemon_stop_repeated", "signal": signal.Signals(signum).name})
             return
+        self.stop.set()
         logger.info("stopping after the work in hand", extra={"action": "daemon_stopping",
                                                                "signal": signal.Signals(signum).name})
-        self.stop.set()
         self._stopper = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True)
         self._stopper.start()
 

@@ -17,6 +17,7 @@ from worker.models import (Alert, CallAttempt, DirtyDay, IngestFile, IngestRejec
                      UsageEvent)
 from worker.registry import registry
 from worker.settings import Settings
+from worker.settings.warnings import settings_warnings
 
 
 UNATTRIBUTED_DAYS = 7  # local days, today included, whose unattributed events each source's row counts
@@ -82,7 +83,7 @@ def status(settings: Settings, engine: Engine) -> dict[str, Any]:
             "timezone": settings.timezone, "unattributed_since": since.isoformat(),
             "kill_switch": {"active": True, "reason": switch.reason, "since": _iso(switch.changed_at),
                             "by": switch.changed_by} if switch else {"active": False},
-            "counts": counts, "sources": sources, "jobs": jobs}
+            "counts": counts, "sources": sources, "jobs": jobs, "warnings": settings_warnings(settings)}
 
 
 def unattributed_since(settings: Settings) -> datetime:

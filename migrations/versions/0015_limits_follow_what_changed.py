@@ -1,7 +1,7 @@
 """limits follow what changed: limit_dirty_accounts, and limit_windows.revision / evaluated_revision
 
 Revision ID: 0015
-Revises: 0012
+Revises: 0019
 Create Date: 2026-12-01 14:00:00.000000
 
 Ingest marks the accounts it wrote per local day (``limit_dirty_accounts``); the limits
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import worker.models.base
 
 revision = '0015'
-down_revision = '0012'
+down_revision = '0019'
 branch_labels = None
 depends_on = None
 

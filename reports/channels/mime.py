@@ -16,6 +16,8 @@ import re
 from email.message import EmailMessage
 from pathlib import Path
 
+from worker.text import one_line
+
 from reports.channels import ChannelError
 from reports.messages import Message
 
@@ -33,11 +35,11 @@ def render_email(message: Message, *, to: str, sender: str = "tokentally@localho
     The message's attachments (a grouped alert's CSV) follow as ``multipart/mixed`` parts.
     """
     mail = EmailMessage()
-    mail["Subject"] = message.subject
+    mail["Subject"] = one_line(message.subject)  # one line whatever made the message: no header injected
     mail["From"] = sender
     mail["To"] = to
     mail["Message-ID"] = message_id(message.key, sender)
-    mail["X-Tokentally-Kind"] = message.kind
+    mail["X-Tokentally-Kind"] = one_line(message.kind)
     mail.set_content(message.text)
     if message.html is not None:
         mail.add_alternative(message.html, subtype="html")

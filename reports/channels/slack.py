@@ -12,6 +12,11 @@ webhook when one is configured. Without a token only ``"webhook"`` (or ``""``) i
 valid target, because an incoming webhook posts to the one channel it was made for;
 ``send`` then returns ``"webhook:<status>"``.
 
+No redirect is followed: a 3xx from the Web API or the webhook would re-send the bot token
+(or the payload) to another origin, so both clients open their requests with
+``worker.http.NO_REDIRECTS`` and a 3xx is a permanent error (the webhook and provider clients
+refuse redirects the same way).
+
 One attempt per send: the SDK's retry handlers are switched off (its default retries
 connection errors) and the outbox decides when to try again. Errors never carry the
 token or the webhook URL. The SDK gets its own logger (``reports.channels.slack.sdk``)
@@ -27,8 +32,10 @@ import re
 from typing import Any, Mapping
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.webhook import WebhookClient
+from slack_sdk.errors import SlackApiError, SlackClientError, SlackRequestError
+from slack_sdk.webhook import WebhookClient, WebhookResponse
+
+from worker.http import NO_REDIRECTS
 
 from worker.settings.channels import SlackSettings
 
@@ -49,6 +56,29 @@ _sdk_logger = logging.getLogger("reports.channels.slack.sdk")
 _sdk_logger.setLevel(logging.INFO)  # never DEBUG: WebhookClient would log its URL
 
 
+class _WebClient(WebClient):
+    """The SDK's Web API client, its one urllib call made through :data:`NO_REDIRECTS`
+    (the SDK gives no other way in: it calls ``urlopen`` itself). No proxy support, as before."""
+
+    def _perform_urllib_http_request_internal(self, url: str, req: Any) -> dict[str, Any]:
+        if not url.lower().startswith("http"):
+            raise SlackRequestError("slack: not an http(s) URL")
+        with NO_REDIRECTS.open(req, timeout=self.timeout) as resp:
+            body = resp.read().decode(resp.headers.get_content_charset() or "utf-8")
+            return {"status": resp.code, "headers": resp.headers, "body": body}
+
+
+class _WebhookClient(WebhookClient):
+    """The SDK's incoming-webhook client, through :data:`NO_REDIRECTS` too."""
+
+    def _perform_http_request_internal(self, url: str, req: Any) -> WebhookResponse:
+        if not url.lower().startswith("http"):
+            raise SlackRequestError("slack: not an http(s) URL")
+        with NO_REDIRECTS.open(req, timeout=self.timeout) as resp:
+            body = resp.read().decode(resp.headers.get_content_charset() or "utf-8")
+            return WebhookResponse(url=url, status_code=resp.status, body=body, headers=resp.headers)
+
+
 class SlackChannel:
     kind = "slack"
 
@@ -58,9 +88,9 @@ class SlackChannel:
             raise ValueError("SlackChannel needs a token or a webhook_url")
         self.base_url = base_url
         self.timeout_seconds = timeout_seconds
-        self._client = WebClient(token=token, base_url=base_url, timeout=timeout_seconds,
+        self._client = _WebClient(token=token, base_url=base_url, timeout=timeout_seconds,
                                  logger=_sdk_logger, retry_handlers=[]) if token else None
-        self._webhook = WebhookClient(webhook_url, timeout=timeout_seconds, logger=_sdk_logger,
+        self._webhook = _WebhookClient(webhook_url, timeout=timeout_seconds, logger=_sdk_logger,
                                       retry_handlers=[]) if webhook_url else None
 
     @classmethod
@@ -116,6 +146,8 @@ class SlackChannel:
         detail = f"HTTP {status}" + (f" {body}" if _CODE.match(body) else "")
         if status == 429:
             raise ChannelError(f"{what}: {detail}", retry_after=_retry_after(response.headers))
+        if _redirect(status):
+            raise ChannelError(f"{what}: {detail} (redirect not followed)", permanent=True)
         raise ChannelError(f"{what}: {detail}", permanent=_permanent_status(status))
 
 
@@ -132,7 +164,14 @@ def _api_error(what: str, exc: SlackApiError) -> ChannelError:
         detail += f" (needs {needed})"
     if status == 429:
         return ChannelError(f"{what}: {detail}", retry_after=_retry_after(response.headers))
+    if _redirect(status):
+        return ChannelError(f"{what}: {detail} (redirect not followed)", permanent=True)
     return ChannelError(f"{what}: {detail}", permanent=error in PERMANENT_ERRORS)
+
+
+def _redirect(status: int | None) -> bool:
+    """A 3xx: refused (``worker.http.NO_REDIRECTS``), and asking again gets the same answer."""
+    return status is not None and 300 <= status < 400
 
 
 def _permanent_status(status: int) -> bool:

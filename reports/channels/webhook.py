@@ -8,11 +8,16 @@ The request::
 
     POST <target>
     Content-Type: application/json
-    X-Tokentally-Delivery: <message key>     same for every attempt at one message
+    X-Tokentally-Delivery: <message key>     same for every attempt at one message (percent-encoded)
     X-Tokentally-Timestamp: <unix seconds>   when this attempt was signed
     X-Tokentally-Signature: sha256=<hex>     only when a secret is configured
 
     {"kind": ..., "key": ..., "subject": ..., "text": ..., "data": {...}}
+
+Header values are ASCII: the delivery id is the message key with every byte outside printable
+ASCII, and ``%`` itself, percent-encoded as UTF-8 (RFC 3986, as RFC 8187 does for parameters),
+so a tenant ``東京`` arrives as ``report-daily-2026-11-30-%E6%9D%B1%E4%BA%AC-v1`` and a key of
+plain ASCII (no ``%``, no space) as it is.
 
 To verify, a receiver takes the raw body bytes as received (before any JSON parsing)
 and compares, in constant time, the header with::
@@ -20,8 +25,11 @@ and compares, in constant time, the header with::
     "sha256=" + hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 where ``timestamp`` is the ``X-Tokentally-Timestamp`` header; it should also reject
-timestamps far from its own clock (replays) and may drop a delivery id it has already
-processed (a retry after a lost response sends the same key again). Decimals and other
+timestamps more than 5 minutes from its own clock (the replay window: the signature covers the
+timestamp) and drop a delivery id it has already processed within that window plus the retry
+span (a retry after a lost response sends the same key again, newly timestamped). README.md,
+"Receiving webhooks", says the same for receivers; without a secret nothing is signed and
+every start logs a warning (``worker.settings.warnings``). Decimals and other
 non-JSON values in ``data`` are sent as strings, datetimes as RFC 3339.
 
 Outcome: 2xx is delivered (``send`` returns the status as a string). 408, 429 (with its
@@ -35,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from typing import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import orjson
 import requests
@@ -50,6 +58,7 @@ from reports.messages import Message
 DELIVERY_HEADER = "X-Tokentally-Delivery"
 TIMESTAMP_HEADER = "X-Tokentally-Timestamp"
 USER_AGENT = "tokentally-webhook/1"
+_HEADER_SAFE = "".join(chr(c) for c in range(0x21, 0x7f) if chr(c) != "%")
 
 
 class WebhookChannel:
@@ -87,7 +96,7 @@ class WebhookChannel:
             raise ChannelError(f"{where}: cannot encode message data: {exc}", permanent=True) from None
         timestamp = str(int(clock.now().timestamp()))
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
-                   DELIVERY_HEADER: message.key, TIMESTAMP_HEADER: timestamp}
+                   DELIVERY_HEADER: header_value(message.key), TIMESTAMP_HEADER: timestamp}
         if self._secret is not None:
             headers[self.header] = sign(self._secret, timestamp, body)
         try:
@@ -117,6 +126,11 @@ def encode_body(message: Message) -> bytes:
     return orjson.dumps({"kind": message.kind, "key": message.key, "subject": message.subject,
                          "text": message.text, "data": message.data},
                         default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
+def header_value(text: str) -> str:
+    """``text`` as an HTTP header value: printable ASCII kept, every other byte (and ``%``) as ``%XX``."""
+    return quote(text, safe=_HEADER_SAFE)
 
 
 def sign(secret: bytes, timestamp: str, body: bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Iterator
 
 import pytest
@@ -15,3 +16,13 @@ def mailbox() -> Iterator[tuple[Mailbox, int]]:
     controller = start_server(box)
     yield box, controller.port
     controller.stop()
+
+
+@pytest.fixture
+def quiet_receiver():
+    """The loopback server's own request log (werkzeug) quoting what it received is not ours."""
+    log = logging.getLogger("werkzeug")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    yield
+    log.setLevel(level)

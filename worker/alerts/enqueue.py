@@ -5,7 +5,8 @@ Each routed target gets one ``notifications`` row with the template name
 why it is sent), written in the transaction that changed the alert. Nothing is
 rendered here: ``reports.outbox`` renders at send time, so a template that fails
 can never roll back an alert, a blocked window or a kill switch. Until it is
-rendered the row's ``subject`` is the alert's key (``kind|scope|scope_id|period``).
+rendered the row's ``subject`` is the alert's key (``kind|scope|scope_id|period``); a
+``delivery.failed`` alert's scope id is the redacted target (:func:`target_scope`).
 
 When one run has more than ``alerts.group_after`` alerts of one kind (and reason) for
 a target, that target gets one grouped row instead (:func:`enqueue_alerts`; the facts
@@ -24,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from worker.alerts.facts import alert_facts, group_facts, jsonable
+from worker import redact
 from worker.models import Notification
 from worker.settings import Settings
 from worker.settings.routing import targets_for
@@ -40,6 +42,12 @@ class Notice:
     alert: Any
     reason: str
     reopened: bool = False
+
+
+def target_scope(channel: str, target: str) -> str:
+    """The scope id of an alert about a delivery target (``delivery.failed``): the target as
+    ``worker.redact.target`` shows it, so no password or token lands in an alert key."""
+    return f"{channel}:{redact.target(target)}"
 
 
 def enqueue_alert(conn: Connection, settings: Settings, alert: Any, reason: str, now: datetime, *,
@@ -87,7 +95,7 @@ def enqueue_alerts(conn: Connection, settings: Settings, notices: list[Notice], 
 def _targets(settings: Settings, alert: Any) -> list[tuple[str, str]]:
     targets = targets_for(settings.routes, alert.kind, alert.severity)
     if alert.kind == "delivery.failed":  # to the fallback, never back to the target that failed
-        targets = [t for t in (*settings.alerts.fallback, *targets) if f"{t[0]}:{t[1]}" != alert.scope_id]
+        targets = [t for t in (*settings.alerts.fallback, *targets) if target_scope(*t) != alert.scope_id]
         targets = list(dict.fromkeys(targets))
     return targets
 

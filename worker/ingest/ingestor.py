@@ -8,6 +8,7 @@ point and a restart end with exactly the ledger of one clean run.
 from __future__ import annotations
 
 import json
+from functools import partial
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +20,8 @@ from sqlalchemy import Connection, Engine, select
 
 from worker import clock
 from worker.ingest.committer import Committer
+from worker.ingest.leases import Leases
+from worker.ledger.retention import horizon
 from worker.ledger.writer import Batch, LedgerWriter, WriteStats
 from worker.models import IngestFile, SourceCursor
 from worker.sql import cached_upsert, upsert
@@ -45,16 +48,20 @@ class IngestStats(WriteStats):
     errors: list[str] = field(default_factory=list)  # files that could not be read at all
     warnings: list[str] = field(default_factory=list)  # files read only in part (a gzip stream cut short)
     skipped: int = 0  # records inside another tool's record that are not LLM calls (worker.ingest.formats)
+    leased_elsewhere: int = 0  # files another replica was reading when this poll came to them
 
     def add(self, other: WriteStats) -> None:
         super().add(other)
         if isinstance(other, IngestStats):
             self.skipped += other.skipped
+            self.leased_elsewhere += other.leased_elsewhere
 
     def as_dict(self) -> dict[str, int]:
         counts = {"files": self.files, **super().as_dict()}
         if self.skipped:
             counts["skipped"] = self.skipped
+        if self.leased_elsewhere:
+            counts["leased_elsewhere"] = self.leased_elsewhere
         return counts
 
 
@@ -65,6 +72,7 @@ class Ingestor:
                  should_stop: Callable[[], bool] = lambda: False):
         self.settings = settings
         self.should_stop = should_stop  # checked after each committed batch
+        self._between_batches: Callable[[], None] = lambda: None  # a file's lease is renewed there
         self.engine = engine
         self.dialect = engine.dialect.name
         self.pricer = pricer or Pricer(settings.price_overrides, settings.tz)
@@ -139,9 +147,14 @@ class Ingestor:
             logger.error("directory not listed", extra={"action": "directory_failed", "source": source.name,
                                                         "error": error})
             stats.errors.append(error)
+        leases = Leases(self.engine, source.name, self.settings.ingest_lease_seconds)
         for path in paths:
             if self.should_stop():
                 break
+            if not leases.claim(str(path)):  # another replica is reading it now
+                stats.leased_elsewhere += 1
+                continue
+            self._between_batches = partial(leases.renew, str(path))
             try:
                 mtime = datetime.fromtimestamp(path.stat().st_mtime, clock.now().tzinfo)
                 final = file_source.is_gzip(path) or clock.now() - mtime >= settle
@@ -152,6 +165,9 @@ class Ingestor:
             except Exception as exc:  # one unreadable file (or a reader's bug) does not stop the others
                 self._file_failed(stats, source.name, exc)
                 continue
+            finally:
+                self._between_batches = lambda: None
+                leases.release(str(path))
             stats.add(result)
             stats.warnings.extend(result.warnings)
             stats.files += result.files
@@ -208,13 +224,22 @@ class Ingestor:
     def ingest_table(self, source: SourceSettings) -> IngestStats:
         """One poll of a table source, from its stored cursor."""
         stats = IngestStats()
-        with self.engine.connect() as conn:
-            saved = conn.execute(select(SourceCursor.cursor_value, SourceCursor.rows_read)
-                                 .where(SourceCursor.source == source.name)).first()
-        table, batch_size = TableSource(source), source.batch_size or self.batch_size
-        rows = table.rows(saved.cursor_value if saved else None, saved.rows_read if saved else 0, batch_size)
-        self._run(rows, stats, source, location=source.table or "", fmt="row", header=None,
-                  checkpoint=_TableCheckpoint(source.name, table), batch_size=batch_size)
+        leases, key = Leases(self.engine, source.name, self.settings.ingest_lease_seconds), source.table or ""
+        if not leases.claim(key):  # another replica is reading from the cursor now
+            stats.leased_elsewhere += 1
+            return stats
+        self._between_batches = partial(leases.renew, key)
+        try:
+            with self.engine.connect() as conn:  # the cursor is read under the lease
+                saved = conn.execute(select(SourceCursor.cursor_value, SourceCursor.rows_read)
+                                     .where(SourceCursor.source == source.name)).first()
+            table, batch_size = TableSource(source), source.batch_size or self.batch_size
+            rows = table.rows(saved.cursor_value if saved else None, saved.rows_read if saved else 0, batch_size)
+            self._run(rows, stats, source, location=source.table or "", fmt="row", header=None,
+                      checkpoint=_TableCheckpoint(source.name, table), batch_size=batch_size)
+        finally:
+            self._between_batches = lambda: None
+            leases.release(key)
         logger.info("table source polled", extra={"action": "table_polled", "source": source.name,
                                                   **stats.as_dict()})
         return stats
@@ -226,7 +251,9 @@ class Ingestor:
         committed in batches together with the checkpoint just after each batch's last record."""
         source_name = source.name if source else CLI_SOURCE
         normaliser = Normaliser.for_source(source, clock.now() + self.settings.ingest_max_future)  # once a poll
-        writer = LedgerWriter(source_name, clock.now(), self.dialect, self.settings.tz)
+        with self.engine.connect() as conn:
+            retired_before = horizon(conn, self.settings.tz)
+        writer = LedgerWriter(source_name, clock.now(), self.dialect, self.settings.tz, horizon=retired_before)
         # the per-event loop: names bound once, no per-event objects beyond the event itself
         normalise, price, add, reject = normaliser.normalise, self.pricer.price, writer.add, writer.reject
         item = None
@@ -262,6 +289,7 @@ class Ingestor:
                     if progress:
                         progress(item.end_offset - done)
                     done = item.end_offset
+                    self._between_batches()
                     if self.should_stop():
                         break  # checkpointed: the next run resumes here
             else:

@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import Engine, select, update
 
 from worker import clock
+from worker.ledger.retention import horizon
 from worker.ledger.writer import LedgerWriter
 from worker.models import IngestReject
 from worker.ingest.fields import RecordError, error_reason, type_name
@@ -66,7 +67,8 @@ def retry(settings: Settings, engine: Engine, source: str | None = None) -> dict
             if not rejects:
                 break
             last_id = rejects[-1].id
-            writer = LedgerWriter("rejects-retry", clock.now(), conn.dialect.name, settings.tz)
+            writer = LedgerWriter("rejects-retry", clock.now(), conn.dialect.name, settings.tz,
+                                  horizon=horizon(conn, settings.tz))
             accepted: list[tuple[int, str]] = []
             for rej in rejects:
                 stats["retried"] += 1

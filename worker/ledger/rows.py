@@ -25,10 +25,13 @@ from worker.models.base import money_to_units
 # Column order of every row the writer produces (the table minus its surrogate key).
 COLUMNS = tuple(c.name for c in UsageEvent.__table__.columns if c.name != "id")
 _COLS_SQL = ", ".join(f'"{c}"' for c in COLUMNS)
+_STAGED_COLS_SQL = ", ".join(f's."{c}"' for c in COLUMNS)
 
-# PostgreSQL: the fast path and the exact fallback.
+# PostgreSQL: the fast path and the exact fallback. An event id is unique through
+# usage_event_ids (usage_events is partitioned by month: see worker.ledger.partitions).
 # Binary COPY: the server parses no text, and the client's C dumpers write the values.
 PG_COPY_DIRECT = f"COPY usage_events ({_COLS_SQL}) FROM STDIN (FORMAT BINARY)"
+PG_COPY_IDS = "COPY usage_event_ids (event_id) FROM STDIN"
 PG_STAGE_CREATE = (
     f"CREATE TEMP TABLE IF NOT EXISTS usage_events_stage AS "
     f"SELECT {_COLS_SQL} FROM usage_events WITH NO DATA"
@@ -36,20 +39,26 @@ PG_STAGE_CREATE = (
 PG_COPY_STAGE = f"COPY usage_events_stage ({_COLS_SQL}) FROM STDIN (FORMAT BINARY)"
 # (An event twice in one batch never reaches here: LedgerWriter.add keeps the first.)
 PG_MERGE_STAGE = (
+    f"WITH new AS (INSERT INTO usage_event_ids (event_id) SELECT event_id FROM usage_events_stage "
+    f"ON CONFLICT (event_id) DO NOTHING RETURNING event_id) "
     f"INSERT INTO usage_events ({_COLS_SQL}) "
-    f"SELECT {_COLS_SQL} FROM usage_events_stage "
-    f"ON CONFLICT (event_id) DO NOTHING RETURNING unattributed, cost_usd IS NULL"
+    f"SELECT {_STAGED_COLS_SQL} "
+    f"FROM usage_events_stage s JOIN new ON new.event_id = s.event_id "
+    f"RETURNING unattributed, cost_usd IS NULL"
 )
 PG_STAGE_CLEAR = "TRUNCATE usage_events_stage"
 
-# SQLite.
-SQLITE_EXISTING = "SELECT event_id FROM usage_events WHERE event_id IN ({marks})"
+# SQLite: the ids already booked (usage_event_ids outlives rows retention deleted), then
+# the new ids and rows.
+SQLITE_EXISTING = "SELECT event_id FROM usage_event_ids WHERE event_id IN ({marks})"
+SQLITE_INSERT_IDS = "INSERT INTO usage_event_ids (event_id) VALUES (?)"
+SQLITE_TAKE_WRITE_LOCK = "DELETE FROM usage_event_ids WHERE 0"  # changes nothing; takes the write lock
 # Many rows per statement: one sqlite3_step (one release and re-take of the GIL) per
 # SQLITE_ROWS_PER_INSERT rows rather than per row, so parsing on the other thread does
 # not stall the writer at every row.
 SQLITE_ROWS_PER_INSERT = 200
 _SQLITE_ROW_MARKS = f"({', '.join('?' for _ in COLUMNS)})"
-SQLITE_INSERT = f"INSERT OR IGNORE INTO usage_events ({_COLS_SQL}) VALUES "
+SQLITE_INSERT = f"INSERT INTO usage_events ({_COLS_SQL}) VALUES "
 SQLITE_MAX_VARS = 30000
 
 

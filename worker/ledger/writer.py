@@ -1,17 +1,22 @@
 """Writing the ledger in batches, on the dialect's fast path (``worker.sql.bulk_path``).
 
-PostgreSQL: each batch is ``COPY``'d straight into ``usage_events`` inside a
-savepoint. New events (the normal case) cost exactly a plain COPY. If the batch
-holds an event that is already in the ledger (a re-ingested file, a second
-source, a replica racing us), the COPY fails on the unique key, the savepoint is
-rolled back and the batch goes the slow, exact way: COPY into a temporary
-staging table, then ``INSERT … SELECT … ON CONFLICT (event_id) DO NOTHING
-RETURNING``. After a conflict the writer stays on the slow path until a batch
-comes through with no duplicates.
+An event id is booked once, through ``usage_event_ids`` (its primary key); ``usage_events``
+itself is partitioned by month on PostgreSQL and can hold no unique key on the id alone.
 
-SQLite: one ``SELECT … WHERE event_id IN (…)`` finds the events already present,
-then ``executemany`` inserts the rest (``INSERT OR IGNORE`` for safety).
+PostgreSQL: each batch's ids are ``COPY``'d into ``usage_event_ids`` and its rows straight
+into ``usage_events`` (the partitions a batch needs are made first: worker.ledger.partitions),
+inside a savepoint. New events (the normal case) cost exactly two plain COPYs. If the
+batch holds an event that is already in the ledger (a re-ingested file, a second source,
+a replica racing us), the ids COPY fails on the primary key, the savepoint is rolled back
+and the batch goes the slow, exact way: COPY into a temporary staging table, then one
+statement that inserts the new ids (``ON CONFLICT DO NOTHING RETURNING``) and the rows of
+exactly those. After a conflict the writer stays on the slow path until a batch comes
+through with no duplicates.
 
+SQLite: one ``SELECT … WHERE event_id IN (…)`` on ``usage_event_ids`` finds the events
+already booked, then ``executemany`` inserts the rest, ids and rows.
+
+Events before the retention horizon (``horizon``) are refused: their month is exported.
 Either way the counts are exact: accepted, duplicates, and of the accepted how
 many are unattributed and unpriced.
 """
@@ -28,14 +33,17 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
+from worker.ledger import partitions
 from worker.ledger.dirty_days import local_days_of_utc_hours, mark_dirty, utc_hour
 from worker.limits.dirty import mark_accounts
 from worker.limits.late import mark_pending
 from worker.ledger.event import Attempt, Event, attempt_row
 from worker.ledger.pricing import Priced
-from worker.ledger.rows import (COST_AT, PG_COPY_DIRECT, PG_COPY_STAGE, PG_MERGE_STAGE, PG_STAGE_CLEAR,
-                                PG_STAGE_CREATE, SQLITE_EXISTING, SQLITE_MAX_VARS, SQLITE_ROWS_PER_INSERT,
-                                UNATTRIBUTED_AT, PgRowEncoder, copy_rows, sqlite_insert, sqlite_row, sqlite_ts)
+from worker.ledger.rows import (COST_AT, PG_COPY_DIRECT, PG_COPY_IDS, PG_COPY_STAGE, PG_MERGE_STAGE,
+                                PG_STAGE_CLEAR, PG_STAGE_CREATE, SQLITE_EXISTING, SQLITE_INSERT_IDS, SQLITE_MAX_VARS,
+                                SQLITE_TAKE_WRITE_LOCK,
+                                SQLITE_ROWS_PER_INSERT, UNATTRIBUTED_AT, PgRowEncoder, copy_rows, sqlite_insert,
+                                sqlite_row, sqlite_ts)
 from worker.models import CallAttempt, IngestReject, SourceStatus
 from worker.models.events import reject_line_key
 from worker.sql import bulk_path, greatest, insert_ignore, is_unique_violation, upsert
@@ -43,6 +51,11 @@ from worker.sql import bulk_path, greatest, insert_ignore, is_unique_violation, 
 logger = logging.getLogger(__name__)
 
 _HOUR = timedelta(hours=1)
+_FLOOR_HOUR = int(datetime.combine(partitions.FLOOR, datetime.min.time(), UTC).timestamp()) // 3600
+
+
+class RetiredMonth(ValueError):
+    """The event's month was exported and dropped by retention: the books no longer hold it."""
 
 @dataclass
 class WriteStats:
@@ -81,6 +94,7 @@ class Batch:
     """What one transaction writes: taken from the writer, written (possibly on another thread)."""
 
     rows: list[Any]  # PostgreSQL: binary COPY tuples (bytes); SQLite: parameter tuples
+    ids: list[str]  # the rows' event ids, in the same order
     rejects: list[_Reject]
     stats: WriteStats
     utc_hours: set[int]
@@ -99,6 +113,9 @@ class LedgerWriter:
     ingested_at: datetime
     dialect: str
     tz: ZoneInfo  # marks the local days a batch touched, for the summaries
+    # Events before this were in a month retention exported (worker.ledger.retention.horizon):
+    # refused, since the ledger no longer holds that month and its summaries are final.
+    horizon: datetime | None = None
     _rows: dict[str, Any] = field(default_factory=dict)
     _hours: set[int] = field(default_factory=set)
     _newest: datetime | None = None
@@ -131,6 +148,9 @@ class LedgerWriter:
         """Collect one event. Raises (and collects nothing) when its row cannot be encoded or its
         local day cannot be worked out in ``tz`` (year 9999 east of UTC): the caller quarantines it."""
         rows = self._rows
+        if self.horizon is not None and ev.occurred_at < self.horizon:
+            raise RetiredMonth(f"it happened before {self.horizon.isoformat()}, in a month retention has "
+                               f"exported from the ledger (tokentally retention status)")
         if ev.event_id in rows:  # the same event twice in one batch
             self._pending.duplicates += 1
             return
@@ -172,8 +192,9 @@ class LedgerWriter:
 
     def take(self) -> Batch:
         """Hand over what was collected and start afresh."""
-        batch = Batch(list(self._rows.values()), self._rejects, self._pending, self._hours, self._newest,
-                      self._unattributed, self._unpriced, list(self._attempts.values()), self._accounts)
+        batch = Batch(list(self._rows.values()), list(self._rows), self._rejects, self._pending, self._hours, self._newest,
+                      self._unattributed, self._unpriced, list(self._attempts.values()),
+                      self._accounts)
         self._rows, self._rejects, self._pending, self._hours, self._newest = {}, [], WriteStats(), set(), None
         self._accounts, self._hour_accounts = {}, set()
         self._attempts = {}
@@ -187,9 +208,10 @@ class LedgerWriter:
         if batch.rows:
             accepted_before = stats.accepted
             if self._copy:
+                partitions.ensure(conn, {partitions.month_of_hour(h) for h in batch.utc_hours if h >= _FLOOR_HOUR})
                 self._write_pg(conn, batch, stats)
             else:
-                self._write_sqlite(conn, batch.rows, stats)
+                self._write_sqlite(conn, batch.rows, batch.ids, stats)
             if stats.accepted > accepted_before:  # new events: their local days need new summaries
                 days = local_days_of_utc_hours(batch.utc_hours, self.tz)
                 mark_dirty(conn, days, self.ingested_at)
@@ -224,8 +246,13 @@ class LedgerWriter:
                 # A SAVEPOINT inside the caller's transaction (SQLAlchemy has begun it by then:
                 # psycopg's own transaction() would BEGIN and COMMIT a separate one).
                 with conn.begin_nested():
-                    with raw.cursor() as cur, cur.copy(PG_COPY_DIRECT) as copy:
-                        copy_rows(copy, rows)
+                    with raw.cursor() as cur:
+                        with cur.copy(PG_COPY_IDS) as copy:  # fails on an id booked before
+                            write_row = copy.write_row
+                            for event_id in batch.ids:
+                                write_row((event_id,))
+                        with cur.copy(PG_COPY_DIRECT) as copy:
+                            copy_rows(copy, rows)
             except Exception as exc:
                 if not is_unique_violation(exc):
                     raise
@@ -250,8 +277,10 @@ class LedgerWriter:
             self._slow_path = False
 
     # ------------------------------------------------------------------ SQLite
-    def _write_sqlite(self, conn: Connection, rows: list[tuple], stats: WriteStats) -> None:
-        ids = [r[0] for r in rows]
+    def _write_sqlite(self, conn: Connection, rows: list[tuple], ids: list[str], stats: WriteStats) -> None:
+        # A write first: it begins the transaction with the database's write lock, so no other
+        # writer can book one of these ids between the look-up below and the insert.
+        conn.exec_driver_sql(SQLITE_TAKE_WRITE_LOCK)
         existing: set[str] = set()
         for start in range(0, len(ids), SQLITE_MAX_VARS):
             chunk = ids[start:start + SQLITE_MAX_VARS]
@@ -262,6 +291,7 @@ class LedgerWriter:
             stats.duplicates += len(existing)
         cursor = conn.connection.driver_connection.cursor()
         try:
+            cursor.executemany(SQLITE_INSERT_IDS, [(r[0],) for r in rows])
             for start in range(0, len(rows), SQLITE_ROWS_PER_INSERT):
                 chunk = rows[start:start + SQLITE_ROWS_PER_INSERT]
                 cursor.execute(sqlite_insert(len(chunk)), list(chain.from_iterable(chunk)))

@@ -5,12 +5,13 @@ from worker.models.alerts import SEVERITIES, Alert, Notification
 from worker.models.base import Base, UTCDateTime
 from worker.models.integrity import ATTEMPT_STATES, CallAttempt, Reconciliation
 from worker.models.limits import WINDOW_KINDS, BudgetPendingDay, LimitDirtyAccount, LimitWindow, SystemState
-from worker.models.events import UNATTRIBUTED, UNKNOWN, IngestFile, IngestReject, SourceCursor, SourceStatus, UsageEvent
+from worker.models.events import (UNATTRIBUTED, UNKNOWN, IngestFile, IngestLease, IngestReject, LedgerExport,
+                                  SourceCursor, SourceStatus, UsageEvent, UsageEventId)
 from worker.models.reports import Report
 from worker.models.runs import JobRun
 from worker.models.summaries import DailyRollup, DailySummary, DirtyDay, MonthlySummary, SummaryCorrection, SummaryDay
 
 __all__ = [
     "ATTEMPT_STATES", "Account", "Alert", "CallAttempt", "Reconciliation", "Base", "Notification", "SEVERITIES", "DailyRollup", "DailySummary", "DirtyDay", "MonthlySummary", "SummaryCorrection", "SummaryDay", "IngestFile", "IngestReject", "JobRun", "Report", "BudgetPendingDay", "LimitDirtyAccount", "LimitWindow", "SystemState", "WINDOW_KINDS", "SourceCursor", "SourceStatus", "UNATTRIBUTED",
-    "UNKNOWN", "UTCDateTime", "UsageEvent",
+    "UNKNOWN", "UTCDateTime", "UsageEvent", "UsageEventId", "LedgerExport", "IngestLease",
 ]

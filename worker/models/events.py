@@ -17,12 +17,14 @@ UNKNOWN = "(unknown)"
 
 
 class UsageEvent(Base):
-    """One LLM call, normalised and priced. ``event_id`` is the idempotency key."""
+    """One LLM call, normalised and priced. ``event_id`` is the idempotency key, kept unique by
+    :class:`UsageEventId` (on PostgreSQL the table is partitioned by month, and a partitioned table
+    can only be unique on keys that hold the partition key)."""
 
     __tablename__ = "usage_events"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    event_id: Mapped[str] = mapped_column(String(200), unique=True)
+    event_id: Mapped[str] = mapped_column(String(200), index=True)
     source: Mapped[str] = mapped_column(String(100))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -61,6 +63,37 @@ class UsageEvent(Base):
     project_id: Mapped[str | None] = mapped_column(String(200))  # OpenAI project, Anthropic workspace
 
     __table_args__ = (Index(None, "account_id", "occurred_at"),)
+
+
+class UsageEventId(Base):
+    """Every event id the ledger ever booked: the idempotency key across months (revision 0016).
+
+    The writer inserts a batch's ids here in the same transaction as its rows, so an id seen
+    before is a duplicate wherever its month is, and stays one after retention has exported
+    and dropped the month that held it (a re-read old file books nothing twice)."""
+
+    __tablename__ = "usage_event_ids"
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class LedgerExport(Base):
+    """A ledger month the retention job exported (compressed JSONL, sha256) and then dropped.
+
+    ``first_at``/``end_at`` are the UTC bounds of what it removed from the ledger; totals come
+    back from the file (``reports verify``), and events older than the newest ``end_at`` are
+    refused at ingest (their month is no longer in the books)."""
+
+    __tablename__ = "ledger_exports"
+
+    month: Mapped[date] = mapped_column(Date, primary_key=True)  # the first day of the UTC month
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    path: Mapped[str] = mapped_column(String(1000))
+    sha256: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    cost_usd: Mapped[Decimal] = mapped_column(Money)
+    exported_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class IngestReject(Base):
@@ -140,3 +173,15 @@ class SourceStatus(Base):
     last_ingest_at: Mapped[datetime] = mapped_column(UTCDateTime)
     newest_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
     events: Mapped[int] = mapped_column(BigInteger)
+
+
+class IngestLease(Base):
+    """Which process is reading a file or table source now (revision 0019), so replicas share a
+    source's files: each is read by one process at a time, the others take the next one."""
+
+    __tablename__ = "ingest_leases"
+
+    source: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(1000), primary_key=True)  # the file's path, or the table
+    owner: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -59,9 +59,11 @@ class Settings:
     database_url: str = "sqlite:///var/tokentally.db"
     ingest_batch_size: int = 5000
     ingest_settle_seconds: int = 300
+    ingest_lease_seconds: int = 600  # a file's lease: replicas read different files (worker.ingest.leases)
     ingest_max_future: timedelta = timedelta(days=1)  # a record dated later than now + this is quarantined
     log_level: str = "INFO"
     log_format: str = "auto"
+    log_libraries: str = "WARNING"  # the third-party loggers' level (worker.logs.LIBRARIES)
     sources: tuple[SourceSettings, ...] = ()
     price_overrides: tuple[PriceOverride, ...] = ()
     default_tier: str | None = None
@@ -71,6 +73,8 @@ class Settings:
     schedule: dict[str, str] = field(default_factory=dict)
     summaries_settle: timedelta = timedelta(hours=48)
     summaries_nightly_days: int = 3
+    retention_ledger_months: int = 0  # 0: the ledger keeps every month
+    retention_months_ahead: int = 2  # PostgreSQL partitions made ahead of the current month
     # kind -> its [channels.<kind>] section (reports.channels builds the channel); "file" is always there
     channels: dict[str, ChannelSettings] = field(default_factory=dict, repr=False, compare=False)
     routes: tuple[Route, ...] = DEFAULT_ROUTES
@@ -182,6 +186,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     ing = Reader(top.take("ingest", dict, {}), "ingest", env)
     batch_size = ing.positive_int("batch_size", 5000, maximum=1_000_000)
     settle = ing.bounded_int("settle_seconds", 300, maximum=7 * 86400)
+    lease_seconds = ing.bounded_int("lease_seconds", 600, minimum=10, maximum=86400)
     max_future = duration(ing, "max_future", timedelta(days=1))
     if max_future > MAX_FUTURE:  # now + it must stay a datetime (and the check mean something)
         raise SettingsError(f"ingest.max_future: at most {MAX_FUTURE.days}d, got {max_future.days}d")
@@ -194,6 +199,9 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     log_format = log.take("format", str, "auto")
     if log_format not in ("auto", "text", "json"):
         raise SettingsError(f"logging.format: expected 'auto', 'text' or 'json', got {log_format!r}")
+    log_libraries = log.take("libraries", str, "WARNING").upper()
+    if log_libraries not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"logging.libraries: expected DEBUG, INFO, WARNING or ERROR, got {log_libraries!r}")
     log.done()
 
     sources = tuple(parse_source(item, i, env) for i, item in enumerate(top.take("sources", list, [])))
@@ -219,6 +227,11 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     settle_hours = summ.bounded_int("settle_hours", 48, maximum=24 * 366)
     nightly_days = summ.positive_int("nightly_days", 3)
     summ.done()
+
+    keep = Reader(top.take("retention", dict, {}), "retention", env)
+    ledger_months = keep.bounded_int("ledger_months", 0, minimum=0, maximum=1200)
+    months_ahead = keep.bounded_int("months_ahead", 2, minimum=1, maximum=24)
+    keep.done()
 
     sched = Reader(top.take("schedule", dict, {}), "schedule", env)
     schedule = {}
@@ -247,11 +260,13 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     top.done()
     return Settings(
         timezone=timezone, database_url=database_url, ingest_batch_size=batch_size,
-        ingest_settle_seconds=settle, ingest_max_future=max_future, log_level=log_level, log_format=log_format,
+        ingest_settle_seconds=settle, ingest_lease_seconds=lease_seconds, ingest_max_future=max_future,
+        log_level=log_level, log_format=log_format, log_libraries=log_libraries,
         sources=sources, price_overrides=overrides, default_tier=default_tier, tiers=tiers,
         budgets=budgets,
         schedule=schedule, summaries_settle=timedelta(hours=settle_hours),
-        summaries_nightly_days=nightly_days, channels=channels, routes=routes,
+        summaries_nightly_days=nightly_days, retention_ledger_months=ledger_months,
+        retention_months_ahead=months_ahead, channels=channels, routes=routes,
         alerts=alerts, delivery=delivery, reports=reports, integrity=integrity, reconcile=reconcile,
         config_path=cfg,
     )

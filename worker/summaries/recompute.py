@@ -25,6 +25,7 @@ from worker import clock
 from worker.clock import local_day_bounds, month_start, next_month
 from worker.models import DailyRollup, DailySummary, DirtyDay, MonthlySummary, SummaryCorrection, SummaryDay, UsageEvent
 from worker.ledger.dirty_days import dirty_days
+from worker.ledger.retention import horizon
 from worker.settings import Settings
 from worker.summaries.aggregate import HEADLINE, KEYS, MEASURES, ROLLUP_KEYS, ledger_group
 
@@ -116,9 +117,11 @@ class RecomputeStats:
     days: int = 0
     months: int = 0
     corrections: int = 0
+    retired: int = 0  # days left as they are: their ledger month was exported (worker.ledger.retention)
 
     def as_dict(self) -> dict[str, int]:
-        return {"days": self.days, "months": self.months, "corrections": self.corrections}
+        counts = {"days": self.days, "months": self.months, "corrections": self.corrections}
+        return counts | {"retired": self.retired} if self.retired else counts
 
 
 def _recompute(engine: Engine, settings: Settings, days: dict[date, int | None],
@@ -127,11 +130,18 @@ def _recompute(engine: Engine, settings: Settings, days: dict[date, int | None],
     """Recompute each day (its own transaction), clearing its mark if unchanged, then the months."""
     stats = RecomputeStats()
     months: set[date] = set()
+    with engine.connect() as conn:
+        kept_from = horizon(conn, settings.tz)  # the summaries of earlier days are all that is left
     for day in sorted(days):
         if should_stop():
             break
         now = clock.now()
         with engine.begin() as conn:
+            if kept_from is not None and local_day_bounds(day, settings.tz)[0] < kept_from:
+                stats.retired += 1
+                if days[day] is not None:
+                    conn.execute(delete(DirtyDay).where(DirtyDay.day == day, DirtyDay.generation == days[day]))
+                continue
             if recompute_day(conn, day, settings, now):
                 stats.corrections += 1
             generation = days[day]

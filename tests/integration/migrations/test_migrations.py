@@ -10,12 +10,14 @@ from typing import Iterator
 
 import psycopg
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, insert, select, text
 
 from worker import db
+from worker.ledger import partitions
 from worker.models import Account, Base
 
 PG_ADMIN_URL = os.environ.get("TOKENTALLY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -47,12 +49,14 @@ def empty_engine(empty_db_url: str) -> Iterator[Engine]:
 
 def schema_differences(engine: Engine) -> list:
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(conn, opts={"compare_type": True,
+                                                         "include_name": partitions.include_name})
         return compare_metadata(context, Base.metadata)
 
 
 def table_names(engine: Engine) -> set[str]:
-    return set(inspect(engine).get_table_names())
+    """The tables, the ledger's monthly partitions (PostgreSQL) counted as the one they are."""
+    return {n for n in inspect(engine).get_table_names() if not partitions.is_partition(n)}
 
 
 def revisions_base_to_head() -> list[str]:
@@ -126,3 +130,39 @@ def test_ingest_against_an_unmigrated_database_exits_2_and_writes_nothing(cli, t
     assert "tokentally migrate" in " ".join(result.output.split())
     assert table_names(empty_engine) == set()
 
+
+
+def test_the_partitioning_revision_keeps_every_row_and_the_ids_and_goes_back(empty_db_url, empty_engine):
+    """0016 on a ledger that already holds rows: on PostgreSQL the table becomes partitioned by month
+    (a partition per month held, rows before 2000 in the default one); every row, id and the id
+    sequence survive, and the downgrade gives the plain table back."""
+    db.migrate(empty_db_url, "0012")
+    columns = ("event_id, source, occurred_at, ingested_at, account_id, provider, model, model_used, status, "
+               "prompt_tokens, completion_tokens, total_tokens, cached_tokens, reasoning_tokens, cost_status, "
+               "unattributed, model_defaulted")
+    rows = [("e1", "2026-10-05 10:00:00+00"), ("e2", "2026-11-30 23:59:59+00"), ("e3", "1999-12-31 23:00:00+00")]
+    with empty_engine.begin() as conn:
+        for event_id, at in rows:
+            if empty_engine.dialect.name == "sqlite":
+                at = at[:-3]  # stored as naive UTC text
+            conn.execute(text(f"INSERT INTO usage_events ({columns}) VALUES (:e, 's', :at, :at, 'a', 'p', 'm', "
+                              "'m', 'success', 1, 1, 2, 0, 0, 'unpriced', false, false)"), {"e": event_id, "at": at})
+        ids_before = conn.execute(text("SELECT event_id, id FROM usage_events ORDER BY id")).all()
+
+    db.migrate(empty_db_url)
+
+    assert schema_differences(empty_engine) == []
+    with empty_engine.begin() as conn:
+        assert conn.execute(text("SELECT event_id, id FROM usage_events ORDER BY id")).all() == ids_before
+        assert sorted(conn.execute(text("SELECT event_id FROM usage_event_ids")).scalars()) == ["e1", "e2", "e3"]
+        if empty_engine.dialect.name == "postgresql":
+            placed = dict(conn.execute(text(
+                "SELECT event_id, tableoid::regclass::text FROM usage_events")).all())
+            assert placed == {"e1": "usage_events_p202610", "e2": "usage_events_p202611", "e3": "usage_events_default"}
+            next_id = conn.execute(text("SELECT nextval('usage_events_id_seq')")).scalar_one()
+            assert next_id > max(i for _, i in ids_before)
+
+    command.downgrade(db.alembic_config(empty_db_url), "0012")
+    with empty_engine.connect() as conn:
+        assert conn.execute(text("SELECT event_id, id FROM usage_events ORDER BY id")).all() == ids_before
+        assert "usage_event_ids" not in inspect(empty_engine).get_table_names()

@@ -323,3 +323,38 @@ def test_repr_shows_the_mode_but_no_secrets(httpserver: HTTPServer) -> None:
     text = repr(channel_for(httpserver, webhook=True))
 
     assert "token+webhook" in text and TOKEN not in text and "WEBHOOKSECRETPART" not in text
+
+
+# --------------------------------------------------------------------------- redirects
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[HTTPServer]:
+    """A second origin, recording whatever reaches it."""
+    server = HTTPServer(host="127.0.0.1", port=free_port())
+    server.expect_request("/api/chat.postMessage").respond_with_json(slack_ok())
+    server.expect_request("/collect").respond_with_data("ok")
+    server.start()
+    yield server
+    server.clear()
+    if server.is_running():
+        server.stop()
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_refused_and_the_token_never_reaches_another_origin(httpserver: HTTPServer,
+                                                                        elsewhere: HTTPServer, status: int) -> None:
+    httpserver.expect_request(POST).respond_with_response(
+        Response("", status=status, headers={"Location": elsewhere.url_for("/api/chat.postMessage")}))
+    error = failure(channel_for(httpserver))
+    assert error.permanent and f"HTTP {status}" in str(error) and "redirect" in str(error)
+    assert elsewhere.log == []  # nothing, and so no Authorization header, went to the other origin
+    assert len(httpserver.log) == 1
+
+
+def test_the_incoming_webhook_refuses_a_redirect_too(httpserver: HTTPServer, elsewhere: HTTPServer) -> None:
+    httpserver.expect_request(HOOK_PATH).respond_with_response(
+        Response("", status=302, headers={"Location": elsewhere.url_for("/collect")}))
+    error = failure(channel_for(httpserver, token=None, webhook=True), target="webhook")
+    assert error.permanent and "HTTP 302" in str(error) and "redirect" in str(error)
+    assert elsewhere.log == []

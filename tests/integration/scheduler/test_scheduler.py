@@ -124,7 +124,7 @@ def test_schedule_settings_override_disable_and_fail_with_the_key_named(make_set
     assert settings.schedule == {"summaries": "every 10m", "summaries_nightly": "0 4 * * *", "ingest": "off"}
     validate_schedule(settings)
     with pytest.raises(SettingsError, match=r"schedule\.nightly: no such job \(jobs: budgets, daily_report, ingest, "
-                                            r"integrity, limits, monthly_report, notify, reconcile, summaries"):
+                                            r"integrity, limits, monthly_report, notify, reconcile, retention, summaries"):
         validate_schedule(make_settings('[schedule]\nnightly = "0 3 * * *"\n'))
     with pytest.raises(SettingsError, match=r"^schedule\.summaries:"):
         validate_schedule(make_settings('[schedule]\nsummaries = "every now and then"\n'))
@@ -139,10 +139,10 @@ def test_daemon_schedules_each_enabled_job_with_coalesce_one_instance_and_grace(
     settings = make_settings('timezone = "Europe/Berlin"\n[schedule]\nsummaries = "off"\n')
     daemon = Daemon(settings, engine)
     assert daemon.setup() == ["budgets", "daily_report", "ingest", "integrity", "limits", "monthly_report",
-                              "notify", "reconcile", "summaries_nightly", "weekly_report"]
+                              "notify", "reconcile", "retention", "summaries_nightly", "weekly_report"]
     jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
     assert set(jobs) == {"budgets", "daily_report", "ingest", "integrity", "limits", "monthly_report", "notify",
-                         "reconcile", "summaries_nightly", "weekly_report"}
+                         "reconcile", "retention", "summaries_nightly", "weekly_report"}
     for job in jobs.values():
         assert job.coalesce is True and job.max_instances == 1
         assert job.misfire_grace_time == MISFIRE_GRACE.total_seconds()
@@ -215,7 +215,8 @@ def test_a_scheduled_run_is_claimed_once(make_settings, engine) -> None:
 # Not 02:30: freezegun's datetimes lose ``fold``, and APScheduler's cron search then never
 # gets past the 02:30 that happens twice on 2026-10-25 (the DST cases above run unfrozen).
 # the catch-up tests are about summaries_nightly alone: the other cron jobs (reports) are off
-OTHER_CRON_OFF = 'daily_report = "off"\nweekly_report = "off"\nmonthly_report = "off"\nreconcile = "off"\n'
+OTHER_CRON_OFF = ('daily_report = "off"\nweekly_report = "off"\nmonthly_report = "off"\nreconcile = "off"\n'
+                  'retention = "off"\n')
 NIGHTLY_BERLIN = 'timezone = "Europe/Berlin"\n[schedule]\nsummaries_nightly = "30 3 * * *"\n' + OTHER_CRON_OFF
 
 

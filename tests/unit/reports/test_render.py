@@ -179,10 +179,19 @@ def test_template_syntax_error_names_template_and_line(template_dir: Path):
         make_message("x", {"who": "you"}, kind="x", key="k")
 
 
-def test_mrkdwn_escapes_exactly_ampersand_and_angle_brackets():
+def test_mrkdwn_escapes_ampersand_and_angle_brackets_and_nothing_else_printable():
     assert mrkdwn("<a href='x'>&amp;</a> *bold*") == "&lt;a href='x'&gt;&amp;amp;&lt;/a&gt; *bold*"
+    assert mrkdwn("<!channel> <@U123> <https://evil.example|click>") == \
+        "&lt;!channel&gt; &lt;@U123&gt; &lt;https://evil.example|click&gt;"
     assert mrkdwn(Decimal("1.5")) == "1.5"
-    assert json.loads(str(render.ENV.from_string("{{ v | mrkdwn | tojson }}").render(v='"\\\n<'))) == '"\\\n&lt;'
+    assert json.loads(str(render.ENV.from_string("{{ v | mrkdwn(lines=true) | tojson }}").render(v='"\\\n<'))) == \
+        '"\\\n&lt;'
+
+
+def test_mrkdwn_shows_control_and_bidi_characters_as_escapes():
+    assert mrkdwn("eve\u202egnp.exe\x1b[31m") == "eve\\u202egnp.exe\\x1b[31m"
+    assert mrkdwn("two\nlines") == "two\\x0alines"  # one value: no line of its own
+    assert mrkdwn("two\nlines\u2066", lines=True) == "two\nlines\\u2066"  # a paragraph keeps its lines
 
 
 @pytest.mark.parametrize(("value", "places", "expected"), [
