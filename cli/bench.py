@@ -1,4 +1,5 @@
-"""bench ingest / summaries / integrity / fuzz / gate / events: performance figures, printed (never asserted in tests).
+"""bench ingest / summaries / integrity / ledger / limits / fuzz / gate / events: performance figures,
+printed (never asserted in tests).
 
 Every bench takes the same options and runs the same way: N generated events in a scratch
 database (``--database``), progress notes on stderr, ``worker.bench.run_<name>`` doing the work.
@@ -12,7 +13,7 @@ import typer
 
 from reports.figures import build as build_report
 from reports.periods import Period, period_containing
-from cli.output import Format, ObjectFormat, TableOrJson, emit_object, err_console
+from cli.output import Format, ObjectFormat, TableOrJson, emit_object, emit_rows, err_console
 from cli.state import app, state
 
 def daily_period(day) -> Period:  # the report bench ledger times: one local day's
@@ -152,3 +153,29 @@ def events(
     if fmt != Format.json:
         out["ratio"] = f"HTTP ingest at {result.ratio:.0%} of the file rate"
     emit_object(out, fmt, title="bench events")
+
+
+@bench_app.command("limits")
+def limits(
+    ctx: typer.Context,
+    accounts: Annotated[int, typer.Option("--accounts", min=1, help="How many accounts (3 events each)")] = 10_000,
+    active: Annotated[int, typer.Option("--active", min=1, help="Accounts with new usage each minute")] = 1_000,
+    database: Database = None,
+    fmt: TableOrJson = ObjectFormat.table,
+) -> None:
+    """Time the limits and budgets jobs with N accounts: steady state (M active a minute), 90% of
+    the accounts crossing their budget at once, and the midnight rollover."""
+    # Imported when the bench runs (see _run).
+    from worker.bench_limits import run_limits
+
+    result = run_limits(state(ctx).settings(), accounts, database, active=active,
+                        say=lambda m: err_console.print(f"[dim]{m}[/dim]"))
+    out = result.as_dict()
+    if fmt == Format.json:
+        emit_object(out, fmt)
+        return
+    rows = [{"phase": p["phase"], "seconds": f"{p['seconds']:.3f}",
+             "work": ", ".join(f"{k} {v:,}" for k, v in p.items() if k not in ("phase", "seconds"))}
+            for p in out["phases"]]
+    emit_rows(rows, ["phase", "seconds", "work"], Format.table,
+              title=f"bench limits: {result.accounts:,} accounts, {result.active:,} active, {result.dialect}")

@@ -1,7 +1,8 @@
 """The budgets job: accounts' usage against their tiers (warn, block, alert), the system against the kill switch.
 
 Scheduled, and also run by the daemon right after each ingest (``after=("ingest",)``), so a block
-follows the usage that caused it. The windows are synced first, in the same transaction. Then the
+follows the usage that caused it. The windows are synced first, in the same transaction; then only the
+windows that changed since they were last judged are judged (``worker.limits.budgets``). Then the
 closed days that ingest brought late usage for (``budget_pending_days``), and the days an operator
 names (``--date D``, ``--from/--to``), have their windows judged after the fact (``worker.limits.late``).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.limits import budgets, killswitch, late, windows as limits
+from worker.limits import budgets, killswitch, late, sync
 from worker.registry import JobContext, job
 
 
@@ -29,7 +30,7 @@ def budgets_job(ctx: JobContext) -> dict[str, Any]:
                     "late_days": [d.isoformat() for d in late.pending_days(conn)],
                     "asked_days": [d.isoformat() for d in asked]}
     with ctx.engine.begin() as conn:
-        synced = limits.sync(conn, ctx.settings, now)
+        synced = sync.sync(conn, ctx.settings, now)
         result = budgets.evaluate(conn, ctx.settings, now)
         judged = late.evaluate_days(conn, ctx.settings, [*late.claim_pending(conn), *asked], now)
     return {**result.as_dict(), "sync": synced.as_dict(), "late": judged.as_dict()}

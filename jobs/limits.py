@@ -1,18 +1,20 @@
-"""The limits job: rate-limit and budget windows rolled over, created, their usage refreshed."""
+"""The limits job: rate-limit and budget windows rolled over; the windows of the accounts with new
+usage (marked by ingest) created or refreshed; nothing else is touched (``worker.limits.sync``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from worker.limits import windows as limits
+from worker.limits import sync, windows as limits
 from worker.registry import JobContext, job
 
 
 @job("limits", schedule="every 1m",
-     description="Roll expired rate-limit/budget windows over, create windows, refresh their usage from the ledger")
+     description="Roll expired rate-limit/budget windows over; create or refresh the windows of the accounts "
+                 "with new usage since the last run")
 def limits_job(ctx: JobContext) -> dict[str, Any]:
     if ctx.dry_run:
         with ctx.engine.connect() as conn:
             return {"dry_run": True, "open_windows": len(limits.open_windows(conn, ctx.now(), limits.KIND_LIMITS))}
     with ctx.engine.begin() as conn:
-        return limits.sync(conn, ctx.settings, ctx.now()).as_dict()
+        return sync.sync(conn, ctx.settings, ctx.now()).as_dict()

@@ -73,6 +73,10 @@ class Message:
     # .eml) attach them inline, read from disk when the mail is built. Other channels
     # ignore them.
     inline: dict[str, str] = field(default_factory=dict)
+    # Files that go with the message: file name -> content (a grouped alert's CSV). Email
+    # attaches them, the file channel writes them beside the message; Slack and webhooks
+    # do not (the webhook's ``data`` carries the same facts).
+    attachments: dict[str, bytes] = field(default_factory=dict)
 
 
 class RenderError(Exception):

@@ -30,13 +30,14 @@ rendered and sent as they are.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from string import Template
 from typing import Any, Callable
 
 from sqlalchemy import Engine, func, or_, select, update
 
+from reports.alert_csv import group_attachments
 from reports.channels import ChannelError, open_channel
 from reports.messages import Message, make_message
 from worker import clock, redact
@@ -170,9 +171,11 @@ def render(row: Any, timezone: str) -> Message:
         return Message(kind=row.kind, key=row.key, subject=row.subject, text=row.body_text, html=row.body_html,
                        slack=row.slack, data=row.data or {}, inline=row.inline or {})
     facts = dict(row.context or {})
-    return make_message(row.template, {**_revived(facts), "channel": row.channel, "target": redact.target(row.target),
-                                              "timezone": timezone},
-                        kind=row.kind, key=row.key, data=facts)
+    message = make_message(row.template, {**_revived(facts), "channel": row.channel, "target": redact.target(row.target),
+                                                 "timezone": timezone},
+                           kind=row.kind, key=row.key, data=facts)
+    files = group_attachments(facts)  # a grouped alert's CSV of every alert in it
+    return replace(message, attachments=files) if files else message
 
 
 def plain_delivery_failed(row: Any) -> Message:

@@ -11,7 +11,9 @@
 ``check`` is false when the kill switch is on, one of the account's windows is
 blocked (a ``block`` tier over its budget), or a request limit for the current
 minute/hour/day/month is used up. It never relies on the limits job having run on
-time: a window whose ``reset_at`` has passed counts as reset. Unattributed usage
+time: a window whose ``reset_at`` has passed counts as reset, and a window that is not
+there (windows exist only for accounts with usage in them) counts as empty, with the
+tier's limits. Unattributed usage
 is never limited. The module-level functions use the settings from
 ``TOKENTALLY_CONFIG`` (or ./settings.toml) and their own engine; pass ``session=``
 (a SQLAlchemy session on the tokentally database) to run inside your transaction,

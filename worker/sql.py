@@ -14,6 +14,12 @@ themselves:
 - :func:`bulk_path`: how the ledger writer loads a batch, ``"copy"`` (PostgreSQL's
   binary COPY, see ``worker.ledger.rows``) or ``"executemany"`` (SQLite);
 - :func:`analyze`: refresh the planner's statistics after a bulk load;
+- :func:`insert_rows_ignore`: many rows at once, those already there skipped
+  (``INSERT … SELECT FROM jsonb_to_recordset(one document)`` on PostgreSQL, executemany on SQLite);
+- :func:`one_of`: ``IN (…)``, or ``= ANY(array)`` on PostgreSQL (one parameter for a thousand ids);
+- :func:`update_from_values` and :func:`unnest_rows`: how many rows are updated at once
+  (``UPDATE … FROM unnest(arrays)`` on PostgreSQL, executemany on SQLite);
+- :func:`plan_each_time`: PostgreSQL plans each statement with its values (no generic plan);
 - :func:`is_unique_violation`: whether a driver error is a unique-key conflict;
 - :func:`is_unreachable`: whether an error means the database cannot be reached (a
   connection refused, cut or closed by the server; a SQLite file that cannot be opened),
@@ -27,7 +33,8 @@ from functools import lru_cache
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Select, case, func, insert
+import orjson
+from sqlalchemy import ARRAY, Connection, Select, any_, bindparam, case, column, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -98,6 +105,63 @@ def bulk_path(dialect: str) -> str:
 def analyze(conn: Connection, table: str) -> None:
     """Refresh the planner's statistics of ``table`` (after a bulk load)."""
     conn.exec_driver_sql(f"ANALYZE {table}")
+
+
+def one_of(column: Any, values: list[Any], dialect: str) -> ColumnElement:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(%(array)s)``: one parameter, so a
+    thousand ids cost neither SQLAlchemy's compiler nor psycopg's query parser anything."""
+    if dialect == POSTGRESQL:
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
+
+
+def insert_rows_ignore(conn: Connection, model: Any, keys: list[str], rows: list[dict[str, Any]],
+                       returning: tuple[Any, ...]) -> list[Any]:
+    """Insert many rows, skipping those whose ``keys`` are there already; the rows inserted
+    (``returning`` columns). PostgreSQL: ``INSERT … SELECT FROM jsonb_to_recordset(%(rows)s)
+    ON CONFLICT DO NOTHING``: the rows go as ONE JSON document (orjson, in C), so ninety
+    thousand rows are one parameter and one statement; SQLite: executemany (SQLAlchemy's
+    multi-row INSERTs)."""
+    if not rows:
+        return []
+    if conn.dialect.name != POSTGRESQL:
+        return conn.execute(insert_ignore(conn.dialect.name, model, keys).returning(*returning), rows).all()
+    table = model.__table__
+    names = list(rows[0])
+    types = ", ".join(f'"{n}" {table.c[n].type.dialect_impl(conn.dialect).compile(dialect=conn.dialect)}'
+                      for n in names)
+    document = orjson.dumps(rows, default=str).decode()
+    source = text(f"jsonb_to_recordset(CAST(:rows AS JSONB)) AS incoming({types})").bindparams(rows=document)
+    incoming = select(*(column(n) for n in names)).select_from(source)
+    stmt = (pg_insert(model).from_select(names, incoming)
+            .on_conflict_do_nothing(index_elements=keys).returning(*returning))
+    return conn.execute(stmt).all()
+
+
+def update_from_values(dialect: str) -> bool:
+    """Whether many rows are updated with one ``UPDATE … FROM unnest(arrays) AS v(cols)``
+    (PostgreSQL: one parameter per column) or with ``executemany`` of one UPDATE per row
+    (SQLite: statements in process cost next to nothing)."""
+    return dialect == POSTGRESQL
+
+
+def unnest_rows(columns: list[tuple[str, Any]], rows: list[tuple[Any, ...]], name: str) -> Any:
+    """PostgreSQL: ``unnest(array, array, …) AS name(col, …)``, one array parameter per column
+    (``columns``: (name, type)), for ``UPDATE … FROM`` many rows at once."""
+    arrays = [bindparam(None, [row[i] for row in rows], type_=ARRAY(type_))
+              for i, (_, type_) in enumerate(columns)]
+    return func.unnest(*arrays).table_valued(*(column(n, t) for n, t in columns)).render_derived(name=name)
+
+
+def plan_each_time(conn: Connection) -> None:
+    """For the rest of this transaction, PostgreSQL plans each statement with its own values.
+
+    psycopg prepares a statement it has run five times; PostgreSQL may then switch it to a
+    generic plan, one that ignores the values. For a statement with a thousand account ids
+    in it (the limits job's reads) the generic plan can be a hundred times slower than the
+    one for the values at hand. Planning each time costs a few milliseconds."""
+    if conn.dialect.name == POSTGRESQL:
+        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
 def is_unique_violation(exc: BaseException) -> bool:

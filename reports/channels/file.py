@@ -3,7 +3,8 @@ would be sent (and the channel of last resort: it works when nothing else does).
 
 A message becomes ``<dir>/<target>/<key>.eml`` (RFC 5322 with text and HTML parts,
 as the email channel would send it), or ``<key>.json`` holding the Slack and webhook
-payloads when it has no HTML. Files are written to a temporary name and renamed, so
+payloads when it has no HTML. A message's attachments (a grouped alert's CSV) are written
+beside it as ``<key>-<file name>``. Files are written to a temporary name and renamed, so
 a reader never sees half a message; a message sent again (a retry after a crash)
 replaces its own file, so there is one copy.
 """
@@ -51,11 +52,14 @@ class FileChannel:
                                  "text": message.text, "slack": message.slack, "data": message.data,
                                  "written_at": clock.now().isoformat()},
                                 option=orjson.OPT_INDENT_2, default=str)
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_bytes(body)
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise ChannelError(f"cannot write {path}: {exc.strerror}") from None
+        files = [(folder / f"{name}-{_UNSAFE.sub('_', filename).strip('._')[:100]}", content)
+                 for filename, content in message.attachments.items()]  # beside the message
+        for target_path, content in [*files, (path, body)]:  # the message last: once it is there, all is
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                tmp = target_path.with_suffix(target_path.suffix + ".tmp")
+                tmp.write_bytes(content)
+                os.replace(tmp, target_path)
+            except OSError as exc:
+                raise ChannelError(f"cannot write {target_path}: {exc.strerror}") from None
         return str(path)

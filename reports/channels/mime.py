@@ -32,6 +32,7 @@ def render_email(message: Message, *, to: str, sender: str = "tokentally@localho
     With inline images the HTML alternative becomes ``multipart/related``: the HTML, then
     each image with ``Content-ID: <cid>`` and ``Content-Disposition: inline``, read from its
     path now. An image that cannot be read is a permanent ChannelError naming the path.
+    The message's attachments (a grouped alert's CSV) follow as ``multipart/mixed`` parts.
     """
     mail = EmailMessage()
     mail["Subject"] = one_line(message.subject)  # one line whatever made the message: no header injected
@@ -51,6 +52,9 @@ def render_email(message: Message, *, to: str, sender: str = "tokentally@localho
             maintype, subtype, data = _inline_image(cid, Path(path))
             html_part.add_related(data, maintype=maintype, subtype=subtype, cid=f"<{cid}>",
                                   disposition="inline", filename=Path(path).name)
+    for name, content in message.attachments.items():
+        maintype, _, subtype = (mimetypes.guess_type(name)[0] or "application/octet-stream").partition("/")
+        mail.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
     return mail
 
 

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, select
 
 from worker.integrity import attempts
 from worker.integrity.base import Check, CheckContext, Finding, days_back
-from worker.alerts.state import raise_alert, resolve_alert
+from worker.alerts.state import AlertSpec, raise_alerts, resolve_alerts
 from worker.models import Alert
 from worker.settings import Settings
 from worker.settings.integrity import CHECK_NAMES
@@ -111,10 +111,11 @@ def apply(conn: Connection, settings: Settings, now: datetime, first: date, last
     result.attempts_unlogged = attempts.flag_unlogged(conn, now, now - settings.integrity.attempt_grace)
     for finding in findings:
         result.by_check[finding.check] = result.by_check.get(finding.check, 0) + finding.count
-        if raise_alert(conn, settings, kind=finding.kind, scope=finding.scope, scope_id=finding.scope_id,
-                       period=finding.period, severity=finding.severity,
-                       payload=finding.payload()):
-            result.alerts_raised += 1
+    # together: a storm of one kind is one grouped message per target (alerts.group_after)
+    reasons = raise_alerts(conn, settings, [AlertSpec(kind=f.kind, scope=f.scope, scope_id=f.scope_id,
+                                                      period=f.period, severity=f.severity, payload=f.payload())
+                                            for f in findings])
+    result.alerts_raised += sum(1 for r in reasons if r)
     held = {(f.kind, f.scope, f.scope_id, f.period) for f in findings}
     periods = {(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)}
     if last >= now.astimezone(settings.tz).date():
@@ -122,11 +123,10 @@ def apply(conn: Connection, settings: Settings, now: datetime, first: date, last
     skip = settings.integrity.skip
     kinds = {kind for name, kind in KINDS.items() if name not in skip}
     # (scope "provider" is the reconcile job's: integrity.unlogged_calls per provider and UTC day)
-    for alert in conn.execute(select(Alert).where(Alert.kind.in_(kinds), Alert.scope.in_(("source", "system")),
-                                                  Alert.state != "resolved")).all():
-        if alert.period in periods and (alert.kind, alert.scope, alert.scope_id, alert.period) not in held:
-            if resolve_alert(conn, settings, alert.id):
-                result.alerts_resolved += 1
+    cleared = [alert.id for alert in conn.execute(select(Alert).where(
+        Alert.kind.in_(kinds), Alert.scope.in_(("source", "system")), Alert.state != "resolved")).all()
+        if alert.period in periods and (alert.kind, alert.scope, alert.scope_id, alert.period) not in held]
+    result.alerts_resolved += resolve_alerts(conn, settings, cleared)
     logger.info("integrity checked", extra={"action": "integrity_checked", "first": first.isoformat(),
                                             "last": last.isoformat(), **result.as_dict()})
     return result

@@ -14,6 +14,7 @@ from worker.ledger.event import Event
 from worker.ledger.pricing import Pricer
 from worker.settings import Settings
 from worker.ledger.dirty_days import local_days_of_utc_hours, mark_dirty, utc_hour
+from worker.limits.dirty import mark_accounts
 from worker.summaries.usage import range_bounds
 
 BATCH = 5000
@@ -71,6 +72,8 @@ def reprice(settings: Settings, engine: Engine, first: date, last: date) -> dict
                 ids = {u["_id"] for u in updates}
                 touched = {utc_hour(row.occurred_at) for row in rows if row.id in ids}
                 mark_dirty(conn, local_days_of_utc_hours(touched, settings.tz), clock.now())
+                mark_accounts(conn, {(row.account_id, row.occurred_at.astimezone(settings.tz).date())
+                                     for row in rows if row.id in ids}, clock.now())  # the windows' cost
             last_id = rows[-1].id
     return {"from": first.isoformat(), "to": last.isoformat(), "examined": examined, "changed": changed,
             "cost_before_usd": f"{before:.10f}", "cost_after_usd": f"{after:.10f}"}

@@ -35,6 +35,7 @@ from sqlalchemy import Connection, update
 
 from worker.ledger import partitions
 from worker.ledger.dirty_days import local_days_of_utc_hours, mark_dirty, utc_hour
+from worker.limits.dirty import mark_accounts
 from worker.limits.late import mark_pending
 from worker.ledger.event import Attempt, Event, attempt_row
 from worker.ledger.pricing import Priced
@@ -102,6 +103,7 @@ class Batch:
     unattributed: int = 0  # of ``rows``
     unpriced: int = 0
     attempts: list[dict[str, Any]] = field(default_factory=list)  # call_attempts rows
+    accounts: dict[int, set[str]] = field(default_factory=dict)  # UTC hour -> accounts with events in it
 
 
 @dataclass
@@ -128,6 +130,10 @@ class LedgerWriter:
     # always share it, and two comparisons are cheaper than working the hour out.
     _hour_start: datetime | None = None
     _hour_end: datetime | None = None
+    # UTC hour -> the accounts with events in it (the limits job refreshes only those),
+    # and the set of the hour of the last event added.
+    _accounts: dict[int, set[str]] = field(default_factory=dict)
+    _hour_accounts: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._copy = bulk_path(self.dialect) == "copy"
@@ -157,6 +163,7 @@ class LedgerWriter:
             if hour not in self._hours:
                 local_days_of_utc_hours((hour,), self.tz)  # raises here, not when the batch commits
                 self._hours.add(hour)
+            self._hour_accounts = self._accounts.setdefault(hour, set())
             if hour > 0:  # (before 1970 utc_hour truncates toward zero: no bucket there)
                 try:
                     start = datetime.fromtimestamp(hour * 3600, UTC)
@@ -164,6 +171,7 @@ class LedgerWriter:
                 except (OverflowError, ValueError):  # the last hour of year 9999
                     self._hour_start = None
         rows[ev.event_id] = row
+        self._hour_accounts.add(ev.account_id)
         if ev.unattributed:
             self._unattributed += 1
         if priced.cost_units is None:
@@ -187,8 +195,10 @@ class LedgerWriter:
     def take(self) -> Batch:
         """Hand over what was collected and start afresh."""
         batch = Batch(list(self._rows.values()), list(self._rows), self._rejects, self._pending, self._hours, self._newest,
-                      self._unattributed, self._unpriced, list(self._attempts.values()))
+                      self._unattributed, self._unpriced, list(self._attempts.values()),
+                      self._accounts)
         self._rows, self._rejects, self._pending, self._hours, self._newest = {}, [], WriteStats(), set(), None
+        self._accounts, self._hour_accounts = {}, set()
         self._attempts = {}
         self._unattributed = self._unpriced = 0
         self._hour_start = self._hour_end = None
@@ -209,6 +219,9 @@ class LedgerWriter:
                 days = local_days_of_utc_hours(batch.utc_hours, self.tz)
                 mark_dirty(conn, days, self.ingested_at)
                 mark_pending(conn, days, self.ingested_at, self.tz)  # closed days: budgets judge them late
+                mark_accounts(conn, ((account, day) for hour, accounts in batch.accounts.items()
+                                     for day in local_days_of_utc_hours((hour,), self.tz)
+                                     for account in accounts), self.ingested_at)  # the limits job's marks
                 self._source_status(conn, stats.accepted - accepted_before, batch.newest, duplicates)
             elif duplicates:  # nothing new: only the count (the source's freshness is unchanged)
                 conn.execute(update(SourceStatus).where(SourceStatus.source == self.source)

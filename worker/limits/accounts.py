@@ -1,4 +1,7 @@
-"""Accounts: import from CSV (account_id, tenant_id, tier, email) and list."""
+"""Accounts: import from CSV (account_id, tenant_id, tier, email) and list.
+
+An import marks its accounts for the limits job (``worker.limits.dirty``), which brings their
+current windows to their tiers; ``accounts set`` applies a tier to the windows at once."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from sqlalchemy import Engine, select, update
 
 from worker import clock
 from worker.limits import budgets, windows as limits
+from worker.limits.dirty import mark_accounts
 from worker.sql import insert_ignore
 from worker.models import Account
 from worker.settings import Settings
@@ -63,6 +67,9 @@ def import_csv(path: Path, settings: Settings, engine: Engine) -> dict[str, int]
                 conn.execute(insert_ignore(conn.dialect.name, Account, ["account_id"]),
                              {**row, "created_at": now, "updated_at": now})
                 created += 1
+        # the limits job brings these accounts' current windows to their (new) tiers
+        today = now.astimezone(settings.tz).date()
+        mark_accounts(conn, [(row["account_id"], today) for row in rows], now)
     return {"rows": len(rows), "created": created, "updated": updated}
 
 

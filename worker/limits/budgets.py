@@ -13,6 +13,13 @@ Per window (an account's local day or month) and tier:
 * ``block`` tiers also get an early ``budget.projected`` warning when the window's
   pace so far would cross the limit before it resets.
 
+Only the windows that changed since they were last judged are read (``revision`` ahead
+of ``evaluated_revision``, see ``LimitWindow``), and every write is batched: a run where
+90,000 accounts cross at once is a few dozen statements and one batch of alert rows
+(``worker.alerts.state.raise_alerts``), whose messages become one grouped message per
+target (``alerts.group_after``). A window whose projection needs more of the window
+behind it stays to be judged again.
+
 System-wide, the current local day's cost against ``budgets.system_*_usd`` raises one
 ``budget.system`` alert per day that escalates warning -> critical -> emergency;
 emergency turns the kill switch on (``system_state``), which stays on until an
@@ -31,18 +38,20 @@ from sqlalchemy import Connection, func, or_, select, update
 
 from worker import money
 from worker.limits import windows as limits
-from worker.alerts.state import raise_alert
+from worker.alerts.state import AlertSpec, raise_alert, raise_alerts
 from worker.limits.killswitch import kill_switch, trip
 from worker.limits.windows import fraction_used
 from worker.clock import local_day_bounds
 from worker.models import LimitWindow, UsageEvent
 from worker.settings import Settings, TierSettings
+from worker.sql import one_of, plan_each_time
 
 logger = logging.getLogger(__name__)
 
 # a projection needs this much of the window behind it (a quiet midnight says nothing)
 PROJECTION_MIN_ELAPSED = 0.1
 PROJECTION_MIN_USED = 0.1
+CLAIM_CHUNK = 1000  # windows per conditional UPDATE
 
 
 @dataclass
@@ -64,58 +73,107 @@ class BudgetStats:
 
 
 def evaluate(conn: Connection, settings: Settings, now: datetime, account_id: str | None = None) -> BudgetStats:
-    """Compare every current day/month window (or one account's) with its tier; then the system."""
+    """Judge the current day/month windows that changed since they were last judged (or every
+    current window of one account), in batches; then the system."""
     stats = BudgetStats()
-    for w in limits.open_windows(conn, now):
-        if account_id is not None and w.account_id != account_id:
-            continue
-        tier = settings.tiers.get(w.tier) if w.tier else None
-        stats.windows += 1
-        if tier is not None:
-            evaluate_window(conn, settings, w, tier, now, stats)
+    plan_each_time(conn)  # the writes name a thousand windows at a time
+    windows = limits.windows_to_judge(conn, now, account_id)
+    stats.windows = len(windows)
+    pairs = [(w, settings.tiers.get(w.tier) if w.tier else None) for w in windows]
+    waiting = judge(conn, settings, pairs, now, stats)
+    limits.mark_judged(conn, [w for w in windows if w.id not in waiting])
     if account_id is None:
         check_system(conn, settings, now, stats)
     return stats
 
 
-def evaluate_window(conn: Connection, settings: Settings, w: Any, tier: TierSettings, now: datetime,
-                    stats: BudgetStats, late_day: date | None = None) -> None:
-    """Raise the warning levels crossed (once each per window), then set the window's state.
-    ``late_day``: a closed window judged after the fact (``worker.limits.late``): its levels are
-    raised marked as found late, with that day; its state and projection are left alone."""
+def judge(conn: Connection, settings: Settings, pairs: list[tuple[Any, TierSettings | None]], now: datetime,
+          stats: BudgetStats, late_day: date | None = None) -> set[int]:
+    """Raise the warning levels crossed (once each per window), set the windows' states, raise
+    projections; every write batched, claimed with a conditional update (``RETURNING`` says
+    which windows this run won). Returns the windows to judge again although they did not change
+    (a projection that needs more of the window behind it).
+
+    ``late_day``: closed windows judged after the fact (``worker.limits.late``): their levels are
+    raised marked as found late, with that day; their state and projection are left alone."""
     lw = LimitWindow
-    fraction = fraction_used(w)
-    if fraction is None:
+    levels: dict[float, list[tuple[Any, TierSettings, float]]] = {}
+    states: dict[tuple[str, str], list[Any]] = {}
+    projections: list[tuple[Any, TierSettings, float, datetime]] = []
+    waiting: set[int] = set()
+    for w, tier in pairs:
+        fraction = fraction_used(w) if tier is not None else None
+        if fraction is None:
+            continue
+        crossed = [level for level in tier.warn_at if fraction >= level]
+        if crossed and (w.warned_level is None or max(crossed) > w.warned_level):
+            levels.setdefault(max(crossed), []).append((w, tier, fraction))
+        if late_day is not None:
+            continue
+        over = fraction >= 1
+        state = "blocked" if over and tier.action == "block" else ("warned" if crossed else "ok")
+        if state != w.state:
+            states.setdefault((w.state, state), []).append(w)
+        if settings.budgets.projection and tier.action == "block" and not over and w.projected_at is None:
+            crossing = projected_crossing(w, fraction, now)
+            if crossing is not None:
+                projections.append((w, tier, fraction, crossing))
+            elif fraction >= PROJECTION_MIN_USED and _too_early(w, now):
+                waiting.add(w.id)
+    specs: list[AlertSpec] = []
+    for level, items in sorted(levels.items()):
+        won = _claim(conn, [w for w, _, _ in items], [or_(lw.warned_level.is_(None), lw.warned_level < level)],
+                     warned_level=level, updated_at=now)
+        specs += [_level_spec(settings, w, tier, level, fraction, late_day) for w, tier, fraction in items
+                  if w.id in won]
+    stats.warnings += len(specs)
+    for (old, new), ws in states.items():
+        won = _claim(conn, ws, [lw.state == old], state=new, updated_at=now,
+                     blocked_until=lw.reset_at if new == "blocked" else None)
+        if new == "blocked":
+            stats.blocked += len(won)
+            _log_blocked([w for w in ws if w.id in won], settings.alerts.group_after)
+        elif old == "blocked":
+            stats.unblocked += len(won)
+    if projections:
+        won = _claim(conn, [w for w, *_ in projections], [lw.projected_at.is_(None)], projected_at=now,
+                     updated_at=now)
+        projected = [_projection_spec(settings, w, tier, fraction, crossing)
+                     for w, tier, fraction, crossing in projections if w.id in won]
+        stats.projected += len(projected)
+        specs += projected
+    if specs:
+        raise_alerts(conn, settings, specs)
+    return waiting
+
+
+def _claim(conn: Connection, windows: list[Any], conditions: list[Any], **values: Any) -> set[int]:
+    """Update these windows where ``conditions`` still hold: the ids this call changed."""
+    lw = LimitWindow
+    won: set[int] = set()
+    ids = [w.id for w in windows]
+    for start in range(0, len(ids), CLAIM_CHUNK):
+        chunk = one_of(lw.id, ids[start:start + CLAIM_CHUNK], conn.dialect.name)
+        won.update(r[0] for r in conn.execute(update(lw).where(chunk, *conditions).values(**values)
+                                              .returning(lw.id)))
+    return won
+
+
+def _too_early(w: Any, now: datetime) -> bool:
+    elapsed = (now - w.window_start).total_seconds()
+    return elapsed < (w.reset_at - w.window_start).total_seconds() * PROJECTION_MIN_ELAPSED
+
+
+def _log_blocked(windows: list[Any], group_after: int) -> None:
+    """One line per account blocked, or one for a storm of them."""
+    if len(windows) > group_after:
+        logger.warning("accounts blocked", extra={"action": "accounts_blocked", "count": len(windows),
+                                                  "accounts": [w.account_id for w in windows[:100]]})
         return
-    crossed = [level for level in tier.warn_at if fraction >= level]
-    if crossed and (w.warned_level is None or max(crossed) > w.warned_level):
-        level = max(crossed)
-        won = conn.execute(update(lw).where(lw.id == w.id, or_(lw.warned_level.is_(None), lw.warned_level < level))
-                           .values(warned_level=level, updated_at=now)).rowcount
-        if won:
-            _raise_level(conn, settings, w, tier, level, fraction, late_day)
-            stats.warnings += 1
-    if late_day is not None:
-        return
-    over = fraction >= 1
-    state = "blocked" if over and tier.action == "block" else ("warned" if crossed else "ok")
-    if state != w.state:
-        values: dict[str, Any] = {"state": state, "updated_at": now,
-                                  "blocked_until": w.reset_at if state == "blocked" else None}
-        if conn.execute(update(lw).where(lw.id == w.id, lw.state == w.state).values(**values)).rowcount:
-            if state == "blocked":
-                stats.blocked += 1
-                logger.warning("account blocked", extra={"action": "account_blocked", "account": w.account_id,
-                                                          "window": f"{w.kind} {w.period}",
-                                                          "until": w.reset_at.isoformat()})
-            elif w.state == "blocked":
-                stats.unblocked += 1
-    if settings.budgets.projection and tier.action == "block" and not over and w.projected_at is None:
-        crossing = projected_crossing(w, fraction, now)
-        if crossing is not None and conn.execute(update(lw).where(lw.id == w.id, lw.projected_at.is_(None))
-                                                 .values(projected_at=now, updated_at=now)).rowcount:
-            _raise_projection(conn, settings, w, tier, fraction, crossing)
-            stats.projected += 1
+    for w in windows:
+        logger.warning("account blocked", extra={"action": "account_blocked", "account": w.account_id,
+                                                  "window": f"{w.kind} {w.period}",
+                                                  "until": w.reset_at.isoformat()})
 
 
 def projected_crossing(w: Any, fraction: float, now: datetime) -> datetime | None:
@@ -137,24 +195,24 @@ def _figures(w: Any, settings: Settings) -> dict[str, Any]:
             "limit_tokens": w.limit_tokens, "limit_cost_usd": w.limit_cost_usd}
 
 
-def _raise_level(conn: Connection, settings: Settings, w: Any, tier: TierSettings, level: float,
-                 fraction: float, late_day: date | None = None) -> None:
+def _level_spec(settings: Settings, w: Any, tier: TierSettings, level: float, fraction: float,
+                late_day: date | None = None) -> AlertSpec:
     pct = round(level * 100)
     severity = ("critical" if tier.action == "block" else "warning") if level >= 1 else "warning"
-    raise_alert(conn, settings, kind="budget.account", scope="account", scope_id=w.account_id,
-                period=f"{w.kind} {w.period} {pct}%", severity=severity,
-                payload={"level": level, "fraction": round(fraction, 4), **_figures(w, settings),
-                         "tier_name": tier.name, "tier_action": tier.action, "found_late": late_day is not None,
-                         "late_day": late_day.isoformat() if late_day else None})
+    return AlertSpec(kind="budget.account", scope="account", scope_id=w.account_id,
+                     period=f"{w.kind} {w.period} {pct}%", severity=severity,
+                     payload={"level": level, "fraction": round(fraction, 4), **_figures(w, settings),
+                              "tier_name": tier.name, "tier_action": tier.action,
+                              "found_late": late_day is not None,
+                              "late_day": late_day.isoformat() if late_day else None})
 
 
-def _raise_projection(conn: Connection, settings: Settings, w: Any, tier: TierSettings, fraction: float,
-                      crossing: datetime) -> None:
-    raise_alert(conn, settings, kind="budget.projected", scope="account", scope_id=w.account_id,
-                period=f"{w.kind} {w.period}", severity="warning",
-                payload={"projected_at": crossing, "projected_at_local": _local(crossing, settings),
-                         "fraction": round(fraction, 4), **_figures(w, settings),
-                         "tier_name": tier.name})
+def _projection_spec(settings: Settings, w: Any, tier: TierSettings, fraction: float,
+                     crossing: datetime) -> AlertSpec:
+    return AlertSpec(kind="budget.projected", scope="account", scope_id=w.account_id,
+                     period=f"{w.kind} {w.period}", severity="warning",
+                     payload={"projected_at": crossing, "projected_at_local": _local(crossing, settings),
+                              "fraction": round(fraction, 4), **_figures(w, settings), "tier_name": tier.name})
 
 
 def _local(moment: datetime, settings: Settings) -> str:

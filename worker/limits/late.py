@@ -25,7 +25,8 @@ from sqlalchemy import Connection, delete, select, update
 
 from worker.clock import local_day_bounds
 from worker.limits import windows as limits
-from worker.limits.budgets import BudgetStats, evaluate_window
+from worker.limits.budgets import BudgetStats, judge
+from worker.limits.sync import usage_per_account
 from worker.models import UNATTRIBUTED, BudgetPendingDay, LimitWindow
 from worker.settings import Settings
 from worker.sql import insert_ignore
@@ -86,28 +87,29 @@ def evaluate_days(conn: Connection, settings: Settings, days: Iterable[date], no
 
 def _evaluate(conn: Connection, settings: Settings, b: limits.Bounds, day: date, now: datetime,
               stats: LateStats) -> None:
-    used = {a: u for a, u in limits.usage_per_account(conn, settings, b).items() if a != UNATTRIBUTED}
+    used = {a: u for a, u in usage_per_account(conn, settings, b).items() if a != UNATTRIBUTED}
     tiers = limits.account_tiers(conn, settings, used)
     lw = LimitWindow
+    pairs = []
     for account in sorted(used):
         tier = tiers.get(account)
         if tier is None:
             continue
         requests, tokens, cost = used[account]
-        new = limits._new_window(account, b, tier, now, used[account])
+        new = limits.new_window(account, b, tier, now, used[account])
         conn.execute(insert_ignore(conn.dialect.name, lw, ["account_id", "kind", "window_start"]),
-                     [{**new, "closed_at": now}])
+                     [{**new, "closed_at": now, "evaluated_revision": 1}])  # judged here, never again
         match = (lw.account_id == account, lw.kind == b.kind, lw.window_start == b.start)
         conn.execute(update(lw).where(*match).values(
             ledger_requests=requests, ledger_tokens=tokens, ledger_cost_usd=cost,
-            used_requests=limits._larger(lw.live_requests, requests),
-            used_tokens=limits._larger(lw.live_tokens, tokens),
-            used_cost_usd=limits._larger(lw.live_cost_usd, cost), updated_at=now))
-        window = conn.execute(select(lw).where(*match)).one()
-        budget = BudgetStats()
-        evaluate_window(conn, settings, window, tier, now, budget, late_day=day)
-        stats.windows += 1
-        stats.warnings += budget.warnings
+            used_requests=limits.larger(lw.live_requests, requests),
+            used_tokens=limits.larger(lw.live_tokens, tokens),
+            used_cost_usd=limits.larger(lw.live_cost_usd, cost), updated_at=now))
+        pairs.append((conn.execute(select(lw).where(*match)).one(), tier))
+    budget = BudgetStats()
+    judge(conn, settings, pairs, now, budget, late_day=day)  # the levels' alerts raised together
+    stats.windows += len(pairs)
+    stats.warnings += budget.warnings
 
 
 def days_asked(first: date, last: date) -> list[date]:

@@ -1,9 +1,12 @@
-"""Rate-limit and budget windows: boundaries, rollover, refresh from the ledger, live increments.
+"""Rate-limit and budget windows: boundaries, tiers and limits, live increments, reads.
 
 Each account has a current window per kind: ``day`` and ``month`` always (local
 calendar days and months in the configured time zone, 23/25 hours across DST),
 ``minute`` and ``hour`` when its tier limits requests per minute/hour. A window
-counts requests, tokens and cost between ``window_start`` and ``reset_at``.
+counts requests, tokens and cost between ``window_start`` and ``reset_at``. A window
+exists only once there is usage in it (the limits job, ``worker.limits.sync``, creates
+it for the accounts ingest marked; the gate's ``record`` for a call): a window that is
+not there is empty, and the gate reads it so.
 
 Everything here is safe with several workers on one database: a window is created
 with an insert that ignores conflicts on (account, kind, window_start); it is
@@ -22,13 +25,12 @@ from decimal import Decimal
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, case, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, case, or_, select, update
 
 from worker.clock import local_day_bounds, month_start, next_month
-from worker.sql import insert_ignore
-from worker.models import UNATTRIBUTED, WINDOW_KINDS, Account, LimitWindow, UsageEvent
+from worker.sql import insert_ignore, one_of
+from worker.models import UNATTRIBUTED, WINDOW_KINDS, Account, LimitWindow
 from worker.settings import Settings, TierSettings
-from worker.summaries.usage import usage
 
 logger = logging.getLogger(__name__)
 
@@ -114,12 +116,23 @@ def account_tiers(conn: Connection, settings: Settings,
     return {a: resolve_tier(settings, a, stored.get(a)) for a in sorted(wanted)}
 
 
+def tiers_of(conn: Connection, settings: Settings, account_ids: Iterable[str]) -> dict[str, TierSettings | None]:
+    """Tier per account, for just these accounts (one query per thousand)."""
+    wanted = sorted(set(account_ids))
+    stored: dict[str, str | None] = {}
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start:start + 1000]
+        stored.update(conn.execute(select(Account.account_id, Account.tier)
+                                   .where(one_of(Account.account_id, chunk, conn.dialect.name))).all())
+    return {a: resolve_tier(settings, a, stored.get(a)) for a in wanted}
+
+
 def tier_of(conn: Connection, settings: Settings, account_id: str) -> TierSettings | None:
     stored = conn.execute(select(Account.tier).where(Account.account_id == account_id)).scalar()
     return resolve_tier(settings, account_id, stored)
 
 
-def _new_window(account_id: str, b: Bounds, tier: TierSettings | None, now: datetime,
+def new_window(account_id: str, b: Bounds, tier: TierSettings | None, now: datetime,
                 used: tuple[int, int, Decimal] = (0, 0, ZERO)) -> dict[str, Any]:
     lim = limits_for(tier, b.kind)
     requests, tokens, cost = used
@@ -129,10 +142,10 @@ def _new_window(account_id: str, b: Bounds, tier: TierSettings | None, now: date
                 ledger_requests=requests, ledger_tokens=tokens, ledger_cost_usd=cost,
                 live_requests=0, live_tokens=0, live_cost_usd=ZERO,
                 used_requests=requests, used_tokens=tokens, used_cost_usd=cost,
-                state="ok", created_at=now, updated_at=now)
+                state="ok", created_at=now, updated_at=now, revision=1, evaluated_revision=0)
 
 
-def _insert_windows(conn: Connection, rows: list[dict[str, Any]]) -> None:
+def insert_windows(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         conn.execute(insert_ignore(conn.dialect.name, LimitWindow, ["account_id", "kind", "window_start"]), rows)
 
@@ -142,114 +155,12 @@ def in_force(at: datetime):
     return and_(LimitWindow.window_start <= at, LimitWindow.reset_at > at)
 
 
-# --------------------------------------------------------------------------- the limits job
-
-
-@dataclass
-class SyncStats:
-    closed: int = 0  # windows that reached reset_at and were kept as history
-    dropped: int = 0  # expired windows with nothing in them (nothing to keep)
-    created: int = 0
-    refreshed: int = 0  # windows whose usage changed from the ledger
-    retiered: int = 0  # windows whose limits followed a tier change
-    pruned: int = 0  # old minute/hour history deleted
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"closed": self.closed, "dropped": self.dropped, "created": self.created,
-                "refreshed": self.refreshed, "retiered": self.retiered, "pruned": self.pruned}
-
-
-def sync(conn: Connection, settings: Settings, now: datetime) -> SyncStats:
-    """Roll expired windows over, create current windows, refresh usage and limits from the ledger."""
-    stats = SyncStats()
-    rollover(conn, now, stats)
-    tiers = None
-    for kind in WINDOW_KINDS:
-        b = bounds(kind, now, settings.tz)
-        used = usage_per_account(conn, settings, b)
-        if tiers is None or set(used) - set(tiers):
-            tiers = account_tiers(conn, settings, used)
-        _refresh_kind(conn, settings, b, used, tiers, now, stats)
-    keep = settings.budgets.keep_rate_windows
-    stats.pruned = conn.execute(delete(LimitWindow).where(
-        LimitWindow.kind.in_(RATE_KINDS), LimitWindow.closed_at.is_not(None),
-        LimitWindow.closed_at < now - keep)).rowcount
-    return stats
-
-
-def rollover(conn: Connection, now: datetime, stats: SyncStats | None = None) -> int:
-    """Close every window whose reset_at has passed. A window with nothing in it is dropped
-    rather than kept; the next window is created by :func:`sync` (or by the first call
-    recorded in it). Conditional on ``closed_at IS NULL``: a second replica closes nothing."""
-    stats = stats or SyncStats()
-    lw = LimitWindow
-    expired = conn.execute(select(lw.id, lw.used_requests, lw.used_tokens, lw.used_cost_usd, lw.state)
-                           .where(lw.closed_at.is_(None), lw.reset_at <= now).order_by(lw.id)).all()
-    for row in expired:
-        empty = not (row.used_requests or row.used_tokens or row.used_cost_usd) and row.state == "ok"
-        if empty:
-            # nothing counts into an expired window any more (increments match by time)
-            stats.dropped += conn.execute(delete(lw).where(
-                lw.id == row.id, lw.closed_at.is_(None), lw.used_requests == 0, lw.used_tokens == 0,
-                lw.used_cost_usd == 0)).rowcount
-        else:
-            stats.closed += conn.execute(update(lw).where(lw.id == row.id, lw.closed_at.is_(None))
-                                         .values(closed_at=now, updated_at=now)).rowcount
-    return stats.closed + stats.dropped
-
-
-def usage_per_account(conn: Connection, settings: Settings, b: Bounds) -> dict[str, tuple[int, int, Decimal]]:
-    """(requests, tokens, cost) per account in the window, from the ledger.
-
-    A month is read from the daily summaries, and from the ledger for the days whose
-    summaries are out of date (the same rule as ``tokentally usage``)."""
-    if b.kind == "month":
-        first = b.start.astimezone(settings.tz).date()
-        last = (b.reset_at - timedelta(seconds=1)).astimezone(settings.tz).date()
-        return {r.key: (r.requests, r.total_tokens, r.cost_usd) for r in usage(conn, settings.tz, first, last, "account")
-                if r.key is not None}
-    ev = UsageEvent
-    rows = conn.execute(select(ev.account_id, func.count(), func.coalesce(func.sum(ev.total_tokens), 0),
-                               func.coalesce(func.sum(ev.cost_usd), 0))
-                        .where(ev.occurred_at >= b.start, ev.occurred_at < b.reset_at)
-                        .group_by(ev.account_id))
-    return {a: (int(n), int(tokens), Decimal(cost)) for a, n, tokens, cost in rows}
-
-
-def _refresh_kind(conn: Connection, settings: Settings, b: Bounds, used: dict[str, tuple[int, int, Decimal]],
-                  tiers: dict[str, TierSettings | None], now: datetime, stats: SyncStats) -> None:
-    lw = LimitWindow
-    windows = {w.account_id: w for w in conn.execute(
-        select(lw).where(lw.kind == b.kind, lw.window_start == b.start, lw.closed_at.is_(None)))}
-    new = []
-    for account in sorted(set(used) | set(tiers)):
-        if account in windows:
-            continue
-        tier = tiers.get(account) if account in tiers else resolve_tier(settings, account, None)
-        if b.kind in RATE_KINDS and (account not in used or b.kind not in kinds_for(tier)):
-            continue  # minute/hour windows only where limited and used
-        new.append(_new_window(account, b, tier, now, used.get(account, (0, 0, ZERO))))
-    _insert_windows(conn, new)
-    stats.created += len(new)
-    for account, w in sorted(windows.items()):
-        requests, tokens, cost = used.get(account, (0, 0, ZERO))
-        if (requests, tokens, cost) != (w.ledger_requests, w.ledger_tokens, w.ledger_cost_usd):
-            conn.execute(update(lw).where(lw.id == w.id).values(
-                ledger_requests=requests, ledger_tokens=tokens, ledger_cost_usd=cost,
-                used_requests=_larger(lw.live_requests, requests), used_tokens=_larger(lw.live_tokens, tokens),
-                used_cost_usd=_larger(lw.live_cost_usd, cost), updated_at=now))
-            stats.refreshed += 1
-        tier = tiers.get(account) if account in tiers else resolve_tier(settings, account, None)
-        if _retier(conn, w, tier, now):
-            stats.retiered += 1
-
-
-def _larger(column: Any, value: Any) -> Any:
+def larger(column: Any, value: Any) -> Any:
     """max(column, value) evaluated in the UPDATE, against the row's value at that moment."""
     return case((column > value, column), else_=value)
 
 
-def _retier(conn: Connection, w: Any, tier: TierSettings | None, now: datetime) -> bool:
+def retier(conn: Connection, w: Any, tier: TierSettings | None, now: datetime) -> bool:
     """Follow a tier change (or changed tier settings) in a current window."""
     lim = limits_for(tier, w.kind)
     name, action = (tier.name, tier.action) if tier else (None, None)
@@ -258,7 +169,7 @@ def _retier(conn: Connection, w: Any, tier: TierSettings | None, now: datetime) 
         return False
     conn.execute(update(LimitWindow).where(LimitWindow.id == w.id).values(
         tier=name, action=action, limit_requests=lim.requests, limit_tokens=lim.tokens,
-        limit_cost_usd=lim.cost_usd, updated_at=now))
+        limit_cost_usd=lim.cost_usd, updated_at=now, revision=LimitWindow.revision + 1))
     return True
 
 
@@ -267,7 +178,7 @@ def apply_tier(conn: Connection, settings: Settings, account_id: str, now: datet
     tier = tier_of(conn, settings, account_id)
     windows = conn.execute(select(LimitWindow).where(LimitWindow.account_id == account_id,
                                                      LimitWindow.closed_at.is_(None), in_force(now))).all()
-    return sum(_retier(conn, w, tier, now) for w in windows)
+    return sum(retier(conn, w, tier, now) for w in windows)
 
 
 # --------------------------------------------------------------------------- live increments
@@ -286,11 +197,12 @@ def record(conn: Connection, settings: Settings, account_id: str, now: datetime,
         live_r, live_t, live_c = lw.live_requests + requests, lw.live_tokens + tokens, lw.live_cost_usd + cost_usd
         stmt = (update(lw).where(lw.account_id == account_id, lw.kind == kind, in_force(now))
                 .values(live_requests=live_r, live_tokens=live_t, live_cost_usd=live_c,
-                        used_requests=_larger(lw.ledger_requests, live_r),
-                        used_tokens=_larger(lw.ledger_tokens, live_t),
-                        used_cost_usd=_larger(lw.ledger_cost_usd, live_c), updated_at=now))
+                        used_requests=larger(lw.ledger_requests, live_r),
+                        used_tokens=larger(lw.ledger_tokens, live_t),
+                        used_cost_usd=larger(lw.ledger_cost_usd, live_c), updated_at=now,
+                        revision=lw.revision + 1))
         if conn.execute(stmt).rowcount == 0:
-            _insert_windows(conn, [_new_window(account_id, bounds(kind, now, settings.tz), tier, now)])
+            insert_windows(conn, [new_window(account_id, bounds(kind, now, settings.tz), tier, now)])
             if conn.execute(stmt).rowcount != 1:
                 raise RuntimeError(f"no {kind} window in force for {account_id} at {now.isoformat()}")
 
@@ -307,6 +219,35 @@ def open_windows(conn: Connection, now: datetime, kinds: Iterable[str] = BUDGET_
     lw = LimitWindow
     return conn.execute(select(lw).where(lw.kind.in_(list(kinds)), lw.closed_at.is_(None), in_force(now))
                         .order_by(lw.account_id, lw.kind)).all()
+
+
+def windows_to_judge(conn: Connection, now: datetime, account_id: str | None = None) -> list[Any]:
+    """The current day/month windows that changed since the budgets job last judged them (the
+    partial index ``ix_limit_windows_unevaluated``), or every current one of ``account_id``."""
+    lw = LimitWindow
+    query = select(lw).where(lw.kind.in_(BUDGET_KINDS), lw.closed_at.is_(None), in_force(now))
+    if account_id is not None:
+        query = query.where(lw.account_id == account_id)
+    else:
+        query = query.where(lw.revision != lw.evaluated_revision)
+    return conn.execute(query.order_by(lw.account_id, lw.kind)).all()
+
+
+def mark_judged(conn: Connection, windows: list[Any]) -> int:
+    """Record that these windows were judged at the revision read; a window changed meanwhile
+    (another revision) stays to be judged. Batched by revision (a handful of values)."""
+    lw = LimitWindow
+    by_revision: dict[int, list[int]] = {}
+    for w in windows:
+        if w.revision != w.evaluated_revision:
+            by_revision.setdefault(w.revision, []).append(w.id)
+    marked = 0
+    for revision, ids in by_revision.items():
+        for start in range(0, len(ids), 1000):
+            marked += conn.execute(update(lw).where(one_of(lw.id, ids[start:start + 1000], conn.dialect.name),
+                                                    lw.revision == revision)
+                                   .values(evaluated_revision=revision)).rowcount
+    return marked
 
 
 def blocked_accounts(conn: Connection, now: datetime) -> list[str]:

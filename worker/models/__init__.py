@@ -5,7 +5,7 @@ from worker.models.accounts import Account
 from worker.models.alerts import SEVERITIES, Alert, Notification
 from worker.models.base import Base, UTCDateTime
 from worker.models.integrity import ATTEMPT_STATES, CallAttempt, Reconciliation
-from worker.models.limits import WINDOW_KINDS, BudgetPendingDay, LimitWindow, SystemState
+from worker.models.limits import WINDOW_KINDS, BudgetPendingDay, LimitDirtyAccount, LimitWindow, SystemState
 from worker.models.events import (UNATTRIBUTED, UNKNOWN, IngestFile, IngestLease, IngestReject, LedgerExport,
                                   SourceCursor, SourceStatus, UsageEvent, UsageEventId)
 from worker.models.reports import Report
@@ -16,6 +16,6 @@ __all__ = [
     "ATTEMPT_STATES", "Account", "ApiToken", "LoginLink", "TOKEN_SCOPES", "WebKey", "Alert", "CallAttempt",
     "Reconciliation", "Base", "Notification", "SEVERITIES", "DailyRollup", "DailySummary", "DirtyDay", "MonthlySummary",
     "SummaryCorrection", "SummaryDay", "IngestFile", "IngestReject", "JobRun", "Daemon", "Outage", "RUN_STATES",
-    "Report", "BudgetPendingDay", "LimitWindow", "SystemState", "WINDOW_KINDS", "SourceCursor", "SourceStatus",
-    "UNATTRIBUTED", "UNKNOWN", "UTCDateTime", "UsageEvent", "UsageEventId", "LedgerExport", "IngestLease",
+    "Report", "BudgetPendingDay", "LimitDirtyAccount", "LimitWindow", "SystemState", "WINDOW_KINDS", "SourceCursor",
+    "SourceStatus", "UNATTRIBUTED", "UNKNOWN", "UTCDateTime", "UsageEvent", "UsageEventId", "LedgerExport", "IngestLease",
 ]

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Date, Float, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Date, Float, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from worker.models.base import Base, Id, Json, Money, UTCDateTime
@@ -24,6 +24,13 @@ class LimitWindow(Base):
     ``closed_at`` is NULL; the limits job closes it at ``reset_at`` (a conditional
     update) and the next window starts at zero. Limits are copied from the account's
     tier; NULL means that measure is not limited (never 0).
+
+    Windows exist only for accounts with usage in them (or calls recorded at the gate):
+    a window that is not there is empty, and the gate reads it as such. ``revision``
+    goes up with every change of its usage or limits; the budgets job judges the
+    windows whose ``evaluated_revision`` is behind (a partial index finds them) and
+    catches up with a conditional write, so a change made while it judged is judged
+    next time.
     """
 
     __tablename__ = "limit_windows"
@@ -55,9 +62,16 @@ class LimitWindow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revision: Mapped[int] = mapped_column(Integer, default=1)  # +1 on every change of usage or limits
+    evaluated_revision: Mapped[int] = mapped_column(Integer, default=0)  # the revision the budgets job judged
 
     __table_args__ = (UniqueConstraint("account_id", "kind", "window_start"),
-                      Index(None, "kind", "closed_at"), Index(None, "reset_at"))
+                      Index(None, "kind", "closed_at"), Index(None, "reset_at"),
+                      Index("ix_limit_windows_open_reset_at", "reset_at",
+                            postgresql_where=text("closed_at IS NULL"), sqlite_where=text("closed_at IS NULL")),
+                      Index("ix_limit_windows_unevaluated", "kind",
+                            postgresql_where=text("revision <> evaluated_revision"),
+                            sqlite_where=text("revision <> evaluated_revision")))
 
 
 class SystemState(Base):
@@ -84,3 +98,20 @@ class BudgetPendingDay(Base):
 
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     marked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LimitDirtyAccount(Base):
+    """An account that got new usage on a local day, since the limits were last refreshed.
+
+    Written by ingest in the batch's transaction (as ``summary_dirty_days``); the limits
+    job takes the marks of the days up to today with one ``DELETE … RETURNING`` (a mark
+    taken by one replica is not there for the other) and refreshes only those accounts'
+    windows. A mark for a future day stays until that day begins."""
+
+    __tablename__ = "limit_dirty_accounts"
+
+    account_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    marked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index(None, "day"),)

@@ -37,6 +37,7 @@ class AlertSettings:
     reminder_after: timedelta = timedelta(hours=4)  # re-send while open and not acknowledged
     send_resolved: bool = True  # a message when the condition clears
     fallback: tuple[tuple[str, str], ...] = (("file", "delivery-failed"),)  # where delivery.failed goes
+    group_after: int = 20  # more alerts of one kind than this in one run: one grouped message per target
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,11 @@ def parse_alerts(raw: Any, channels: dict[str, Any], env: dict[str, str]) -> Ale
     reminder = parse_duration(r.take("reminder_after", str, "4h"), "alerts.reminder_after")
     send_resolved = r.take("send_resolved", bool, True)
     fallback_raw = r.take("fallback", list, None)
+    group_after = r.positive_int("group_after", AlertSettings.group_after)
     r.done()
     fallback = (parse_targets(fallback_raw, channels, "alerts.fallback") if fallback_raw is not None
                 else AlertSettings.fallback)
-    return AlertSettings(reminder, send_resolved, fallback)
+    return AlertSettings(reminder, send_resolved, fallback, group_after)
 
 
 def targets_for(routes: tuple[Route, ...], kind: str, severity: str) -> list[tuple[str, str]]:

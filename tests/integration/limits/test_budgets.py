@@ -23,8 +23,9 @@ from reports import messages, outbox
 from worker.alerts import state as alerts
 from worker.limits.accounts import set_account
 from worker.limits.killswitch import kill_switch
-from worker.limits import budgets, killswitch, windows as limits
-from worker.gate import REASONS, Gate
+from worker.limits import budgets, killswitch, sync, windows as limits
+from worker import clock
+from worker.gate import REASONS, Gate, windows as gate_windows
 from worker.models import UNATTRIBUTED, Alert, JobRun, LimitWindow, Notification
 from worker.registry import registry
 from worker.scheduler import Daemon, run_job
@@ -238,10 +239,12 @@ def test_a_blocked_day_resets_at_local_midnight_across_a_dst_change(settings, en
         assert gate(settings, engine, "lb-1").reason == "ok"
         stats = run(settings, engine, "limits")
         assert stats["closed"] >= 1
-        old, new = windows(engine, "lb-1", "day")
+        [old] = windows(engine, "lb-1", "day")  # the new day has no usage: no window is made for it
         assert (old.window_start, old.state, old.used_tokens, old.closed_at is not None) == (
             start, "blocked", 150000, True)  # kept as history
-        assert (new.window_start, new.state, new.used_tokens, new.closed_at) == (reset_at, "ok", 0, None)
+        with engine.connect() as conn:  # the gate reads the missing window as the new, empty day
+            [new] = [v for v in gate_windows(conn, settings, "lb-1", clock.now()) if v.kind == "day"]
+        assert (new.window_start, new.state, new.used_tokens, new.stored) == (reset_at, "ok", 0, False)
         assert new.reset_at - new.window_start == timedelta(hours=24)
         run(settings, engine, "budgets")
         assert gate(settings, engine, "lb-1").can_call
@@ -262,9 +265,11 @@ def test_a_monthly_budget_resets_at_local_month_end(settings, engine, tmp_path) 
         frozen.move_to("2026-11-30T23:00:30Z")  # 00:00:30 on 1 December in Berlin
         run(settings, engine, "budgets")
         assert gate(settings, engine, "mo-1").reason == "ok"
-        old, new = windows(engine, "mo-1", "month")
-        assert (old.period, old.state, new.period, new.state, new.used_tokens) == (
-            "2026-11", "blocked", "2026-12", "ok", 0)
+        [old] = windows(engine, "mo-1", "month")  # December has no usage yet: no window for it
+        with engine.connect() as conn:
+            [new] = [v for v in gate_windows(conn, settings, "mo-1", clock.now()) if v.kind == "month"]
+        assert (old.period, old.state, new.period, new.state, new.used_tokens, new.stored) == (
+            "2026-11", "blocked", "2026-12", "ok", 0, False)
         assert new.reset_at == utc("2026-12-31T23:00:00Z")
 
 
@@ -294,15 +299,15 @@ def test_a_reset_racing_increments_loses_nothing(settings, engine) -> None:
         run(settings, engine, "limits")
         frozen.move_to("2026-11-24T00:00:10Z")  # past Berlin midnight: the day windows expired
 
-        def sync() -> Any:
+        def roll() -> Any:
             with engine.begin() as conn:
-                return limits.sync(conn, settings, utc("2026-11-24T00:00:10Z"))
+                return sync.sync(conn, settings, utc("2026-11-24T00:00:10Z"))
 
         def calls() -> None:
             for _ in range(25):
                 g.record("st-1")
 
-        results = run_together([sync, sync, calls, calls, calls, calls])
+        results = run_together([roll, roll, calls, calls, calls, calls])
     days = windows(engine, "st-1", "day")
     assert [(w.period, w.used_requests) for w in days] == [("2026-11-23", 20), ("2026-11-24", 100)]
     assert days[0].closed_at is not None and days[1].closed_at is None
@@ -321,13 +326,14 @@ def test_two_replicas_roll_the_same_windows_over_once(settings, engine, tmp_path
         feed(settings, engine, tmp_path, "lb-1", utc("2026-11-23T11:00:00Z"), tokens=150000)
         run(settings, engine, "budgets")
 
-    def sync() -> Any:
+    def roll() -> Any:
         with engine.begin() as conn:
-            return limits.sync(conn, settings, utc("2026-11-23T23:00:05Z"))
+            return sync.sync(conn, settings, utc("2026-11-23T23:00:05Z"))
 
-    first, second = run_together([sync, sync])
+    first, second = run_together([roll, roll])
     assert first.closed + second.closed == 1  # lb-1's blocked day; the empty ones are dropped, once
-    assert [w.state for w in windows(engine, "lb-1", "day")] == ["blocked", "ok"]
+    assert [w.state for w in windows(engine, "lb-1", "day")] == ["blocked"]  # no window for an idle day
+    assert gate(settings, engine, "lb-1").can_call
 
 
 # --------------------------------------------------------------------------- system thresholds and the kill switch
