@@ -102,12 +102,12 @@ def test_retention_exports_the_old_months_with_a_sha256_and_removes_them(make_se
                                 dry_run=True)
         done = retention.run(engine, settings.reports.archive_dir, 12, 2, utc("2026-12-01T12:00:00Z"))
 
-    # (on PostgreSQL the session's database may hold older, empty partitions other tests made:
-    # those are dropped too, each with an export of 0 rows)
-    assert [m for m in planned["would_export"] if m >= "2025"] == ["2025-01", "2025-02"]
-    exported = [e for e in done.exported if e.month.year >= 2025]
+    # (on PostgreSQL the session's database may hold other old, empty partitions that other tests
+    # made: those are dropped too, each with an export of 0 rows)
+    assert {"2025-01", "2025-02"} <= set(planned["would_export"])
+    exported = [e for e in done.exported if e.rows]
     assert [(e.month, e.rows) for e in exported] == [(date(2025, 1, 1), 2), (date(2025, 2, 1), 1)]
-    assert all(e.rows == 0 for e in done.exported if e.month.year < 2025)
+    assert len(done.exported) == len(planned["would_export"])
     january = Path(exported[0].path)
     assert january == tmp_path / "archive" / "ledger" / "2025-01" / "usage_events.jsonl.gz"
     assert hashlib.sha256(january.read_bytes()).hexdigest() == exported[0].sha256
