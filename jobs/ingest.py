@@ -9,7 +9,7 @@ from worker.ingest.ingestor import IngestError, Ingestor, IngestStats
 from worker.registry import JobContext, JobFailed, job
 
 
-@job("ingest", schedule="every 1m", description="Ingest new records from every configured source")
+@job("ingest", schedule="every 1m", description="Ingest new records from every configured source", shared=True)
 def ingest(ctx: JobContext) -> dict[str, Any]:
     ingestor = Ingestor(ctx.settings, ctx.engine, should_stop=ctx.should_stop)
     if ctx.dry_run:

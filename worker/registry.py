@@ -50,6 +50,9 @@ class JobSpec:
     description: str
     after: tuple[str, ...] = ()  # the daemon also runs this job right after each run of these
     options: frozenset[str] = frozenset({"dry_run"})  # what a manual run may ask: "dates", "dry_run", "resend"
+    # A shared job's work is divided among replicas by its area (ingest: leases on files): a
+    # replica that loses a tick's claim runs it too, as a run of its own (trigger "shared").
+    shared: bool = False
 
 
 @dataclass
@@ -86,7 +89,7 @@ class Registry:
         self._jobs: dict[str, JobSpec] = {}
 
     def register(self, job_id: str, *, schedule: str, description: str, after: tuple[str, ...] = (),
-                 options: tuple[str, ...] = ("dry_run",)) -> Callable[[JobFunc], JobFunc]:
+                 options: tuple[str, ...] = ("dry_run",), shared: bool = False) -> Callable[[JobFunc], JobFunc]:
         """``options``: what the job does with a manual run's choices: ``"dates"`` (--date or
         --from/--to), ``"dry_run"`` and ``"resend"`` (the report jobs); the CLI refuses the others rather than ignore them."""
         if unknown := set(options) - JOB_OPTIONS:
@@ -97,7 +100,8 @@ class Registry:
                 raise DuplicateJobError(
                     f"job id {job_id!r} registered twice ({self._jobs[job_id].func.__module__} "
                     f"and {func.__module__})")
-            self._jobs[job_id] = JobSpec(job_id, func, schedule, description, tuple(after), frozenset(options))
+            self._jobs[job_id] = JobSpec(job_id, func, schedule, description, tuple(after), frozenset(options),
+                                         shared)
             return func
 
         return decorator

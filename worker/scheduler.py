@@ -200,7 +200,7 @@ class Daemon:
     def _run_missed(self, job_id: str, fire: datetime) -> None:
         self._run(registry.get(job_id), "catch-up", fire)
 
-    def _run(self, spec: JobSpec, trigger: str, scheduled_for: datetime) -> JobRun | None:
+    def _run(self, spec: JobSpec, trigger: str, scheduled_for: datetime | None) -> JobRun | None:
         """One run of ``spec`` owned by this daemon; None when it did not run here (claimed elsewhere,
         or the database is unreachable: then the tick is kept to be recorded as skipped)."""
         if not self.health.beaten or self.health.down:
@@ -231,7 +231,11 @@ class Daemon:
         spec = registry.get(job_id)
         scheduled_for = latest_fire_time(self._triggers[job_id], clock.now(), MISFIRE_GRACE)
         if self._run(spec, "schedule", scheduled_for) is None:
-            return  # another replica has this run, and runs what follows it (or the database is away)
+            # another replica has this run, and runs what follows it (or the database is away); a
+            # shared job's work is divided (ingest's leases on files), so this replica helps with it
+            if spec.shared and not self.health.down and not self.stop.is_set():
+                self._run(spec, "shared", None)
+            return
         for follower in registry.followers(job_id):
             if self.stop.is_set():
                 break
