@@ -1,4 +1,4 @@
-"""bench ingest / summaries / integrity: performance figures, printed (never asserted in tests).
+"""bench ingest / summaries / integrity / gate / fuzz: performance figures, printed (never asserted in tests).
 
 Every bench takes the same options and runs the same way: N generated events in a scratch
 database (``--database``), progress notes on stderr, ``worker.bench.run_<name>`` doing the work.
@@ -25,10 +25,10 @@ def _run(ctx: typer.Context, name: str, events: int, database: str | None, **opt
     """``worker.bench.run_<name>`` on N events, its progress notes dimmed on stderr."""
     # Imported when a bench runs, not with the CLI: worker.bench pulls in psycopg and the event
     # generator (about 140 ms, 80 modules) that no other command, and not the daemon, needs.
-    from worker import bench
+    from worker import bench, bench_gate
 
     runner = {"ingest": bench.run_ingest, "summaries": bench.run_summaries, "integrity": bench.run_integrity,
-              "fuzz": bench.run_fuzz}[name]
+              "fuzz": bench.run_fuzz, "gate": bench_gate.run_gate}[name]
     return runner(state(ctx).settings(), events, database, say=lambda m: err_console.print(f"[dim]{m}[/dim]"),
                   **options)
 
@@ -83,6 +83,19 @@ def integrity(ctx: typer.Context, events: Events = 100_000, database: Database =
               fmt: TableOrJson = ObjectFormat.table) -> None:
     """Time the integrity job (and every check over 30 days) on N events spread over the last 30 days."""
     emit_object(_run(ctx, "integrity", events, database).as_dict(), fmt, title="bench integrity")
+
+
+@bench_app.command("gate")
+def gate(
+    ctx: typer.Context,
+    calls: Annotated[int, typer.Option("--calls", min=1, help="How many rounds of check + record to time")] = 10_000,
+    accounts: Annotated[int, typer.Option("--accounts", min=1, help="How many accounts the calls go round")] = 1000,
+    database: Database = None,
+    fmt: TableOrJson = ObjectFormat.table,
+) -> None:
+    """Time gate.check and gate.record in-process (p50, p99, max in ms) on a scratch database."""
+    result = _run(ctx, "gate", calls, database, accounts=accounts)
+    emit_object(result.as_dict(), fmt, title="bench gate")
 
 
 @bench_app.command("fuzz")
