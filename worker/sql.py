@@ -14,7 +14,10 @@ themselves:
 - :func:`bulk_path`: how the ledger writer loads a batch, ``"copy"`` (PostgreSQL's
   binary COPY, see ``worker.ledger.rows``) or ``"executemany"`` (SQLite);
 - :func:`analyze`: refresh the planner's statistics after a bulk load;
-- :func:`is_unique_violation`: whether a driver error is a unique-key conflict.
+- :func:`is_unique_violation`: whether a driver error is a unique-key conflict;
+- :func:`relaxed_commit`: this transaction's commit does not wait for the disk
+  (PostgreSQL ``SET LOCAL synchronous_commit = off``; SQLite connections already run
+  WAL with ``synchronous=NORMAL``, see ``worker.db``).
 """
 
 from __future__ import annotations
@@ -94,6 +97,15 @@ def bulk_path(dialect: str) -> str:
 def analyze(conn: Connection, table: str) -> None:
     """Refresh the planner's statistics of ``table`` (after a bulk load)."""
     conn.exec_driver_sql(f"ANALYZE {table}")
+
+
+def relaxed_commit(conn: Connection) -> None:
+    """Let the current transaction commit without waiting for its WAL flush (PostgreSQL).
+
+    Only for writes the ledger can rebuild (the gate's live counters): a crash may lose
+    the last few hundred milliseconds of them, never corrupt anything or reorder commits."""
+    if conn.dialect.name == POSTGRESQL:
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 def is_unique_violation(exc: BaseException) -> bool:
