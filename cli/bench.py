@@ -11,10 +11,9 @@ from typing import Annotated, Any, Optional
 import typer
 
 from cli.output import Format, ObjectFormat, TableOrJson, emit_object, err_console
-from cli.state import app, state
+from cli.state import state
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
-app.add_typer(bench_app, name="bench")
 
 Events = Annotated[int, typer.Option("--events", min=1, help="How many events to generate and ingest")]
 Database = Annotated[Optional[str], typer.Option(

@@ -1,4 +1,4 @@
-"""jobs list / run / history, and status: the jobs the daemon runs, run by hand and looked back on."""
+"""jobs list / run / history: the jobs the daemon runs, run by hand and looked back on."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from worker.models import JobRun
 from worker.registry import registry
 from worker.scheduler import make_trigger, run_job, schedule_for
 from worker.settings import SettingsError
-from worker.status import last_runs, status as status_report
+from worker.status import last_runs
 from cli.options import in_order, parse_date
 from cli.output import Format, ObjectFormat, emit_object, emit_rows
-from cli.state import app, fail, state
+from cli.state import fail, state
 
 jobs_app = typer.Typer(no_args_is_help=True, help="The jobs the daemon runs; run any by hand.")
-app.add_typer(jobs_app, name="jobs")
 
 
 @jobs_app.command("list")
@@ -117,21 +116,3 @@ def history(
             for r in runs]
     emit_rows(rows, ["id", "job", "trigger", "scheduled_for", "started_at", "status", "stats", "error"], fmt,
               title="job history")
-
-
-@app.command()
-def status(ctx: typer.Context, fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json")) -> None:
-    """Database, data freshness per source, open counts, last run of each job."""
-    st = state(ctx)
-    report = status_report(st.settings(), st.engine())
-    if fmt == Format.json:
-        emit_object(report, fmt)
-        return
-    emit_object({"database": report["database"], "schema_revision": report["schema_revision"],
-                 "timezone": report["timezone"],
-                 "kill_switch": "ON: " + (report["kill_switch"]["reason"] or "") if report["kill_switch"]["active"]
-                 else "off", **report["counts"]}, Format.table, title="status")
-    emit_rows(report["sources"], ["source", "kind", "enabled", "silent", "last_ingest_at", "newest_event_at", "events",
-                                  "unattributed"],
-              Format.table, title=f"sources (unattributed: events without an account since {report['unattributed_since'][:10]})")
-    emit_rows(report["jobs"], ["job", "last_status", "last_started_at", "last_trigger"], Format.table, title="jobs")

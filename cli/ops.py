@@ -8,10 +8,12 @@ from worker import db
 from worker.scheduler import Daemon
 from worker.settings import SettingsError
 from cli.output import console
-from cli.state import app, fail, state
+from cli.state import fail, state
+
+commands = typer.Typer()  # its top-level commands (cli.commands lists them)
 
 
-@app.command()
+@commands.command()
 def migrate(ctx: typer.Context) -> None:
     """Upgrade the database schema to the current revision (Alembic)."""
     st = state(ctx)
@@ -24,7 +26,7 @@ def migrate(ctx: typer.Context) -> None:
                   markup=False, soft_wrap=True)
 
 
-@app.command()
+@commands.command()
 def run(ctx: typer.Context) -> None:
     """Run the worker daemon in the foreground (Ctrl-C / SIGTERM stops it cleanly)."""
     st = state(ctx)

@@ -8,10 +8,9 @@ import typer
 
 from worker.ingest import rejects as rejects_mod
 from cli.output import Format, ObjectFormat, emit_object, emit_rows
-from cli.state import app, state
+from cli.state import state
 
 rejects_app = typer.Typer(no_args_is_help=True, help="Quarantined records.")
-app.add_typer(rejects_app, name="rejects")
 
 
 @rejects_app.command("list")

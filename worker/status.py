@@ -54,7 +54,7 @@ def status(settings: Settings, engine: Engine) -> dict[str, Any]:
             if row["source"] in file_warnings:
                 row["warnings"] = file_warnings[row["source"]]
         runs = last_runs(conn)
-        jobs = [_job_row(spec.id, runs.get(spec.id)) for spec in registry.all()]
+        jobs = [_job_row(job_id, runs.get(job_id)) for job_id in registry.ids()]
         counts = {
             "events": conn.execute(select(func.count()).select_from(UsageEvent)).scalar_one(),
             "open_rejects": conn.execute(select(func.count()).select_from(IngestReject)
