@@ -54,7 +54,7 @@ from worker.limits import live, windows as limits
 from worker.limits.windows import fraction_used
 from worker.models import UNATTRIBUTED
 from worker.settings import ENV_PREFIX, Settings, SettingsError, TierSettings, config_path, load_gate
-from worker.sql import relaxed_commit
+from worker.sql import relaxed_commit, single_statement_reads
 
 logger = logging.getLogger(__name__)
 
@@ -197,8 +197,8 @@ def _least(values: Any) -> Any:
 class Gate:
     """check/record against one tokentally database.
 
-    A check runs :func:`decide` on a pooled connection in autocommit (one statement, no
-    BEGIN/ROLLBACK round trips). A record is one transaction: the read, the increment
+    A check runs :func:`decide` on a pooled connection, outside a transaction (one
+    statement: no BEGIN/ROLLBACK round trips, :func:`worker.sql.single_statement_reads`). A record is one transaction: the read, the increment
     (creating missing windows first), and a commit that does not wait for the disk
     (:func:`worker.sql.relaxed_commit`); the decision comes from the windows the
     increment returned, so nothing is read twice."""
@@ -206,7 +206,7 @@ class Gate:
     def __init__(self, settings: Settings, engine: Engine):
         self.settings = settings
         self.engine = engine
-        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._reads = single_statement_reads(engine)
 
     def check(self, account_id: str | None, *, session: Any = None) -> Decision:
         if session is not None:

@@ -15,6 +15,8 @@ themselves:
   binary COPY, see ``worker.ledger.rows``) or ``"executemany"`` (SQLite);
 - :func:`analyze`: refresh the planner's statistics after a bulk load;
 - :func:`is_unique_violation`: whether a driver error is a unique-key conflict;
+- :func:`single_statement_reads`: an engine for reads made of one statement, without
+  BEGIN/ROLLBACK round trips (autocommit on PostgreSQL);
 - :func:`relaxed_commit`: this transaction's commit does not wait for the disk
   (PostgreSQL ``SET LOCAL synchronous_commit = off``; SQLite connections already run
   WAL with ``synchronous=NORMAL``, see ``worker.db``).
@@ -27,7 +29,7 @@ from functools import lru_cache
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Select, case, func, insert
+from sqlalchemy import Connection, Engine, Select, case, func, insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.sql import ColumnElement
@@ -97,6 +99,17 @@ def bulk_path(dialect: str) -> str:
 def analyze(conn: Connection, table: str) -> None:
     """Refresh the planner's statistics of ``table`` (after a bulk load)."""
     conn.exec_driver_sql(f"ANALYZE {table}")
+
+
+def single_statement_reads(engine: Engine) -> Engine:
+    """The engine for reads of one statement each (one statement sees one snapshot anyway).
+
+    PostgreSQL: autocommit, so no BEGIN and ROLLBACK round trips around the query. SQLite:
+    the engine itself; its driver opens no transaction for a SELECT, and switching the
+    isolation level would cost a PRAGMA each time the connection goes back to the pool."""
+    if engine.dialect.name == POSTGRESQL:
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
 
 
 def relaxed_commit(conn: Connection) -> None:
