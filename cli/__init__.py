@@ -18,7 +18,7 @@ import typer
 
 from worker.settings import SettingsError
 from cli.commands import LazyGroup
-from cli.output import err_console, print_error
+from cli.output import print_error
 
 __all__ = ["app", "main"]
 

@@ -25,6 +25,7 @@ from worker import db, logs
 from worker.settings import Settings, SettingsError, load
 from cli.output import print_error
 
+
 @dataclass
 class State:
     config: Path | None = None
