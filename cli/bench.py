@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from worker import bench, bench_gate  # psycopg and the event generator: only this module (run on demand)
 from cli.output import Format, ObjectFormat, TableOrJson, emit_object, err_console
 from cli.state import state
 
@@ -22,10 +23,6 @@ Database = Annotated[Optional[str], typer.Option(
 
 def _run(ctx: typer.Context, name: str, events: int, database: str | None, **options: Any) -> Any:
     """``worker.bench.run_<name>`` on N events, its progress notes dimmed on stderr."""
-    # Imported when a bench runs, not with the CLI: worker.bench pulls in psycopg and the event
-    # generator (about 140 ms, 80 modules) that no other command, and not the daemon, needs.
-    from worker import bench, bench_gate
-
     runner = {"ingest": bench.run_ingest, "summaries": bench.run_summaries, "integrity": bench.run_integrity,
               "fuzz": bench.run_fuzz, "gate": bench_gate.run_gate}[name]
     return runner(state(ctx).settings(), events, database, say=lambda m: err_console.print(f"[dim]{m}[/dim]"),
