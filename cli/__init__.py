@@ -1,27 +1,43 @@
-"""The ``tokentally`` command line: the root ``app`` (from cli.state) with every command module on it.
+"""The ``tokentally`` command line: the root ``app``, its options, and main() (the console script).
 
-main() is the console script. Each command module adds its commands to ``app`` when imported;
-they are imported here, and only here, so ``import cli`` gives the whole command line.
+The root group is :class:`cli.commands.LazyGroup`: ``--help`` lists the commands from the
+table in ``cli.commands`` and a command's module is imported only when it runs, so the
+command line starts without importing what other commands need. The root options only
+land on the click context here; ``cli.state.state(ctx)`` turns them into a State when a
+command asks. Command modules import ``cli.state`` and ``cli.output``, never this package.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
-from rich.text import Text
+import typer
 
 from worker.settings import SettingsError
-from cli.output import err_console
-from cli.state import app
-# Imported in the order their commands are listed in --help (typer keeps the order of creation).
-from cli import (  # noqa: F401,E402  (each registers its commands on app)
-    accounts, alerts, bench, integrity, jobs, ingest, usage, limits, notify, ops, rejects, reports, summaries,
-    tokens,
-)
+from cli.commands import LazyGroup
+from cli.output import print_error
 
 __all__ = ["app", "main"]
+
+app = typer.Typer(cls=LazyGroup, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  help="tokentally keeps the books on LLM usage: ingest, price, summarise, alert, report.")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Path = typer.Option(None, "--config", envvar="TOKENTALLY_CONFIG",
+                                help="Settings file (default ./settings.toml). Env: TOKENTALLY_CONFIG"),
+    database_url: str = typer.Option(None, "--database-url", envvar="TOKENTALLY_DATABASE_URL", show_default=False,
+                                     help="Database URL, overrides database.url. Env: TOKENTALLY_DATABASE_URL"),
+    log_level: str = typer.Option(None, "--log-level", envvar="TOKENTALLY_LOGGING_LEVEL", show_default=False,
+                                  help="DEBUG, INFO, WARNING or ERROR, overrides logging.level. "
+                                       "Env: TOKENTALLY_LOGGING_LEVEL"),
+) -> None:
+    """The options stay in ``ctx.params`` for ``cli.state.state``."""
 
 
 def main() -> Any:
@@ -29,6 +45,5 @@ def main() -> Any:
     try:
         return app(prog_name="tokentally")
     except SettingsError as exc:
-        err_console.print(Text("error: ", style="red") + Text(f"settings: {exc}"), highlight=False,
-                          soft_wrap=True)
+        print_error(f"settings: {exc}")
         sys.exit(2)

@@ -8,10 +8,9 @@ import typer
 
 from worker.limits import accounts as accounts_mod
 from cli.output import Format, ObjectFormat, emit_object, emit_rows
-from cli.state import app, fail, state
+from cli.state import fail, state
 
 accounts_app = typer.Typer(no_args_is_help=True, help="Accounts and their tiers.")
-app.add_typer(accounts_app, name="accounts")
 
 
 @accounts_app.command("import")

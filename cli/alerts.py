@@ -8,10 +8,9 @@ from sqlalchemy import select
 from worker.alerts import state as alerts_mod
 from worker.models import Alert
 from cli.output import Format, emit_rows
-from cli.state import app, fail, state
+from cli.state import fail, state
 
 alerts_app = typer.Typer(no_args_is_help=True, help="Alerts: one per condition and period.")
-app.add_typer(alerts_app, name="alerts")
 
 
 @alerts_app.command("list")

@@ -2,7 +2,10 @@
 printed (never asserted in tests).
 
 Every bench takes the same options and runs the same way: N generated events in a scratch
-database (``--database``), progress notes on stderr, ``worker.bench.run_<name>`` doing the work.
+database (``--database``), progress notes on stderr, ``worker.bench.run_<name>`` (or
+``web.bench``'s, for the HTTP API) doing the work. This module is imported only when a bench
+runs (cli.commands), so what the benches need (psycopg, the event generator, the web
+server) is imported here at module level.
 """
 
 from __future__ import annotations
@@ -13,32 +16,29 @@ import typer
 
 from reports.figures import build as build_report
 from reports.periods import Period, period_containing
+from web import bench as web_bench
+from worker import bench, bench_gate, bench_ledger, bench_limits
 from cli.output import Format, ObjectFormat, TableOrJson, emit_object, emit_rows, err_console
-from cli.state import app, state
-
-def daily_period(day) -> Period:  # the report bench ledger times: one local day's
-    return period_containing("daily", day)
-
+from cli.state import state
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
-app.add_typer(bench_app, name="bench")
 
 Events = Annotated[int, typer.Option("--events", min=1, help="How many events to generate and ingest")]
 Database = Annotated[Optional[str], typer.Option(
     "--database", help="As for `bench ingest`: a PostgreSQL URL (scratch database) or sqlite")]
 
+RUNNERS = {"ingest": bench.run_ingest, "summaries": bench.run_summaries, "integrity": bench.run_integrity,
+           "fuzz": bench.run_fuzz, "ledger": bench_ledger.run_ledger, "gate": bench_gate.run_gate,
+           "gate_http": web_bench.run_gate, "events": web_bench.run_events}
+
+
+def daily_period(day: Any) -> Period:  # the report bench ledger times: one local day's
+    return period_containing("daily", day)
+
 
 def _run(ctx: typer.Context, name: str, *args: Any, **options: Any) -> Any:
-    """``worker.bench.run_<name>`` (or ``web.bench``'s, for the HTTP API), its progress notes dimmed on stderr."""
-    # Imported when a bench runs, not with the CLI: worker.bench pulls in psycopg and the event
-    # generator (about 140 ms, 80 modules) that no other command, and not the daemon, needs.
-    from worker import bench, bench_ledger
-    from web import bench as web_bench
-
-    runner = {"ingest": bench.run_ingest, "summaries": bench.run_summaries, "integrity": bench.run_integrity,
-              "fuzz": bench.run_fuzz, "ledger": bench_ledger.run_ledger, "gate": web_bench.run_gate,
-              "events": web_bench.run_events}[name]
-    return runner(state(ctx).settings(), *args, say=lambda m: err_console.print(f"[dim]{m}[/dim]"), **options)
+    """The bench's runner, its progress notes dimmed on stderr."""
+    return RUNNERS[name](state(ctx).settings(), *args, say=lambda m: err_console.print(f"[dim]{m}[/dim]"), **options)
 
 
 # bench ingest's --format names the generated records' shape, or (table | json) the output.
@@ -126,16 +126,24 @@ def fuzz(
 @bench_app.command("gate")
 def gate(
     ctx: typer.Context,
-    rps: Annotated[int, typer.Option("--rps", min=1, max=20_000, help="Requests per second to send")] = 200,
-    seconds: Annotated[float, typer.Option("--seconds", min=1, max=600, help="How long to send at that rate")] = 10,
+    rps: Annotated[Optional[int], typer.Option(
+        "--rps", min=1, max=20_000, help="Over HTTP: POST /v1/gate/check at this many requests per second from a "
+                                         "load generator in another process (without it: in-process calls)")] = None,
+    seconds: Annotated[float, typer.Option("--seconds", min=1, max=600, help="--rps: how long to send")] = 10,
     connections: Annotated[Optional[int], typer.Option(
-        "--connections", min=1, max=256, help="Keep-alive connections (default: rps / 50, 4 to 64)")] = None,
+        "--connections", min=1, max=256, help="--rps: keep-alive connections (default: rps / 50, 4 to 64)")] = None,
+    calls: Annotated[int, typer.Option("--calls", min=1, help="In-process: rounds of check + record to time")] = 10_000,
+    accounts: Annotated[int, typer.Option("--accounts", min=1, help="In-process: accounts the calls go round")] = 1000,
     database: Database = None,
     fmt: TableOrJson = ObjectFormat.table,
 ) -> None:
-    """POST /v1/gate/check at a fixed rate from a loopback load generator in another process against
-    `tokentally web` on a scratch database: p50 / p99 latency at that rate (and the load average)."""
-    emit_object(_run(ctx, "gate", rps, seconds, database, connections).as_dict(), fmt, title="bench gate")
+    """Time the gate on a scratch database: in-process gate.check and gate.record (p50, p99, max in ms), or
+    with --rps, POST /v1/gate/check against `tokentally web` at that rate (p50 / p99, load average)."""
+    if rps is None:
+        result = _run(ctx, "gate", calls, database, accounts=accounts)
+    else:
+        result = _run(ctx, "gate_http", rps, seconds, database, connections)
+    emit_object(result.as_dict(), fmt, title="bench gate")
 
 
 @bench_app.command("events")
@@ -165,10 +173,7 @@ def limits(
 ) -> None:
     """Time the limits and budgets jobs with N accounts: steady state (M active a minute), 90% of
     the accounts crossing their budget at once, and the midnight rollover."""
-    # Imported when the bench runs (see _run).
-    from worker.bench_limits import run_limits
-
-    result = run_limits(state(ctx).settings(), accounts, database, active=active,
+    result = bench_limits.run_limits(state(ctx).settings(), accounts, database, active=active,
                         say=lambda m: err_console.print(f"[dim]{m}[/dim]"))
     out = result.as_dict()
     if fmt == Format.json:

@@ -12,10 +12,12 @@ from worker.ingest.files import expand
 from worker.ingest.ingestor import IngestError, Ingestor
 from worker.settings import SettingsError
 from cli.output import ObjectFormat, emit_object, with_progress
-from cli.state import app, fail, state
+from cli.state import fail, state
+
+commands = typer.Typer()  # its top-level commands (cli.commands lists them)
 
 
-@app.command()
+@commands.command()
 def ingest(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="Files (.jsonl, .csv, optionally .gz) or directories"),

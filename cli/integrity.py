@@ -19,14 +19,12 @@ from worker.providers import ProviderError
 from worker.settings import SettingsError
 from cli.options import date_range
 from cli.output import Format, ObjectFormat, console, emit_object, emit_rows
-from cli.state import app, fail, state
+from cli.state import fail, state
 
+commands = typer.Typer()  # its top-level commands (cli.commands lists them)
 integrity_app = typer.Typer(no_args_is_help=True, help="Unlogged calls and gaps in the books.")
-app.add_typer(integrity_app, name="integrity")
 reconciliations_app = typer.Typer(no_args_is_help=True, help="Stored comparisons with the providers' usage reports.")
-app.add_typer(reconciliations_app, name="reconciliations")
 attempts_app = typer.Typer(no_args_is_help=True, help="Call attempts logged by apps before calling an LLM.")
-app.add_typer(attempts_app, name="attempts")
 
 
 def finding_sentence(finding: Finding) -> str:
@@ -86,7 +84,7 @@ RECONCILE_COLUMNS = ["day", "model", "status", "provider_requests", "ledger_requ
                      "ledger_cost_usd"]
 
 
-@app.command("reconcile")
+@commands.command("reconcile")
 def reconcile(
     ctx: typer.Context,
     provider: str = typer.Option(..., "--provider", help="openai, anthropic or openrouter ([reconcile.<name>])"),

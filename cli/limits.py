@@ -12,13 +12,11 @@ from worker.limits import budgets, killswitch, windows as limits
 from worker import clock, gate
 from worker.money import fixed
 from cli.output import Format, ObjectFormat, console, emit_rows
-from cli.state import app, fail, state
+from cli.state import fail, state
 
 limits_app = typer.Typer(no_args_is_help=True, help="Rate-limit and budget windows and what the gate decides.")
-app.add_typer(limits_app, name="limits")
 killswitch_app = typer.Typer(no_args_is_help=True,
                              help="The system-wide kill switch: on, the gate refuses every call.")
-app.add_typer(killswitch_app, name="killswitch")
 
 WINDOW_COLUMNS = ["kind", "period", "reset_at", "requests", "tokens", "cost_usd", "state", "blocked_until"]
 

@@ -14,12 +14,10 @@ from reports.channels import ChannelError, open_channel
 from reports.messages import make_message
 from worker.models import Notification
 from cli.output import Format, ObjectFormat, emit_object, emit_rows
-from cli.state import app, fail, state
+from cli.state import fail, state
 
 notify_app = typer.Typer(no_args_is_help=True, help="Try a delivery channel.")
-app.add_typer(notify_app, name="notify")
 notifications_app = typer.Typer(no_args_is_help=True, help="The outbox: messages sent, pending and failed.")
-app.add_typer(notifications_app, name="notifications")
 
 
 @notify_app.command("test")

@@ -16,10 +16,12 @@ from worker.scheduler import Daemon, validate_schedule
 from worker.settings import Settings, SettingsError
 from web.server import WebServer, WebStartError, announce
 from cli.output import console, err_console
-from cli.state import app, check_migrated, fail, state
+from cli.state import check_migrated, fail, state
+
+commands = typer.Typer()  # its top-level commands (cli.commands lists them)
 
 
-@app.command()
+@commands.command()
 def migrate(ctx: typer.Context) -> None:
     """Upgrade the database schema to the current revision (Alembic)."""
     st = state(ctx)
@@ -51,10 +53,11 @@ def _start_web(settings: Settings, engine: Any) -> WebServer:
     return server
 
 
-@app.command()
+@commands.command()
 def run(ctx: typer.Context) -> None:
-    """Run the worker daemon in the foreground, with the console and API when [web] enabled
-    (Ctrl-C / SIGTERM stops both cleanly). A PostgreSQL database that does not answer at start
+    """Run the worker daemon in the foreground, with the console and API when [web] enabled.
+
+    Ctrl-C / SIGTERM stops both cleanly. A PostgreSQL database that does not answer at start
     is waited for (system.database_unreachable is sent)."""
     st = state(ctx)
     settings = st.settings()
@@ -80,7 +83,7 @@ def run(ctx: typer.Context) -> None:
             server.stop()
 
 
-@app.command()
+@commands.command()
 def web(
     ctx: typer.Context,
     bind: Optional[str] = typer.Option(None, "--bind", help="Address to listen on, overrides [web] bind. "
@@ -89,6 +92,7 @@ def web(
                                        help="Port, overrides [web] port. Env: TOKENTALLY_WEB_PORT"),
 ) -> None:
     """Serve the console and API alone, without the daemon (one more process, or several).
+
     SIGTERM / Ctrl-C stop it after the requests in hand."""
     st = state(ctx)
     if bind is not None:

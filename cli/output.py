@@ -28,6 +28,11 @@ console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True)
 
 
+def print_error(message: str) -> None:
+    """``error: <message>`` on stderr, the message as it is (no markup, no wrapping inside paths)."""
+    err_console.print(Text("error: ", style="red") + Text(message), highlight=False, soft_wrap=True)
+
+
 T = TypeVar("T")
 Advance = Callable[[int], None]
 

@@ -8,14 +8,13 @@ import typer
 
 from worker.ingest import rejects as rejects_mod
 from cli.output import Format, ObjectFormat, emit_object, emit_stream
-from cli.state import app, state
+from cli.state import state
 
 # the table's fixed columns (characters); reason and raw share the rest of the width
 LIST_WIDTHS = {"id": 7, "source": 14, "location": 28, "position": 8, "status": 8}
 TABLE_RAW_BYTES = 1024  # of a raw shown in the table (JSON and CSV give it whole)
 
 rejects_app = typer.Typer(no_args_is_help=True, help="Quarantined records.")
-app.add_typer(rejects_app, name="rejects")
 
 
 @rejects_app.command("list")

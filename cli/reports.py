@@ -19,13 +19,13 @@ from worker.scheduler import make_trigger, schedule_for
 from worker.settings import Settings
 from cli.options import parse_date
 from cli.output import Format, ObjectFormat, console, emit_object, emit_rows
-from cli.state import app, fail, state
+from cli.state import fail, state
 
+commands = typer.Typer()  # its top-level commands (cli.commands lists them)
 reports_app = typer.Typer(no_args_is_help=True, help="The report archive: list, show, verify, serve.")
-app.add_typer(reports_app, name="reports")
 
 
-@app.command("report")
+@commands.command("report")
 def report(
     ctx: typer.Context,
     kind: str = typer.Argument(..., help="daily, weekly or monthly"),

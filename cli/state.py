@@ -1,7 +1,8 @@
-"""What every command shares: the root ``app`` with its options, the State built from them, fail().
+"""What every command shares: the State built from the root options, fail().
 
-The root callback turns ``--config``, ``--database-url`` and ``--log-level`` into a State on the
-click context; a command asks ``state(ctx)`` for it. Settings are loaded and the engine created
+A command asks ``state(ctx)`` for the State: made on first use from the root options
+(``--config``, ``--database-url``, ``--log-level``, see ``cli``), kept on the root click context
+and closed with it. Settings are loaded and the engine created
 lazily, once per invocation, so ``--help`` and commands that need no database never touch one.
 An engine handed to a command is checked to be at the code's schema revision (``tokentally
 migrate`` is the only command that asks for one that is not). fail() prints the message as it is
@@ -19,18 +20,14 @@ from pathlib import Path
 from typing import NoReturn
 
 import typer
-from rich.text import Text
 from sqlalchemy import Engine
 
 from worker import db, logs
 from worker.settings import Settings, SettingsError, load
 from worker.settings.warnings import settings_warnings
-from cli.output import err_console
+from cli.output import print_error
 
 logger = logging.getLogger(__name__)
-
-app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-                  help="tokentally keeps the books on LLM usage: ingest, price, summarise, alert, report.")
 
 
 @dataclass
@@ -90,24 +87,16 @@ def check_migrated(engine: Engine) -> None:
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print the message as it is (no markup, no wrapping inside paths) and exit."""
-    err_console.print(Text("error: ", style="red") + Text(message), highlight=False, soft_wrap=True)
+    print_error(message)
     raise typer.Exit(code)
 
 
 def state(ctx: typer.Context) -> State:
-    return ctx.find_root().obj
-
-
-@app.callback()
-def _root(
-    ctx: typer.Context,
-    config: Path = typer.Option(None, "--config", envvar="TOKENTALLY_CONFIG",
-                                help="Settings file (default ./settings.toml). Env: TOKENTALLY_CONFIG"),
-    database_url: str = typer.Option(None, "--database-url", envvar="TOKENTALLY_DATABASE_URL", show_default=False,
-                                     help="Database URL, overrides database.url. Env: TOKENTALLY_DATABASE_URL"),
-    log_level: str = typer.Option(None, "--log-level", envvar="TOKENTALLY_LOGGING_LEVEL", show_default=False,
-                                  help="DEBUG, INFO, WARNING or ERROR, overrides logging.level. "
-                                       "Env: TOKENTALLY_LOGGING_LEVEL"),
-) -> None:
-    ctx.obj = State(config=config, database_url=database_url, log_level=log_level)
-    ctx.call_on_close(ctx.obj.close)
+    """The invocation's State, made from the root options the first time a command asks."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        options = root.params
+        root.obj = State(config=options.get("config"), database_url=options.get("database_url"),
+                         log_level=options.get("log_level"))
+        root.call_on_close(root.obj.close)
+    return root.obj

@@ -15,10 +15,9 @@ from rich.progress import MofNCompleteColumn
 from worker.summaries import recompute as summaries_mod, verify as summary_verify
 from cli.options import in_order, parse_date
 from cli.output import Format, ObjectFormat, TableOrJson, console, emit_object, emit_rows, with_progress
-from cli.state import app, state
+from cli.state import state
 
 summaries_app = typer.Typer(no_args_is_help=True, help="Daily and monthly summaries.")
-app.add_typer(summaries_app, name="summaries")
 
 FromDate = Annotated[Optional[str], typer.Option("--from", help="First local date (default: the ledger's first)")]
 ToDate = Annotated[Optional[str], typer.Option("--to", help="Last local date (default: the ledger's last)")]

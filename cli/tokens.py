@@ -16,10 +16,9 @@ import typer
 from worker.settings import SettingsError, parse_duration
 from web.auth import AuthError, create_token, list_tokens, parse_scope, revoke_token
 from cli.output import Format, ObjectFormat, console, emit_rows, err_console
-from cli.state import app, fail, state
+from cli.state import fail, state
 
 tokens_app = typer.Typer(no_args_is_help=True, help="Tokens for the console and the HTTP API (stored hashed).")
-app.add_typer(tokens_app, name="tokens")
 
 
 @tokens_app.command("create")

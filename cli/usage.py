@@ -15,10 +15,12 @@ from worker.ledger.reprice import reprice as reprice_range
 from worker.summaries import usage as usage_mod
 from cli.options import in_order, parse_date
 from cli.output import Format, ObjectFormat, emit_object, emit_rows
-from cli.state import app, fail, state
+from cli.state import fail, state
+
+commands = typer.Typer()  # its top-level commands (cli.commands lists them)
 
 
-@app.command()
+@commands.command()
 def usage(
     ctx: typer.Context,
     date_from: str = typer.Option(..., "--from", help="First local date (inclusive), e.g. 2026-10-01"),
@@ -52,7 +54,7 @@ def cost_cell(row: dict[str, Any]) -> str:
     return f"{row['cost_usd']} + {unpriced} unpriced" if unpriced else row["cost_usd"]
 
 
-@app.command()
+@commands.command()
 def reprice(
     ctx: typer.Context,
     date_from: str = typer.Option(..., "--from", help="First local date (inclusive)"),

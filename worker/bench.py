@@ -64,7 +64,7 @@ class IngestBenchResult:
 @contextmanager
 def scratch_database(url: str | None) -> Iterator[str]:
     """A fresh, migrated database: a temp SQLite file, or a new database on the named PostgreSQL server."""
-    if url is None or make_url(db.normalise_url(url)).get_backend_name() == "sqlite":
+    if url is None or url == "sqlite" or make_url(db.normalise_url(url)).get_backend_name() == "sqlite":
         with tempfile.TemporaryDirectory(prefix="tokentally-bench-") as tmp:
             scratch = f"sqlite:///{Path(tmp) / 'bench.db'}"
             db.migrate(scratch)

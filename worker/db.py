@@ -1,18 +1,21 @@
 """Engines, sessions and schema migration.
 
 The dialect-specific choices live here: SQLite gets WAL, a busy timeout and
-foreign keys; PostgreSQL goes through psycopg 3.
+foreign keys; PostgreSQL goes through psycopg 3. Alembic is imported only to migrate:
+the revision checks every command makes read the version table and the migration
+files directly.
 """
 
 from __future__ import annotations
 
+import ast
 import logging
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -22,6 +25,7 @@ from worker.redact import secret_params
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+VERSION_TABLE = "alembic_version"  # alembic's default; migrations/env.py keeps it
 
 
 def normalise_url(url: str) -> str:
@@ -122,15 +126,48 @@ def migrate(url: str, revision: str = "head") -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
+    """The database's schema revision (alembic's version table; None before the first migration).
 
+    Read with one query rather than through alembic's MigrationContext, which imports alembic
+    and every DDL dialect it has: every CLI command that opens the database asks."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return None
+        found = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    if len(found) > 1:
+        raise RuntimeError(f"the database is at several schema revisions at once: {', '.join(sorted(found))}")
+    return found[0] if found else None
 
 
 @lru_cache(maxsize=1)
 def head_revision() -> str | None:
-    """The schema revision the code needs (the migrations cannot change while a process runs)."""
-    from alembic.script import ScriptDirectory
+    """The schema revision the code needs: the migration no other migration revises.
 
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    Read from each ``migrations/versions`` file's ``revision`` and ``down_revision``
+    assignments (parsed, not imported), as alembic's ScriptDirectory finds the head but
+    without importing alembic and every migration. The migrations cannot change while a
+    process runs."""
+    revisions: dict[str, tuple[str, ...]] = {}
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        found = _assignments(path, ("revision", "down_revision"))
+        if "revision" in found:
+            down = found.get("down_revision")
+            revisions[found["revision"]] = tuple(down) if isinstance(down, (tuple, list)) else (
+                (down,) if down else ())
+    revised = {down for downs in revisions.values() for down in downs}
+    heads = sorted(set(revisions) - revised)
+    if len(heads) > 1:
+        raise RuntimeError(f"the migrations have several heads: {', '.join(heads)}")
+    return heads[0] if heads else None
+
+
+def _assignments(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
+    """The module-level ``name = <literal>`` assignments of a Python file."""
+    found: dict[str, Any] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id in names and node.value is not None:
+                    found[target.id] = ast.literal_eval(node.value)
+    return found

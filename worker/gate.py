@@ -18,11 +18,32 @@ is never limited. The module-level functions use the settings from
 ``TOKENTALLY_CONFIG`` (or ./settings.toml) and their own engine; pass ``session=``
 (a SQLAlchemy session on the tokentally database) to run inside your transaction,
 or build a :class:`Gate` with explicit settings and engine.
+
+At memory speed: a decision is one indexed query (``worker.limits.live.READ``: the
+account's tier, the kill switch and its windows in force, left-joined), built once and
+prepared by psycopg; a window that is not stored counts as empty. The settings and
+tiers are held in the process (the default gate reloads them when the file or the
+environment changes). A record is one transaction: that read, one UPDATE … RETURNING
+over the windows (after creating missing ones), and a commit that does not wait for
+the disk: ``synchronous_commit = off`` on PostgreSQL (``worker.sql.relaxed_commit``),
+WAL with ``synchronous=NORMAL`` on SQLite. That is safe because the gate's live
+counters are not the books: the ledger is the truth, and the limits job refreshes
+every window's ``used_*`` from it (the larger of ledger and live), so a crash that
+loses the last few hundred milliseconds of increments loses nothing once those
+calls' events are ingested. Commits stay atomic and in order; only their
+durability is relaxed. With ``session=`` the caller's transaction is left as it is.
+
+Correct across replicas and resets: nothing that decides is cached between calls
+(the account's tier, the switch and the windows are read each time), windows are
+matched by time, and the increment is ``used = used + n`` in the row.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -30,13 +51,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from worker import clock
-from worker.limits import windows as limits
-from worker import db
-from worker.limits.killswitch import kill_switch
+from worker import clock, db
+from worker.limits import live, windows as limits
 from worker.limits.windows import fraction_used
 from worker.models import UNATTRIBUTED
-from worker.settings import Settings, load_gate
+from worker.settings import ENV_PREFIX, Settings, SettingsError, TierSettings, config_path, load_gate
+from worker.sql import relaxed_commit, single_statement_reads
+
+logger = logging.getLogger(__name__)
 
 REASONS = {
     "ok": "within every limit",
@@ -113,18 +135,22 @@ def windows(conn: Connection, settings: Settings, account_id: str, now: datetime
             tier: Any = _LOOK_UP) -> list[WindowView]:
     """The account's windows in force now, every kind its tier keeps (``tier``: already looked up;
     None is "no tier")."""
+    state = live.read(conn, account_id, now)
     if tier is _LOOK_UP:
-        tier = limits.tier_of(conn, settings, account_id)
-    stored = limits.current_windows(conn, account_id, now)
+        tier = limits.resolve_tier(settings, account_id, state.stored_tier)
+    return _views(settings, state, tier, now)
+
+
+def _views(settings: Settings, state: live.LiveState, tier: TierSettings | None, now: datetime) -> list[WindowView]:
     views = []
     for kind in limits.KIND_LIMITS:
-        w = stored.get(kind)
+        w = state.windows.get(kind)
         if w is not None:
             views.append(WindowView(kind, w.period, w.window_start, w.reset_at, w.used_requests, w.used_tokens,
                                     w.used_cost_usd, w.limit_requests, w.limit_tokens, w.limit_cost_usd,
                                     w.action, w.state, w.blocked_until, True))
-        elif kind in limits.kinds_for(tier):
-            b = limits.bounds(kind, now, settings.tz)
+        elif kind in limits.kinds_for(tier):  # not stored: empty
+            b = live.current_bounds(kind, now, settings.tz)
             lim = limits.limits_for(tier, kind)
             views.append(WindowView(kind, b.period, b.start, b.reset_at, 0, 0, Decimal(0), lim.requests,
                                     lim.tokens, lim.cost_usd, tier.action if tier else None, "ok", None, False))
@@ -132,15 +158,21 @@ def windows(conn: Connection, settings: Settings, account_id: str, now: datetime
 
 
 def decide(conn: Connection, settings: Settings, account_id: str | None, now: datetime | None = None) -> Decision:
+    """The decision for the account now: one query (:data:`worker.limits.live.READ`)."""
     now = now or clock.now()
     account_id = account_id or UNATTRIBUTED
-    tier = limits.tier_of(conn, settings, account_id)
+    state = live.read(conn, account_id, now)
+    return _decision(settings, account_id, state, limits.resolve_tier(settings, account_id, state.stored_tier), now)
+
+
+def _decision(settings: Settings, account_id: str, state: live.LiveState, tier: TierSettings | None,
+              now: datetime) -> Decision:
     tier_name = tier.name if tier else None
-    switch = kill_switch(conn)
+    switch = state.kill_switch
     if switch is not None:
         return Decision(False, "kill_switch", 0, 0, Decimal(0), None, account_id, tier_name,
                         f"kill switch on since {switch.changed_at.isoformat()} ({switch.changed_by}): {switch.reason}")
-    views = windows(conn, settings, account_id, now, tier)
+    views = _views(settings, state, tier, now)
     remaining_requests = _least(v.remaining(v.used_requests, v.limit_requests) for v in views)
     remaining_tokens = _least(v.remaining(v.used_tokens, v.limit_tokens) for v in views)
     remaining_cost = _least(v.remaining(v.used_cost_usd, v.limit_cost_usd) for v in views)
@@ -180,16 +212,23 @@ def _least(values: Any) -> Any:
 
 
 class Gate:
-    """check/record against one tokentally database."""
+    """check/record against one tokentally database.
+
+    A check runs :func:`decide` on a pooled connection, outside a transaction (one
+    statement: no BEGIN/ROLLBACK round trips, :func:`worker.sql.single_statement_reads`). A record is one transaction: the read, the increment
+    (creating missing windows first), and a commit that does not wait for the disk
+    (:func:`worker.sql.relaxed_commit`); the decision comes from the windows the
+    increment returned, so nothing is read twice."""
 
     def __init__(self, settings: Settings, engine: Engine):
         self.settings = settings
         self.engine = engine
+        self._reads = single_statement_reads(engine)
 
     def check(self, account_id: str | None, *, session: Any = None) -> Decision:
         if session is not None:
             return decide(session.connection(), self.settings, account_id)
-        with self.engine.connect() as conn:
+        with self._reads.connect() as conn:
             return decide(conn, self.settings, account_id)
 
     def record(self, account_id: str | None, *, requests: int = 1, tokens: int = 0,
@@ -199,31 +238,72 @@ class Gate:
         account_id = account_id or UNATTRIBUTED
         now = clock.now()
         if session is not None:
-            conn = session.connection()
-            limits.record(conn, self.settings, account_id, now, requests=requests, tokens=tokens,
-                          cost_usd=Decimal(cost_usd))
-            return decide(conn, self.settings, account_id, now)
+            return self._record(session.connection(), account_id, now, requests, tokens, Decimal(cost_usd))
         with self.engine.begin() as conn:
-            limits.record(conn, self.settings, account_id, now, requests=requests, tokens=tokens,
-                          cost_usd=Decimal(cost_usd))
-        with self.engine.connect() as conn:
-            return decide(conn, self.settings, account_id, now)
+            relaxed_commit(conn)
+            return self._record(conn, account_id, now, requests, tokens, Decimal(cost_usd))
 
+    def _record(self, conn: Connection, account_id: str, now: datetime, requests: int, tokens: int,
+                cost_usd: Decimal) -> Decision:
+        state = live.read(conn, account_id, now)
+        tier = limits.resolve_tier(self.settings, account_id, state.stored_tier)
+        state = live.record(conn, self.settings.tz, account_id, tier, state, now, requests=requests, tokens=tokens,
+                            cost_usd=cost_usd)
+        return _decision(self.settings, account_id, state, tier, now)
+
+
+RECHECK_SECONDS = 1.0  # how often the default gate looks whether its settings changed
 
 _default: Gate | None = None
+_source: tuple[Any, ...] | None = None  # what _default's settings were read from
+_checked = 0.0  # time.monotonic() of the last look
 _lock = threading.Lock()
+
+
+def _settings_source() -> tuple[Any, ...]:
+    """The settings file (path, mtime, size) and the TOKENTALLY_* environment: a change reloads."""
+    path = config_path()
+    try:
+        stamp = (path.stat().st_mtime_ns, path.stat().st_size) if path else None
+    except OSError:
+        stamp = None
+    return str(path), stamp, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIX)))
 
 
 def default_gate() -> Gate:
     """A gate on the configured database (TOKENTALLY_CONFIG / ./settings.toml and TOKENTALLY_* env).
 
     Only the database, the time zone, the tiers and the budgets are read: no channel or
-    provider secret is needed in the application's environment."""
-    global _default
+    provider secret is needed in the application's environment. The settings are kept in
+    the process and read again when the file or the environment changes (looked at no more
+    than once a second); settings that no longer load leave the last good ones in force,
+    with an error logged. The engine is kept unless the database URL changed."""
+    global _default, _source, _checked
+    gate = _default
+    if gate is not None and time.monotonic() - _checked < RECHECK_SECONDS:
+        return gate
     with _lock:
-        if _default is None:
+        _checked = time.monotonic()
+        source = _settings_source()
+        if _default is not None and source == _source:
+            return _default
+        try:
             settings = load_gate()
-            _default = Gate(settings, db.make_engine(settings.database_url))
+        except SettingsError as exc:
+            if _default is None:
+                raise
+            logger.error("gate settings no longer load; the last good ones stay in force",
+                         extra={"action": "gate_settings_error", "error": str(exc)})
+            _source = source
+            return _default
+        old = _default
+        if old is not None and old.settings.database_url == settings.database_url:
+            engine = old.engine
+        else:
+            engine = db.make_engine(settings.database_url)
+            if old is not None:
+                old.engine.dispose()
+        _default, _source = Gate(settings, engine), source
         return _default
 
 

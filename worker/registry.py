@@ -5,7 +5,10 @@ A job is one function in ``jobs/<name>.py``::
     @job("ingest", schedule="every 1m", description="Ingest new records from every source")
     def ingest(ctx: JobContext) -> dict: ...
 
-Registering an id twice raises at import (procrastinate's PeriodicRegistry).
+Registering an id twice raises at import (procrastinate's PeriodicRegistry). A job in the
+``jobs`` package has the id of its module (``jobs/<id>.py``), so :meth:`Registry.ids` lists
+every job from the package scan without importing any job (``status`` needs only the ids,
+not the areas the jobs import); everything else imports them all on first use.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ JobFunc = Callable[["JobContext"], dict[str, Any]]
 
 
 JOB_OPTIONS = frozenset({"dates", "dry_run", "resend"})
+JOBS_PACKAGE = "jobs"
 
 
 class DuplicateJobError(Exception):
@@ -96,6 +100,10 @@ class Registry:
             raise ValueError(f"job {job_id!r}: unknown options {sorted(unknown)} (known: {sorted(JOB_OPTIONS)})")
 
         def decorator(func: JobFunc) -> JobFunc:
+            module = func.__module__
+            if module.startswith(f"{JOBS_PACKAGE}.") and module != f"{JOBS_PACKAGE}.{job_id}":
+                raise ValueError(f"job {job_id!r} is registered in {module}: a job lives in "
+                                 f"{JOBS_PACKAGE}/{job_id}.py (its id is its module's name)")
             if job_id in self._jobs:
                 raise DuplicateJobError(
                     f"job id {job_id!r} registered twice ({self._jobs[job_id].func.__module__} "
@@ -121,11 +129,22 @@ class Registry:
         load_jobs()
         return [self._jobs[k] for k in sorted(self._jobs)]
 
+    def ids(self) -> list[str]:
+        """Every job id, sorted, without importing the jobs (their modules' names)."""
+        return sorted(set(self._jobs) | set(job_modules()))
+
 
 registry = Registry()
 job = registry.register
 
 _loaded = False
+
+
+def job_modules() -> list[str]:
+    """The modules of the ``jobs`` package by name, found by package scan and not imported."""
+    import jobs  # the named upward import (ARCHITECTURE.md): the registry discovers jobs/
+
+    return [info.name for info in pkgutil.iter_modules(jobs.__path__)]
 
 
 def load_jobs() -> None:
@@ -134,7 +153,5 @@ def load_jobs() -> None:
     if _loaded:
         return
     _loaded = True
-    import jobs
-
-    for info in pkgutil.iter_modules(jobs.__path__):
-        importlib.import_module(f"jobs.{info.name}")
+    for name in job_modules():
+        importlib.import_module(f"{JOBS_PACKAGE}.{name}")

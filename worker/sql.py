@@ -21,6 +21,11 @@ themselves:
   (``UPDATE … FROM unnest(arrays)`` on PostgreSQL, executemany on SQLite);
 - :func:`plan_each_time`: PostgreSQL plans each statement with its values (no generic plan);
 - :func:`is_unique_violation`: whether a driver error is a unique-key conflict;
+- :func:`single_statement_reads`: an engine for reads made of one statement, without
+  BEGIN/ROLLBACK round trips (autocommit on PostgreSQL);
+- :func:`relaxed_commit`: this transaction's commit does not wait for the disk
+  (PostgreSQL ``SET LOCAL synchronous_commit = off``; SQLite connections already run
+  WAL with ``synchronous=NORMAL``, see ``worker.db``);
 - :func:`is_unreachable`: whether an error means the database cannot be reached (a
   connection refused, cut or closed by the server; a SQLite file that cannot be opened),
   as opposed to a statement the database refused.
@@ -34,7 +39,8 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import ARRAY, Connection, Select, any_, bindparam, case, column, func, insert, select, text
+from sqlalchemy import (ARRAY, Connection, Engine, Select, any_, bindparam, case, column, func, insert, select,
+                        text)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -162,6 +168,26 @@ def plan_each_time(conn: Connection) -> None:
     one for the values at hand. Planning each time costs a few milliseconds."""
     if conn.dialect.name == POSTGRESQL:
         conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+def single_statement_reads(engine: Engine) -> Engine:
+    """The engine for reads of one statement each (one statement sees one snapshot anyway).
+
+    PostgreSQL: autocommit, so no BEGIN and ROLLBACK round trips around the query. SQLite:
+    the engine itself; its driver opens no transaction for a SELECT, and switching the
+    isolation level would cost a PRAGMA each time the connection goes back to the pool."""
+    if engine.dialect.name == POSTGRESQL:
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
+def relaxed_commit(conn: Connection) -> None:
+    """Let the current transaction commit without waiting for its WAL flush (PostgreSQL).
+
+    Only for writes the ledger can rebuild (the gate's live counters): a crash may lose
+    the last few hundred milliseconds of them, never corrupt anything or reorder commits."""
+    if conn.dialect.name == POSTGRESQL:
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 def is_unique_violation(exc: BaseException) -> bool:

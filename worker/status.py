@@ -83,7 +83,7 @@ def status(settings: Settings, engine: Engine) -> dict[str, Any]:
             if row["source"] in file_warnings:
                 row["warnings"] = file_warnings[row["source"]]
         runs, successes = last_runs(conn), last_runs(conn, "success")
-        jobs = [_job_row(spec.id, runs.get(spec.id), successes.get(spec.id)) for spec in registry.all()]
+        jobs = [_job_row(job_id, runs.get(job_id), successes.get(job_id)) for job_id in registry.ids()]
         recent_outages = outages(conn)
         counts = {
             "events": conn.execute(select(func.count()).select_from(UsageEvent)).scalar_one(),

@@ -1,4 +1,5 @@
-"""Rate-limit and budget windows: boundaries, tiers and limits, live increments, reads.
+"""Rate-limit and budget windows: boundaries, tiers and limits, rollover, refresh from the ledger,
+reads (live increments: ``worker.limits.live``).
 
 Each account has a current window per kind: ``day`` and ``month`` always (local
 calendar days and months in the configured time zone, 23/25 hours across DST),
@@ -181,30 +182,7 @@ def apply_tier(conn: Connection, settings: Settings, account_id: str, now: datet
     return sum(retier(conn, w, tier, now) for w in windows)
 
 
-# --------------------------------------------------------------------------- live increments
-
-
-def record(conn: Connection, settings: Settings, account_id: str, now: datetime, *, requests: int = 1,
-           tokens: int = 0, cost_usd: Decimal = ZERO) -> None:
-    """Add a call to every window in force for the account: one atomic UPDATE per window
-    (``live = live + n``), creating the window first where it does not exist yet."""
-    if requests < 0 or tokens < 0 or cost_usd < 0:
-        raise ValueError("requests, tokens and cost_usd must not be negative")
-    cost_usd = Decimal(cost_usd)
-    tier = tier_of(conn, settings, account_id)
-    lw = LimitWindow
-    for kind in kinds_for(tier):
-        live_r, live_t, live_c = lw.live_requests + requests, lw.live_tokens + tokens, lw.live_cost_usd + cost_usd
-        stmt = (update(lw).where(lw.account_id == account_id, lw.kind == kind, in_force(now))
-                .values(live_requests=live_r, live_tokens=live_t, live_cost_usd=live_c,
-                        used_requests=larger(lw.ledger_requests, live_r),
-                        used_tokens=larger(lw.ledger_tokens, live_t),
-                        used_cost_usd=larger(lw.ledger_cost_usd, live_c), updated_at=now,
-                        revision=lw.revision + 1))
-        if conn.execute(stmt).rowcount == 0:
-            insert_windows(conn, [new_window(account_id, bounds(kind, now, settings.tz), tier, now)])
-            if conn.execute(stmt).rowcount != 1:
-                raise RuntimeError(f"no {kind} window in force for {account_id} at {now.isoformat()}")
+# --------------------------------------------------------------------------- windows in force
 
 
 def current_windows(conn: Connection, account_id: str, now: datetime) -> dict[str, Any]:

@@ -9,8 +9,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstrain
 from sqlalchemy.orm import Mapped, mapped_column
 
 from worker.models.base import Base, Id, Json, UTCDateTime
-
-SEVERITIES = ("info", "warning", "critical", "emergency")  # in rising order
+from worker.settings.routing import SEVERITIES  # noqa: F401 (an alert's severity is one of them)
 
 
 class Alert(Base):

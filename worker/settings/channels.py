@@ -9,12 +9,13 @@ webhook signing secret) come only from ``TOKENTALLY_CHANNELS_<KIND>_<KEY>`` or i
 from __future__ import annotations
 
 import re
-import smtplib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from worker.settings.reader import Reader, SettingsError
+
+SMTP_PORT, SMTP_SSL_PORT = 25, 465  # smtplib.SMTP_PORT / SMTP_SSL_PORT, without importing smtplib and ssl
 
 EMAIL_SECURITY = ("none", "starttls", "ssl")
 WEBHOOK_SIGNATURE_HEADER = "X-Tokentally-Signature"
@@ -35,7 +36,7 @@ def is_http_url(text: str) -> bool:
 class EmailSettings:
     kind: ClassVar[str] = "email"
     host: str = "localhost"
-    port: int = smtplib.SMTP_PORT
+    port: int = SMTP_PORT
     security: str = "none"  # none | starttls | ssl
     username: str | None = None
     password: str | None = field(default=None, repr=False)
@@ -74,7 +75,7 @@ def _email(r: Reader) -> EmailSettings:
     security = r.take("security", str, "none")
     if security not in EMAIL_SECURITY:
         raise SettingsError(f"{r.key('security')}: expected one of {', '.join(EMAIL_SECURITY)}, got {security!r}")
-    port = r.take("smtp_port", int, smtplib.SMTP_SSL_PORT if security == "ssl" else smtplib.SMTP_PORT)
+    port = r.take("smtp_port", int, SMTP_SSL_PORT if security == "ssl" else SMTP_PORT)
     if not 0 < port < 65536:
         raise SettingsError(f"{r.key('smtp_port')}: expected a port number (1-65535), got {port!r}")
     username = r.take("username", str)

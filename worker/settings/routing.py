@@ -14,8 +14,9 @@ from datetime import timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-from worker.models.alerts import SEVERITIES
 from worker.settings.reader import Reader, SettingsError, parse_duration
+
+SEVERITIES = ("info", "warning", "critical", "emergency")  # of alerts and routes, in rising order
 
 
 @dataclass(frozen=True)
