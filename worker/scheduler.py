@@ -233,7 +233,7 @@ class Daemon:
         if self._run(spec, "schedule", scheduled_for) is None:
             # another replica has this run, and runs what follows it (or the database is away); a
             # shared job's work is divided (ingest's leases on files), so this replica helps with it
-            if spec.shared and not self.health.down and not self.stop.is_set():
+            if spec.shared and not self.stop.is_set() and self._held_elsewhere(spec.id, scheduled_for):
                 self._run(spec, "shared", None)
             return
         for follower in registry.followers(job_id):
@@ -244,6 +244,20 @@ class Daemon:
             # claimed like a scheduled run of the same time: once across replicas
             if self._run(follower, f"after:{job_id}", scheduled_for) is None and self.health.down:
                 break
+
+    def _held_elsewhere(self, job_id: str, scheduled_for: datetime) -> bool:
+        """Whether another daemon holds this tick's claim (not: the database could not be reached)."""
+        if self.health.down:
+            return False
+        try:
+            with self.engine.connect() as conn:
+                owner = conn.execute(select(JobRun.owner).where(JobRun.job == job_id,
+                                                                JobRun.scheduled_for == scheduled_for)).scalar()
+        except DBAPIError as exc:
+            if not is_unreachable(exc):
+                raise
+            return False
+        return owner is not None and owner != self.id
 
     def _tick_while_busy(self, event: JobSubmissionEvent) -> None:
         """APScheduler skipped a tick because the job's previous run is still in hand: a skipped row,
