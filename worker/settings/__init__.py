@@ -38,9 +38,10 @@ from worker.settings.reports import ReportSettings, parse_reports
 from worker.settings.routing import (DEFAULT_ROUTES, AlertSettings, DeliverySettings, Route, parse_alerts,
                                      parse_delivery, parse_routes)
 from worker.settings.sources import SourceSettings, parse_source
+from worker.settings.web import WebSettings, parse_web
 
 __all__ = ["Settings", "SettingsError", "SourceSettings", "TierSettings", "BudgetSettings", "PriceOverride",
-           "ReportSettings", "IntegritySettings", "ReconcileSettings", "AlertSettings", "DeliverySettings", "Route",
+           "ReportSettings", "WebSettings", "IntegritySettings", "ReconcileSettings", "AlertSettings", "DeliverySettings", "Route",
            "load", "load_gate", "config_path", "parse_duration", "ENV_PREFIX"]
 
 DEFAULT_CONFIG = "settings.toml"
@@ -78,6 +79,7 @@ class Settings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     integrity: IntegritySettings = field(default_factory=IntegritySettings)
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     config_path: Path | None = None
 
     @property
@@ -243,6 +245,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     reports = parse_reports(Reader(top.take("reports", dict, {}), "reports", env), channels)
     integrity = parse_integrity(top.take("integrity", dict, None), env)
     reconcile = parse_reconcile(top.take("reconcile", dict, None), env)
+    web = parse_web(top.take("web", dict, None), env)
 
     top.done()
     return Settings(
@@ -253,7 +256,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
         schedule=schedule, summaries_settle=timedelta(hours=settle_hours),
         summaries_nightly_days=nightly_days, channels=channels, routes=routes,
         alerts=alerts, delivery=delivery, reports=reports, integrity=integrity, reconcile=reconcile,
-        config_path=cfg,
+        web=web, config_path=cfg,
     )
 
 

@@ -1,0 +1,46 @@
+"""The FastAPI application: the console's pages, sign-in, the /v1 API, health, metrics, report links.
+
+:func:`create_app` is the only constructor (``tokentally run``/``web`` and the tests use it):
+settings and engine go on ``app.state``, with the installation's signing key. Every response
+passes :class:`~web.security.SecurityHeaders`; every request body :class:`~web.security.BodyLimit`.
+An error a browser asks for (Accept: text/html, outside /v1) is a small page; otherwise JSON.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import Response
+from sqlalchemy import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from worker.settings import Settings
+from web import api, health, login, pages
+from web.auth import signing_key
+from web.security import BodyLimit, SecurityHeaders
+from web.templating import render
+
+
+def create_app(settings: Settings, engine: Engine) -> FastAPI:
+    app = FastAPI(title="tokentally", version="1", summary="The books on LLM usage: gate, ingest, usage, alerts.",
+                  openapi_url="/openapi.json", docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.key = signing_key(settings, engine)
+    app.include_router(health.router)
+    app.include_router(login.router)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_middleware(BodyLimit, max_bytes=settings.web.max_body_bytes)
+    app.add_middleware(SecurityHeaders, https=settings.web.https)
+    return app
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    wants_page = "text/html" in request.headers.get("accept", "") and not request.url.path.startswith("/v1/")
+    if wants_page and exc.status_code in (401, 403, 404, 405):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return render(request, "error.html", {"status_code": exc.status_code, "detail": exc.detail, "next": target},
+                      status_code=exc.status_code, headers=getattr(exc, "headers", None))
+    return await http_exception_handler(request, exc)
