@@ -54,8 +54,13 @@ def history(conn: Connection, job: str | None, page: int, size: int) -> Page[dic
     found.rows = [{"id": r.id, "job": r.job, "trigger": r.trigger, "scheduled_for": r.scheduled_for,
                    "started_at": r.started_at, "finished_at": r.finished_at, "status": r.status,
                    "seconds": (r.finished_at - r.started_at).total_seconds() if r.finished_at else None,
-                   "stats": r.stats or {}, "error": error_line(r.error)} for r in found.rows]
+                   "stats": scalar_stats(r.stats), "error": error_line(r.error)} for r in found.rows]
     return found
+
+
+def scalar_stats(stats: dict[str, Any] | None, limit: int = 8) -> list[tuple[str, Any]]:
+    """A run's stats that are one value each (counts, flags), at most ``limit`` of them."""
+    return [(k, v) for k, v in (stats or {}).items() if v is None or isinstance(v, (int, float, str, bool))][:limit]
 
 
 def error_line(error: str | None) -> str | None:
