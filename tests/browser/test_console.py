@@ -131,7 +131,7 @@ def test_without_a_session_pages_answer_401_with_a_sign_in_link(console: Console
     for path in ("/", "/usage", "/accounts", "/alerts", "/reports", "/rejects", "/jobs", "/integrity"):
         response = page.goto(f"{console.url}{path}")
         assert response.status == 401, path
-    page.click("text=Sign in")
+    page.click("a:has-text('Sign in')")
     page.wait_for_url("**/login?next=*integrity")
     assert page.locator("#token").is_visible()
 
