@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from sqlalchemy import select
@@ -132,7 +133,7 @@ def test_without_a_session_pages_answer_401_with_a_sign_in_link(console: Console
         response = page.goto(f"{console.url}{path}")
         assert response.status == 401, path
     page.click("a:has-text('Sign in')")
-    page.wait_for_url("**/login?next=*integrity")
+    page.wait_for_url(re.compile(r"/login\?next=(/|%2F)integrity$"))
     assert page.locator("#token").is_visible()
 
 
