@@ -69,3 +69,24 @@ def report(settings: Settings, engine: Engine, tenant: str | None = None) -> Any
     """Yesterday's daily report, archived (for the organisation or one tenant)."""
     yesterday = clock.now().astimezone(settings.tz).date() - timedelta(days=1)
     return archive(engine, settings, period_containing("daily", yesterday), tenant=tenant).row
+
+
+def rejects(settings: Settings, engine: Engine, tmp_path: Path) -> None:
+    """Two lines that cannot be usage records: a timestamp that is not one, and markup."""
+    path = tmp_path / "broken.jsonl"
+    path.write_bytes(b'{"request_id": "r-9", "timestamp": "yesterday-ish", "user_id": "alice", "model": "house-llm", '
+                     b'"prompt_tokens": 10}\n<script>alert("not a record")</script>\n')
+    Ingestor(settings, engine).ingest_paths([path])
+
+
+def everything(settings: Settings, engine: Engine, tmp_path: Path) -> None:
+    """A console with something on every page."""
+    usage(settings, engine, tmp_path)
+    for job in ("limits", "budgets"):
+        run(job, settings, engine)
+    attempt(settings, engine, tmp_path, "call-without-event")
+    rejects(settings, engine, tmp_path)
+    run("integrity", settings, engine)
+    budget_alert(settings, engine)
+    report(settings, engine)
+    report(settings, engine, tenant="acme")

@@ -15,8 +15,8 @@ from decimal import Decimal
 
 from worker import money
 
-WIDTH, HEIGHT = 640, 200  # the viewBox
-LEFT, RIGHT, TOP, BOTTOM = 56, 8, 12, 28  # room for the axis labels
+WIDTH, HEIGHT = 960, 220  # the viewBox
+LEFT, RIGHT, TOP, BOTTOM = 64, 8, 12, 30  # room for the axis labels
 
 
 @dataclass(frozen=True)
