@@ -48,19 +48,7 @@ def show(
     if fmt == Format.json:
         out = {"account_id": account_id, "tier": tier.name if tier else None,
                "action": tier.action if tier else None, "decision": decision.as_dict(),
-               "windows": [{"kind": v.kind, "period": v.period, "window_start": v.window_start.isoformat(),
-                            "reset_at": v.reset_at.isoformat(), "used_requests": v.used_requests,
-                            "limit_requests": v.limit_requests,
-                            "remaining_requests": v.remaining(v.used_requests, v.limit_requests),
-                            "used_tokens": v.used_tokens, "limit_tokens": v.limit_tokens,
-                            "remaining_tokens": v.remaining(v.used_tokens, v.limit_tokens),
-                            "used_cost_usd": str(v.used_cost_usd),
-                            "limit_cost_usd": None if v.limit_cost_usd is None else str(v.limit_cost_usd),
-                            "remaining_cost_usd": (None if v.limit_cost_usd is None
-                                                   else str(v.remaining(v.used_cost_usd, v.limit_cost_usd))),
-                            "state": v.state,
-                            "blocked_until": v.blocked_until.isoformat() if v.blocked_until else None}
-                           for v in views]}
+               "windows": [v.as_dict() for v in views]}
         sys.stdout.write(orjson.dumps(out).decode() + "\n")
         return
     rows = [{"kind": v.kind, "period": v.period, "reset_at": v.reset_at.astimezone(local).strftime("%Y-%m-%d %H:%M %Z"),

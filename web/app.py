@@ -2,7 +2,8 @@
 
 :func:`create_app` is the only constructor (``tokentally run``/``web`` and the tests use it):
 settings and engine go on ``app.state``, with the installation's signing key. Every response
-passes :class:`~web.security.SecurityHeaders`; every request body :class:`~web.security.BodyLimit`.
+(errors too) passes :class:`~web.security.SecurityHeaders`; a request body over ``[web] max_body_bytes``
+is refused with 413 (FastAPI's ``max_body_size``).
 An error a browser asks for (Accept: text/html, outside /v1) is a small page; otherwise JSON.
 """
 
@@ -15,25 +16,33 @@ from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.settings import Settings
-from web import api, health, login, pages
+from web import api, health, login, metrics, pages, shared
 from web.auth import signing_key
-from web.security import BodyLimit, SecurityHeaders
+from web.security import SecurityHeaders
 from web.templating import render
 
 
+class App(FastAPI):
+    """FastAPI whose every response, a 500 or a 413 from the outermost layers included, passes
+    :class:`~web.security.SecurityHeaders` (it wraps the whole middleware stack)."""
+
+    def build_middleware_stack(self):  # noqa: ANN201 - Starlette's ASGI app type
+        return SecurityHeaders(super().build_middleware_stack(), https=self.state.settings.web.https)
+
+
 def create_app(settings: Settings, engine: Engine) -> FastAPI:
-    app = FastAPI(title="tokentally", version="1", summary="The books on LLM usage: gate, ingest, usage, alerts.",
-                  openapi_url="/openapi.json", docs_url=None, redoc_url=None)
+    app = App(title="tokentally", version="1", summary="The books on LLM usage: gate, ingest, usage, alerts.",
+              openapi_url="/openapi.json", docs_url=None, redoc_url=None, max_body_size=settings.web.max_body_bytes)
     app.state.settings = settings
     app.state.engine = engine
     app.state.key = signing_key(settings, engine)
     app.include_router(health.router)
     app.include_router(login.router)
     app.include_router(api.router)
+    app.include_router(shared.router)
+    app.include_router(metrics.router)
     app.include_router(pages.router)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_middleware(BodyLimit, max_bytes=settings.web.max_body_bytes)
-    app.add_middleware(SecurityHeaders, https=settings.web.https)
     return app
 
 

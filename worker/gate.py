@@ -88,6 +88,21 @@ class WindowView:
     def remaining(self, used: Any, limit: Any) -> Any:
         return None if limit is None else max(limit - used, 0)
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: used, limit and remaining of each measure (money as decimal strings)."""
+        def money(value: Decimal | None) -> str | None:
+            return None if value is None else str(value)
+
+        return {"kind": self.kind, "period": self.period, "window_start": self.window_start.isoformat(),
+                "reset_at": self.reset_at.isoformat(), "used_requests": self.used_requests,
+                "limit_requests": self.limit_requests,
+                "remaining_requests": self.remaining(self.used_requests, self.limit_requests),
+                "used_tokens": self.used_tokens, "limit_tokens": self.limit_tokens,
+                "remaining_tokens": self.remaining(self.used_tokens, self.limit_tokens),
+                "used_cost_usd": str(self.used_cost_usd), "limit_cost_usd": money(self.limit_cost_usd),
+                "remaining_cost_usd": money(self.remaining(self.used_cost_usd, self.limit_cost_usd)),
+                "state": self.state, "blocked_until": self.blocked_until.isoformat() if self.blocked_until else None}
+
 
 _LOOK_UP = object()
 

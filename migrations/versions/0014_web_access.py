@@ -1,4 +1,4 @@
-"""web access: api_tokens (hashed), login_links (one-time), web_keys (the signing key)
+"""web access: api_tokens (hashed), login_links (one-time), web_keys (the signing key); source_status.duplicates
 
 Revision ID: 0014
 Revises: 0012
@@ -6,6 +6,7 @@ Create Date: 2026-12-01 14:00:00.000000
 
 The console and HTTP API sign in with tokens kept as SHA-256 hashes; the first start's
 one-time admin link is a login_links row; web_keys keeps the generated signing key.
+source_status.duplicates counts each source's records received again (/metrics).
 """
 
 from alembic import op
@@ -20,6 +21,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('source_status', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('duplicates', sa.BigInteger(), nullable=False, server_default='0'))
+    with op.batch_alter_table('source_status', schema=None) as batch_op:
+        batch_op.alter_column('duplicates', server_default=None)
     op.create_table(
         'api_tokens',
         sa.Column('id', Id, autoincrement=True, nullable=False),
@@ -62,3 +67,5 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_login_links_token_id'), table_name='login_links')
     op.drop_table('login_links')
     op.drop_table('api_tokens')
+    with op.batch_alter_table('source_status', schema=None) as batch_op:
+        batch_op.drop_column('duplicates')

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import io
 import logging
 import zlib
 from dataclasses import dataclass
@@ -157,27 +158,33 @@ def _lines(fh: BinaryIO, offset: int, final: bool,
 
 def read_jsonl(path: Path, offset: int = 0, position: int = 0, final: bool = False,
                warnings: list[str] | None = None) -> Iterator[RawItem]:
-    loads = orjson.loads
     with open_binary(path) as fh:
-        for line, end in _lines(fh, offset, final, warnings):
-            position += 1
-            raw = line.rstrip(b"\r\n")
-            if not raw or raw.isspace():
-                yield RawItem(position, end, position, raw, None, None, len(line))  # blank: not a record
-                continue
-            try:
-                record = loads(raw)
-            except orjson.JSONDecodeError:
-                yield RawItem(position, end, position, raw, None, json_error(raw), len(line))
-                continue
-            if type(record) is list:
-                yield from array_line(record, position, end - len(line), end, raw, len(line))
-                continue
-            if not isinstance(record, dict):
-                yield RawItem(position, end, position, raw, None, f"not a JSON object (got {type_name(record)})",
-                              len(line))
-                continue
-            yield RawItem(position, end, position, raw, record, None, len(line))
+        yield from jsonl_items(fh, offset, position, final, warnings)
+
+
+def jsonl_items(fh: BinaryIO, offset: int = 0, position: int = 0, final: bool = False,
+                warnings: list[str] | None = None) -> Iterator[RawItem]:
+    """JSON lines from an open binary stream (a file, or a request body)."""
+    loads = orjson.loads
+    for line, end in _lines(fh, offset, final, warnings):
+        position += 1
+        raw = line.rstrip(b"\r\n")
+        if not raw or raw.isspace():
+            yield RawItem(position, end, position, raw, None, None, len(line))  # blank: not a record
+            continue
+        try:
+            record = loads(raw)
+        except orjson.JSONDecodeError:
+            yield RawItem(position, end, position, raw, None, json_error(raw), len(line))
+            continue
+        if type(record) is list:
+            yield from array_line(record, position, end - len(line), end, raw, len(line))
+            continue
+        if not isinstance(record, dict):
+            yield RawItem(position, end, position, raw, None, f"not a JSON object (got {type_name(record)})",
+                          len(line))
+            continue
+        yield RawItem(position, end, position, raw, record, None, len(line))
 
 
 def array_line(elements: list[Any], position: int, start: int, end: int, raw: bytes,
@@ -288,11 +295,18 @@ def read_json(path: Path) -> Iterator[RawItem]:
         yield RawItem(1, whole, 1, b"", None, f"JSON document larger than {MAX_JSON_BYTES >> 20} MiB"
                       " (MAX_JSON_BYTES): not read; write it as JSON lines (.jsonl), or split it", 0)
         return
+    yield from document_items(data)
+
+
+def document_items(data: bytes) -> Iterator[RawItem]:
+    """The records of one JSON document, or of JSON lines when it is not one document (a .json
+    file's bytes, or a ``POST /v1/events`` body); positions number the records from 1."""
+    size = len(data)
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError:
-        if data.strip().count(b"\n"):  # JSON lines in a file named .json
-            yield from read_jsonl(path, final=True)
+        if data.strip().count(b"\n"):  # JSON lines (in a file named .json, or a body)
+            yield from jsonl_items(io.BytesIO(data), final=True)
         else:
             yield RawItem(1, size, 1, data, None, json_error(data), size)
         return

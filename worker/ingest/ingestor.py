@@ -45,6 +45,8 @@ class IngestStats(WriteStats):
     errors: list[str] = field(default_factory=list)  # files that could not be read at all
     warnings: list[str] = field(default_factory=list)  # files read only in part (a gzip stream cut short)
     skipped: int = 0  # records inside another tool's record that are not LLM calls (worker.ingest.formats)
+    # (position, reason) of each record quarantined, when the caller asked for them (ingest_body)
+    rejects: list[tuple[int, str]] | None = None
 
     def add(self, other: WriteStats) -> None:
         super().add(other)
@@ -205,6 +207,16 @@ class Ingestor:
                                             "path": location, **stats.as_dict()})
         return stats
 
+    def ingest_body(self, data: bytes, source: SourceSettings | None, location: str) -> IngestStats:
+        """Records sent over HTTP (a JSON document or JSON lines), committed before this returns;
+        ``stats.rejects`` lists what was quarantined (quarantined as a file's lines are, under
+        ``location``: the same bad record sent again is the same reject)."""
+        stats = IngestStats(rejects=[])
+        self._run(file_source.document_items(data), stats, source, location=location, fmt="jsonl", header=None,
+                  checkpoint=_NoCheckpoint(), batch_size=self.batch_size)
+        stats.rejects.sort()
+        return stats
+
     def ingest_table(self, source: SourceSettings) -> IngestStats:
         """One poll of a table source, from its stored cursor."""
         stats = IngestStats()
@@ -284,6 +296,8 @@ class Ingestor:
             stats.add(writer.write(conn, batch))
             if write_checkpoint is not None:
                 write_checkpoint(conn)
+        if stats.rejects is not None:
+            stats.rejects.extend((r.position, r.reason) for r in batch.rejects)
 
 
 _CHECKPOINT_COLUMNS = ("path", "offset", "position", "tail_len", "tail_hash", "size", "mtime_ns", "warning",
@@ -318,6 +332,15 @@ class _FileCheckpoint:
                   "tail_hash": self.tail, "size": size, "mtime_ns": mtime,
                   "warning": self.warnings[-1][:500] if self.warnings else None}
         return lambda conn: conn.execute(_checkpoint_upsert(conn.dialect.name), {**values, "updated_at": clock.now()})
+
+
+class _NoCheckpoint:
+    """Records that are not read from anywhere to resume (a request body): nothing to keep."""
+
+    start = 0
+
+    def after(self, item: RawItem | None, *, complete: bool) -> None:
+        return None
 
 
 class _TableCheckpoint:

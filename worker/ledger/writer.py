@@ -26,7 +26,7 @@ from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, update
 
 from worker.ledger.dirty_days import local_days_of_utc_hours, mark_dirty, utc_hour
 from worker.limits.late import mark_pending
@@ -176,16 +176,20 @@ class LedgerWriter:
         """Write a batch in the caller's transaction; returns exact counts."""
         stats = batch.stats
         if batch.rows:
-            accepted_before = stats.accepted
+            accepted_before, duplicates_before = stats.accepted, stats.duplicates
             if self._copy:
                 self._write_pg(conn, batch, stats)
             else:
                 self._write_sqlite(conn, batch.rows, stats)
+            duplicates = stats.duplicates - duplicates_before
             if stats.accepted > accepted_before:  # new events: their local days need new summaries
                 days = local_days_of_utc_hours(batch.utc_hours, self.tz)
                 mark_dirty(conn, days, self.ingested_at)
                 mark_pending(conn, days, self.ingested_at, self.tz)  # closed days: budgets judge them late
-                self._source_status(conn, stats.accepted - accepted_before, batch.newest)
+                self._source_status(conn, stats.accepted - accepted_before, batch.newest, duplicates)
+            elif duplicates:  # nothing new: only the count (the source's freshness is unchanged)
+                conn.execute(update(SourceStatus).where(SourceStatus.source == self.source)
+                             .values(duplicates=SourceStatus.duplicates + duplicates))
         if batch.rejects:
             self._write_rejects(conn, batch.rejects, stats)
         if batch.attempts:
@@ -259,15 +263,17 @@ class LedgerWriter:
         stats.unattributed += sum(1 for r in rows if r[UNATTRIBUTED_AT])
         stats.unpriced += sum(1 for r in rows if r[COST_AT] is None)
 
-    def _source_status(self, conn: Connection, accepted: int, newest: datetime) -> None:
-        """Freshness: when this source last delivered, and its newest event."""
+    def _source_status(self, conn: Connection, accepted: int, newest: datetime, duplicates: int) -> None:
+        """Freshness: when this source last delivered, and its newest event; its event and duplicate counts."""
         table, dialect = SourceStatus.__table__, conn.dialect.name
         conn.execute(upsert(dialect, SourceStatus, ["source"], dict(
-            source=self.source, last_ingest_at=self.ingested_at, newest_event_at=newest, events=accepted),
+            source=self.source, last_ingest_at=self.ingested_at, newest_event_at=newest, events=accepted,
+            duplicates=duplicates),
             set_=lambda excluded: {
                 "last_ingest_at": excluded.last_ingest_at,
                 "newest_event_at": greatest(dialect, table.c.newest_event_at, excluded.newest_event_at),
-                "events": table.c.events + excluded.events}))
+                "events": table.c.events + excluded.events,
+                "duplicates": table.c.duplicates + excluded.duplicates}))
 
     # ------------------------------------------------------------------ rejects
     def _write_rejects(self, conn: Connection, rejects: list[_Reject], stats: WriteStats) -> None:

@@ -140,3 +140,4 @@ class SourceStatus(Base):
     last_ingest_at: Mapped[datetime] = mapped_column(UTCDateTime)
     newest_event_at: Mapped[datetime] = mapped_column(UTCDateTime)
     events: Mapped[int] = mapped_column(BigInteger)
+    duplicates: Mapped[int] = mapped_column(BigInteger, default=0)  # records received again (not booked twice)
