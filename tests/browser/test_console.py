@@ -152,3 +152,22 @@ def test_a_post_without_the_csrf_token_is_refused(console: Console) -> None:
         assert conn.execute(select(Alert.state)).scalar_one() == "open"
     page.goto(f"{console.url}/")
     assert page.locator("#ks-title + .figure").inner_text() == "off"
+
+
+def test_report_links_open_that_version_only_and_an_altered_link_is_403(console: Console) -> None:
+    settings, engine = console.settings, console.engine
+    seed.usage(settings, engine, console.tmp_path)
+    own = seed.report(settings, engine, tenant="acme")
+    other = seed.report(settings, engine, tenant="globex")
+    page = console.signed_in("tenant", "acme")
+    page.goto(f"{console.url}/reports/{own.id}")
+    link = page.locator("a", has_text="report.html").get_attribute("href")
+    assert link.startswith(f"/shared/reports/{own.id}/v1/")
+
+    anonymous = console.anonymous()  # as from an email: no session
+    for altered in (link.replace(f"/shared/reports/{own.id}/", f"/shared/reports/{other.id}/"),
+                    link.replace("/v1/", "/v2/"), link[:-len("/report.html") - 1] + "0/report.html"):
+        assert anonymous.goto(f"{console.url}{altered}").status == 403, altered
+    opened = anonymous.goto(f"{console.url}{link}")
+    assert opened.status == 200
+    assert "acme" in anonymous.content()
