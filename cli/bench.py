@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from cli.output import Format, ObjectFormat, TableOrJson, emit_object, err_console
+from cli.output import Format, ObjectFormat, TableOrJson, emit_object, emit_rows, err_console
 from cli.state import app, state
 
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print figures.")
@@ -83,6 +83,29 @@ def integrity(ctx: typer.Context, events: Events = 100_000, database: Database =
               fmt: TableOrJson = ObjectFormat.table) -> None:
     """Time the integrity job (and every check over 30 days) on N events spread over the last 30 days."""
     emit_object(_run(ctx, "integrity", events, database).as_dict(), fmt, title="bench integrity")
+
+
+@bench_app.command("pages")
+def pages(
+    ctx: typer.Context,
+    events: Events = 1_000_000,
+    database: Database = None,
+    accounts: Annotated[int, typer.Option("--accounts", min=0, help="Accounts to import (over 20 tenants)")] = 100_000,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Timed GETs of each page")] = 20,
+    fmt: TableOrJson = Format.table,
+) -> None:
+    """Time every console page over HTTP (admin and tenant) on N events and many accounts."""
+    # Imported here like worker.bench: the web app and uvicorn are not needed by any other command.
+    from web import bench as web_bench
+
+    result = web_bench.run_pages(state(ctx).settings(), events, database,
+                                 say=lambda m: err_console.print(f"[dim]{m}[/dim]"), accounts=accounts, rounds=rounds)
+    if fmt == Format.json:
+        emit_object(result.as_dict(), fmt)
+        return
+    emit_rows([vars(p) for p in result.pages], ["who", "path", "status", "bytes", "p50_ms", "p95_ms", "max_ms"],
+              Format.table, title=f"bench pages: {result.events:,} events, {result.accounts:,} accounts, "
+                                  f"{result.dialect}, {result.rounds} rounds")
 
 
 @bench_app.command("fuzz")

@@ -3,8 +3,8 @@ limits, when they reset, their state) and what the gate decides for it, a page a
 
 Rows are the accounts' current windows of one kind (``day`` by default, or ``month``), in account
 order, filtered to warned or blocked ones on request; the page's other windows are read in one
-query for its accounts, and the decision is ``worker.gate.decide`` itself, so the page says what an
-app calling the gate is told. One page holds :data:`web.views.paging.PAGE` accounts however
+query for its accounts, and the decision is the gate's own (``worker.gate.decide_many``: ``decide`` with its inputs read
+for the whole page at once), so the page says what an app calling the gate is told. One page holds :data:`web.views.paging.PAGE` accounts however
 many there are.
 """
 
@@ -59,11 +59,12 @@ def list_accounts(conn: Connection, settings: Settings, tenant: str | None, *, k
                               .order_by(lw.account_id, lw.window_start.desc())):
             others.setdefault(w.account_id, []).append(w)
     order = {k: i for i, k in enumerate(limits.KIND_LIMITS)}
+    decisions = gate.decide_many(conn, settings, ids, now)
     rows = []
     for w in found.rows:
         windows = sorted(others.get(w.account_id, [w]), key=lambda x: order.get(x.kind, 9))
-        rows.append(AccountRow(w.account_id, w.tier, w.action, windows,
-                               gate.decide(conn, settings, w.account_id, now), limits.fraction_used(w)))
+        rows.append(AccountRow(w.account_id, w.tier, w.action, windows, decisions[w.account_id],
+                               limits.fraction_used(w)))
     return Page(rows, found.page, found.size, found.more)
 
 

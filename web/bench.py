@@ -1,0 +1,146 @@
+"""``tokentally bench pages``: how long each console page takes to answer on a big ledger.
+
+A scratch database gets N generated events over the last 30 days (``worker.bench.loaded``),
+``--accounts`` accounts imported over 20 tenants (so the accounts page pages through many
+windows), then the jobs the daemon runs (summaries, limits, budgets, integrity) and three
+archived reports. The app (``web.app.create_app``) is served by uvicorn on a loopback port
+in this process and every page is fetched ``--rounds`` times over HTTP with a bearer token,
+as an admin and as a tenant. Figures, never assertions: the median, 95th percentile and
+slowest answer per page, and its size.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import uvicorn
+
+from reports.archive import archive
+from reports.periods import period_containing
+from worker import clock
+from worker.bench import loaded
+from worker.limits.accounts import import_csv
+from worker.registry import registry
+from worker.scheduler import run_job
+from worker.settings import Settings
+
+from web.app import create_app
+from web.auth import create_token
+
+ADMIN_PAGES = ("/", "/usage", "/usage?by=model", "/usage?by=account", "/usage?by=month", "/accounts",
+               "/accounts?state=warned", "/accounts?page=500", "/alerts", "/reports", "/reports/1", "/rejects",
+               "/jobs", "/integrity", "/usage.csv?by=account")
+TENANT_PAGES = ("/", "/usage", "/usage?by=account", "/accounts", "/alerts", "/reports")
+TENANTS = 20
+
+
+@dataclass
+class PageTiming:
+    who: str
+    path: str
+    status: int
+    bytes: int
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+
+
+@dataclass
+class PagesBenchResult:
+    dialect: str
+    events: int
+    accounts: int
+    rounds: int
+    pages: list[PageTiming] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dialect": self.dialect, "events": self.events, "accounts": self.accounts, "rounds": self.rounds,
+                "pages": [vars(p) for p in self.pages]}
+
+
+def run_pages(settings: Settings, events: int, database: str | None, say: Callable[[str], None],
+              accounts: int = 100_000, rounds: int = 20) -> PagesBenchResult:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the notes
+    start = clock.now() - timedelta(days=30)
+    with loaded(settings, events, database, say, start=start) as (engine, bench_settings):
+        with tempfile.TemporaryDirectory(prefix="tokentally-bench-pages-") as tmp:
+            bench_settings = replace(bench_settings, reports=replace(bench_settings.reports, archive_dir=tmp))
+            _prepare(bench_settings, engine, Path(tmp), accounts, say)
+            admin = create_token(engine, "bench-admin", "admin")[1]
+            tenant = create_token(engine, "bench-tenant", "tenant", "tenant-01")[1]
+            result = PagesBenchResult(engine.dialect.name, events, accounts, rounds)
+            with _Server(create_app(bench_settings, engine)) as url:
+                for who, secret, pages in (("admin", admin, ADMIN_PAGES), ("tenant", tenant, TENANT_PAGES)):
+                    for path in pages:
+                        say(f"{who} GET {path}")
+                        result.pages.append(_time(url, who, secret, path, rounds))
+    return result
+
+
+def _prepare(settings: Settings, engine: Any, tmp: Path, accounts: int, say: Callable[[str], None]) -> None:
+    if accounts:
+        say(f"importing {accounts:,} accounts")
+        path = tmp / "accounts.csv"
+        with path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["account_id", "tenant_id"])
+            for a in range(1, accounts + 1):  # the generated events' accounts are user-0001..user-1000
+                writer.writerow([f"user-{a:04d}", f"tenant-{a % TENANTS:02d}"])
+        import_csv(path, settings, engine)
+    for job in ("summaries", "limits", "budgets", "integrity"):
+        say(f"running the {job} job")
+        run_job(registry.get(job), settings, engine, trigger="manual")
+    say("archiving three reports")
+    yesterday = clock.now().astimezone(settings.tz).date() - timedelta(days=1)
+    for tenant in (None, "tenant-01", "tenant-02"):
+        archive(engine, settings, period_containing("daily", yesterday), tenant=tenant)
+
+
+def _time(url: str, who: str, secret: str, path: str, rounds: int) -> PageTiming:
+    headers = {"Authorization": f"Bearer {secret}", "Accept": "text/html"}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        first = client.get(path)  # warm: templates compiled, connections pooled
+        seconds = []
+        for _ in range(rounds):
+            began = time.perf_counter()
+            response = client.get(path)
+            seconds.append(time.perf_counter() - began)
+    ms = sorted(s * 1000 for s in seconds)
+    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+    return PageTiming(who, path, first.status_code, len(response.content), round(statistics.median(ms), 1),
+                      round(p95, 1), round(ms[-1], 1))
+
+
+class _Server:
+    """uvicorn on a loopback port it bound itself, in a thread; the base URL while it runs."""
+
+    def __init__(self, app: Any) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none",
+                                                    server_header=False, access_log=False))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the page server did not start")
+            time.sleep(0.01)
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
