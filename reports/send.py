@@ -2,7 +2,9 @@
 
 :func:`send` enqueues an archived report to its routes (``report.<kind>``, severity
 "info") or, for a tenant's report, to that tenant's contacts (``reports.tenants``),
-one message per target with the chart inline; the outbox delivers them.
+one message per target with the chart inline; the outbox delivers them. The message links
+to the report: a signed link to that version on the console when ``[web] public_url`` is set
+(``reports.links``), else the archive served at ``[reports] base_url``.
 :func:`run_report_job` is what the ``daily_report``, ``weekly_report`` and
 ``monthly_report`` jobs do: the period (the last complete one, or the one containing
 the operator's date), the whole organisation's report and then one per tenant with
@@ -29,6 +31,7 @@ from worker.settings import Settings
 from worker.settings.routing import targets_for
 
 from reports.archive import Archived, archive, report_url
+from reports.links import report_link, signing_key
 from reports.messages import make_message
 from reports.periods import last_complete, period_containing
 
@@ -64,7 +67,9 @@ def send(engine: Engine, settings: Settings, archived: Archived) -> int:
     else:
         targets = targets_for(settings.routes, kind, "info")
     key = message_key(row)
-    url = report_url(settings, archived.directory)
+    # a signed link to this version on the console when [web] public_url is set, else the served archive
+    url = (report_link(settings, signing_key(settings, engine), row.id, row.version)
+           or report_url(settings, archived.directory))
     now = clock.now()
     added = 0
     with engine.begin() as conn:

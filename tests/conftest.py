@@ -29,6 +29,9 @@ from worker.models import Base
 from worker.settings import Settings, load
 
 PG_ADMIN_URL = os.environ.get("TOKENTALLY_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+# A daemon a test starts (`tokentally run` in a subprocess or in-process) serves no console unless
+# the test asks for one on a port of its own: never the default 8765, shared by everyone here.
+os.environ.setdefault("TOKENTALLY_WEB_ENABLED", "false")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

@@ -26,7 +26,7 @@ def shared_file(request: Request, report_id: int = PathParam(ge=1, le=2**62), ve
     if not verify_link(get_key(request), report_id, version, expires, signature):
         raise HTTPException(403, "this report link is not valid: it was altered or has expired")
     with get_engine(request).connect() as conn:
-        row = conn.execute(select(Report).where(Report.id == report_id)).scalar()
+        row = conn.execute(select(Report).where(Report.id == report_id)).first()
     if row is None or row.version != version:
         raise HTTPException(403, "this report link does not name an archived report version")
     return file_response(archive_file(get_settings(request), row, name), download=name != "report.html"

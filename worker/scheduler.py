@@ -16,6 +16,7 @@ import traceback
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.events import EVENT_SCHEDULER_STARTED
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -194,6 +195,8 @@ class Daemon:
         self.scheduler = _Scheduler(timezone=UTC)
         self._triggers: dict[str, BaseTrigger] = {}
         self._stopper: threading.Thread | None = None  # scheduler.shutdown(wait=True), once a stop was asked
+        # a stop asked before the loop ran (the process that started it was still starting) ends it at once
+        self.scheduler.add_listener(self._started, EVENT_SCHEDULER_STARTED)
 
     def setup(self) -> list[str]:
         validate_schedule(self.settings)
@@ -264,6 +267,19 @@ class Daemon:
         logger.info("stopping after the work in hand", extra={"action": "daemon_stopping",
                                                                "signal": signal.Signals(signum).name})
         self.stop.set()
+        if self.scheduler.running:
+            self._shut_down()
+
+    def install_signals(self) -> None:
+        """SIGTERM and SIGINT stop the daemon from now on (also before :meth:`run` starts its loop)."""
+        signal.signal(signal.SIGTERM, self._signal)
+        signal.signal(signal.SIGINT, self._signal)
+
+    def _started(self, _event: Any) -> None:
+        if self.stop.is_set() and self._stopper is None:
+            self._shut_down()
+
+    def _shut_down(self) -> None:
         self._stopper = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True)
         self._stopper.start()
 
@@ -274,8 +290,7 @@ class Daemon:
                                                            "scheduled_for": fire.isoformat()})
             self.scheduler.add_job(self._run_missed, "date", run_date=clock.now(), args=[job_id, fire],
                                    id=f"catch-up:{job_id}", misfire_grace_time=None)
-        signal.signal(signal.SIGTERM, self._signal)
-        signal.signal(signal.SIGINT, self._signal)
+        self.install_signals()
         logger.info("daemon started", extra={"action": "daemon_started", "jobs": ",".join(jobs)})
         self.scheduler.start()
         if self._stopper is not None:

@@ -92,7 +92,7 @@ def alerts(request: Request,
         query = query.where(or_((Alert.scope == "tenant") & (Alert.scope_id == tenant),
                                 (Alert.scope == "account") & Alert.scope_id.in_(accounts)))
     with get_engine(request).connect() as conn:
-        return list(conn.execute(query).scalars())
+        return [row._asdict() for row in conn.execute(query)]
 
 
 @router.get("/reports", response_model=list[ReportOut], summary="Archived report versions, newest first")
@@ -106,7 +106,7 @@ def reports(request: Request, kind: Literal["daily", "weekly", "monthly"] | None
         query = query.where(Report.tenant == tenant)
     settings, key = get_settings(request), get_key(request)
     with get_engine(request).connect() as conn:
-        rows = list(conn.execute(query).scalars())
+        rows = conn.execute(query).all()
     return [{"id": r.id, "kind": r.kind, "period": r.period, "tenant": r.tenant or None, "version": r.version,
              "status": r.status, "first_day": r.first_day, "last_day": r.last_day, "generated_at": r.generated_at,
              "cutoff": r.cutoff, "ledger_rows": r.ledger_rows, "requests": r.totals.get("requests"),
