@@ -3,8 +3,8 @@
 A scratch database gets N generated events over the last 30 days (``worker.bench.loaded``),
 ``--accounts`` accounts imported over 20 tenants (so the accounts page pages through many
 windows), then the jobs the daemon runs (summaries, limits, budgets, integrity) and three
-archived reports. The app (``web.app.create_app``) is served by uvicorn on a loopback port
-in this process and every page is fetched ``--rounds`` times over HTTP with a bearer token,
+archived reports. The app is served as ``tokentally web`` serves it (``web.server.WebServer``)
+on a free loopback port in this process and every page is fetched ``--rounds`` times over HTTP with a bearer token,
 as an admin and as a tenant. Figures, never assertions: the median, 95th percentile and
 slowest answer per page, and its size.
 """
@@ -16,7 +16,6 @@ import logging
 import socket
 import statistics
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -24,7 +23,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import httpx
-import uvicorn
 
 from reports.archive import archive
 from reports.periods import period_containing
@@ -35,8 +33,8 @@ from worker.registry import registry
 from worker.scheduler import run_job
 from worker.settings import Settings
 
-from web.app import create_app
 from web.auth import create_token
+from web.server import WebServer
 
 ADMIN_PAGES = ("/", "/usage", "/usage?by=model", "/usage?by=account", "/usage?by=month", "/accounts",
                "/accounts?state=warned", "/accounts?page=500", "/alerts", "/reports", "/reports/1", "/rejects",
@@ -80,11 +78,17 @@ def run_pages(settings: Settings, events: int, database: str | None, say: Callab
             admin = create_token(engine, "bench-admin", "admin")[1]
             tenant = create_token(engine, "bench-tenant", "tenant", "tenant-01")[1]
             result = PagesBenchResult(engine.dialect.name, events, accounts, rounds)
-            with _Server(create_app(bench_settings, engine)) as url:
+            bench_settings = replace(bench_settings, web=replace(bench_settings.web, bind="127.0.0.1",
+                                                                  port=_free_port()))
+            server = WebServer(bench_settings, engine)
+            server.start()
+            try:
                 for who, secret, pages in (("admin", admin, ADMIN_PAGES), ("tenant", tenant, TENANT_PAGES)):
                     for path in pages:
                         say(f"{who} GET {path}")
-                        result.pages.append(_time(url, who, secret, path, rounds))
+                        result.pages.append(_time(server.url, who, secret, path, rounds))
+            finally:
+                server.stop()
     return result
 
 
@@ -122,25 +126,7 @@ def _time(url: str, who: str, secret: str, path: str, rounds: int) -> PageTiming
                       round(p95, 1), round(ms[-1], 1))
 
 
-class _Server:
-    """uvicorn on a loopback port it bound itself, in a thread; the base URL while it runs."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none",
-                                                    server_header=False, access_log=False))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> str:
-        self.thread.start()
-        while not self.server.started:
-            if not self.thread.is_alive():
-                raise RuntimeError("the page server did not start")
-            time.sleep(0.01)
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

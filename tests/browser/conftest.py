@@ -3,27 +3,24 @@
 Browsers cannot be downloaded here, so Playwright launches ``/usr/bin/chromium`` (or
 ``TOKENTALLY_CHROMIUM``). Without it the tests are skipped with a message, unless CI=true,
 where they fail (``.ci/run`` installs it). Each test gets its own server over the test
-database (both databases, through the ``db_url`` fixture) and a fresh browser context.
+database (both databases, through the ``db_url`` fixture; ``web.server.WebServer``, as
+``tokentally web`` runs it, on a free loopback port) and a fresh browser context.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-import uvicorn
 from sqlalchemy import Engine
 
 from tests.conftest import IN_CI
-from tests.helpers import PRICES
-from web.app import create_app
+from tests.helpers import PRICES, free_port
 from web.auth import create_token
+from web.server import WebServer
 from worker.settings import Settings
 
 try:
@@ -71,33 +68,6 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-class LiveServer:
-    """uvicorn serving ``app`` on a loopback port it bound itself, in a thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", server_header=False,
-                                access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> "LiveServer":
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
-
-
 @dataclass
 class Console:
     url: str
@@ -128,6 +98,10 @@ def console(browser: Any, make_settings: Callable[..., Settings], engine: Engine
             monkeypatch: pytest.MonkeyPatch) -> Iterator[Console]:
     archive = tmp_path / "reports"
     monkeypatch.chdir(tmp_path)
-    settings = make_settings(SETTINGS + f'\n[reports]\narchive_dir = "{archive}"\n')
-    with LiveServer(create_app(settings, engine)) as server:
+    settings = make_settings(SETTINGS + f'\n[reports]\narchive_dir = "{archive}"\n[web]\nport = {free_port()}\n')
+    server = WebServer(settings, engine)
+    server.start()
+    try:
         yield Console(server.url, settings, engine, tmp_path, browser)
+    finally:
+        server.stop()
