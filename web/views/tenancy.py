@@ -1,8 +1,8 @@
 """Which rows a tenant may see, as SQL conditions the views add to their queries.
 
 A tenant viewer sees the accounts the accounts table gives its tenant, and the accounts
-whose usage this month or last carried its tenant id (the daily summaries' grain keeps
-both), so an account that was never imported still counts as the tenant's once it is
+whose usage this month or last carried its tenant id (the monthly summaries' grain keeps
+both: a row per account, tenant and month, however many days), so an account that was never imported still counts as the tenant's once it is
 used under it. Alerts: the tenant's own (scope ``tenant``) and its accounts'. Reports:
 the versions archived for that tenant.
 """
@@ -15,7 +15,7 @@ from sqlalchemy import Connection, and_, or_, select, union
 
 from worker import clock
 from worker.clock import month_start
-from worker.models import Account, Alert, DailySummary
+from worker.models import Account, Alert, MonthlySummary
 from worker.settings import Settings
 
 
@@ -24,8 +24,8 @@ def tenant_accounts(settings: Settings, tenant: str, today: date | None = None):
     today = today or clock.now().astimezone(settings.tz).date()
     since = month_start(month_start(today) - timedelta(days=1))  # the start of last month
     return union(select(Account.account_id).where(Account.tenant_id == tenant),
-                 select(DailySummary.account_id).where(DailySummary.tenant_id == tenant,
-                                                       DailySummary.day >= since)).subquery()
+                 select(MonthlySummary.account_id).where(MonthlySummary.tenant_id == tenant,
+                                                         MonthlySummary.month >= since)).subquery()
 
 
 def account_visible(conn: Connection, settings: Settings, tenant: str | None, account_id: str) -> bool:
