@@ -22,12 +22,16 @@ def _form(request: Request) -> dict[str, str]:
     return {k: request.query_params.get(k, "") for k in ("from", "to", "by")}
 
 
+def _parse(settings: Settings, form: dict[str, str]) -> usage_view.UsageQuery:
+    return usage_view.parse_query(settings, form["from"] or None, form["to"] or None, form["by"] or None)
+
+
 @router.get("/usage", response_class=HTMLResponse)
 def usage_page(request: Request, principal: Principal = Depends(require_reader),
                engine: Engine = Depends(get_engine), settings: Settings = Depends(get_settings)) -> HTMLResponse:
     form = _form(request)
     try:
-        q = usage_view.parse_query(settings, form["from"] or None, form["to"] or None, form["by"] or None)
+        q = _parse(settings, form)
     except usage_view.UsageQueryError as exc:
         return show(request, principal, "usage.html", status_code=422, form=form, groups=usage_view.GROUPS,
                     error=str(exc), q=None, rows=[], totals=None, more=0, ledger_only=usage_view.LEDGER_ONLY)
@@ -46,7 +50,7 @@ def usage_csv(request: Request, principal: Principal = Depends(require_reader),
               engine: Engine = Depends(get_engine), settings: Settings = Depends(get_settings)) -> Response:
     form = _form(request)
     try:
-        q = usage_view.parse_query(settings, form["from"] or None, form["to"] or None, form["by"] or None)
+        q = _parse(settings, form)
     except usage_view.UsageQueryError as exc:
         raise HTTPException(422, str(exc)) from None
     with engine.connect() as conn:

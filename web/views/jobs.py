@@ -14,7 +14,7 @@ from sqlalchemy import Connection, select
 from worker import clock
 from worker.models import JobRun
 from worker.registry import registry
-from worker.scheduler import make_trigger, schedule_for
+from worker.scheduler import next_run, schedule_for
 from worker.settings import Settings, SettingsError
 from worker.status import last_runs
 
@@ -36,13 +36,11 @@ def job_rows(conn: Connection, settings: Settings) -> list[JobRow]:
     now = clock.now()
     rows = []
     for spec in registry.all():
-        expr = schedule_for(spec, settings)
         try:
-            trigger = make_trigger(expr, settings, f"schedule.{spec.id}")
+            expr, upcoming = next_run(spec, settings, now)
         except SettingsError:  # validated at start; shown as it is if not
-            trigger = None
-        rows.append(JobRow(spec.id, spec.description, expr, trigger.get_next_fire_time(None, now) if trigger else None,
-                           runs.get(spec.id), "dates" in spec.options))
+            expr, upcoming = schedule_for(spec, settings), None
+        rows.append(JobRow(spec.id, spec.description, expr, upcoming, runs.get(spec.id), "dates" in spec.options))
     return rows
 
 
