@@ -16,13 +16,16 @@ PAGES = {"overview": "/", "usage": "/usage?by=model", "usage-day": "/usage", "ac
 @pytest.mark.parametrize("width", [1280, 420])
 def test_no_page_is_wider_than_the_screen(console: Console, width: int, db_url: str) -> None:
     seed.everything(console.settings, console.engine, console.tmp_path)
-    page = console.signed_in("admin", width=width)
     SHOTS.mkdir(parents=True, exist_ok=True)
     dialect = db_url.split(":", 1)[0].split("+", 1)[0]
+    login = console.browser.new_context(viewport={"width": width, "height": 700}).new_page()
+    login.goto(f"{console.url}/login")
+    login.screenshot(path=str(SHOTS / f"login-{width}-{dialect}.png"))
+    assert login.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+    page = console.signed_in("admin", width=width)
     for name, path in PAGES.items():
         response = page.goto(f"{console.url}{path}")
         assert response.status == 200, name
         page.screenshot(path=str(SHOTS / f"{name}-{width}-{dialect}.png"), full_page=True)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{name} at {width} px is {overflow} px too wide"
-    page.goto(f"{console.url}/login")
