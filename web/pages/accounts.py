@@ -27,6 +27,5 @@ def accounts_page(request: Request, kind: str = "day", state: str = "", account:
     with engine.connect() as conn:
         found = accounts_view.list_accounts(conn, settings, tenant, kind=kind, state=state or None,
                                             account=account.strip() or None, page=number, size=size)
-        counts = accounts_view.counts(conn, settings, tenant, kind)
-    return show(request, principal, "accounts.html", found=found, counts=counts, kind=kind, state=state,
+    return show(request, principal, "accounts.html", found=found, kind=kind, state=state,
                 account=account.strip(), kinds=accounts_view.KINDS, states=accounts_view.STATES)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from worker import clock, gate
 from worker.limits import windows as limits
@@ -66,15 +66,3 @@ def list_accounts(conn: Connection, settings: Settings, tenant: str | None, *, k
         rows.append(AccountRow(w.account_id, w.tier, w.action, windows, decisions[w.account_id],
                                limits.fraction_used(w)))
     return Page(rows, found.page, found.size, found.more)
-
-
-def counts(conn: Connection, settings: Settings, tenant: str | None, kind: str = "day") -> dict[str, int]:
-    """How many current windows of ``kind`` are warned and blocked."""
-    now = clock.now()
-    lw = LimitWindow
-    query = (select(lw.state, func.count()).where(lw.kind == kind, lw.closed_at.is_(None), limits.in_force(now),
-                                               lw.state.in_(STATES)).group_by(lw.state))
-    if tenant is not None:
-        sub = tenant_accounts(settings, tenant)
-        query = query.where(lw.account_id.in_(select(sub.c.account_id)))
-    return {s: 0 for s in STATES} | dict(conn.execute(query).all())
