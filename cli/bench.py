@@ -1,4 +1,4 @@
-"""bench ingest / summaries / integrity: performance figures, printed (never asserted in tests).
+"""bench ingest / summaries / integrity / fuzz / gate / events: performance figures, printed (never asserted in tests).
 
 Every bench takes the same options and runs the same way: N generated events in a scratch
 database (``--database``), progress notes on stderr, ``worker.bench.run_<name>`` doing the work.
@@ -21,16 +21,16 @@ Database = Annotated[Optional[str], typer.Option(
     "--database", help="As for `bench ingest`: a PostgreSQL URL (scratch database) or sqlite")]
 
 
-def _run(ctx: typer.Context, name: str, events: int, database: str | None, **options: Any) -> Any:
-    """``worker.bench.run_<name>`` on N events, its progress notes dimmed on stderr."""
+def _run(ctx: typer.Context, name: str, *args: Any, **options: Any) -> Any:
+    """``worker.bench.run_<name>`` (or ``web.bench``'s, for the HTTP API), its progress notes dimmed on stderr."""
     # Imported when a bench runs, not with the CLI: worker.bench pulls in psycopg and the event
     # generator (about 140 ms, 80 modules) that no other command, and not the daemon, needs.
     from worker import bench
+    from web import bench as web_bench
 
     runner = {"ingest": bench.run_ingest, "summaries": bench.run_summaries, "integrity": bench.run_integrity,
-              "fuzz": bench.run_fuzz}[name]
-    return runner(state(ctx).settings(), events, database, say=lambda m: err_console.print(f"[dim]{m}[/dim]"),
-                  **options)
+              "fuzz": bench.run_fuzz, "gate": web_bench.run_gate, "events": web_bench.run_events}[name]
+    return runner(state(ctx).settings(), *args, say=lambda m: err_console.print(f"[dim]{m}[/dim]"), **options)
 
 
 # bench ingest's --format names the generated records' shape, or (table | json) the output.
@@ -96,16 +96,16 @@ def pages(
 ) -> None:
     """Time every console page over HTTP (admin and tenant) on N events and many accounts."""
     # Imported here like worker.bench: the web app and uvicorn are not needed by any other command.
-    from web import bench as web_bench
+    from web import bench_pages
 
-    result = web_bench.run_pages(state(ctx).settings(), events, database,
+    result = bench_pages.run_pages(state(ctx).settings(), events, database,
                                  say=lambda m: err_console.print(f"[dim]{m}[/dim]"), accounts=accounts, rounds=rounds)
     if fmt == Format.json:
         emit_object(result.as_dict(), fmt)
         return
     emit_rows([vars(p) for p in result.pages], ["who", "path", "status", "bytes", "p50_ms", "p95_ms", "max_ms"],
               Format.table, title=f"bench pages: {result.events:,} events, {result.accounts:,} accounts, "
-                                  f"{result.dialect}, {result.rounds} rounds")
+                                  f"{result.dialect}, {result.rounds} rounds, load average {result.load_average}")
 
 
 @bench_app.command("fuzz")
@@ -126,3 +126,35 @@ def fuzz(
     emit_object(result.as_dict(), fmt, title="bench fuzz")
     if result.crashes or not result.accounted:
         raise typer.Exit(1)
+
+
+@bench_app.command("gate")
+def gate(
+    ctx: typer.Context,
+    rps: Annotated[int, typer.Option("--rps", min=1, max=20_000, help="Requests per second to send")] = 200,
+    seconds: Annotated[float, typer.Option("--seconds", min=1, max=600, help="How long to send at that rate")] = 10,
+    connections: Annotated[Optional[int], typer.Option(
+        "--connections", min=1, max=256, help="Keep-alive connections (default: rps / 50, 4 to 64)")] = None,
+    database: Database = None,
+    fmt: TableOrJson = ObjectFormat.table,
+) -> None:
+    """POST /v1/gate/check at a fixed rate from a loopback load generator in another process against
+    `tokentally web` on a scratch database: p50 / p99 latency at that rate (and the load average)."""
+    emit_object(_run(ctx, "gate", rps, seconds, database, connections).as_dict(), fmt, title="bench gate")
+
+
+@bench_app.command("events")
+def events(
+    ctx: typer.Context,
+    events: Events = 100_000,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=100_000, help="Records per POST")] = 1000,
+    connections: Annotated[int, typer.Option("--connections", min=1, max=32, help="Clients posting at once")] = 2,
+    database: Database = None,
+    fmt: TableOrJson = ObjectFormat.table,
+) -> None:
+    """Ingest N generated events from a file, then the same records through POST /v1/events: both rates."""
+    result = _run(ctx, "events", events, database, batch, connections)
+    out = result.as_dict()
+    if fmt != Format.json:
+        out["ratio"] = f"HTTP ingest at {result.ratio:.0%} of the file rate"
+    emit_object(out, fmt, title="bench events")

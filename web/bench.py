@@ -1,133 +1,194 @@
-"""``tokentally bench pages``: how long each console page takes to answer on a big ledger.
+"""bench gate / bench events: the HTTP API measured on loopback, the server in a process of its own.
 
-A scratch database gets N generated events over the last 30 days (``worker.bench.loaded``),
-``--accounts`` accounts over 20 tenants (so the accounts page pages through many windows),
-then the jobs the daemon runs (summaries, limits, budgets, integrity) and three
-archived reports. The app is served as ``tokentally web`` serves it (``web.server.WebServer``)
-on a free loopback port in this process and every page is fetched ``--rounds`` times over HTTP with a bearer token,
-as an admin and as a tenant. Figures, never assertions: the median, 95th percentile and
-slowest answer per page, and its size.
+Both run ``tokentally web`` (the app ``tokentally run`` serves) on a scratch database
+(``worker.bench.scratch_database``) and a free loopback port. ``bench gate`` drives
+``POST /v1/gate/check`` at a fixed rate from another process (``web.loadgen``) and reports the
+latency percentiles at that rate. ``bench events`` ingests the same generated records twice:
+from a file (``Ingestor.ingest_paths``) and through ``POST /v1/events`` in NDJSON batches, and
+compares the rates. Figures are printed, never asserted; the load average is printed beside them.
 """
 
 from __future__ import annotations
 
-import logging
+import http.client
+import json
+import os
 import socket
-import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass, field, replace
-from datetime import timedelta
-from typing import Any, Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
-import httpx
-from sqlalchemy import delete, insert
+from sqlalchemy.engine import make_url
 
-from reports.archive import archive
-from reports.periods import period_containing
-from worker import clock
-from worker.bench import loaded
-from worker.models import Account, BudgetPendingDay
-from worker.registry import registry
-from worker.scheduler import run_job
+from worker import db
+from worker.bench import scratch_database
+from worker.bench_data import generate
+from worker.ingest.ingestor import Ingestor
 from worker.settings import Settings
-
 from web.auth import create_token
-from web.server import WebServer
 
-ADMIN_PAGES = ("/", "/usage", "/usage?by=model", "/usage?by=account", "/usage?by=month", "/accounts",
-               "/accounts?state=warned", "/accounts?page=500", "/alerts", "/reports", "/reports/1", "/rejects",
-               "/jobs", "/integrity", "/usage.csv?by=account")
-TENANT_PAGES = ("/", "/usage", "/usage?by=account", "/accounts", "/alerts", "/reports")
-TENANTS = 20
-
-
-@dataclass
-class PageTiming:
-    who: str
-    path: str
-    status: int
-    bytes: int
-    p50_ms: float
-    p95_ms: float
-    max_ms: float
-
-
-@dataclass
-class PagesBenchResult:
-    dialect: str
-    events: int
-    accounts: int
-    rounds: int
-    pages: list[PageTiming] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"dialect": self.dialect, "events": self.events, "accounts": self.accounts, "rounds": self.rounds,
-                "pages": [vars(p) for p in self.pages]}
-
-
-def run_pages(settings: Settings, events: int, database: str | None, say: Callable[[str], None],
-              accounts: int = 100_000, rounds: int = 20) -> PagesBenchResult:
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the notes
-    start = clock.now() - timedelta(days=30)
-    with loaded(settings, events, database, say, start=start) as (engine, bench_settings):
-        with tempfile.TemporaryDirectory(prefix="tokentally-bench-pages-") as tmp:
-            bench_settings = replace(bench_settings, reports=replace(bench_settings.reports, archive_dir=tmp))
-            _prepare(bench_settings, engine, accounts, say)
-            admin = create_token(engine, "bench-admin", "admin")[1]
-            tenant = create_token(engine, "bench-tenant", "tenant", "tenant-01")[1]
-            result = PagesBenchResult(engine.dialect.name, events, accounts, rounds)
-            bench_settings = replace(bench_settings, web=replace(bench_settings.web, bind="127.0.0.1",
-                                                                  port=_free_port()))
-            server = WebServer(bench_settings, engine)
-            server.start()
-            try:
-                for who, secret, pages in (("admin", admin, ADMIN_PAGES), ("tenant", tenant, TENANT_PAGES)):
-                    for path in pages:
-                        say(f"{who} GET {path}")
-                        result.pages.append(_time(server.url, who, secret, path, rounds))
-            finally:
-                server.stop()
-    return result
-
-
-def _prepare(settings: Settings, engine: Any, accounts: int, say: Callable[[str], None]) -> None:
-    if accounts:
-        say(f"adding {accounts:,} accounts")
-        now = clock.now()
-        rows = [{"account_id": f"user-{a:04d}", "tenant_id": f"tenant-{a % TENANTS:02d}", "tier": None, "email": None,
-                 "created_at": now, "updated_at": now}  # the generated events' accounts are user-0001..user-1000
-                for a in range(1, accounts + 1)]
-        with engine.begin() as conn:  # one executemany: ``accounts import`` checks and writes row by row
-            conn.execute(insert(Account), rows)
-    with engine.begin() as conn:
-        # a month of history ingested at once is not late data: nothing to judge after the fact
-        conn.execute(delete(BudgetPendingDay))
-    for job in ("summaries", "limits", "budgets", "integrity"):
-        say(f"running the {job} job")
-        run_job(registry.get(job), settings, engine, trigger="manual")
-    say("archiving three reports")
-    yesterday = clock.now().astimezone(settings.tz).date() - timedelta(days=1)
-    for tenant in (None, "tenant-01", "tenant-02"):
-        archive(engine, settings, period_containing("daily", yesterday), tenant=tenant)
-
-
-def _time(url: str, who: str, secret: str, path: str, rounds: int) -> PageTiming:
-    headers = {"Authorization": f"Bearer {secret}", "Accept": "text/html"}
-    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
-        first = client.get(path)  # warm: templates compiled, connections pooled
-        seconds = []
-        for _ in range(rounds):
-            began = time.perf_counter()
-            response = client.get(path)
-            seconds.append(time.perf_counter() - began)
-    ms = sorted(s * 1000 for s in seconds)
-    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
-    return PageTiming(who, path, first.status_code, len(response.content), round(statistics.median(ms), 1),
-                      round(p95, 1), round(ms[-1], 1))
+Say = Callable[[str], None]
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def load_average() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+@contextmanager
+def served(settings: Settings, url: str, say: Say) -> Iterator[tuple[str, str]]:
+    """``tokentally web`` on ``url`` in another process: (base URL, an app token)."""
+    engine = db.make_engine(url)
+    try:
+        _, token = create_token(engine, "bench", "app")
+    finally:
+        engine.dispose()
+    port = _free_port()
+    env = {**os.environ, "TOKENTALLY_DATABASE_URL": url, "TOKENTALLY_LOGGING_LEVEL": "WARNING"}
+    if settings.config_path is not None:
+        env["TOKENTALLY_CONFIG"] = str(settings.config_path)
+    say(f"starting the server on 127.0.0.1:{port}")
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "web", "--bind", "127.0.0.1", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(proc, port)
+        yield base, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _wait_for(proc: subprocess.Popen[str], port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server did not start: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/readyz")
+            if conn.getresponse().status == 200:
+                conn.close()
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the server did not answer /readyz within 60 s")
+
+
+@dataclass
+class GateBenchResult:
+    dialect: str
+    rps: int
+    seconds: float
+    connections: int
+    requests: int
+    errors: int
+    achieved_rps: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    p99_due_ms: float
+    load_average: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in vars(self).items()}
+
+
+def run_gate(settings: Settings, rps: int, seconds: float, database: str | None, connections: int | None = None,
+             say: Say = lambda _m: None) -> GateBenchResult:
+    connections = connections or max(4, min(64, rps // 50))
+    with scratch_database(database) as url:
+        dialect = make_url(db.normalise_url(url)).get_backend_name()
+        with served(settings, url, say) as (base, token):
+            say(f"POST /v1/gate/check at {rps}/s for {seconds:g} s over {connections} connections")
+            out = subprocess.run([sys.executable, "-m", "web.loadgen", f"{base}/v1/gate/check", token, str(rps),
+                                  str(seconds), str(connections)], capture_output=True, text=True, check=True)
+    figures = json.loads(out.stdout)
+    return GateBenchResult(dialect, rps, seconds, connections, figures["requests"], figures["errors"],
+                           figures["achieved_rps"], figures["p50_ms"], figures["p99_ms"], figures["max_ms"],
+                           figures["p99_due_ms"], load_average())
+
+
+@dataclass
+class EventsBenchResult:
+    dialect: str
+    events: int
+    batch: int
+    file_seconds: float
+    file_rate: float
+    http_seconds: float
+    http_rate: float
+    ratio: float
+    http_accepted: int
+    load_average: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in vars(self).items()}
+
+
+def _post_batches(base: str, token: str, path: Path, batch: int, connections: int) -> int:
+    """POST the file's lines in NDJSON batches over ``connections`` keep-alive connections; accepted."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    bodies = [b"".join(lines[i:i + batch]) for i in range(0, len(lines), batch)]
+    accepted = [0] * connections
+    host, port = base.removeprefix("http://").split(":")
+
+    def worker(index: int) -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=300)
+        for body in bodies[index::connections]:
+            conn.request("POST", "/v1/events", body=body, headers={
+                "Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"})
+            response = conn.getresponse()
+            reply = json.loads(response.read())
+            if response.status != 200:
+                raise RuntimeError(f"POST /v1/events: {response.status} {reply}")
+            accepted[index] += reply["accepted"]
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(accepted)
+
+
+def run_events(settings: Settings, events: int, database: str | None, batch: int = 1000, connections: int = 2,
+               say: Say = lambda _m: None) -> EventsBenchResult:
+    with tempfile.TemporaryDirectory(prefix="tokentally-bench-") as tmp:
+        data = Path(tmp) / "events.jsonl"
+        say(f"generating {events:,} events")
+        generate(data, events)
+        with scratch_database(database) as url:
+            engine = db.make_engine(url)
+            try:
+                dialect = engine.dialect.name
+                say("file ingest")
+                started = time.perf_counter()
+                Ingestor(replace(settings, database_url=url), engine).ingest_paths([data])
+                file_seconds = time.perf_counter() - started
+            finally:
+                engine.dispose()
+        with scratch_database(database) as url:
+            with served(settings, url, say) as (base, token):
+                say(f"POST /v1/events in batches of {batch:,} over {connections} connections")
+                started = time.perf_counter()
+                accepted = _post_batches(base, token, data, batch, connections)
+                http_seconds = time.perf_counter() - started
+    file_rate, http_rate = events / file_seconds, events / http_seconds
+    return EventsBenchResult(dialect, events, batch, file_seconds, file_rate, http_seconds, http_rate,
+                             http_rate / file_rate, accepted, load_average())

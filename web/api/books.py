@@ -26,7 +26,7 @@ from web.deps import get_engine, get_key, get_settings, require_reader, require_
 router = APIRouter(tags=["books"])
 
 MAX_DAYS = 3660
-GroupBy = Literal["day", "month", "model", "provider", "service", "account", "tenant", "project", "api_key"]
+GroupBy = Literal[tuple(usage_mod.GROUPS)]  # the CLI's --by choices
 
 
 def tenant_filter(principal: Principal) -> str | None:
