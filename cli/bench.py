@@ -16,7 +16,7 @@ import typer
 
 from reports.figures import build as build_report
 from reports.periods import Period, period_containing
-from web import bench as web_bench
+from web import bench as web_bench, bench_pages
 from worker import bench, bench_gate, bench_ledger, bench_limits
 from cli.output import Format, ObjectFormat, TableOrJson, emit_object, emit_rows, err_console
 from cli.state import state
@@ -101,6 +101,26 @@ def ledger(ctx: typer.Context, events: Events = 1_000_000, database: Database = 
     that must stay flat (the last day's report, the integrity job, usage over 30 days)."""
     result = _run(ctx, "ledger", events, database, per_day=per_day, report=build_report, period=daily_period)
     emit_object(result.as_dict(), fmt, title="bench ledger")
+
+
+@bench_app.command("pages")
+def pages(
+    ctx: typer.Context,
+    events: Events = 1_000_000,
+    database: Database = None,
+    accounts: Annotated[int, typer.Option("--accounts", min=0, help="Accounts to import (over 20 tenants)")] = 100_000,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Timed GETs of each page")] = 20,
+    fmt: TableOrJson = Format.table,
+) -> None:
+    """Time every console page over HTTP (admin and tenant) on N events and many accounts."""
+    result = bench_pages.run_pages(state(ctx).settings(), events, database,
+                                 say=lambda m: err_console.print(f"[dim]{m}[/dim]"), accounts=accounts, rounds=rounds)
+    if fmt == Format.json:
+        emit_object(result.as_dict(), fmt)
+        return
+    emit_rows([vars(p) for p in result.pages], ["who", "path", "status", "bytes", "p50_ms", "p95_ms", "max_ms"],
+              Format.table, title=f"bench pages: {result.events:,} events, {result.accounts:,} accounts, "
+                                  f"{result.dialect}, {result.rounds} rounds, load average {result.load_average}")
 
 
 @bench_app.command("fuzz")

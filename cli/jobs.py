@@ -11,7 +11,7 @@ from worker import clock
 from worker.models import JobRun
 from worker.registry import registry
 from worker.runs import run_job
-from worker.scheduler import make_trigger, schedule_for
+from worker.scheduler import next_run
 from worker.settings import SettingsError
 from worker.status import last_runs
 from cli.options import in_order, parse_date
@@ -31,12 +31,10 @@ def list_(ctx: typer.Context, fmt: Format = typer.Option(Format.table, "--format
     now = clock.now()
     rows = []
     for spec in registry.all():
-        expr = schedule_for(spec, settings)
         try:
-            trig = make_trigger(expr, settings, f"schedule.{spec.id}")
+            expr, nxt = next_run(spec, settings, now)
         except SettingsError as exc:
             fail(f"settings: {exc}", code=2)
-        nxt = trig.get_next_fire_time(None, now) if trig else None
         last = runs.get(spec.id)
         rows.append({"job": spec.id, "schedule": expr, "next_run": nxt.isoformat() if nxt else None,
                      "last_status": last.status if last else None,

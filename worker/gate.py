@@ -132,7 +132,7 @@ _LOOK_UP = object()
 
 
 def windows(conn: Connection, settings: Settings, account_id: str, now: datetime,
-            tier: Any = _LOOK_UP) -> list[WindowView]:
+            tier: Any = _LOOK_UP, stored: dict[str, Any] | None = None) -> list[WindowView]:
     """The account's windows in force now, every kind its tier keeps (``tier``: already looked up;
     None is "no tier")."""
     state = live.read(conn, account_id, now)
@@ -163,6 +163,14 @@ def decide(conn: Connection, settings: Settings, account_id: str | None, now: da
     account_id = account_id or UNATTRIBUTED
     state = live.read(conn, account_id, now)
     return _decision(settings, account_id, state, limits.resolve_tier(settings, account_id, state.stored_tier), now)
+
+
+def decide_many(conn: Connection, settings: Settings, account_ids: list[str],
+                now: datetime | None = None) -> dict[str, Decision]:
+    """:func:`decide` for a page of accounts (the console lists many): one indexed query each, at
+    one instant."""
+    now = now or clock.now()
+    return {a: decide(conn, settings, a, now) for a in account_ids}
 
 
 def _decision(settings: Settings, account_id: str, state: live.LiveState, tier: TierSettings | None,

@@ -107,6 +107,14 @@ def make_trigger(expr: str, settings: Settings, key: str) -> BaseTrigger | None:
         raise SettingsError(f"{key}: expected 'every <n>s|m|h|d', a 5-field cron expression or 'off': {exc}") from None
 
 
+def next_run(spec: JobSpec, settings: Settings, now: datetime) -> tuple[str, datetime | None]:
+    """The job's schedule expression and its next fire time after ``now`` (None when ``off``).
+    Raises SettingsError for an expression that is not one."""
+    expr = schedule_for(spec, settings)
+    trigger = make_trigger(expr, settings, f"schedule.{spec.id}")
+    return expr, trigger.get_next_fire_time(None, now) if trigger else None
+
+
 def validate_schedule(settings: Settings) -> None:
     known = {spec.id for spec in registry.all()}
     for name in settings.schedule:

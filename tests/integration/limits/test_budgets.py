@@ -23,8 +23,9 @@ from reports import messages, outbox
 from worker.alerts import state as alerts
 from worker.limits.accounts import set_account
 from worker.limits.killswitch import kill_switch
-from worker.limits import budgets, killswitch, sync, windows as limits
+from worker.limits import budgets, killswitch, sync
 from worker import clock
+from worker import gate as gate_mod
 from worker.gate import REASONS, Gate, windows as gate_windows
 from worker.models import UNATTRIBUTED, Alert, JobRun, LimitWindow, Notification
 from worker.registry import registry
@@ -573,3 +574,28 @@ def test_a_broken_alert_template_rolls_back_no_block_and_the_fallback_hears_in_p
     assert "the template of this alert could not be rendered either" in text
     assert "could not be delivered" in text and "could not render the message" in text
     assert "email/alert.txt.j2" in text
+
+
+@freeze_time("2026-11-23T10:00:00Z")
+def test_deciding_for_many_accounts_at_once_says_what_deciding_for_each_says(settings, engine, tmp_path) -> None:
+    now = utc("2026-11-23T10:00:00Z")
+    feed(settings, engine, tmp_path, "st-1", now, tokens=6000, n=2)  # soft limit
+    feed(settings, engine, tmp_path, "lb-1", now, tokens=60000, n=2)  # blocked
+    feed(settings, engine, tmp_path, None, now, tokens=500)  # unattributed: never limited
+    run(settings, engine, "budgets")
+    g = Gate(settings, engine)
+    for _ in range(3):
+        g.record("api-1")  # the minute's 3 requests used up
+    accounts = ["st-1", "lb-1", "api-1", "mo-1", UNATTRIBUTED, "never-seen"]
+    with engine.connect() as conn:
+        many = gate_mod.decide_many(conn, settings, accounts, now)
+        one_by_one = {a: gate_mod.decide(conn, settings, a, now) for a in accounts}
+    assert many == one_by_one
+    assert {a: d.reason for a, d in many.items()} == {
+        "st-1": "over_soft_limit", "lb-1": "blocked", "api-1": "rate_limited", "mo-1": "ok",
+        UNATTRIBUTED: "ok", "never-seen": "ok"}
+    with engine.begin() as conn:
+        killswitch.trip(conn, now, period="2026-11-23", by="operator:test", reason="stop")
+    with engine.connect() as conn:
+        assert {d.reason for d in gate_mod.decide_many(conn, settings, accounts, now).values()} == {"kill_switch"}
+        assert gate_mod.decide_many(conn, settings, [], now) == {}
