@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from worker.settings.anomalies import AnomalySettings, parse_anomalies
 from worker.settings.channels import PARSERS as CHANNEL_PARSERS, ChannelSettings, parse_channel, parse_channels
 from worker.settings.integrity import IntegritySettings, parse_integrity
 from worker.settings.limits import BudgetSettings, TierSettings, parse_budgets, parse_tier
@@ -40,7 +41,7 @@ from worker.settings.routing import (DEFAULT_ROUTES, AlertSettings, DeliverySett
 from worker.settings.sources import SourceSettings, parse_source
 
 __all__ = ["Settings", "SettingsError", "SourceSettings", "TierSettings", "BudgetSettings", "PriceOverride",
-           "ReportSettings", "IntegritySettings", "ReconcileSettings", "AlertSettings", "DeliverySettings", "Route",
+           "ReportSettings", "IntegritySettings", "AnomalySettings", "ReconcileSettings", "AlertSettings", "DeliverySettings", "Route",
            "load", "load_gate", "config_path", "parse_duration", "ENV_PREFIX"]
 
 DEFAULT_CONFIG = "settings.toml"
@@ -78,6 +79,7 @@ class Settings:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     integrity: IntegritySettings = field(default_factory=IntegritySettings)
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
+    anomalies: AnomalySettings = field(default_factory=AnomalySettings)
     config_path: Path | None = None
 
     @property
@@ -243,6 +245,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     reports = parse_reports(Reader(top.take("reports", dict, {}), "reports", env), channels)
     integrity = parse_integrity(top.take("integrity", dict, None), env)
     reconcile = parse_reconcile(top.take("reconcile", dict, None), env)
+    anomalies = parse_anomalies(top.take("anomalies", dict, None), env)
 
     top.done()
     return Settings(
@@ -253,7 +256,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
         schedule=schedule, summaries_settle=timedelta(hours=settle_hours),
         summaries_nightly_days=nightly_days, channels=channels, routes=routes,
         alerts=alerts, delivery=delivery, reports=reports, integrity=integrity, reconcile=reconcile,
-        config_path=cfg,
+        anomalies=anomalies, config_path=cfg,
     )
 
 
