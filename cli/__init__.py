@@ -17,7 +17,8 @@ from cli.output import err_console
 from cli.state import app
 # Imported in the order their commands are listed in --help (typer keeps the order of creation).
 from cli import (  # noqa: F401,E402  (each registers its commands on app)
-    accounts, alerts, bench, integrity, jobs, ingest, usage, limits, notify, ops, rejects, reports, summaries,
+    accounts, alerts, bench, integrity, jobs, ingest, usage, forecast, limits, notify, ops, rejects, reports,
+    summaries,
 )
 
 __all__ = ["app", "main"]
