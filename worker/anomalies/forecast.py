@@ -5,7 +5,7 @@ the scope's hour-of-week pattern. The pattern is learned from each of the last
 ``anomalies.history_weeks`` whole weeks before ``now``: week by week, the rest of the month is
 added up at that week's spend in each local hour of the week, which gives one projection per
 learned week; the forecast is their mean, the range their lowest and highest. A scope with less
-than a week of history is projected at its pace so far this month (``basis = "pace"``, a range
+than a week of history is projected at its pace this month since its first usage (``basis = "pace"``, a range
 of ± half the rest). Figures only: nothing is written.
 """
 
@@ -69,23 +69,23 @@ def forecasts(conn: Connection, tz: ZoneInfo, weeks: int, now: datetime,
     while hour < end:
         rest[slot(hour, tz)] += 1
         hour += HOUR
-    elapsed = (now - start) / HOUR
     out = []
     for scope in sorted(set(month) | set(learned)):
         if scope[0] not in kinds or (only is not None and scope != only):
             continue
         so_far = sum((c for c, _ in month.get(scope, {}).values()), Decimal(0))
         out.append(_one(scope, start.astimezone(tz).date(), now, so_far, learned.get(scope, {}), cut, weeks,
-                        rest, elapsed, tz))
+                        rest, start, tz))
     return out
 
 
 def _one(scope: Scope, month: date, now: datetime, so_far: Decimal, cells: dict[datetime, Any], cut: datetime,
-         weeks: int, rest: Counter[tuple[int, int]], elapsed: float, tz: ZoneInfo) -> Forecast:
+         weeks: int, rest: Counter[tuple[int, int]], start: datetime, tz: ZoneInfo) -> Forecast:
     first = min(cells) if cells else cut
     whole = [w for w in range(1, weeks + 1) if cut - timedelta(days=7 * w) >= first]
     left = sum(rest.values())
-    if not whole:  # less than a week of history: the pace so far
+    if not whole:  # less than a week of history: the pace since it began (this month)
+        elapsed = (now - max(start, first)) / HOUR
         pace = so_far / Decimal(str(elapsed)) if elapsed > 0 else Decimal(0)
         more = pace * left
         return Forecast(scope, month, now, so_far, so_far + more, so_far + more / 2, so_far + more * 3 / 2, "pace")

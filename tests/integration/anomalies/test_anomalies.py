@@ -152,3 +152,10 @@ def test_the_job_runs_and_a_dry_run_changes_nothing(traffic, engine, settings):
         run_job(registry.get("anomalies"), settings, engine)
     assert any(a["scope_id"] == "acme" for a in dry.stats["anomalies"])
     assert "acme" in anomalies(engine)
+
+
+def test_bad_anomalies_settings_stop_the_job_command_with_exit_2_naming_the_key(cli, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[anomalies]\nk = -1\n", encoding="utf-8")
+    result = cli("jobs", "run", "anomalies", config=config)
+    assert result.exit_code == 2 and "anomalies.k" in result.output
