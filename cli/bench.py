@@ -1,4 +1,4 @@
-"""bench ingest / summaries / integrity: performance figures, printed (never asserted in tests).
+"""bench ingest / summaries / integrity / fuzz / anomalies / forecast: figures, printed (never asserted in tests).
 
 Every bench takes the same options and runs the same way: N generated events in a scratch
 database (``--database``), progress notes on stderr, ``worker.bench.run_<name>`` doing the work.
@@ -28,7 +28,7 @@ def _run(ctx: typer.Context, name: str, events: int, database: str | None, **opt
     from worker import bench
 
     runner = {"ingest": bench.run_ingest, "summaries": bench.run_summaries, "integrity": bench.run_integrity,
-              "fuzz": bench.run_fuzz}[name]
+              "fuzz": bench.run_fuzz, "anomalies": bench.run_anomalies, "forecast": bench.run_forecast}[name]
     return runner(state(ctx).settings(), events, database, say=lambda m: err_console.print(f"[dim]{m}[/dim]"),
                   **options)
 
@@ -103,3 +103,21 @@ def fuzz(
     emit_object(result.as_dict(), fmt, title="bench fuzz")
     if result.crashes or not result.accounted:
         raise typer.Exit(1)
+
+
+Accounts = Annotated[int, typer.Option("--accounts", min=1, help="How many accounts the generated traffic has")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the traffic and the spikes: the same seed, the same month")]
+
+
+@bench_app.command("anomalies")
+def anomalies(ctx: typer.Context, accounts: Accounts = 30, database: Database = None, seed: Seed = 1,
+              fmt: TableOrJson = Format.table) -> None:
+    """Backtest spend.anomaly on a month of rhythmic traffic with 3x/5x/20x spikes: recall, false alerts, delay."""
+    emit_object(_run(ctx, "anomalies", accounts, database, seed=seed).as_dict(), fmt, title="bench anomalies")
+
+
+@bench_app.command("forecast")
+def forecast(ctx: typer.Context, accounts: Accounts = 30, database: Database = None, seed: Seed = 1,
+             fmt: TableOrJson = Format.table) -> None:
+    """Backtest the month-end forecast on steady traffic: day-10 and day-20 errors against the month's end."""
+    emit_object(_run(ctx, "forecast", accounts, database, seed=seed).as_dict(), fmt, title="bench forecast")
