@@ -22,6 +22,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Callable
 
 from sqlalchemy import Engine
@@ -38,6 +39,7 @@ SPIKES_PER_FACTOR = (4, 2)  # accounts, services
 RUN_EVERY = timedelta(minutes=15)
 DAYS = 30
 BATCH = 20_000
+PEAKS: dict[Spike, Decimal] = {}  # a spike's costliest hour of its own scope (generate() fills it)
 
 
 def _keys(row: dict[str, Any]) -> dict[str, str]:
@@ -48,9 +50,11 @@ def _keys(row: dict[str, Any]) -> dict[str, str]:
 def generate(engine: Engine, accounts: list[Any], start: datetime, end: datetime, settings: Settings,
              spikes: list[Spike], seed: int, say: Callable[[str], None]) -> tuple[int, dict[Spike, set[Scope]],
                                                                                  set[Scope]]:
-    """Book the traffic of [start, end); (events, the scopes each spike's extra rows touch, the scopes seen)."""
+    """Book the traffic of [start, end); (events, the scopes each spike's extra rows touch, the scopes seen).
+    ``peaks`` gets each spike's costliest hour of its own scope (the usual rows and the copies)."""
     rng = random.Random(seed * 7919 + 1)
     touched: dict[Spike, set[Scope]] = {s: set() for s in spikes}
+    hourly: dict[tuple[Spike, datetime], Decimal] = {}
     seen: set[Scope] = set()
     pending: list[dict[str, Any]] = []
     events, hour = 0, start
@@ -58,6 +62,7 @@ def generate(engine: Engine, accounts: list[Any], start: datetime, end: datetime
         rows, extra = hour_rows(rng, accounts, hour, settings.tz, spikes, prefix=f"s{seed}")
         for spike, row in extra:
             touched[spike].update(scopes_of(_keys(row)))
+            hourly[(spike, hour)] = hourly.get((spike, hour), Decimal(0)) + row["cost_usd"] * spike.factor / (spike.factor - 1)
         if rows and not seen.issuperset(scopes_of(_keys(rows[0]))):
             for row in rows:
                 seen.update(scopes_of(_keys(row)))
@@ -71,6 +76,8 @@ def generate(engine: Engine, accounts: list[Any], start: datetime, end: datetime
     with engine.begin() as conn:
         book(conn, pending)
     say(f"booked {events:,} events")
+    for (spike, _), cost in hourly.items():
+        PEAKS[spike] = max(PEAKS.get(spike, Decimal(0)), cost)
     return events, touched, seen
 
 
@@ -82,6 +89,8 @@ class AnomalyBenchResult:
     days: int
     scopes: int
     recall: dict[str, float]
+    recall_above_floor: dict[str, float | None]  # of the spikes whose own hour reaches anomalies.min_usd
+    spikes_above_floor: dict[str, int]
     false_alerts: int
     false_alerts_per_1000_scope_days: float
     delay_minutes: float  # mean, over the recalled spikes
@@ -140,21 +149,27 @@ def _score(settings: Settings, engine: Engine, seed: int, events: int, seen: set
     false = [(scope, at) for scope, at in episodes
              if not any(scope in touched[s] and window(s)[0] < at <= window(s)[1] for s in spikes)]
     caught: dict[int, list[float]] = {f: [] for f in FACTORS}
+    above = {f: [0, 0] for f in FACTORS}  # (spikes over the floor, of them caught)
     missed = []
     for s in spikes:
         lo, hi = window(s)
         hits = [at for scope, at in episodes if scope == (s.kind, s.name) and lo < at <= hi]
+        if PEAKS.get(s, Decimal(0)) >= settings.anomalies.min_usd:
+            above[s.factor][0] += 1
+            above[s.factor][1] += bool(hits)
         if hits:
             caught[s.factor].append((min(hits) - s.start) / timedelta(minutes=1))
         else:
             missed.append({"scope": f"{s.kind}:{s.name}", "factor": s.factor, "start": s.start.isoformat(),
-                           "hours": s.hours})
+                           "hours": s.hours, "peak_usd": str(PEAKS.get(s, Decimal(0)).quantize(Decimal("0.01")))})
     total = {f: sum(1 for s in spikes if s.factor == f) for f in FACTORS}
     delays = [d for f in FACTORS for d in caught[f]]
     scope_days = len(seen) * DAYS
     return AnomalyBenchResult(
         dialect=engine.dialect.name, seed=seed, events=events, days=DAYS, scopes=len(seen),
-        recall={f"{f}x": round(len(caught[f]) / total[f], 3) for f in FACTORS}, false_alerts=len(false),
+        recall={f"{f}x": round(len(caught[f]) / total[f], 3) for f in FACTORS},
+        recall_above_floor={f"{f}x": round(above[f][1] / above[f][0], 3) if above[f][0] else None for f in FACTORS},
+        spikes_above_floor={f"{f}x": above[f][0] for f in FACTORS}, false_alerts=len(false),
         false_alerts_per_1000_scope_days=1000 * len(false) / scope_days,
         delay_minutes=statistics.mean(delays) if delays else 0.0, delay_minutes_max=max(delays, default=0.0),
         delay_minutes_by_factor={f"{f}x": round(max(caught[f], default=0.0), 1) for f in FACTORS},

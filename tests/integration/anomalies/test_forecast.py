@@ -13,6 +13,9 @@ from sqlalchemy import select
 
 from tests.helpers import alert_sentence, utc
 from tests.integration.anomalies.conftest import TZ, office
+from reports import figures
+from reports.messages import render
+from reports.periods import period_containing
 from worker.anomalies import forecast as fc, projection
 from worker.models import Alert
 
@@ -104,3 +107,23 @@ def test_the_forecast_command_prints_a_table_and_json(traffic, cli):
     assert table.exit_code == 0 and "acme" in table.output and acme["forecast_usd"] in table.output
     assert "system" not in table.output.split("\n", 2)[-1]
     assert bad.exit_code == 2 and "--scope" in bad.output
+
+
+def test_the_daily_report_carries_the_months_forecast_and_the_text_shows_it(traffic, engine, make_settings):
+    settings = make_settings(f'timezone = "{TZ}"\n')
+    traffic(START, utc("2026-11-11T05:00:00Z"))
+    with engine.connect() as conn:
+        daily = figures.build(conn, settings, period_containing("daily", date(2026, 11, 10)),
+                              now=utc("2026-11-12T14:00:00Z"))
+        weekly = figures.build(conn, settings, period_containing("weekly", date(2026, 11, 10)),
+                               now=utc("2026-11-12T14:00:00Z"))
+    fc_block = daily["forecast"]
+    assert fc_block["month"] == "2026-11" and fc_block["basis"] == "pattern"
+    assert Decimal(fc_block["so_far_usd"]) == actual(NOVEMBER[0], utc("2026-11-11T05:00:00Z"))
+    assert abs(Decimal(fc_block["forecast_usd"]) - actual(*NOVEMBER)) / actual(*NOVEMBER) < Decimal("0.1")
+    assert weekly["forecast"] is None
+    text = render("email/report.txt.j2", {"report": daily, "report_url": None})
+    assert f"Forecast:    2026-11 ends at about ${Decimal(fc_block['forecast_usd']):,.2f}" in text
+    html = render("report/report.html.j2", {"report": daily, "report_url": None, "chart_cid": "chart",
+                                            "chart_data_uri": "data:image/png;base64,"})
+    assert "Forecast: 2026-11 ends at about" in html
