@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -120,11 +120,13 @@ class Baseline:
         weekly = self.end - first >= timedelta(days=7)
         steps = [timedelta(days=7 * w) for w in range(1, self.weeks + 1)] if weekly else \
             [timedelta(days=d) for d in range(1, 7)]
-        local = hour.astimezone(self.tz).replace(tzinfo=None)
+        offset = hour.astimezone(self.tz).utcoffset()
         out: list[Cell] = []
         for step in steps:
             for shift in (-HOUR, timedelta(0), HOUR):
-                at = (local - step + shift).replace(tzinfo=self.tz).astimezone(UTC)
+                at = hour - step + shift  # a UTC hour; moved by a DST change in between, to the same local hour
+                moved = offset - at.astimezone(self.tz).utcoffset()  # type: ignore[operator]
+                at = at + moved if moved % HOUR == timedelta(0) else at
                 if first <= at < self.end:
                     out.append(cells.get(at, (Decimal(0), 0)))
         return out or None

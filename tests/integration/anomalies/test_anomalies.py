@@ -159,3 +159,13 @@ def test_bad_anomalies_settings_stop_the_job_command_with_exit_2_naming_the_key(
     config.write_text("[anomalies]\nk = -1\n", encoding="utf-8")
     result = cli("jobs", "run", "anomalies", config=config)
     assert result.exit_code == 2 and "anomalies.k" in result.output
+
+
+def test_a_half_hour_time_zone_learns_the_same_local_hours(traffic, engine, make_settings):
+    settings = make_settings('timezone = "Asia/Kolkata"\n')  # UTC+05:30: local hours fall on UTC half hours
+    traffic(HISTORY_START, utc("2026-11-18T06:00:00Z"), tz="Asia/Kolkata")
+    assert run(engine, settings, "2026-11-18T06:05:00Z").anomalies == 0  # an ordinary Wednesday noon
+    traffic(utc("2026-11-18T06:00:00Z"), utc("2026-11-18T07:00:00Z"),
+            lambda local: (Decimal(60), 40), account="acme", service="batch", tz="Asia/Kolkata")
+    run(engine, settings, "2026-11-18T07:05:00Z")
+    assert "acme" in anomalies(engine)
