@@ -2,7 +2,7 @@
 
 This package is the ground floor: it imports nothing of tokentally above it. Each
 section family has its module (``sources``, ``pricing``, ``limits``, ``reports``,
-``routing``, ``channels``, ``integrity``, ``reconcile``) and every table is read
+``routing``, ``channels``, ``integrity``, ``reconcile``, ``anomalies``) and every table is read
 through :class:`~worker.settings.reader.Reader`, so loading fails loudly in one
 way: an unknown key, a wrong type or a bad value raises :class:`SettingsError`
 naming the key (the CLI turns it into exit code 2).
