@@ -1,5 +1,5 @@
-"""bench ingest / summaries / integrity / ledger / limits / fuzz / gate / events: performance figures,
-printed (never asserted in tests).
+"""bench ingest / summaries / integrity / ledger / limits / fuzz / gate / events / pages / anomalies /
+forecast: performance figures, printed (never asserted in tests).
 
 Every bench takes the same options and runs the same way: N generated events in a scratch
 database (``--database``), progress notes on stderr, ``worker.bench.run_<name>`` (or
@@ -29,7 +29,8 @@ Database = Annotated[Optional[str], typer.Option(
 
 RUNNERS = {"ingest": bench.run_ingest, "summaries": bench.run_summaries, "integrity": bench.run_integrity,
            "fuzz": bench.run_fuzz, "ledger": bench_ledger.run_ledger, "gate": bench_gate.run_gate,
-           "gate_http": web_bench.run_gate, "events": web_bench.run_events}
+           "gate_http": web_bench.run_gate, "events": web_bench.run_events, "anomalies": bench.run_anomalies,
+           "forecast": bench.run_forecast}
 
 
 def daily_period(day: Any) -> Period:  # the report bench ledger times: one local day's
@@ -204,3 +205,21 @@ def limits(
             for p in out["phases"]]
     emit_rows(rows, ["phase", "seconds", "work"], Format.table,
               title=f"bench limits: {result.accounts:,} accounts, {result.active:,} active, {result.dialect}")
+
+
+Accounts = Annotated[int, typer.Option("--accounts", min=1, help="How many accounts the generated traffic has")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the traffic and the spikes: the same seed, the same month")]
+
+
+@bench_app.command("anomalies")
+def anomalies(ctx: typer.Context, accounts: Accounts = 30, database: Database = None, seed: Seed = 1,
+              fmt: TableOrJson = Format.table) -> None:
+    """Backtest spend.anomaly on a month of rhythmic traffic with 3x/5x/20x spikes: recall, false alerts, delay."""
+    emit_object(_run(ctx, "anomalies", accounts, database, seed=seed).as_dict(), fmt, title="bench anomalies")
+
+
+@bench_app.command("forecast")
+def forecast(ctx: typer.Context, accounts: Accounts = 30, database: Database = None, seed: Seed = 1,
+             fmt: TableOrJson = Format.table) -> None:
+    """Backtest the month-end forecast on steady traffic: day-10 and day-20 errors against the month's end."""
+    emit_object(_run(ctx, "forecast", accounts, database, seed=seed).as_dict(), fmt, title="bench forecast")

@@ -54,6 +54,8 @@ COMMANDS: dict[str, Entry] = {
                                  "database outages."),
     "ingest": _command("ingest", "Ingest files once and print what happened."),
     "usage": _command("usage", "Usage totals for a range of local dates, grouped."),
+    "forecast": _command("forecast", "This month's spend forecast to its end, with a range (from the last "
+                                     "anomalies.history_weeks weeks)."),
     "reprice": _command("usage", "Recompute costs of the events in a range after pricing settings changed."),
     "migrate": _command("ops", "Upgrade the database schema to the current revision (Alembic)."),
     "run": _command("ops", "Run the worker daemon in the foreground, with the console and API when [web] enabled."),

@@ -2,7 +2,8 @@
 
 :func:`build` gathers every figure of a period (optionally one tenant's) from the
 summaries (and the ledger for days not yet summarised: the same rule as ``usage``),
-each account's budget state for the period (``reports.budget_states``), alerts, rejects, reconciliations and source freshness.
+each account's budget state for the period (``reports.budget_states``), alerts, rejects, reconciliations, source
+freshness and the month-end forecast (daily and monthly reports).
 :func:`ledger_totals` derives the period's totals and row count straight from the
 ledger (what ``reports.archive.verify`` compares an archived report with).
 
@@ -26,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from worker import clock, money
+from worker.anomalies import forecast as fc
 from worker.clock import local_day_bounds
 from worker.integrity import reconcile
 from worker.ledger.retention import exported_totals
@@ -172,6 +174,7 @@ def build(conn: Connection, settings: Settings, period: Period, *, tenant: str |
         "freshness": [] if tenant else [{"source": s.source, "newest_event_at": s.newest_event_at.isoformat(),
                                          "last_ingest_at": s.last_ingest_at.isoformat()}
                                         for s in conn.execute(select(SourceStatus).order_by(SourceStatus.source))],
+        "forecast": _forecast(conn, settings, period, tenant, min(end, now)),
         "daily_cost": [{"day": d.isoformat(), "requests": per_day[d.isoformat()].requests if d.isoformat() in per_day
                         else 0, "cost_usd": _money(per_day[d.isoformat()].cost_usd if d.isoformat() in per_day else 0),
                         "in_period": first <= d <= last} for d in days],
@@ -179,6 +182,24 @@ def build(conn: Connection, settings: Settings, period: Period, *, tenant: str |
                   "settings_hash": settings_hash(settings), "version": None},
     }
     return report
+
+
+def _forecast(conn: Connection, settings: Settings, period: Period, tenant: str | None,
+              as_of: datetime) -> dict[str, Any] | None:
+    """The month at the period's end (a monthly report: the next month, from its pattern alone) forecast to
+    its end for the system, or the report's tenant (``worker.anomalies.forecast``); None in a weekly report."""
+    if period.kind == "weekly":
+        return None
+    scope = ("tenant", tenant) if tenant else ("system", "")
+    found = fc.forecasts(conn, settings.tz, settings.anomalies.history_weeks, as_of, kinds=(scope[0],), only=scope)
+    month = as_of.astimezone(settings.tz).strftime("%Y-%m")
+    if not found:
+        return {"month": month, "as_of": as_of.isoformat(), "so_far_usd": _money(0), "forecast_usd": _money(0),
+                "low_usd": _money(0), "high_usd": _money(0), "basis": "none"}
+    f = found[0]
+    return {"month": month, "as_of": as_of.isoformat(), "so_far_usd": _money(f.so_far),
+            "forecast_usd": _money(f.forecast), "low_usd": _money(f.low), "high_usd": _money(f.high),
+            "basis": f.basis}
 
 
 def _days(first: date, last: date) -> list[date]:

@@ -1,4 +1,5 @@
-"""The benchmarks behind ``tokentally bench ingest|summaries|integrity``: figures, never assertions.
+"""The benchmarks behind ``tokentally bench ingest|summaries|integrity|fuzz|anomalies|forecast``: figures,
+never assertions.
 
 Each ``bench <name>`` command calls ``run_<name>(settings, events, database, say)``, which returns a
 result with ``as_dict()``.
@@ -33,6 +34,7 @@ from sqlalchemy import Engine, MetaData
 from sqlalchemy.engine import make_url
 
 from worker import clock, db
+from worker.anomalies import bench as anomaly_bench
 from worker.bench_data import generate
 from worker.fuzz import FuzzResult, campaign as fuzz_campaign
 from worker.ingest.ingestor import Ingestor
@@ -297,10 +299,31 @@ def run_fuzz(settings: Settings, records: int, database: str | None,
              say: Callable[[str], None] = lambda _m: None, kind: str = "jsonl", seed: int = 1,
              seconds: float | None = None) -> FuzzResult:
     """A fuzz campaign (``worker.fuzz``) of N generated lines into a scratch database."""
+    with scratch_engine(settings, database) as (engine, bench_settings):
+        say(f"fuzzing {records:,} {kind} lines into {engine.dialect.name}")
+        return fuzz_campaign(bench_settings, engine, records, kind, seed, say, seconds)
+
+
+@contextmanager
+def scratch_engine(settings: Settings, database: str | None) -> Iterator[tuple[Engine, Settings]]:
+    """An engine on a fresh scratch database (:func:`scratch_database`) and the settings pointing at it."""
     with scratch_database(database) as url:
         engine = db.make_engine(url)
         try:
-            say(f"fuzzing {records:,} {kind} lines into {engine.dialect.name}")
-            return fuzz_campaign(_with_url(settings, url), engine, records, kind, seed, say, seconds)
+            yield engine, _with_url(settings, url)
         finally:
             engine.dispose()
+
+
+def run_anomalies(settings: Settings, accounts: int, database: str | None,
+                  say: Callable[[str], None] = lambda _m: None, seed: int = 1) -> anomaly_bench.AnomalyBenchResult:
+    """The anomaly backtest (``worker.anomalies.bench``) on a month of N accounts' traffic, in a scratch database."""
+    with scratch_engine(settings, database) as (engine, bench_settings):
+        return anomaly_bench.run_anomalies(bench_settings, engine, seed, accounts, say)
+
+
+def run_forecast(settings: Settings, accounts: int, database: str | None,
+                 say: Callable[[str], None] = lambda _m: None, seed: int = 1) -> anomaly_bench.ForecastBenchResult:
+    """The forecast backtest (``worker.anomalies.bench``): day-10 and day-20 forecasts against the month end."""
+    with scratch_engine(settings, database) as (engine, bench_settings):
+        return anomaly_bench.run_forecast(bench_settings, engine, seed, accounts, say)

@@ -2,7 +2,7 @@
 
 This package is the ground floor: it imports nothing of tokentally above it. Each
 section family has its module (``sources``, ``pricing``, ``limits``, ``reports``,
-``routing``, ``channels``, ``integrity``, ``reconcile``) and every table is read
+``routing``, ``channels``, ``integrity``, ``reconcile``, ``anomalies``) and every table is read
 through :class:`~worker.settings.reader.Reader`, so loading fails loudly in one
 way: an unknown key, a wrong type or a bad value raises :class:`SettingsError`
 naming the key (the CLI turns it into exit code 2).
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from worker.settings.anomalies import AnomalySettings, parse_anomalies
 from worker.settings.channels import PARSERS as CHANNEL_PARSERS, ChannelSettings, parse_channel, parse_channels
 from worker.settings.daemon import DaemonSettings, parse_daemon
 from worker.settings.integrity import IntegritySettings, parse_integrity
@@ -42,7 +43,8 @@ from worker.settings.sources import SourceSettings, parse_source
 from worker.settings.web import WebSettings, parse_web
 
 __all__ = ["Settings", "SettingsError", "SourceSettings", "TierSettings", "BudgetSettings", "PriceOverride",
-           "ReportSettings", "WebSettings", "IntegritySettings", "DaemonSettings", "ReconcileSettings", "AlertSettings", "DeliverySettings", "Route",
+           "ReportSettings", "WebSettings", "IntegritySettings", "DaemonSettings", "AnomalySettings",
+           "ReconcileSettings", "AlertSettings", "DeliverySettings", "Route",
            "load", "load_gate", "config_path", "parse_duration", "ENV_PREFIX"]
 
 DEFAULT_CONFIG = "settings.toml"
@@ -92,6 +94,7 @@ class Settings:
     reconcile: ReconcileSettings = field(default_factory=ReconcileSettings)
     web: WebSettings = field(default_factory=WebSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    anomalies: AnomalySettings = field(default_factory=AnomalySettings)
     config_path: Path | None = None
 
     @property
@@ -271,6 +274,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     reconcile = parse_reconcile(top.take("reconcile", dict, None), env)
     web = parse_web(top.take("web", dict, None), env)
     daemon = parse_daemon(top.take("daemon", dict, None), env)
+    anomalies = parse_anomalies(top.take("anomalies", dict, None), env)
 
     top.done()
     return Settings(
@@ -284,7 +288,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
         summaries_nightly_days=nightly_days, retention_ledger_months=ledger_months,
         retention_months_ahead=months_ahead, channels=channels, routes=routes,
         alerts=alerts, delivery=delivery, reports=reports, integrity=integrity, reconcile=reconcile,
-        web=web, daemon=daemon, config_path=cfg,
+        web=web, daemon=daemon, anomalies=anomalies, config_path=cfg,
     )
 
 

@@ -123,8 +123,9 @@ def test_schedule_settings_override_disable_and_fail_with_the_key_named(make_set
                              'ingest = { enabled = false }\n')
     assert settings.schedule == {"summaries": "every 10m", "summaries_nightly": "0 4 * * *", "ingest": "off"}
     validate_schedule(settings)
-    with pytest.raises(SettingsError, match=r"schedule\.nightly: no such job \(jobs: budgets, daily_report, ingest, "
-                                            r"integrity, limits, monthly_report, notify, reconcile, retention, summaries"):
+    with pytest.raises(SettingsError, match=r"schedule\.nightly: no such job \(jobs: anomalies, budgets, daily_report, "
+                                            r"forecast, ingest, integrity, limits, monthly_report, notify, reconcile, "
+                                            r"retention, summaries"):
         validate_schedule(make_settings('[schedule]\nnightly = "0 3 * * *"\n'))
     with pytest.raises(SettingsError, match=r"^schedule\.summaries:"):
         validate_schedule(make_settings('[schedule]\nsummaries = "every now and then"\n'))
@@ -138,11 +139,12 @@ def test_schedule_settings_override_disable_and_fail_with_the_key_named(make_set
 def test_daemon_schedules_each_enabled_job_with_coalesce_one_instance_and_grace(make_settings, engine) -> None:
     settings = make_settings('timezone = "Europe/Berlin"\n[schedule]\nsummaries = "off"\n')
     daemon = Daemon(settings, engine)
-    assert daemon.setup() == ["budgets", "daily_report", "ingest", "integrity", "limits", "monthly_report",
-                              "notify", "reconcile", "retention", "summaries_nightly", "weekly_report"]
+    assert daemon.setup() == ["anomalies", "budgets", "daily_report", "forecast", "ingest", "integrity", "limits",
+                              "monthly_report", "notify", "reconcile", "retention", "summaries_nightly",
+                              "weekly_report"]
     jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
-    assert set(jobs) == {"budgets", "daily_report", "ingest", "integrity", "limits", "monthly_report", "notify",
-                         "reconcile", "retention", "summaries_nightly", "weekly_report"}
+    assert set(jobs) == {"anomalies", "budgets", "daily_report", "forecast", "ingest", "integrity", "limits",
+                         "monthly_report", "notify", "reconcile", "retention", "summaries_nightly", "weekly_report"}
     for job in jobs.values():
         assert job.coalesce is True and job.max_instances == 1
         assert job.misfire_grace_time == MISFIRE_GRACE.total_seconds()

@@ -1,0 +1,220 @@
+"""Backtests behind ``tokentally bench anomalies`` and ``bench forecast``: figures, never assertions.
+
+``anomalies``: ``history_weeks`` weeks of warm-up and then 30 days of bench traffic
+(``worker.anomalies.traffic``: weekly and daily rhythm), with spikes of 3x, 5x and 20x injected on
+accounts (among the ten busiest: a spike of a small account stays under ``anomalies.min_usd`` by
+design) and services at random hours, 1 to 3 hours long. The detector runs every 15 minutes of
+the 30 days, in sequence, raising and resolving its alerts as the job does. An alert episode (a
+scope going from normal to anomalous) is true when the scope carries a spike's extra requests
+(the spiked account or service, its tenant, model, the system...) while that spike lasts or in
+the hour after; every other episode is a false alert. A spike is recalled when its own scope is
+alerted in that time; the delay is from the spike's start to that alert.
+
+``forecast``: the same traffic without spikes (the steady generator) over a calendar month and
+the weeks before; the forecasts at the ends of days 10 and 20 against the month's actual end, per
+scope (system, tenants, accounts, services): the absolute error as a fraction.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Callable
+
+from sqlalchemy import Engine
+
+from worker.anomalies import detect, forecast as fc
+from worker.anomalies.history import Scope, scopes_of
+from worker.anomalies.traffic import HOUR, Spike, book, hour_rows, make_accounts
+from worker.bench_data import SERVICES
+from worker.clock import local_day_bounds
+from worker.settings import Settings
+
+FACTORS = (3, 5, 20)
+SPIKES_PER_FACTOR = (4, 2)  # accounts, services
+RUN_EVERY = timedelta(minutes=15)
+DAYS = 30
+BATCH = 20_000
+PEAKS: dict[Spike, Decimal] = {}  # a spike's costliest hour of its own scope (generate() fills it)
+
+
+def _keys(row: dict[str, Any]) -> dict[str, str]:
+    return {"tenant": row["tenant_id"], "service": row["service"], "model": row["model_used"],
+            "account": row["account_id"]}
+
+
+def generate(engine: Engine, accounts: list[Any], start: datetime, end: datetime, settings: Settings,
+             spikes: list[Spike], seed: int, say: Callable[[str], None]) -> tuple[int, dict[Spike, set[Scope]],
+                                                                                 set[Scope]]:
+    """Book the traffic of [start, end); (events, the scopes each spike's extra rows touch, the scopes seen).
+    ``peaks`` gets each spike's costliest hour of its own scope (the usual rows and the copies)."""
+    rng = random.Random(seed * 7919 + 1)
+    touched: dict[Spike, set[Scope]] = {s: set() for s in spikes}
+    hourly: dict[tuple[Spike, datetime], Decimal] = {}
+    seen: set[Scope] = set()
+    pending: list[dict[str, Any]] = []
+    events, hour = 0, start
+    while hour < end:
+        rows, extra = hour_rows(rng, accounts, hour, settings.tz, spikes, prefix=f"s{seed}")
+        for spike, row in extra:
+            touched[spike].update(scopes_of(_keys(row)))
+            hourly[(spike, hour)] = hourly.get((spike, hour), Decimal(0)) + row["cost_usd"] * spike.factor / (spike.factor - 1)
+        if rows and not seen.issuperset(scopes_of(_keys(rows[0]))):
+            for row in rows:
+                seen.update(scopes_of(_keys(row)))
+        pending.extend(rows)
+        events += len(rows)
+        if len(pending) >= BATCH:
+            with engine.begin() as conn:
+                book(conn, pending)
+            pending = []
+        hour += HOUR
+    with engine.begin() as conn:
+        book(conn, pending)
+    say(f"booked {events:,} events")
+    for (spike, _), cost in hourly.items():
+        PEAKS[spike] = max(PEAKS.get(spike, Decimal(0)), cost)
+    return events, touched, seen
+
+
+@dataclass
+class AnomalyBenchResult:
+    dialect: str
+    seed: int
+    events: int
+    days: int
+    scopes: int
+    recall: dict[str, float]
+    recall_above_floor: dict[str, float | None]  # of the spikes whose own hour reaches anomalies.min_usd
+    spikes_above_floor: dict[str, int]
+    false_alerts: int
+    false_alerts_per_1000_scope_days: float
+    delay_minutes: float  # mean, over the recalled spikes
+    delay_minutes_max: float
+    delay_minutes_by_factor: dict[str, float]
+    spikes: int
+    missed: list[dict[str, Any]] = field(default_factory=list)
+    k: float = 0.0
+    min_usd: str = ""
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in vars(self).items()}
+
+
+def run_anomalies(settings: Settings, engine: Engine, seed: int, n_accounts: int,
+                  say: Callable[[str], None]) -> AnomalyBenchResult:
+    began = time.perf_counter()
+    rng = random.Random(seed)
+    tz = settings.tz
+    accounts = make_accounts(rng, n_accounts)
+    month_start = local_day_bounds(datetime(2026, 11, 2).date(), tz)[0]  # a Monday
+    month_end = month_start + timedelta(days=DAYS)
+    warm = month_start - timedelta(weeks=settings.anomalies.history_weeks)
+    busiest = [a.account_id for a in sorted(accounts, key=lambda a: -a.rate)[:10]]
+    spikes = []
+    for factor in FACTORS:
+        for kind, count in zip(("account", "service"), SPIKES_PER_FACTOR):
+            for _ in range(count):
+                name = rng.choice(busiest) if kind == "account" else rng.choice(SERVICES)
+                start = month_start + HOUR * rng.randrange(DAYS * 24 - 4)
+                spikes.append(Spike(kind, name, start, rng.randint(1, 3), factor))
+    say(f"generating {settings.anomalies.history_weeks} weeks + {DAYS} days of traffic, {len(spikes)} spikes")
+    events, touched, seen = generate(engine, accounts, warm, month_end, settings, spikes, seed, say)
+    say(f"running the detector every {RUN_EVERY} over {DAYS} days")
+    episodes: list[tuple[Scope, datetime]] = []
+    open_now: set[Scope] = set()
+    at = month_start + RUN_EVERY
+    while at <= month_end:
+        with engine.begin() as conn:
+            found = detect.find(conn, settings, at)
+            detect.apply(conn, settings, at, found)
+        now_open = {a.scope for a in found}
+        episodes.extend((scope, at) for scope in now_open - open_now)
+        open_now = now_open
+        at += RUN_EVERY
+    return _score(settings, engine, seed, events, seen, spikes, touched, episodes, began)
+
+
+def _score(settings: Settings, engine: Engine, seed: int, events: int, seen: set[Scope], spikes: list[Spike],
+           touched: dict[Spike, set[Scope]], episodes: list[tuple[Scope, datetime]],
+           began: float) -> AnomalyBenchResult:
+    def window(s: Spike) -> tuple[datetime, datetime]:
+        return s.start, s.start + HOUR * (s.hours + 1)
+
+    false = [(scope, at) for scope, at in episodes
+             if not any(scope in touched[s] and window(s)[0] < at <= window(s)[1] for s in spikes)]
+    caught: dict[int, list[float]] = {f: [] for f in FACTORS}
+    above = {f: [0, 0] for f in FACTORS}  # (spikes over the floor, of them caught)
+    missed = []
+    for s in spikes:
+        lo, hi = window(s)
+        hits = [at for scope, at in episodes if scope == (s.kind, s.name) and lo < at <= hi]
+        if PEAKS.get(s, Decimal(0)) >= settings.anomalies.min_usd:
+            above[s.factor][0] += 1
+            above[s.factor][1] += bool(hits)
+        if hits:
+            caught[s.factor].append((min(hits) - s.start) / timedelta(minutes=1))
+        else:
+            missed.append({"scope": f"{s.kind}:{s.name}", "factor": s.factor, "start": s.start.isoformat(),
+                           "hours": s.hours, "peak_usd": str(PEAKS.get(s, Decimal(0)).quantize(Decimal("0.01")))})
+    total = {f: sum(1 for s in spikes if s.factor == f) for f in FACTORS}
+    delays = [d for f in FACTORS for d in caught[f]]
+    scope_days = len(seen) * DAYS
+    return AnomalyBenchResult(
+        dialect=engine.dialect.name, seed=seed, events=events, days=DAYS, scopes=len(seen),
+        recall={f"{f}x": round(len(caught[f]) / total[f], 3) for f in FACTORS},
+        recall_above_floor={f"{f}x": round(above[f][1] / above[f][0], 3) if above[f][0] else None for f in FACTORS},
+        spikes_above_floor={f"{f}x": above[f][0] for f in FACTORS}, false_alerts=len(false),
+        false_alerts_per_1000_scope_days=1000 * len(false) / scope_days,
+        delay_minutes=statistics.mean(delays) if delays else 0.0, delay_minutes_max=max(delays, default=0.0),
+        delay_minutes_by_factor={f"{f}x": round(max(caught[f], default=0.0), 1) for f in FACTORS},
+        spikes=len(spikes), missed=missed, k=settings.anomalies.k, min_usd=str(settings.anomalies.min_usd),
+        seconds=time.perf_counter() - began)
+
+
+@dataclass
+class ForecastBenchResult:
+    dialect: str
+    seed: int
+    events: int
+    month: str
+    error: dict[str, dict[str, float]]  # "day10" / "day20" -> system, and the median / max of each kind
+    in_range: dict[str, float]  # the share of scopes whose actual month end is within the range
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in vars(self).items()}
+
+
+def run_forecast(settings: Settings, engine: Engine, seed: int, n_accounts: int,
+                 say: Callable[[str], None]) -> ForecastBenchResult:
+    began = time.perf_counter()
+    tz = settings.tz
+    weeks = settings.anomalies.history_weeks
+    accounts = make_accounts(random.Random(seed), n_accounts)
+    start, end = fc.month_bounds(datetime(2026, 11, 1).date(), tz)
+    say(f"generating {weeks} weeks + November 2026 of steady traffic")
+    events, _, _ = generate(engine, accounts, start - timedelta(weeks=weeks), end, settings, [], seed, say)
+    with engine.connect() as conn:
+        last = end - timedelta(microseconds=1)  # the month so far at its very end: the actual
+        actual = {f.scope: f.so_far for f in fc.forecasts(conn, tz, weeks, last)}
+        error: dict[str, dict[str, float]] = {}
+        in_range: dict[str, float] = {}
+        for day in (10, 20):
+            as_of = local_day_bounds(datetime(2026, 11, day).date(), tz)[1]
+            found = [f for f in fc.forecasts(conn, tz, weeks, as_of) if actual.get(f.scope)]
+            errs: dict[str, list[float]] = {}
+            for f in found:
+                errs.setdefault(f.scope[0], []).append(float(abs(f.forecast - actual[f.scope]) / actual[f.scope]))
+            error[f"day{day}"] = {"system": round(errs["system"][0], 4), **{
+                f"{kind}_{stat}": round(fn(values), 4) for kind, values in errs.items() if kind != "system"
+                for stat, fn in (("median", statistics.median), ("max", max))}}
+            inside = [f.low <= actual[f.scope] <= f.high for f in found]
+            in_range[f"day{day}"] = round(sum(inside) / len(inside), 3)
+    return ForecastBenchResult(engine.dialect.name, seed, events, "2026-11", error, in_range,
+                               time.perf_counter() - began)
