@@ -37,7 +37,7 @@ from sqlalchemy.exc import DBAPIError
 from worker import clock
 from worker.health import Alarm, HealthMonitor
 from worker.heartbeat import interrupt_orphans, new_daemon_id
-from worker.models import JobRun
+from worker.models import Daemon as DaemonRow, JobRun
 from worker.sql import is_unreachable
 from worker.registry import JobSpec, registry
 from worker.runs import (TAKEABLE, UNREACHABLE, DatabaseUnreachable, RunNotRecorded, run_job, skipped,
@@ -254,18 +254,22 @@ class Daemon:
                 break
 
     def _held_elsewhere(self, job_id: str, scheduled_for: datetime) -> bool:
-        """Whether another daemon holds this tick's claim (not: the database could not be reached)."""
+        """Whether another live daemon holds this tick's claim: not when the database could not be
+        reached, and not when its holder's heartbeat is gone (then the tick is taken over instead)."""
         if self.health.down:
             return False
+        alive_since = clock.now() - self.settings.daemon.heartbeat_timeout
         try:
             with self.engine.connect() as conn:
-                owner = conn.execute(select(JobRun.owner).where(JobRun.job == job_id,
-                                                                JobRun.scheduled_for == scheduled_for)).scalar()
+                holder = conn.execute(
+                    select(JobRun.owner).join(DaemonRow, DaemonRow.id == JobRun.owner)
+                    .where(JobRun.job == job_id, JobRun.scheduled_for == scheduled_for, JobRun.owner != self.id,
+                           DaemonRow.stopped_at.is_(None), DaemonRow.last_seen >= alive_since)).first()
         except DBAPIError as exc:
             if not is_unreachable(exc):
                 raise
             return False
-        return owner is not None and owner != self.id
+        return holder is not None
 
     def _tick_while_busy(self, event: JobSubmissionEvent) -> None:
         """APScheduler skipped a tick because the job's previous run is still in hand: a skipped row,

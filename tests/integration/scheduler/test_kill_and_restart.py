@@ -80,8 +80,11 @@ path = "{inbox}/*.jsonl"
 
     second = _start(tmp_path, db_url)
     try:
-        done = _wait(lambda: _query(db_url, select(JobRun).where(JobRun.job == "ingest",
+        # (ingest is a shared job: while the killed daemon's heartbeat is still fresh, the restarted one
+        # may ingest beside it as a run of its own; the tick itself is taken over once it is gone)
+        done = _wait(lambda: _query(db_url, select(JobRun).where(JobRun.job == "ingest", JobRun.trigger != "shared",
                                                                   JobRun.status == "success")))
+        _wait(lambda: _query(db_url, select(func.count()).select_from(UsageEvent))[0][0] == LINES)
         os.killpg(second.pid, signal.SIGTERM)
         _, err = second.communicate(timeout=60)
     finally:

@@ -291,6 +291,8 @@ def test_two_daemons_on_one_database_run_each_scheduled_run_once(make_settings, 
             # and both, had they just started, would catch up nothing
             assert [d.catch_up() for d in daemons] == [[], []]
         with freeze_time("2026-11-23T02:35:00.100Z"):  # the next ingest tick, both replicas again
+            for d in daemons:  # their heartbeats (each minute's health checks, in a live daemon)
+                d.health.check()
             run_together([lambda d=d: d._fire("ingest") for d in daemons])
         rows = runs(engines[0])
         # ingest is a shared job: the replica that lost a tick's claim ran it too, unclaimed (its
