@@ -19,12 +19,12 @@ import orjson
 from sqlalchemy import Connection, Engine, select
 
 from worker import clock
+from worker.ingest.checkpoints import FileCheckpoint, NoCheckpoint, TableCheckpoint
 from worker.ingest.committer import Committer
 from worker.ingest.leases import Leases
 from worker.ledger.retention import horizon
 from worker.ledger.writer import Batch, LedgerWriter, WriteStats
 from worker.models import IngestFile, SourceCursor
-from worker.sql import cached_upsert, upsert
 from worker.ingest.fields import IngestError, RecordError, error_reason
 from worker.ingest.normalise import Normaliser
 from worker.ledger.event import Event
@@ -226,7 +226,7 @@ class Ingestor:
         location = str(path)
         header = file_source.first_line(path) if kind == "csv" else None
         warnings: list[str] = []
-        checkpoint = _FileCheckpoint(source_name, fp, path, st, offset, position, warnings)
+        checkpoint = FileCheckpoint(source_name, fp, path, st, offset, position, warnings)
         try:
             records = file_source.read_records(kind, path, offset, position, final, warnings,
                                                self.settings.ingest_max_record_bytes)
@@ -247,7 +247,7 @@ class Ingestor:
         stats = IngestStats(rejects=[])
         items = file_source.document_items(data, self.settings.ingest_max_record_bytes)
         self._run(items, stats, source, location=location, fmt="jsonl", header=None,
-                  checkpoint=_NoCheckpoint(), batch_size=self.batch_size)
+                  checkpoint=NoCheckpoint(), batch_size=self.batch_size)
         stats.rejects.sort()
         return stats
 
@@ -266,7 +266,7 @@ class Ingestor:
             table, batch_size = TableSource(source), source.batch_size or self.batch_size
             rows = table.rows(saved.cursor_value if saved else None, saved.rows_read if saved else 0, batch_size)
             self._run(rows, stats, source, location=source.table or "", fmt="row", header=None,
-                      checkpoint=_TableCheckpoint(source.name, table), batch_size=batch_size)
+                      checkpoint=TableCheckpoint(source.name, table), batch_size=batch_size)
         finally:
             self._between_batches = lambda: None
             leases.release(key)
@@ -275,7 +275,7 @@ class Ingestor:
         return stats
 
     def _run(self, items: Iterable[RawItem], stats: IngestStats, source: SourceSettings | None, *, location: str,
-             fmt: str, header: bytes | None, checkpoint: _FileCheckpoint | _TableCheckpoint, batch_size: int,
+             fmt: str, header: bytes | None, checkpoint: FileCheckpoint | TableCheckpoint, batch_size: int,
              progress: Progress | None = None) -> None:
         """The one ingest loop, for every source kind: records -> normalised -> priced -> the writer,
         committed in batches together with the checkpoint just after each batch's last record."""
@@ -348,69 +348,6 @@ class Ingestor:
                 write_checkpoint(conn)
         if stats.rejects is not None:
             stats.rejects.extend((r.position, r.reason) for r in batch.rejects)
-
-
-_CHECKPOINT_COLUMNS = ("path", "offset", "position", "tail_len", "tail_hash", "size", "mtime_ns", "warning",
-                       "updated_at")
-
-
-def _checkpoint_upsert(dialect: str) -> Any:
-    """INSERT the file's checkpoint, or UPDATE it where the file is known: one statement."""
-    return cached_upsert(dialect, IngestFile, ("source", "fingerprint"), _CHECKPOINT_COLUMNS)
-
-
-class _FileCheckpoint:
-    """Where a file's reading stands: offset, line and the hash of the last record's bytes (a
-    resumed file must still have them there); size and mtime once it was read to its end, so an
-    unchanged file is skipped without reading."""
-
-    def __init__(self, source: str, fingerprint: str, path: Path, st: Any, offset: int, position: int,
-                 warnings: list[str]):
-        self.source, self.fingerprint, self.path, self.st = source, fingerprint, path, st
-        self.warnings = warnings  # filled by the reader: the last one is kept on the row (status shows it)
-        self.start = offset
-        self.offset, self.position, self.tail_len, self.tail = offset, position, 0, None
-
-    def after(self, item: RawItem | None, *, complete: bool) -> Callable[[Connection], None]:
-        if item is not None:
-            self.offset, self.position = item.end_offset, item.lines_after
-            if item.oversized is None:
-                self.tail_len, self.tail = item.nbytes, file_source.tail_hash(item.raw)
-            else:  # never read whole: its last bytes are checked (none for a document's element)
-                self.tail_len, self.tail = len(item.oversized.tail), file_source.tail_hash(item.oversized.tail)
-        whole = complete and (file_source.is_gzip(self.path) or self.offset >= self.st.st_size)
-        size, mtime = (self.st.st_size, self.st.st_mtime_ns) if whole else (-1, -1)
-        values = {"source": self.source, "fingerprint": self.fingerprint, "path": str(self.path)[-1000:],
-                  "offset": self.offset, "position": self.position, "tail_len": self.tail_len,
-                  "tail_hash": self.tail, "size": size, "mtime_ns": mtime,
-                  "warning": self.warnings[-1][:500] if self.warnings else None}
-        return lambda conn: conn.execute(_checkpoint_upsert(conn.dialect.name), {**values, "updated_at": clock.now()})
-
-
-class _NoCheckpoint:
-    """Records that are not read from anywhere to resume (a request body): nothing to keep."""
-
-    start = 0
-
-    def after(self, item: RawItem | None, *, complete: bool) -> None:
-        return None
-
-
-class _TableCheckpoint:
-    """A table source's cursor: the last row's cursor value and the rows read so far."""
-
-    start = 0
-
-    def __init__(self, source: str, table: TableSource):
-        self.source, self.table = source, table
-
-    def after(self, item: RawItem | None, *, complete: bool) -> Callable[[Connection], None] | None:
-        if item is None:
-            return None  # nothing new: the stored cursor stands
-        values = {"source": self.source, "cursor_value": self.table.cursor_text(), "cursor_type": self.table.kind,
-                  "rows_read": item.lines_after}
-        return lambda conn: conn.execute(upsert(conn.dialect.name, SourceCursor, ["source"],
-                                                {**values, "updated_at": clock.now()}))
 
 
 def _links_skipped(stats: IngestStats, warnings: list[str], source: str = CLI_SOURCE) -> None:
