@@ -10,6 +10,7 @@ short, flipped). ``campaign`` writes them in files and ingests them (``tokentall
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 import tempfile
@@ -122,9 +123,21 @@ def _stdlib_json(value: Any) -> bytes:
 
 
 def _one_line(data: bytes) -> bytes:
-    """No line breaks inside a line, and never a blank line (that is not a record)."""
+    """No line breaks inside a line, and never a blank line (that is not a record): for the CSV
+    reader a row of empty or white cells (``,`` or ``"", ``) is blank too."""
     data = data.replace(b"\n", b" ").replace(b"\r", b" ")
-    return data if data.strip() else b"?"
+    return b"?" if _blank(data) else data
+
+
+def _blank(data: bytes) -> bool:
+    text = data.decode("utf-8", "surrogateescape")
+    if not text.strip():
+        return True
+    try:
+        row = next(csv.reader([text], strict=True), [])
+    except csv.Error:
+        return False
+    return all(not cell.strip() for cell in row)
 
 
 @dataclass
