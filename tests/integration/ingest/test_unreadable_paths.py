@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 
+import importlib
+import pkgutil
+
 import pytest
 import typer
 from sqlalchemy.engine import make_url
@@ -29,6 +32,16 @@ from worker.registry import load_jobs
 NOBODY = 65534
 GOOD = {"event_id": "ok-1", "occurred_at": "2026-11-30T10:00:00Z", "account_id": "a1", "model": "gpt-4o-mini",
         "prompt_tokens": 10, "completion_tokens": 5}
+
+
+def _import_all(*packages: str) -> None:
+    for name in packages:
+        package = importlib.import_module(name)
+        for info in pkgutil.walk_packages(package.__path__, f"{name}."):
+            try:
+                importlib.import_module(info.name)
+            except (Exception, SystemExit):  # an optional part (a missing extra): not needed here either
+                pass
 
 
 def _drop_to_nobody() -> None:
@@ -79,6 +92,15 @@ def _cli(base: Path, url: str, *args: str) -> subprocess.CompletedProcess[str]:
                 # directory nobody cannot enter (a fresh clone in a mode-700 temporary directory)
                 db.head_revision()
                 load_jobs()
+                # the CLI imports a command's module (and typer its parts) when the command runs: --help
+                # of the same command line, still as root, imports them all without running anything
+                warm_out, sys.stdout = sys.stdout, open(os.devnull, "w")
+                try:
+                    app([*args, "--help"], standalone_mode=False)
+                except (SystemExit, typer.Exit):
+                    pass
+                sys.stdout = warm_out
+                _import_all("genai_prices", "typer", "rich")  # what those import lazily, on first use
                 _drop_to_nobody()
             try:
                 result = app([*args], standalone_mode=False)  # an exit code, when the command gave one
