@@ -18,17 +18,13 @@ from typing import Iterable
 from sqlalchemy import Connection, delete
 
 from worker.models import LimitDirtyAccount
-from worker.sql import insert_ignore
-
-CHUNK = 1000  # marks per statement
-
+from worker.sql import insert_rows_ignore
 
 def mark_accounts(conn: Connection, marks: Iterable[tuple[str, date]], now: datetime) -> int:
-    """Mark each (account, local day); a mark already there stays as it is."""
+    """Mark each (account, local day); a mark already there stays as it is. One statement for a
+    batch's marks on PostgreSQL (``worker.sql.insert_rows_ignore``: the rows as one document)."""
     rows = [{"account_id": a, "day": d, "marked_at": now} for a, d in sorted(set(marks))]
-    stmt = insert_ignore(conn.dialect.name, LimitDirtyAccount, ["account_id", "day"])
-    for start in range(0, len(rows), CHUNK):
-        conn.execute(stmt, rows[start:start + CHUNK])
+    insert_rows_ignore(conn, LimitDirtyAccount, ["account_id", "day"], rows, (LimitDirtyAccount.account_id,))
     return len(rows)
 
 
