@@ -17,7 +17,7 @@ import typer
 from reports.figures import build as build_report
 from reports.periods import Period, period_containing
 from web import bench as web_bench, bench_pages
-from worker import bench, bench_gate, bench_ledger, bench_limits
+from worker import bench, bench_gate, bench_ledger, bench_limits, bench_replicas
 from cli.output import Format, ObjectFormat, TableOrJson, emit_object, emit_rows, err_console
 from cli.state import state
 
@@ -30,7 +30,7 @@ Database = Annotated[Optional[str], typer.Option(
 RUNNERS = {"ingest": bench.run_ingest, "summaries": bench.run_summaries, "integrity": bench.run_integrity,
            "fuzz": bench.run_fuzz, "ledger": bench_ledger.run_ledger, "gate": bench_gate.run_gate,
            "gate_http": web_bench.run_gate, "events": web_bench.run_events, "anomalies": bench.run_anomalies,
-           "forecast": bench.run_forecast}
+           "forecast": bench.run_forecast, "replicas": bench_replicas.run_replicas}
 
 
 def daily_period(day: Any) -> Period:  # the report bench ledger times: one local day's
@@ -102,6 +102,29 @@ def ledger(ctx: typer.Context, events: Events = 1_000_000, database: Database = 
     that must stay flat (the last day's report, the integrity job, usage over 30 days)."""
     result = _run(ctx, "ledger", events, database, per_day=per_day, report=build_report, period=daily_period)
     emit_object(result.as_dict(), fmt, title="bench ledger")
+
+
+@bench_app.command("replicas")
+def replicas(
+    ctx: typer.Context,
+    files: Annotated[int, typer.Option("--files", min=1, max=1000, help="Files in the source's directory")] = 20,
+    per_file: Annotated[int, typer.Option("--per-file", min=1, help="Events in each file")] = 50_000,
+    database: Database = None,
+    fmt: TableOrJson = ObjectFormat.table,
+) -> None:
+    """One replica, then two, polling one directory of files (shared through the ingest leases), each on a
+    fresh database: seconds, events a second, files each replica read, and the speed-up."""
+    result = _run(ctx, "replicas", files, per_file, database)
+    out = result.as_dict()
+    if fmt == Format.json:
+        emit_object(out, fmt)
+        return
+    rows = [{"replicas": r["replicas"], "seconds": f"{r['seconds']:.2f}", "events_per_second": f"{r['rate']:,.0f}",
+             "files_per_replica": " + ".join(map(str, r["files_per_replica"])), "events": f"{r['events']:,}"}
+            for r in out["runs"]]
+    emit_rows(rows, ["replicas", "seconds", "events_per_second", "files_per_replica", "events"], Format.table,
+              title=f"bench replicas: {result.files} files, {result.events:,} events, {result.dialect}, speed-up "
+                    f"{result.speedup:.2f}x, load average {result.load_average}")
 
 
 @bench_app.command("pages")
