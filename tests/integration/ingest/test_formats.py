@@ -97,6 +97,38 @@ def test_a_helicone_csv_export_books_prompt_with_its_cache_tokens(make_settings,
     assert by_model(engine) == {"claude-3-5-sonnet-20241022": (2, 2000, 100, 1200, 0)}
 
 
+def test_a_psql_csv_export_of_litellm_spend_logs_is_booked_like_its_rows(make_settings, engine, tmp_path):
+    """``\\copy "LiteLLM_SpendLogs" TO 'spend.csv' CSV HEADER``: the table's own column names, its
+    timestamp(3) without time zone as psql prints it (read as UTC, as ingest reads every time without
+    an offset), JSON columns as JSON text, booleans as t/f and empty strings for the '' defaults."""
+    import csv, io
+    cols = ["request_id", "call_type", "api_key", "spend", "total_tokens", "prompt_tokens", "completion_tokens",
+            "startTime", "endTime", "completionStartTime", "model", "model_id", "model_group",
+            "custom_llm_provider", "api_base", "user", "metadata", "cache_hit", "cache_key", "request_tags",
+            "team_id", "end_user", "requester_ip_address", "messages", "response", "session_id", "status",
+            "proxy_server_request"]
+    meta = json.dumps(fx.LITELLM_ROW["metadata"])
+    first = ["chatcmpl-csv-1", "acompletion", fx.LITELLM_ROW["api_key"], "0.00123", "1500", "1200", "300",
+             "2026-10-01 12:00:00", "2026-10-01 12:00:01.25", "", "claude-3-5-sonnet-20241022", "", "sonnet",
+             "anthropic", "", "internal-user-1", meta, "False", "", "[]", "team-a", "customer-42", "", "{}", "{}",
+             "", "success", "{}"]
+    second = list(first)
+    second[0], second[7], second[3] = "chatcmpl-csv-2", "2026-10-01 13:30:00.5", "0.0005"
+    buf = io.StringIO()
+    csv.writer(buf).writerows([cols, first, second])
+    path = tmp_path / "spend.csv"
+    path.write_text(buf.getvalue())
+    stats = ingest(make_settings(), engine, path)
+    assert (stats.accepted, stats.rejected) == (2, 0)
+    got = rows(engine)
+    ev = got["chatcmpl-csv-1"]
+    assert (ev.account_id, ev.tenant_id, ev.provider, ev.model, ev.cost_reported) == (
+        "customer-42", "team-a", "anthropic", "sonnet", Decimal("0.00123"))
+    assert ev.occurred_at.isoformat() == "2026-10-01T12:00:00+00:00"
+    assert got["chatcmpl-csv-2"].occurred_at.isoformat() == "2026-10-01T13:30:00.500000+00:00"
+    assert by_model(engine) == {"sonnet": (2, 2400, 600, 1600, 100)}
+
+
 def test_openai_objects_and_batch_lines_are_booked_with_their_nested_details(make_settings, engine, tmp_path):
     stats = ingest(make_settings(), engine, write(tmp_path, "openai.jsonl", fx.OPENAI_CHAT, fx.OPENAI_RESPONSE,
                                                    fx.OPENAI_BATCH_LINE, fx.OPENAI_BATCH_FAILED))
