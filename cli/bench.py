@@ -10,6 +10,7 @@ server) is imported here at module level.
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Any, Optional
 
 import typer
@@ -167,6 +168,12 @@ def fuzz(
         raise typer.Exit(1)
 
 
+class LoadGen(str, Enum):
+    auto = "auto"
+    wrk = "wrk"
+    python = "python"
+
+
 @bench_app.command("gate")
 def gate(
     ctx: typer.Context,
@@ -176,6 +183,10 @@ def gate(
     seconds: Annotated[float, typer.Option("--seconds", min=1, max=600, help="--rps: how long to send")] = 10,
     connections: Annotated[Optional[int], typer.Option(
         "--connections", min=1, max=256, help="--rps: keep-alive connections (default: rps / 50, 4 to 64)")] = None,
+    loadgen: Annotated[LoadGen, typer.Option(
+        "--loadgen",
+        help="--rps: the load generator: wrk (Debian's, paced by a Lua script), the Python client, or auto "
+             "(wrk when installed)")] = LoadGen.auto,
     calls: Annotated[int, typer.Option("--calls", min=1, help="In-process: rounds of check + record to time")] = 10_000,
     accounts: Annotated[int, typer.Option("--accounts", min=1, help="In-process: accounts the calls go round")] = 1000,
     database: Database = None,
@@ -186,7 +197,7 @@ def gate(
     if rps is None:
         result = _run(ctx, "gate", calls, database, accounts=accounts)
     else:
-        result = _run(ctx, "gate_http", rps, seconds, database, connections)
+        result = _run(ctx, "gate_http", rps, seconds, database, connections, loadgen=loadgen.value)
     emit_object(result.as_dict(), fmt, title="bench gate")
 
 

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-from typing import Any, Optional
+from typing import Optional
 
 import typer
-from rich.text import Text
 
 from reports.direct import DirectAlarm
 from worker import db
 from worker.scheduler import Daemon, validate_schedule
-from worker.settings import Settings, SettingsError
-from web.server import WebServer, WebStartError, announce
-from cli.output import console, err_console
+from worker.settings import SettingsError
+from cli.console import serve_console, start_web
+from cli.output import console
 from cli.state import check_migrated, fail, state
 
 commands = typer.Typer()  # its top-level commands (cli.commands lists them)
@@ -32,25 +28,6 @@ def migrate(ctx: typer.Context) -> None:
         fail(f"migration of {db.display_url(url)} failed: {exc}", code=1)
     console.print(f"database {db.display_url(url)} is at revision {db.head_revision()}", highlight=False,
                   markup=False, soft_wrap=True)
-
-
-def _say(message: str) -> None:
-    err_console.print(message, highlight=False, markup=False, soft_wrap=True)
-
-
-def _warn(message: str) -> None:
-    err_console.print(Text("warning: ", style="yellow") + Text(message), highlight=False, soft_wrap=True)
-
-
-def _start_web(settings: Settings, engine: Any) -> WebServer:
-    server = WebServer(settings, engine)
-    try:
-        server.start()
-    except WebStartError as exc:
-        fail(str(exc), code=1)
-    _say(f"console and API at {server.url}/ (OpenAPI: {server.url}/openapi.json)")
-    announce(settings, engine, _say, _warn)
-    return server
 
 
 @commands.command()
@@ -73,7 +50,7 @@ def run(ctx: typer.Context) -> None:
         if not daemon.wait_for_database():
             return
         check_migrated(engine)
-    server = _start_web(settings, engine) if settings.web.enabled else None
+    server = start_web(settings, engine) if settings.web.enabled else None
     try:
         daemon.run()
     except SettingsError as exc:
@@ -94,22 +71,4 @@ def web(
     """Serve the console and API alone, without the daemon (one more process, or several).
 
     SIGTERM / Ctrl-C stop it after the requests in hand."""
-    st = state(ctx)
-    if bind is not None:
-        st.env["TOKENTALLY_WEB_BIND"] = bind
-    if port is not None:
-        st.env["TOKENTALLY_WEB_PORT"] = str(port)
-    settings, engine = st.settings(), st.engine()
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            os._exit(1)  # a second Ctrl-C: at once
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server = _start_web(settings, engine)
-    while not stop.wait(0.5):
-        pass
-    server.stop()
+    serve_console(ctx, bind, port)

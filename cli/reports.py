@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import sys
 from pathlib import Path
+from typing import Optional
 
 import orjson
 import typer
@@ -17,6 +16,7 @@ from worker.models import Report
 from worker.registry import registry
 from worker.scheduler import make_trigger, schedule_for
 from worker.settings import Settings
+from cli.console import serve_console
 from cli.options import parse_date
 from cli.output import Format, ObjectFormat, console, emit_object, emit_rows
 from cli.state import fail, state
@@ -168,22 +168,10 @@ def verify(
 
 
 @reports_app.command("serve")
-def serve(ctx: typer.Context, port: int = typer.Option(8765, "--port"),
-          bind: str = typer.Option("127.0.0.1", "--bind", help="Address to listen on")) -> None:
-    """A read-only local web server over the archive directory (auditors read reports in a browser)."""
-    directory = Path(state(ctx).settings().reports.archive_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-
-    class ReadOnly(http.server.SimpleHTTPRequestHandler):
-        def do_PUT(self) -> None:  # noqa: N802 - the http.server naming
-            self.send_error(405, "read-only archive")
-
-        do_POST = do_DELETE = do_PUT  # noqa: N815
-
-    handler = functools.partial(ReadOnly, directory=str(directory))
-    with http.server.ThreadingHTTPServer((bind, port), handler) as httpd:
-        typer.echo(f"serving {directory} read-only at http://{bind}:{port}/ (Ctrl-C stops)")
-        try:
-            httpd.serve_forever()
-        except KeyboardInterrupt:
-            pass
+def serve(ctx: typer.Context,
+          port: Optional[int] = typer.Option(None, "--port", min=1, max=65535,
+                                             help="Port, overrides [web] port (8765)"),
+          bind: Optional[str] = typer.Option(None, "--bind", help="Address to listen on, overrides [web] bind")) -> None:
+    """The archive in a browser, through the console's authenticated report pages (`tokentally web`
+    at /reports): a token is needed, and a tenant token sees only its tenant's reports."""
+    serve_console(ctx, bind, port, page="/reports")

@@ -8,7 +8,9 @@ Invariants:
 - a token's secret is shown once (:func:`create_token`); only its SHA-256 is stored, and a
   presented token is looked up by its hash and compared in constant time;
 - a revoked or expired token signs nobody in, and ends every session it opened (a session is
-  ``<token id>.<expires>.<mac>``, checked against the token row on every request);
+  ``<token id>.<expires>.<mac>``, checked against the token row on every request); the API's
+  bearer tokens go through :func:`cached_principal`: an expired one is refused at once, one
+  revoked by another process within a second (:mod:`web.token_cache`);
 - a CSRF token is a MAC of the session cookie: it is good for that session only;
 - a one-time login link opens one session, once (a conditional UPDATE claims it);
 - signing keys are derived per purpose from the installation's key (``reports.links``).
@@ -28,10 +30,11 @@ from sqlalchemy import Engine, insert, select, update
 
 from worker import clock
 from worker.models import TOKEN_SCOPES, ApiToken, LoginLink
+from web import token_cache
 from reports.links import derive, report_link, sign_link, signing_key, verify_link
 
 __all__ = ["Principal", "AuthError", "parse_scope", "create_token", "verify_token", "list_tokens", "revoke_token",
-           "issue_session", "verify_session", "csrf_for", "check_csrf", "create_login_link", "use_login_link",
+           "cached_principal", "issue_session", "verify_session", "csrf_for", "check_csrf", "create_login_link", "use_login_link",
            "has_tokens", "sign_link", "verify_link", "report_link", "signing_key", "hash_secret",
            "SESSION_COOKIE", "LOGIN_COOKIE"]
 
@@ -117,7 +120,17 @@ def verify_token(engine: Engine, secret: str) -> Principal | None:
     if not _usable(row, now) or not hmac.compare_digest(row.token_hash, digest):
         return None
     _touch(engine, row, now)
-    return _principal(row)
+    principal = _principal(row)
+    token_cache.put(engine, digest, principal, row.id, row.expires_at)
+    return principal
+
+
+def cached_principal(engine: Engine, secret: str) -> Principal | None:
+    """:func:`verify_token` for the API's every request: the principal of a token verified less
+    than a second ago in this process (:mod:`web.token_cache`), else a lookup (which refreshes it)."""
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        return None
+    return token_cache.get(engine, hash_secret(secret)) or verify_token(engine, secret)
 
 
 def _token_row(engine: Engine, token_id: int) -> Any:
@@ -140,8 +153,10 @@ def list_tokens(engine: Engine) -> list[dict[str, Any]]:
 def revoke_token(engine: Engine, token_id: int) -> bool:
     """Revoke a token (and so its sessions); False when there is no such active token."""
     with engine.begin() as conn:
-        return conn.execute(update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
-                            .values(revoked_at=clock.now())).rowcount == 1
+        revoked = conn.execute(update(ApiToken).where(ApiToken.id == token_id, ApiToken.revoked_at.is_(None))
+                               .values(revoked_at=clock.now())).rowcount == 1
+    token_cache.forget(token_id)  # at once in this process; other processes within token_cache.TTL
+    return revoked
 
 
 def has_tokens(engine: Engine) -> bool:

@@ -2,8 +2,11 @@
 
 Both run ``tokentally web`` (the app ``tokentally run`` serves) on a scratch database
 (``worker.bench.scratch_database``) and a free loopback port. ``bench gate`` drives
-``POST /v1/gate/check`` at a fixed rate from another process (``web.loadgen``) and reports the
-latency percentiles at that rate. ``bench events`` ingests the same generated records twice:
+``POST /v1/gate/check`` at a fixed rate from another process (Debian's ``wrk``, paced by
+:mod:`web.wrk`, when it is installed; else the Python client :mod:`web.loadgen`; the result
+names the one used) and reports the latency percentiles at that rate, with the CPU time the
+server and the load generator spent per request (less sensitive to other work on the machine
+than the latencies). ``bench events`` ingests the same generated records twice:
 from a file (``Ingestor.ingest_paths``) and through ``POST /v1/events`` in NDJSON batches, and
 compares the rates. Figures are printed, never asserted; the load average is printed beside them.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -31,6 +35,7 @@ from worker.bench import scratch_database
 from worker.bench_data import generate
 from worker.ingest.ingestor import Ingestor
 from worker.settings import Settings
+from web import wrk
 from web.auth import create_token
 
 Say = Callable[[str], None]
@@ -47,8 +52,8 @@ def load_average() -> str:
 
 
 @contextmanager
-def served(settings: Settings, url: str, say: Say) -> Iterator[tuple[str, str]]:
-    """``tokentally web`` on ``url`` in another process: (base URL, an app token)."""
+def served(settings: Settings, url: str, say: Say) -> Iterator[tuple[str, str, int]]:
+    """``tokentally web`` on ``url`` in another process: (base URL, an app token, its pid)."""
     engine = db.make_engine(url)
     try:
         _, token = create_token(engine, "bench", "app")
@@ -64,7 +69,7 @@ def served(settings: Settings, url: str, say: Say) -> Iterator[tuple[str, str]]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_for(proc, port)
-        yield base, token
+        yield base, token, proc.pid
     finally:
         proc.terminate()
         try:
@@ -89,9 +94,24 @@ def _wait_for(proc: subprocess.Popen[str], port: int) -> None:
     raise RuntimeError("the server did not answer /readyz within 60 s")
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a running process (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 @dataclass
 class GateBenchResult:
     dialect: str
+    generator: str
     rps: int
     seconds: float
     connections: int
@@ -101,26 +121,44 @@ class GateBenchResult:
     p50_ms: float
     p99_ms: float
     max_ms: float
-    p99_due_ms: float
+    p99_due_ms: float | None
+    server_cpu_ms_per_request: float | None
+    client_cpu_ms_per_request: float
     load_average: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in vars(self).items()}
+        return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in vars(self).items()}
+
+
+def _generate(base: str, token: str, rps: int, seconds: float, connections: int, loadgen: str) -> tuple[str, dict]:
+    url = f"{base}/v1/gate/check"
+    if loadgen == "wrk" or (loadgen == "auto" and wrk.available()):
+        return "wrk", wrk.run(url, token, rps, seconds, connections)
+    out = subprocess.run([sys.executable, "-m", "web.loadgen", url, token, str(rps), str(seconds), str(connections)],
+                         capture_output=True, text=True, check=True)
+    return "python (web.loadgen)", json.loads(out.stdout)
 
 
 def run_gate(settings: Settings, rps: int, seconds: float, database: str | None, connections: int | None = None,
-             say: Say = lambda _m: None) -> GateBenchResult:
+             loadgen: str = "auto", say: Say = lambda _m: None) -> GateBenchResult:
+    """``loadgen``: wrk, python (web.loadgen) or auto (wrk when installed)."""
+    if loadgen == "wrk" and not wrk.available():
+        raise RuntimeError("--loadgen wrk: wrk is not installed (apt-get install wrk)")
     connections = connections or max(4, min(64, rps // 50))
     with scratch_database(database) as url:
         dialect = make_url(db.normalise_url(url)).get_backend_name()
-        with served(settings, url, say) as (base, token):
-            say(f"POST /v1/gate/check at {rps}/s for {seconds:g} s over {connections} connections")
-            out = subprocess.run([sys.executable, "-m", "web.loadgen", f"{base}/v1/gate/check", token, str(rps),
-                                  str(seconds), str(connections)], capture_output=True, text=True, check=True)
-    figures = json.loads(out.stdout)
-    return GateBenchResult(dialect, rps, seconds, connections, figures["requests"], figures["errors"],
+        with served(settings, url, say) as (base, token, pid):
+            say(f"POST /v1/gate/check at {rps}/s for {seconds:g} s over {connections} connections"
+                f" ({loadgen} load generator)")
+            server_before, client_before = process_cpu_seconds(pid), _children_cpu_seconds()
+            generator, figures = _generate(base, token, rps, seconds, connections, loadgen)
+            server_after, client_after = process_cpu_seconds(pid), _children_cpu_seconds()
+    total = figures["sent"]  # the warm-up's requests too: the CPU times cover it
+    server_ms = None if server_before is None or server_after is None else (server_after - server_before) / total * 1000
+    return GateBenchResult(dialect, generator, rps, seconds, connections, figures["requests"], figures["errors"],
                            figures["achieved_rps"], figures["p50_ms"], figures["p99_ms"], figures["max_ms"],
-                           figures["p99_due_ms"], load_average())
+                           figures["p99_due_ms"], server_ms, (client_after - client_before) / total * 1000,
+                           load_average())
 
 
 @dataclass
@@ -184,7 +222,7 @@ def run_events(settings: Settings, events: int, database: str | None, batch: int
             finally:
                 engine.dispose()
         with scratch_database(database) as url:
-            with served(settings, url, say) as (base, token):
+            with served(settings, url, say) as (base, token, _pid):
                 say(f"POST /v1/events in batches of {batch:,} over {connections} connections")
                 started = time.perf_counter()
                 accepted = _post_batches(base, token, data, batch, connections)

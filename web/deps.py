@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from worker.settings import Settings
-from web.auth import SESSION_COOKIE, Principal, check_csrf, csrf_for, verify_session, verify_token
+from web import token_cache
+from web.auth import (SESSION_COOKIE, Principal, cached_principal, check_csrf, csrf_for, hash_secret,
+                      verify_session)
 
 UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
@@ -30,19 +33,33 @@ def get_key(request: Request) -> bytes:
     return request.app.state.key
 
 
-def optional_principal(request: Request) -> Principal | None:
-    """The principal of the bearer token or session cookie, None when there is none or it is not valid."""
+def _bearer(request: Request) -> str | None:
+    """The bearer token presented ("" for another scheme), None without an Authorization header."""
     header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def optional_principal(request: Request) -> Principal | None:
+    """The principal of the bearer token or session cookie, None when there is none or it is not valid.
+    Blocking (it may look the token up): the async dependencies below call it in the threadpool."""
     engine = get_engine(request)
-    if header is not None:
-        scheme, _, token = header.partition(" ")
-        return verify_token(engine, token.strip()) if scheme.lower() == "bearer" else None
+    token = _bearer(request)
+    if token is not None:
+        return cached_principal(engine, token)
     cookie = request.cookies.get(SESSION_COOKIE)
     return verify_session(engine, get_key(request), cookie) if cookie else None
 
 
-def current_principal(request: Request) -> Principal:
-    principal = optional_principal(request)
+async def current_principal(request: Request) -> Principal:
+    """Async, so a request whose token verified less than a second ago (:mod:`web.token_cache`)
+    costs no thread hop before its route; otherwise the lookup runs in the threadpool."""
+    token = _bearer(request)
+    principal = token_cache.get(get_engine(request), hash_secret(token)) if token else None
+    if principal is None:
+        principal = await run_in_threadpool(optional_principal, request)
     if principal is None:
         raise HTTPException(401, "a valid token is needed (Authorization: Bearer <token>, or sign in at /login)",
                             headers=UNAUTHORIZED)
@@ -50,27 +67,27 @@ def current_principal(request: Request) -> Principal:
     return principal
 
 
-def require_reader(principal: Principal = Depends(current_principal)) -> Principal:
+async def require_reader(principal: Principal = Depends(current_principal)) -> Principal:
     """Admins, auditors and tenants (the latter only ever see their tenant's data)."""
     if not principal.reads:
         raise HTTPException(403, f"a {principal.scope} token cannot read the books")
     return principal
 
 
-def require_staff(principal: Principal = Depends(current_principal)) -> Principal:
+async def require_staff(principal: Principal = Depends(current_principal)) -> Principal:
     """Admins and auditors: what is about the whole installation (metrics, jobs, integrity)."""
     if principal.scope not in ("admin", "auditor"):
         raise HTTPException(403, f"a {principal.scope} token cannot see this")
     return principal
 
 
-def require_admin(principal: Principal = Depends(current_principal)) -> Principal:
+async def require_admin(principal: Principal = Depends(current_principal)) -> Principal:
     if not principal.is_admin:
         raise HTTPException(403, "only an admin may do this")
     return principal
 
 
-def require_app(principal: Principal = Depends(current_principal)) -> Principal:
+async def require_app(principal: Principal = Depends(current_principal)) -> Principal:
     """Apps (and admins): the gate and the ingest endpoints."""
     if principal.scope not in ("app", "admin"):
         raise HTTPException(403, f"a {principal.scope} token cannot use the gate or send records")

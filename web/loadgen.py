@@ -6,7 +6,8 @@ Open loop: request k is due at ``start + k / RPS`` whatever the answers before i
 over CONNECTIONS keep-alive connections (one thread each). Each request POSTs a gate check for
 one of 1,000 accounts. Prints one JSON object: requests, errors, the achieved rate, and the
 latencies in ms, from sending to the full reply (``p50``/``p99``/``max``) and from the moment
-the request was due (``p99_due``: includes any wait when the client or server fell behind).
+the request was due (``p99_due``: includes any wait when the client or server fell behind), and
+``sent``, every request answered or failed, the warm-up's too.
 Imports only the standard library, so it starts in milliseconds.
 """
 
@@ -34,6 +35,7 @@ def run(url: str, token: str, rps: float, seconds: float, connections: int) -> d
     total = int(rps * (seconds + WARMUP_SECONDS))
     warmup = int(rps * WARMUP_SECONDS)
     served: list[float] = []
+    answered = [0]
     due_lag: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -68,6 +70,7 @@ def run(url: str, token: str, rps: float, seconds: float, connections: int) -> d
             mine_due.append((done - due) * 1000)
         conn.close()
         with lock:
+            answered[0] += len(range(index, total, connections))
             served.extend(mine_served)
             due_lag.extend(mine_due)
             errors[0] += mine_errors
@@ -80,7 +83,7 @@ def run(url: str, token: str, rps: float, seconds: float, connections: int) -> d
     elapsed = time.perf_counter() - (start + WARMUP_SECONDS)
     return {"requests": len(served), "errors": errors[0], "achieved_rps": len(served) / elapsed if elapsed else 0,
             "p50_ms": percentile(served, 0.50), "p99_ms": percentile(served, 0.99), "max_ms": max(served, default=0),
-            "p99_due_ms": percentile(due_lag, 0.99)}
+            "p99_due_ms": percentile(due_lag, 0.99), "sent": answered[0]}
 
 
 def main(argv: list[str]) -> None:

@@ -39,7 +39,7 @@ class WebServer:
     def __init__(self, settings: Settings, engine: Engine):
         self.settings = settings
         config = uvicorn.Config(create_app(settings, engine), host=settings.web.bind, port=settings.web.port,
-                                server_header=False, access_log=False, log_config=None, lifespan="off",
+                                server_header=False, access_log=False, log_config=None, lifespan="on",
                                 timeout_graceful_shutdown=STOP_TIMEOUT)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._serve, name="web", daemon=True)

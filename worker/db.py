@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import ast
 import logging
+import time
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, exc as sa_exc, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -45,16 +46,49 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+# Connections a pool keeps open once they were needed at once (opened lazily, so a CLI command
+# holds one). Above it a connection is opened and closed per checkout: a PostgreSQL connect on
+# every request under load. The console's threadpool (web.app.THREADS) plus the daemon's jobs fit.
+POOL_SIZE = 20
+# A PostgreSQL connection idle in the pool this long is pinged when checked out (one round trip;
+# a dead one is replaced before anyone uses it, as pool_pre_ping does). One back in the pool more
+# recently is not: under load that ping was half of each gate check's round trips. A connection
+# the server dropped since is found by its first statement, which then fails; SQLAlchemy
+# invalidates the pool, so the next checkouts connect afresh (worker.gate.Gate.check retries once).
+PING_AFTER_IDLE = 1.0  # seconds
+
+
 def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+            engine = create_engine(url, connect_args={"timeout": 30}, pool_size=POOL_SIZE)
+        else:
+            engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=POOL_SIZE)
+    event.listen(engine, "checkin", _checked_in)
+    event.listen(engine, "checkout", _ping_if_idle(engine))
+    return engine
+
+
+def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+    record.info["checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(engine: Engine) -> Any:
+    def checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("checked_in")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return  # just connected, or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # noqa: BLE001 - any failure: the pool replaces the connection and retries
+            raise sa_exc.DisconnectionError(f"pooled connection failed its ping: {exc}") from exc
+    return checkout
 
 
 PROBE_TIMEOUT_SECONDS = 10  # a health check waits this long for a connection

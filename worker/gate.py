@@ -50,6 +50,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from worker import clock, db
 from worker.limits import live, windows as limits
@@ -223,7 +224,8 @@ class Gate:
     """check/record against one tokentally database.
 
     A check runs :func:`decide` on a pooled connection, outside a transaction (one
-    statement: no BEGIN/ROLLBACK round trips, :func:`worker.sql.single_statement_reads`). A record is one transaction: the read, the increment
+    statement: no BEGIN/ROLLBACK round trips, :func:`worker.sql.single_statement_reads`), and
+    again once on a fresh connection when the pooled one turns out dead. A record is one transaction: the read, the increment
     (creating missing windows first), and a commit that does not wait for the disk
     (:func:`worker.sql.relaxed_commit`); the decision comes from the windows the
     increment returned, so nothing is read twice."""
@@ -236,6 +238,14 @@ class Gate:
     def check(self, account_id: str | None, *, session: Any = None) -> Decision:
         if session is not None:
             return decide(session.connection(), self.settings, account_id)
+        try:
+            with self._reads.connect() as conn:
+                return decide(conn, self.settings, account_id)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+        # the pooled connection had died (a database restart since it was last used: worker.db
+        # pings only connections idle for a while); a read, so once more on a fresh one
         with self._reads.connect() as conn:
             return decide(conn, self.settings, account_id)
 

@@ -23,7 +23,7 @@ def _start(command: str, tmp_path: Path, db_url: str, port: int, extra: str = ""
     cfg.write_text(f'[logging]\nformat = "json"\n[web]\nport = {port}\n{extra}', encoding="utf-8")
     env = {**os.environ, "TOKENTALLY_CONFIG": str(cfg), "TOKENTALLY_DATABASE_URL": db_url,
            "TOKENTALLY_WEB_ENABLED": "true"}
-    return subprocess.Popen([sys.executable, "-m", "cli", command], env=env, cwd=tmp_path,
+    return subprocess.Popen([sys.executable, "-m", "cli", *command.split()], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
