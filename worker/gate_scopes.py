@@ -127,7 +127,7 @@ def verdict(scope_views: list[ScopeView], tz: ZoneInfo) -> Verdict:
     tokens = [max(v.limit_tokens - v.used_tokens, 0) for v in scope_views if v.limit_tokens is not None]
     cost = [max(v.limit_cost_usd - v.used_cost_usd, Decimal(0)) for v in scope_views
             if v.limit_cost_usd is not None]
-    for v in sorted(scope_views, key=lambda v: (v.reset_at, v.scope)):
+    for v in sorted(scope_views, key=lambda v: v.reset_at):  # (stable: in the order of the call's scopes)
         fraction = v.fraction()
         if fraction is None or fraction < 1:
             continue

@@ -24,13 +24,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, select, update
+from sqlalchemy import Connection, and_, case, delete, func, literal, select, update
 
 from worker.limits.scope_marks import claim_scopes
 from worker.limits.scope_store import all_budgets
 from worker.limits.scope_windows import budget_windows, scope_limits
 from worker.limits.windows import ZERO, Bounds, larger
 from worker.models import ScopeWindow, SystemState, UsageEvent
+from worker.models.base import Money
 from worker.settings import ScopeBudget, Settings
 from worker.settings.scopes import parse_scope
 from worker.sql import insert_ignore
@@ -163,7 +164,8 @@ def refresh(conn: Connection, settings: Settings, scope: str, budget: ScopeBudge
             conn.execute(update(sw).where(sw.id == w.id).values(
                 ledger_requests=requests, ledger_tokens=tokens, ledger_cost_usd=cost,
                 used_requests=larger(sw.live_requests, requests), used_tokens=larger(sw.live_tokens, tokens),
-                used_cost_usd=larger(sw.live_cost_usd, cost), updated_at=now, revision=sw.revision + 1))
+                used_cost_usd=larger(sw.live_cost_usd, literal(cost, Money)), updated_at=now,
+                revision=sw.revision + 1))
             stats.refreshed += 1
     if new:
         conn.execute(insert_ignore(conn.dialect.name, sw, ["scope", "kind", "window_start"]), new)

@@ -138,23 +138,23 @@ def parse_scope_budget(scope: str, body: Any) -> ScopeBudget:
     warn_at = r.take("warn_at", list, [0.8, 1.0])
     if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in warn_at):
         raise SettingsError(f"{r.key('warn_at')}: expected fractions like [0.8, 1.0]")
+    limits = dict(action=r.take("action", str, "warn"),
+                  daily_tokens=r.positive_int("daily_tokens"), daily_cost_usd=r.decimal("daily_cost_usd"),
+                  weekly_tokens=r.positive_int("weekly_tokens"), weekly_cost_usd=r.decimal("weekly_cost_usd"),
+                  monthly_tokens=r.positive_int("monthly_tokens"), monthly_cost_usd=r.decimal("monthly_cost_usd"),
+                  tokens=r.positive_int("tokens"), cost_usd=r.decimal("cost_usd"))
+    r.done()
     try:
         if isinstance(start, str):
             start = date.fromisoformat(start)
-        budget = check_budget(ScopeBudget(
-            scope=scope, action=r.take("action", str, "warn"),
-            daily_tokens=r.positive_int("daily_tokens"), daily_cost_usd=r.decimal("daily_cost_usd"),
-            weekly_tokens=r.positive_int("weekly_tokens"), weekly_cost_usd=r.decimal("weekly_cost_usd"),
-            monthly_tokens=r.positive_int("monthly_tokens"), monthly_cost_usd=r.decimal("monthly_cost_usd"),
-            every_days=parse_every(every) if every is not None else None, start=start,
-            tokens=r.positive_int("tokens"), cost_usd=r.decimal("cost_usd"),
-            warn_at=tuple(float(x) for x in sorted(warn_at)), source="settings"))
-    except ScopeError as exc:
-        raise SettingsError(f"{where}: {exc}") from None
     except ValueError:
         raise SettingsError(f"{r.key('start')}: expected a date like 2026-11-02, got {start!r}") from None
-    r.done()
-    return budget
+    try:
+        return check_budget(ScopeBudget(scope=scope, **limits, start=start,
+                                        every_days=parse_every(every) if every is not None else None,
+                                        warn_at=tuple(float(x) for x in sorted(warn_at)), source="settings"))
+    except ScopeError as exc:
+        raise SettingsError(f"{where}: {exc}") from None
 
 
 def split_budgets(table: dict[str, Any]) -> tuple[dict[str, Any], dict[str, ScopeBudget]]:
