@@ -52,7 +52,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -189,31 +189,8 @@ def _with_scopes(conn: Connection, settings: Settings, account_id: str, state: l
     if not mine or decision.reason == "kill_switch":
         return decision
     stored = counted if counted is not None else scope_live.read(conn, sorted(mine), now)
-    return _merge(decision, gate_scopes.verdict(gate_scopes.views(mine, stored, now, settings.tz), settings.tz))
-
-
-def _merge(d: Decision, v: gate_scopes.Verdict) -> Decision:
-    """The account's decision with its scopes': a scope's block refuses; the tightest remaining."""
-    tokens = _least([d.remaining_tokens, v.remaining_tokens])
-    cost = _least([d.remaining_cost_usd, v.remaining_cost_usd])
-    if v.refusals:
-        details = [text for _, text in v.refusals]
-        until = max(w.reset_at for w, _ in v.refusals)
-        if not d.can_call:  # both refuse: calls resume once both have lifted
-            details.insert(0, d.detail)
-            until = max(until, d.reset_at) if d.reset_at else until
-            reason = d.reason
-        else:
-            reason = "budget_exhausted"
-        return Decision(False, reason, d.remaining_requests, tokens, cost, until, d.account_id, d.tier,
-                        "; ".join(details), v.refusals[0][0].scope)
-    if v.soft and d.reason == "ok":
-        return Decision(True, "over_soft_limit", d.remaining_requests, tokens, cost, d.reset_at, d.account_id,
-                        d.tier, "; ".join(text for _, text in v.soft), v.soft[0][0].scope)
-    if v.soft:
-        return replace(d, remaining_tokens=tokens, remaining_cost_usd=cost,
-                       detail="; ".join([d.detail, *(text for _, text in v.soft)]))
-    return replace(d, remaining_tokens=tokens, remaining_cost_usd=cost)
+    return gate_scopes.merge(decision, gate_scopes.verdict(gate_scopes.views(mine, stored, now, settings.tz),
+                                                           settings.tz))
 
 
 def decide_many(conn: Connection, settings: Settings, account_ids: list[str],
@@ -233,9 +210,9 @@ def _decision(settings: Settings, account_id: str, state: live.LiveState, tier: 
         return Decision(False, "kill_switch", 0, 0, Decimal(0), None, account_id, tier_name,
                         f"kill switch on since {switch.changed_at.isoformat()} ({switch.changed_by}): {switch.reason}")
     views = _views(settings, state, tier, now)
-    remaining_requests = _least(v.remaining(v.used_requests, v.limit_requests) for v in views)
-    remaining_tokens = _least(v.remaining(v.used_tokens, v.limit_tokens) for v in views)
-    remaining_cost = _least(v.remaining(v.used_cost_usd, v.limit_cost_usd) for v in views)
+    remaining_requests = gate_scopes.least(v.remaining(v.used_requests, v.limit_requests) for v in views)
+    remaining_tokens = gate_scopes.least(v.remaining(v.used_tokens, v.limit_tokens) for v in views)
+    remaining_cost = gate_scopes.least(v.remaining(v.used_cost_usd, v.limit_cost_usd) for v in views)
     refusals: list[tuple[str, datetime, str]] = []  # (reason, until, detail)
     soft: list[str] = []
     for v in views:
@@ -264,11 +241,6 @@ def _decision(settings: Settings, account_id: str, state: live.LiveState, tier: 
     detail = "unattributed usage is never limited" if account_id == UNATTRIBUTED else (
         "no limits" if tier is None else REASONS["ok"])
     return Decision(True, "ok", *common, min(limited) if limited else None, account_id, tier_name, detail)
-
-
-def _least(values: Any) -> Any:
-    present = [v for v in values if v is not None]
-    return min(present) if present else None
 
 
 class Gate:

@@ -14,7 +14,7 @@ stored-budgets token, ``worker.limits.scope_store``): deciding reads no budget t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -136,3 +136,32 @@ def verdict(scope_views: list[ScopeView], tz: ZoneInfo) -> Verdict:
         else:
             soft.append((v, f"{v.name} used ({fraction:.0%}); action {v.action}"))
     return Verdict(refusals, soft, min(tokens) if tokens else None, min(cost) if cost else None)
+
+
+def least(values: Any) -> Any:
+    """The smallest of the values that are not None (None: all are)."""
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
+
+
+def merge(d: Any, v: Verdict) -> Any:
+    """The account's decision (a ``worker.gate.Decision``) with its scopes': a scope's block refuses,
+    naming it; a soft one used up says so; the remaining tokens and cost are the tightest."""
+    tight = {"remaining_tokens": least([d.remaining_tokens, v.remaining_tokens]),
+             "remaining_cost_usd": least([d.remaining_cost_usd, v.remaining_cost_usd])}
+    if v.refusals:
+        details = [text for _, text in v.refusals]
+        until = max(w.reset_at for w, _ in v.refusals)
+        reason = "budget_exhausted"
+        if not d.can_call:  # both refuse: calls resume once both have lifted
+            details.insert(0, d.detail)
+            until = max(until, d.reset_at) if d.reset_at else until
+            reason = d.reason
+        return replace(d, can_call=False, reason=reason, reset_at=until, detail="; ".join(details),
+                       scope=v.refusals[0][0].scope, **tight)
+    if v.soft and d.reason == "ok":
+        return replace(d, reason="over_soft_limit", detail="; ".join(text for _, text in v.soft),
+                       scope=v.soft[0][0].scope, **tight)
+    if v.soft:
+        return replace(d, detail="; ".join([d.detail, *(text for _, text in v.soft)]), **tight)
+    return replace(d, **tight)
