@@ -41,3 +41,18 @@ def test_the_http_gate_checks_the_scopes_a_body_names_and_names_the_one_that_ref
         plain = web.client.post("/v1/gate/check", json={"account_id": "bob"}, headers=app).json()
         assert plain["can_call"] is True and plain["reason"] == "ok"
         assert web.client.post("/v1/gate/check", json={"tenant_id": "x" * 201}, headers=app).status_code == 422
+
+
+def test_the_accounts_page_shows_each_scope_budget_used_limit_and_resets_in(make_web) -> None:
+    web = make_web(SCOPES + '\n[budgets."service:essays"]\ndaily_cost_usd = "2"\n')
+    assert web.client.get("/accounts", headers=web.auth("admin")).status_code == 200  # (the app set up unfrozen)
+    with freeze_time("2026-11-20T15:00:00Z"):
+        Gate(web.settings, web.engine).record("alice", tokens=250, tenant_id="school-a")
+        page = web.client.get("/accounts", headers=web.auth("admin"))
+        assert page.status_code == 200
+        html = page.text
+        assert "tenant:school-a" in html and "250 / 1,000 tok" in html and "resets in 10d 14h" in html
+        assert "service:essays" in html and "$0.00 / $2.00" in html
+        # a tenant's viewer sees its own tenant's budgets, not the organisation's services or models
+        other = web.client.get("/accounts", headers=web.auth("tenant:school-b")).text
+        assert "service:essays" not in other and "tenant:school-a" not in other
