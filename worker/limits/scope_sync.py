@@ -111,10 +111,10 @@ def scope_filter(scope: str) -> Any:
     return COLUMNS[s.kind] == s.value
 
 
-def ledger_usage(conn: Connection, scope: str, spans: list[Bounds]) -> dict[str, Used]:
-    """kind -> (requests, tokens, cost) of the scope in each window, in one pass over the widest."""
+def ledger_usage(conn: Connection, scope: str, spans: list[Bounds]) -> list[Used]:
+    """(requests, tokens, cost) of the scope in each of these windows, in one pass over them all."""
     if not spans:
-        return {}
+        return []
     ev = UsageEvent
     columns = []
     for b in spans:
@@ -123,7 +123,7 @@ def ledger_usage(conn: Connection, scope: str, spans: list[Bounds]) -> dict[str,
                     func.coalesce(func.sum(case((inside, ev.cost_usd))), 0)]
     row = conn.execute(select(*columns).where(scope_filter(scope), ev.occurred_at >= min(b.start for b in spans),
                                               ev.occurred_at < max(b.reset_at for b in spans))).one()
-    return {b.kind: (int(row[3 * i]), int(row[3 * i + 1]), Decimal(row[3 * i + 2])) for i, b in enumerate(spans)}
+    return [(int(row[3 * i]), int(row[3 * i + 1]), Decimal(row[3 * i + 2])) for i in range(len(spans))]
 
 
 def new_scope_window(scope: str, b: Bounds, budget: ScopeBudget, now: datetime,
@@ -148,12 +148,10 @@ def refresh(conn: Connection, settings: Settings, scope: str, budget: ScopeBudge
             stats: ScopeSyncStats) -> None:
     """The scope's windows in force: usage from the ledger (a window with usage is created)."""
     spans = budget_windows(budget, now, settings.tz)
-    used = ledger_usage(conn, scope, spans)
     existing = {(w.kind, w.window_start, w.reset_at): w for w in in_force(conn, scope, now)}
     sw = ScopeWindow
     new = []
-    for b in spans:
-        u = used[b.kind]
+    for b, u in zip(spans, ledger_usage(conn, scope, spans)):
         w = existing.get((b.kind, b.start, b.reset_at))
         if w is None:
             if u[0]:
