@@ -26,11 +26,12 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, delete, func, literal, select, update
 
+from worker.limits.fingerprints import changed_once
 from worker.limits.scope_marks import claim_scopes
 from worker.limits.scope_store import all_budgets
 from worker.limits.scope_windows import budget_windows, scope_limits
 from worker.limits.windows import ZERO, Bounds, larger
-from worker.models import ScopeWindow, SystemState, UsageEvent
+from worker.models import ScopeWindow, UsageEvent
 from worker.models.base import Money
 from worker.settings import ScopeBudget, Settings
 from worker.settings.scopes import parse_scope
@@ -197,12 +198,4 @@ def fingerprint(settings: Settings) -> str:
 
 def settings_changed(conn: Connection, settings: Settings, now: datetime) -> bool:
     """True once per change of the settings' scope budgets (the first replica to see it wins)."""
-    ss = SystemState
-    value = fingerprint(settings)
-    conn.execute(insert_ignore(conn.dialect.name, ss, ["key"]).values(
-        key=FINGERPRINT_KEY, active=True, reason=None, period=None, changed_at=now, changed_by="limits", data={}))
-    row = conn.execute(select(ss).where(ss.key == FINGERPRINT_KEY)).one()
-    if (row.data or {}).get("fingerprint") == value:
-        return False
-    return conn.execute(update(ss).where(ss.key == FINGERPRINT_KEY, ss.changed_at == row.changed_at)
-                        .values(data={"fingerprint": value}, changed_at=now, changed_by="limits")).rowcount == 1
+    return changed_once(conn, FINGERPRINT_KEY, fingerprint(settings), now)
