@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from worker.clock import local_day_bounds, month_start, next_month
@@ -66,16 +68,33 @@ def scope_limits(budget: ScopeBudget, kind: str) -> ScopeLimits:
     return ScopeLimits(getattr(budget, tokens), getattr(budget, cost))
 
 
+@lru_cache(maxsize=4096)
 def budget_kinds(budget: ScopeBudget) -> tuple[str, ...]:
     """The windows a budget keeps: the kinds it limits."""
     return tuple(k for k in SCOPE_WINDOW_KINDS
                  if any(v is not None for v in (scope_limits(budget, k).tokens, scope_limits(budget, k).cost_usd)))
 
 
+_bounds: dict[tuple[Any, ...], Bounds] = {}
+
+
 def budget_windows(budget: ScopeBudget, at: datetime, tz: ZoneInfo) -> list[Bounds]:
-    """The budget's windows in force at ``at``."""
-    spans = (scope_bounds(k, at, tz, budget) for k in budget_kinds(budget))
-    return [b for b in spans if b is not None]
+    """The budget's windows in force at ``at``. Each window's bounds are kept while ``at`` stays
+    inside them (they take zone arithmetic, and the gate asks for them on every call); a rolling
+    window's key holds its ``every`` and ``start``, so a changed budget gets its own."""
+    out = []
+    for kind in budget_kinds(budget):
+        key = (kind, tz, budget.every_days, budget.start) if kind == "every" else (kind, tz)
+        b = _bounds.get(key)
+        if b is None or not b.start <= at < b.reset_at:
+            b = scope_bounds(kind, at, tz, budget)
+            if b is None:
+                continue
+            if len(_bounds) > 4096:
+                _bounds.clear()
+            _bounds[key] = b
+        out.append(b)
+    return out
 
 
 def window_name(kind: str, period: str) -> str:
