@@ -234,3 +234,17 @@ def test_the_budgets_job_raises_a_budget_scope_alert_per_level_once(make_setting
     assert alert_sentence(alerts[1]) == (
         "tenant school-a is over its monthly budget for 2026-11: $0.0060 of $0.0050; calls under it are "
         "refused until the window resets at 2026-12-01 00:00 EST")
+
+
+def test_a_budget_changed_in_the_settings_is_followed_once_by_the_limits_job(make_settings, engine, tmp_path) -> None:
+    roomy = make_settings(SETTINGS + '\n[budgets."service:essays"]\ndaily_tokens = 10000\naction = "block"\n')
+    tight = make_settings(SETTINGS + '\n[budgets."service:essays"]\ndaily_tokens = 2000\naction = "block"\n')
+    with freeze_time("2026-11-20T15:00:00Z"):
+        spend(roomy, engine, tmp_path, utc("2026-11-20T14:00:00Z"), n=2, service="essays")
+        run(roomy, engine, "limits")
+        assert [(w.limit_tokens, w.used_tokens) for w in windows(engine, "service:essays")] == [(10000, 3000)]
+        assert Gate(tight, engine).check("u1", service="essays").reason == "budget_exhausted"  # the new settings' gate
+        assert run(tight, engine, "limits")["scopes"]["changed"] == 1
+        assert run(tight, engine, "limits")["scopes"]["changed"] == 0  # once
+        assert [w.limit_tokens for w in windows(engine, "service:essays")] == [2000]
+        assert run(tight, engine, "budgets")["scopes"]["blocked"] == 1
