@@ -189,13 +189,15 @@ def gate(
              "(wrk when installed)")] = LoadGen.auto,
     calls: Annotated[int, typer.Option("--calls", min=1, help="In-process: rounds of check + record to time")] = 10_000,
     accounts: Annotated[int, typer.Option("--accounts", min=1, help="In-process: accounts the calls go round")] = 1000,
+    scopes: Annotated[bool, typer.Option("--scopes", help="In-process: each call also falls under four scope "
+                                                          "budgets (tenant, member, service, model)")] = False,
     database: Database = None,
     fmt: TableOrJson = ObjectFormat.table,
 ) -> None:
     """Time the gate on a scratch database: in-process gate.check and gate.record (p50, p99, max in ms), or
     with --rps, POST /v1/gate/check against `tokentally web` at that rate (p50 / p99, load average)."""
     if rps is None:
-        result = _run(ctx, "gate", calls, database, accounts=accounts)
+        result = _run(ctx, "gate", calls, database, accounts=accounts, scopes=scopes)
     else:
         result = _run(ctx, "gate_http", rps, seconds, database, connections, loadgen=loadgen.value)
     emit_object(result.as_dict(), fmt, title="bench gate")

@@ -63,6 +63,8 @@ COMMANDS: dict[str, Entry] = {
     "report": _command("reports", "Build a report now, archive it as a new version and print where it is."),
     "accounts": _group("accounts", "accounts_app", "Accounts and their tiers."),
     "alerts": _group("alerts", "alerts_app", "Alerts: one per condition and period."),
+    "budgets": _group("budgets", "budgets_app", "Budgets on scopes: tenants, members, services, models, projects "
+                                                "and keys."),
     "bench": _group("bench", "bench_app", "Benchmarks that print figures."),
     "integrity": _group("integrity", "integrity_app", "Unlogged calls and gaps in the books."),
     "reconciliations": _group("integrity", "reconciliations_app",

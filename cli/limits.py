@@ -8,8 +8,9 @@ from typing import Any
 import orjson
 import typer
 
-from worker.limits import budgets, killswitch, windows as limits
-from worker import clock, gate
+from worker.limits import budgets, killswitch, live, scope_store, scopes, windows as limits
+from worker import clock, gate, gate_scopes
+from worker.settings.scopes import SCOPE_KINDS, parse_scope
 from worker.money import fixed
 from cli.output import Format, ObjectFormat, console, emit_rows
 from cli.state import fail, state
@@ -31,22 +32,30 @@ def _used(used: Any, limit: Any, money: bool = False) -> str:
 @limits_app.command("show")
 def show(
     ctx: typer.Context,
-    account_id: str = typer.Argument(..., help="The account (as in the ledger; '(unattributed)' too)"),
+    account_id: str = typer.Argument(..., help="The account (as in the ledger; '(unattributed)' too), or a "
+                                               "scope with a budget: tenant:ID, member:ACCOUNT@TENANT, service:NAME, "
+                                               "model:NAME, project:ID, key:ID"),
     fmt: ObjectFormat = typer.Option(ObjectFormat.table, "--format", help="table or json"),
 ) -> None:
-    """The account's tier, its windows in force (used against limits, reset times) and the gate's decision."""
+    """The account's tier, its windows in force (used against limits, reset times), its tenant's and membership's
+    budgets and the gate's decision; or a scope's budget windows (used / limit, resets in)."""
     st = state(ctx)
     settings = st.settings()
     now = clock.now()
+    if account_id.partition(":")[0] in SCOPE_KINDS:
+        return _show_scope(st, settings, account_id, now, fmt)
     with st.engine().connect() as conn:
         tier = limits.tier_of(conn, settings, account_id)
         views = gate.windows(conn, settings, account_id, now, tier)
         decision = gate.decide(conn, settings, account_id, now)
+        stored = live.read(conn, account_id, now).stored_tenant
+        mine = gate_scopes.budgeted(scope_store.all_budgets(conn, settings), account_id, stored, gate_scopes.NO_CALL)
+        scope_views = scopes.scope_views(conn, settings, mine, now)
     local = settings.tz
     if fmt == Format.json:
         out = {"account_id": account_id, "tier": tier.name if tier else None,
                "action": tier.action if tier else None, "decision": decision.as_dict(),
-               "windows": [v.as_dict() for v in views]}
+               "windows": [v.as_dict() for v in views], "scopes": [v.as_dict(now, local) for v in scope_views]}
         sys.stdout.write(orjson.dumps(out).decode() + "\n")
         return
     rows = [{"kind": v.kind, "period": v.period, "reset_at": v.reset_at.astimezone(local).strftime("%Y-%m-%d %H:%M %Z"),
@@ -56,10 +65,47 @@ def show(
              else None} for v in views]
     tier_text = f"{tier.name} (action {tier.action})" if tier else "none (not limited)"
     emit_rows(rows, WINDOW_COLUMNS, Format.table, title=f"{account_id}: tier {tier_text}")
+    if scope_views:
+        emit_rows(_scope_rows(scope_views, now, local), SCOPE_COLUMNS, Format.table,
+                  title=f"{account_id}: budgets of its tenant")
     verdict = "can call" if decision.can_call else "CANNOT call"
     until = f", until {decision.reset_at.astimezone(local):%Y-%m-%d %H:%M %Z}" if decision.reset_at and \
         not decision.can_call else ""
     console.print(f"gate: {verdict} ({decision.reason}{until}): {decision.detail}")
+
+
+SCOPE_COLUMNS = ["scope", "window", "period", "tokens", "cost_usd", "used_pct", "state", "resets_in"]
+
+
+def _scope_rows(views: list[gate_scopes.ScopeView], now: Any, tz: Any) -> list[dict[str, Any]]:
+    rows = []
+    for v in views:
+        d = v.as_dict(now, tz)
+        rows.append({"scope": v.scope, "window": d["window"], "period": v.period,
+                     "tokens": _used(v.used_tokens, v.limit_tokens), "cost_usd": _used(v.used_cost_usd,
+                                                                                     v.limit_cost_usd, money=True),
+                     "used_pct": d["used_pct"], "state": v.state,
+                     "resets_in": f"{d['resets_in']} ({d['reset_at_local']})"})
+    return rows
+
+
+def _show_scope(st: Any, settings: Any, scope: str, now: Any, fmt: ObjectFormat) -> None:
+    try:
+        parse_scope(scope)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    with st.engine().connect() as conn:
+        budget = scope_store.all_budgets(conn, settings).get(scope)
+        if budget is None:
+            fail(f"{scope}: no budget is set for this scope (`tokentally budgets list` shows those that are)")
+        views = scopes.scope_views(conn, settings, {scope: budget}, now)
+    if fmt == Format.json:
+        out = {"scope": scope, "source": budget.source, "action": budget.action,
+               "windows": [v.as_dict(now, settings.tz) for v in views]}
+        sys.stdout.write(orjson.dumps(out).decode() + "\n")
+        return
+    emit_rows(_scope_rows(views, now, settings.tz), SCOPE_COLUMNS, Format.table,
+              title=f"{scope}: action {budget.action} ({budget.source})")
 
 
 @limits_app.command("list")

@@ -1,4 +1,5 @@
-"""The budgets job: accounts' usage against their tiers (warn, block, alert), the system against the kill switch.
+"""The budgets job: accounts' usage against their tiers (warn, block, alert), scopes' against their
+budgets (``worker.limits.scope_judge``), the system against the kill switch.
 
 Scheduled, and also run by the daemon right after each ingest (``after=("ingest",)``), so a block
 follows the usage that caused it. The windows are synced first, in the same transaction; then only the
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.limits import budgets, killswitch, late, sync
+from worker.limits import budgets, killswitch, late, scope_judge, scope_sync, sync
 from worker.registry import JobContext, job
 
 
@@ -33,4 +34,6 @@ def budgets_job(ctx: JobContext) -> dict[str, Any]:
         synced = sync.sync(conn, ctx.settings, now)
         result = budgets.evaluate(conn, ctx.settings, now)
         judged = late.evaluate_days(conn, ctx.settings, [*late.claim_pending(conn), *asked], now)
-    return {**result.as_dict(), "sync": synced.as_dict(), "late": judged.as_dict()}
+        scopes = {"sync": scope_sync.sync(conn, ctx.settings, now).as_dict(),
+                  **scope_judge.evaluate(conn, ctx.settings, now).as_dict()}
+    return {**result.as_dict(), "sync": synced.as_dict(), "late": judged.as_dict(), "scopes": scopes}

@@ -1,11 +1,12 @@
-"""The limits job: rate-limit and budget windows rolled over; the windows of the accounts with new
-usage (marked by ingest) created or refreshed; nothing else is touched (``worker.limits.sync``)."""
+"""The limits job: rate-limit and budget windows rolled over; the windows of the accounts and the
+budgeted scopes with new usage (marked by ingest) created or refreshed; nothing else is touched
+(``worker.limits.sync``, ``worker.limits.scope_sync``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from worker.limits import sync, windows as limits
+from worker.limits import scope_sync, sync, windows as limits
 from worker.registry import JobContext, job
 
 
@@ -17,4 +18,5 @@ def limits_job(ctx: JobContext) -> dict[str, Any]:
         with ctx.engine.connect() as conn:
             return {"dry_run": True, "open_windows": len(limits.open_windows(conn, ctx.now(), limits.KIND_LIMITS))}
     with ctx.engine.begin() as conn:
-        return sync.sync(conn, ctx.settings, ctx.now()).as_dict()
+        stats = sync.sync(conn, ctx.settings, ctx.now()).as_dict()
+        return {**stats, "scopes": scope_sync.sync(conn, ctx.settings, ctx.now()).as_dict()}

@@ -2,7 +2,8 @@
 
 :func:`build` gathers every figure of a period (optionally one tenant's) from the
 summaries (and the ledger for days not yet summarised: the same rule as ``usage``),
-each account's budget state for the period (``reports.budget_states``), alerts, rejects, reconciliations, source
+each account's budget state for the period (``reports.budget_states``), every scope over or near
+its budget (``reports.scope_states``), alerts, rejects, reconciliations, source
 freshness and the month-end forecast (daily and monthly reports).
 :func:`ledger_totals` derives the period's totals and row count straight from the
 ledger (what ``reports.archive.verify`` compares an archived report with).
@@ -41,6 +42,7 @@ from worker.summaries.recompute import is_final
 from worker.summaries.usage import UsageRow, usage, usage_from_ledger
 
 from reports.budget_states import period_states
+from reports.scope_states import scope_states
 from reports.periods import Period
 
 TOTAL_FIELDS = ("requests", "errors", "timeouts", "prompt_tokens", "completion_tokens", "total_tokens",
@@ -85,7 +87,8 @@ def _breakdown(rows: list[UsageRow], total_cost: Decimal) -> list[dict[str, Any]
 def settings_hash(settings: Settings) -> str:
     """What the figures depend on: time zone, prices, tiers, thresholds."""
     text = repr((settings.timezone, settings.pricing_fingerprint(), sorted(settings.tiers.items()),
-                 settings.default_tier, settings.budgets, settings.summaries_settle))
+                 settings.default_tier, settings.budgets, settings.summaries_settle)
+                + ((sorted(settings.scope_budgets.items()),) if settings.scope_budgets else ()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -158,6 +161,7 @@ def build(conn: Connection, settings: Settings, period: Period, *, tenant: str |
         "by_tenant": [] if tenant else _breakdown(use("tenant"), cost),
         "top_accounts": top_accounts,
         "budget": {**listed,
+                   "scopes": scope_states(conn, settings, first, last, tenant),  # scopes over or near budget
                    "system": _system_state(conn, settings, first, last, by_day, tenant)},
         "quality": {
             # rejects and integrity alerts belong to no tenant: a tenant's report has none (None)

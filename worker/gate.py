@@ -8,6 +8,14 @@
     ... call the LLM ...
     gate.record("user-42", tokens=usage.total_tokens)   # optional: live rate limiting
 
+    gate.check("user-42", tenant_id="school-a", service="essay-feedback", model="gpt-4o")
+
+``check`` and ``record`` also take what the call says about itself (``tenant_id``, ``service``,
+``model``, ``project_id``, ``api_key``): every scope it falls under that has a budget is checked
+too (``worker.gate_scopes``: the account's tenant, its membership of it, the service, the model,
+the project and the key), and a refusal names the scope ("tenant school-a monthly budget,
+resets 2026-12-01 00:00 EST"; ``Decision.scope`` is ``tenant:school-a``).
+
 ``check`` is false when the kill switch is on, one of the account's windows is
 blocked (a ``block`` tier over its budget), or a request limit for the current
 minute/hour/day/month is used up. It never relies on the limits job having run on
@@ -52,11 +60,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from worker import clock, db
-from worker.limits import live, windows as limits
+from worker import clock, db, gate_scopes
+from worker.gate_scopes import NO_CALL, Call
+from worker.limits import live, scope_live, scope_store, windows as limits
 from worker.limits.windows import fraction_used
 from worker.models import UNATTRIBUTED
-from worker.settings import ENV_PREFIX, Settings, SettingsError, TierSettings, config_path, load_gate
+from worker.settings import ENV_PREFIX, ScopeBudget, Settings, SettingsError, TierSettings, config_path, load_gate
 from worker.sql import relaxed_commit, single_statement_reads
 
 logger = logging.getLogger(__name__)
@@ -82,9 +91,10 @@ class Decision:
     account_id: str = ""
     tier: str | None = None
     detail: str = ""
+    scope: str | None = None  # the scope whose budget refused (or is used up), e.g. "tenant:school-a"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"account_id": self.account_id, "tier": self.tier, "can_call": self.can_call,
+        return {"account_id": self.account_id, "tier": self.tier, "scope": self.scope, "can_call": self.can_call,
                 "reason": self.reason, "detail": self.detail, "remaining_requests": self.remaining_requests,
                 "remaining_tokens": self.remaining_tokens,
                 "remaining_cost_usd": None if self.remaining_cost_usd is None else str(self.remaining_cost_usd),
@@ -158,12 +168,30 @@ def _views(settings: Settings, state: live.LiveState, tier: TierSettings | None,
     return views
 
 
-def decide(conn: Connection, settings: Settings, account_id: str | None, now: datetime | None = None) -> Decision:
-    """The decision for the account now: one query (:data:`worker.limits.live.READ`)."""
+def decide(conn: Connection, settings: Settings, account_id: str | None, now: datetime | None = None,
+           call: Call = NO_CALL, budgets: dict[str, ScopeBudget] | None = None) -> Decision:
+    """The decision for the account (and the call's scopes) now: one query
+    (:data:`worker.limits.live.READ`), and one more for the call's scopes that have a budget
+    (``budgets``: the scope budgets in force, read from the database when not given)."""
     now = now or clock.now()
     account_id = account_id or UNATTRIBUTED
     state = live.read(conn, account_id, now)
-    return _decision(settings, account_id, state, limits.resolve_tier(settings, account_id, state.stored_tier), now)
+    if budgets is None:
+        budgets = scope_store.all_budgets(conn, settings)
+    return _with_scopes(conn, settings, account_id, state, budgets, call, now)
+
+
+def _with_scopes(conn: Connection, settings: Settings, account_id: str, state: live.LiveState,
+                 budgets: dict[str, ScopeBudget], call: Call, now: datetime,
+                 counted: dict[scope_live.Key, Any] | None = None) -> Decision:
+    decision = _decision(settings, account_id, state, limits.resolve_tier(settings, account_id, state.stored_tier),
+                         now)
+    mine = gate_scopes.budgeted(budgets, account_id, state.stored_tenant, call)
+    if not mine or decision.reason == "kill_switch":
+        return decision
+    stored = counted if counted is not None else scope_live.read(conn, sorted(mine), now)
+    return gate_scopes.merge(decision, gate_scopes.verdict(gate_scopes.views(mine, stored, now, settings.tz),
+                                                           settings.tz))
 
 
 def decide_many(conn: Connection, settings: Settings, account_ids: list[str],
@@ -171,7 +199,8 @@ def decide_many(conn: Connection, settings: Settings, account_ids: list[str],
     """:func:`decide` for a page of accounts (the console lists many): one indexed query each, at
     one instant."""
     now = now or clock.now()
-    return {a: decide(conn, settings, a, now) for a in account_ids}
+    budgets = scope_store.all_budgets(conn, settings)
+    return {a: decide(conn, settings, a, now, budgets=budgets) for a in account_ids}
 
 
 def _decision(settings: Settings, account_id: str, state: live.LiveState, tier: TierSettings | None,
@@ -182,9 +211,9 @@ def _decision(settings: Settings, account_id: str, state: live.LiveState, tier: 
         return Decision(False, "kill_switch", 0, 0, Decimal(0), None, account_id, tier_name,
                         f"kill switch on since {switch.changed_at.isoformat()} ({switch.changed_by}): {switch.reason}")
     views = _views(settings, state, tier, now)
-    remaining_requests = _least(v.remaining(v.used_requests, v.limit_requests) for v in views)
-    remaining_tokens = _least(v.remaining(v.used_tokens, v.limit_tokens) for v in views)
-    remaining_cost = _least(v.remaining(v.used_cost_usd, v.limit_cost_usd) for v in views)
+    remaining_requests = gate_scopes.least(v.remaining(v.used_requests, v.limit_requests) for v in views)
+    remaining_tokens = gate_scopes.least(v.remaining(v.used_tokens, v.limit_tokens) for v in views)
+    remaining_cost = gate_scopes.least(v.remaining(v.used_cost_usd, v.limit_cost_usd) for v in views)
     refusals: list[tuple[str, datetime, str]] = []  # (reason, until, detail)
     soft: list[str] = []
     for v in views:
@@ -215,11 +244,6 @@ def _decision(settings: Settings, account_id: str, state: live.LiveState, tier: 
     return Decision(True, "ok", *common, min(limited) if limited else None, account_id, tier_name, detail)
 
 
-def _least(values: Any) -> Any:
-    present = [v for v in values if v is not None]
-    return min(present) if present else None
-
-
 class Gate:
     """check/record against one tokentally database.
 
@@ -234,40 +258,71 @@ class Gate:
         self.settings = settings
         self.engine = engine
         self._reads = single_statement_reads(engine)
+        # the scope budgets in force, with the stored budgets' token they were read at
+        self._budgets: tuple[str | None, dict[str, ScopeBudget]] | None = None
 
-    def check(self, account_id: str | None, *, session: Any = None) -> Decision:
+    def budgets(self, conn: Connection, token: str | None) -> dict[str, ScopeBudget]:
+        """The scope budgets, read again only when the stored ones changed (another token; none:
+        nothing was ever stored, so the settings' are all there is)."""
+        cached = self._budgets
+        if cached is None or cached[0] != token:
+            budgets = scope_store.all_budgets(conn, self.settings) if token else dict(self.settings.scope_budgets)
+            cached = self._budgets = (token, budgets)
+        return cached[1]
+
+    def check(self, account_id: str | None, *, session: Any = None, tenant_id: str | None = None,
+              service: str | None = None, model: str | None = None, project_id: str | None = None,
+              api_key: str | None = None) -> Decision:
+        call = Call(tenant_id, service, model, project_id, api_key)
         if session is not None:
-            return decide(session.connection(), self.settings, account_id)
+            return self._check(session.connection(), account_id, call)
         try:
             with self._reads.connect() as conn:
-                return decide(conn, self.settings, account_id)
+                return self._check(conn, account_id, call)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
         # the pooled connection had died (a database restart since it was last used: worker.db
         # pings only connections idle for a while); a read, so once more on a fresh one
         with self._reads.connect() as conn:
-            return decide(conn, self.settings, account_id)
+            return self._check(conn, account_id, call)
+
+    def _check(self, conn: Connection, account_id: str | None, call: Call) -> Decision:
+        now = clock.now()
+        account_id = account_id or UNATTRIBUTED
+        state = live.read(conn, account_id, now)
+        return _with_scopes(conn, self.settings, account_id, state, self.budgets(conn, state.budgets_revision),
+                            call, now)
 
     def record(self, account_id: str | None, *, requests: int = 1, tokens: int = 0,
-               cost_usd: Decimal | int | str = 0, session: Any = None) -> Decision:
-        """Count a call now (atomic ``used = used + n`` in every window in force); returns the new decision.
-        With ``session=`` it is part of the caller's transaction and counts once that commits."""
+               cost_usd: Decimal | int | str = 0, session: Any = None, tenant_id: str | None = None,
+               service: str | None = None, model: str | None = None, project_id: str | None = None,
+               api_key: str | None = None) -> Decision:
+        """Count a call now (atomic ``used = used + n`` in every window in force, the account's and
+        its budgeted scopes'); returns the new decision. With ``session=`` it is part of the
+        caller's transaction and counts once that commits."""
         account_id = account_id or UNATTRIBUTED
         now = clock.now()
+        call = Call(tenant_id, service, model, project_id, api_key)
         if session is not None:
-            return self._record(session.connection(), account_id, now, requests, tokens, Decimal(cost_usd))
+            return self._record(session.connection(), account_id, now, requests, tokens, Decimal(cost_usd), call)
         with self.engine.begin() as conn:
             relaxed_commit(conn)
-            return self._record(conn, account_id, now, requests, tokens, Decimal(cost_usd))
+            return self._record(conn, account_id, now, requests, tokens, Decimal(cost_usd), call)
 
     def _record(self, conn: Connection, account_id: str, now: datetime, requests: int, tokens: int,
-                cost_usd: Decimal) -> Decision:
+                cost_usd: Decimal, call: Call) -> Decision:
         state = live.read(conn, account_id, now)
         tier = limits.resolve_tier(self.settings, account_id, state.stored_tier)
         state = live.record(conn, self.settings.tz, account_id, tier, state, now, requests=requests, tokens=tokens,
                             cost_usd=cost_usd)
-        return _decision(self.settings, account_id, state, tier, now)
+        budgets = self.budgets(conn, state.budgets_revision)
+        mine = gate_scopes.budgeted(budgets, account_id, state.stored_tenant, call)
+        counted = None
+        if mine:
+            counted = scope_live.record(conn, mine, scope_live.read(conn, sorted(mine), now), now, self.settings.tz,
+                                        requests=requests, tokens=tokens, cost_usd=cost_usd)
+        return _with_scopes(conn, self.settings, account_id, state, budgets, call, now, counted)
 
 
 RECHECK_SECONDS = 1.0  # how often the default gate looks whether its settings changed
@@ -325,10 +380,12 @@ def default_gate() -> Gate:
         return _default
 
 
-def check(account_id: str | None, *, session: Any = None) -> Decision:
-    return default_gate().check(account_id, session=session)
+def check(account_id: str | None, *, session: Any = None, **call: str | None) -> Decision:
+    """``call``: tenant_id, service, model, project_id, api_key (each optional)."""
+    return default_gate().check(account_id, session=session, **call)
 
 
 def record(account_id: str | None, *, requests: int = 1, tokens: int = 0, cost_usd: Decimal | int | str = 0,
-           session: Any = None) -> Decision:
-    return default_gate().record(account_id, requests=requests, tokens=tokens, cost_usd=cost_usd, session=session)
+           session: Any = None, **call: str | None) -> Decision:
+    return default_gate().record(account_id, requests=requests, tokens=tokens, cost_usd=cost_usd, session=session,
+                                 **call)

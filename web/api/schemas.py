@@ -17,14 +17,32 @@ AccountId = Field(None, max_length=200, pattern=ID_PATTERN,
                   description="The account as the ledger knows it; absent or null: unattributed (never limited)")
 
 
-class GateCheck(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    account_id: str | None = AccountId
+def _scope_field(what: str) -> Any:
+    return Field(None, max_length=200, pattern=ID_PATTERN,
+                 description=f"{what}: the call is checked against its scope budget too, if one is set")
 
 
-class GateRecord(BaseModel):
+class GateCall(BaseModel):
+    """What a call says about itself: each is optional, and each names a scope whose budget is checked."""
+
     model_config = ConfigDict(extra="forbid")
     account_id: str | None = AccountId
+    tenant_id: str | None = _scope_field("The tenant (else the account's stored tenant)")
+    service: str | None = _scope_field("The service (feature) making the call")
+    model: str | None = _scope_field("The model asked for")
+    project_id: str | None = _scope_field("The project")
+    api_key: str | None = _scope_field("The API key (or its alias)")
+
+    def call(self) -> dict[str, str | None]:
+        return {"tenant_id": self.tenant_id, "service": self.service, "model": self.model,
+                "project_id": self.project_id, "api_key": self.api_key}
+
+
+class GateCheck(GateCall):
+    pass
+
+
+class GateRecord(GateCall):
     requests: int = Field(1, ge=0, le=1_000_000, description="Calls to count (default 1)")
     tokens: int = Field(0, ge=0, le=10**12, description="Tokens the call used")
     cost_usd: Decimal = Field(Decimal(0), ge=0, le=10**6, max_digits=20, decimal_places=10,
@@ -34,6 +52,7 @@ class GateRecord(BaseModel):
 class Decision(BaseModel):
     account_id: str
     tier: str | None
+    scope: str | None = Field(None, description="The scope whose budget refused or is used up, e.g. tenant:school-a")
     can_call: bool
     reason: Literal["ok", "over_soft_limit", "budget_exhausted", "blocked", "rate_limited", "kill_switch"]
     detail: str

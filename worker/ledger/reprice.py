@@ -15,6 +15,7 @@ from worker.ledger.pricing import Pricer
 from worker.settings import Settings
 from worker.ledger.dirty_days import local_days_of_utc_hours, mark_dirty, utc_hour
 from worker.limits.dirty import mark_accounts
+from worker.limits.scope_marks import event_scopes, mark_scopes
 from worker.summaries.usage import range_bounds
 
 BATCH = 5000
@@ -44,7 +45,8 @@ def reprice(settings: Settings, engine: Engine, first: date, last: date) -> dict
     cols = (ev.id, ev.event_id, ev.occurred_at, ev.account_id, ev.provider, ev.model, ev.model_used,
             ev.prompt_tokens, ev.completion_tokens, ev.total_tokens, ev.cached_tokens, ev.cache_write_tokens,
             ev.cache_write_1h_tokens, ev.service_tier, ev.cost_reported,
-            ev.cost_usd, ev.cost_computed, ev.cost_status, ev.price_source, ev.price_effective_from)
+            ev.cost_usd, ev.cost_computed, ev.cost_status, ev.price_source, ev.price_effective_from,
+            ev.tenant_id, ev.service, ev.project_id, ev.api_key)  # (the scopes whose windows' cost changes)
     examined = changed = 0
     before = after = Decimal(0)
     last_id = 0
@@ -74,6 +76,10 @@ def reprice(settings: Settings, engine: Engine, first: date, last: date) -> dict
                 mark_dirty(conn, local_days_of_utc_hours(touched, settings.tz), clock.now())
                 mark_accounts(conn, {(row.account_id, row.occurred_at.astimezone(settings.tz).date())
                                      for row in rows if row.id in ids}, clock.now())  # the windows' cost
+                mark_scopes(conn, {(scope, row.occurred_at.astimezone(settings.tz).date()) for row in rows
+                                   if row.id in ids for scope in event_scopes(
+                                       row.tenant_id, row.service, row.model, row.project_id, row.api_key)},
+                            clock.now())
             last_id = rows[-1].id
     return {"from": first.isoformat(), "to": last.isoformat(), "examined": examined, "changed": changed,
             "cost_before_usd": f"{before:.10f}", "cost_after_usd": f"{after:.10f}"}

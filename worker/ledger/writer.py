@@ -36,6 +36,7 @@ from sqlalchemy import Connection, update
 from worker.ledger import partitions
 from worker.ledger.dirty_days import local_days_of_utc_hours, mark_dirty, utc_hour
 from worker.limits.dirty import mark_accounts
+from worker.limits.scope_marks import mark_scopes, scopes_of
 from worker.limits.late import mark_pending
 from worker.ledger.event import Attempt, Event, attempt_row
 from worker.ledger.pricing import Priced
@@ -104,6 +105,7 @@ class Batch:
     unpriced: int = 0
     attempts: list[dict[str, Any]] = field(default_factory=list)  # call_attempts rows
     accounts: dict[int, set[str]] = field(default_factory=dict)  # UTC hour -> accounts with events in it
+    scopes: dict[int, set[tuple[Any, ...]]] = field(default_factory=dict)  # UTC hour -> (tenant, service, ...)
 
 
 @dataclass
@@ -134,6 +136,9 @@ class LedgerWriter:
     # and the set of the hour of the last event added.
     _accounts: dict[int, set[str]] = field(default_factory=dict)
     _hour_accounts: set[str] = field(default_factory=set)
+    # the same for the (tenant, service, model, project, key) of the events: the scopes' marks
+    _scopes: dict[int, set[tuple[Any, ...]]] = field(default_factory=dict)
+    _hour_scopes: set[tuple[Any, ...]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._copy = bulk_path(self.dialect) == "copy"
@@ -164,6 +169,7 @@ class LedgerWriter:
                 local_days_of_utc_hours((hour,), self.tz)  # raises here, not when the batch commits
                 self._hours.add(hour)
             self._hour_accounts = self._accounts.setdefault(hour, set())
+            self._hour_scopes = self._scopes.setdefault(hour, set())
             if hour > 0:  # (before 1970 utc_hour truncates toward zero: no bucket there)
                 try:
                     start = datetime.fromtimestamp(hour * 3600, UTC)
@@ -172,6 +178,7 @@ class LedgerWriter:
                     self._hour_start = None
         rows[ev.event_id] = row
         self._hour_accounts.add(ev.account_id)
+        self._hour_scopes.add((ev.tenant_id, ev.service, ev.model, ev.project_id, ev.api_key))
         if ev.unattributed:
             self._unattributed += 1
         if priced.cost_units is None:
@@ -196,9 +203,10 @@ class LedgerWriter:
         """Hand over what was collected and start afresh."""
         batch = Batch(list(self._rows.values()), list(self._rows), self._rejects, self._pending, self._hours, self._newest,
                       self._unattributed, self._unpriced, list(self._attempts.values()),
-                      self._accounts)
+                      self._accounts, self._scopes)
         self._rows, self._rejects, self._pending, self._hours, self._newest = {}, [], WriteStats(), set(), None
         self._accounts, self._hour_accounts = {}, set()
+        self._scopes, self._hour_scopes = {}, set()
         self._attempts = {}
         self._unattributed = self._unpriced = 0
         self._hour_start = self._hour_end = None
@@ -222,6 +230,9 @@ class LedgerWriter:
                 mark_accounts(conn, ((account, day) for hour, accounts in batch.accounts.items()
                                      for day in local_days_of_utc_hours((hour,), self.tz)
                                      for account in accounts), self.ingested_at)  # the limits job's marks
+                mark_scopes(conn, ((scope, day) for hour, values in batch.scopes.items()
+                                   for day in local_days_of_utc_hours((hour,), self.tz)
+                                   for scope in scopes_of(values)), self.ingested_at)
                 self._source_status(conn, stats.accepted - accepted_before, batch.newest, duplicates)
             elif duplicates:  # nothing new: only the count (the source's freshness is unchanged)
                 conn.execute(update(SourceStatus).where(SourceStatus.source == self.source)

@@ -1,7 +1,8 @@
 """What the gate reads and writes on every call: one read, one increment, both built once.
 
-:data:`READ` is the one indexed query behind a decision: the account's stored tier
-(``accounts`` primary key), the kill switch (``system_state`` primary key) and the
+:data:`READ` is the one indexed query behind a decision: the account's stored tier and tenant
+(``accounts`` primary key), the kill switch and the scope budgets' change token
+(``system_state`` primary key) and the
 account's windows in force (``limit_windows`` unique key, account first), left-joined
 onto one row so an account with no windows, or none in the accounts table, still
 gives its tier and the switch. A window that is not stored counts as empty
@@ -30,12 +31,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import BigInteger, Connection, String, and_, bindparam, literal_column, select, update
 
 from worker.limits.killswitch import KILL_SWITCH
+from worker.limits.scope_store import REVISION_KEY, token_of
 from worker.limits.windows import Bounds, bounds, insert_windows, kinds_for, larger, new_window
 from worker.models import Account, LimitWindow, SystemState
 from worker.models.base import Money, UTCDateTime
 from worker.settings import TierSettings
 
 _lw, _acc, _ss = LimitWindow.__table__, Account.__table__, SystemState.__table__
+_rev = SystemState.__table__.alias("budgets_revision")  # scope budgets' change token (worker.limits.scope_store)
 _ACCOUNT = bindparam("gate_account", type_=String())
 _NOW = bindparam("gate_now", type_=UTCDateTime())
 
@@ -46,11 +49,13 @@ WINDOW_COLUMNS = (_lw.c.id, _lw.c.kind, _lw.c.period, _lw.c.window_start, _lw.c.
 _IN_FORCE = and_(_lw.c.account_id == _ACCOUNT, _lw.c.window_start <= _NOW, _lw.c.reset_at > _NOW)
 
 _ONE = select(literal_column("1").label("one")).subquery("one")
-READ = (select(_acc.c.tier.label("stored_tier"), _ss.c.key.label("switch_key"),
+READ = (select(_acc.c.tier.label("stored_tier"), _acc.c.tenant_id.label("stored_tenant"),
+               _rev.c.data.label("budgets_revision"), _ss.c.key.label("switch_key"),
                _ss.c.reason.label("switch_reason"), _ss.c.changed_at.label("switch_changed_at"),
                _ss.c.changed_by.label("switch_changed_by"), *WINDOW_COLUMNS)
         .select_from(_ONE.outerjoin(_acc, _acc.c.account_id == _ACCOUNT)
                      .outerjoin(_ss, and_(_ss.c.key == KILL_SWITCH, _ss.c.active.is_(True)))
+                     .outerjoin(_rev, _rev.c.key == REVISION_KEY)
                      .outerjoin(_lw, _IN_FORCE))
         .order_by(_lw.c.window_start))
 
@@ -80,6 +85,8 @@ class LiveState:
     stored_tier: str | None  # the accounts table's tier (None: no row, or the default tier)
     kill_switch: KillSwitchOn | None  # None: off
     windows: dict[str, Any]  # kind -> the stored window in force (the latest if a stale one is still open)
+    stored_tenant: str | None = None  # the accounts table's tenant
+    budgets_revision: str | None = None  # the stored scope budgets' change token (None: never changed)
 
 
 def read(conn: Connection, account_id: str, now: datetime) -> LiveState:
@@ -87,7 +94,8 @@ def read(conn: Connection, account_id: str, now: datetime) -> LiveState:
     first = rows[0]
     switch = None if first.switch_key is None else KillSwitchOn(first.switch_reason, first.switch_changed_at,
                                                                 first.switch_changed_by)
-    return LiveState(first.stored_tier, switch, {w.kind: w for w in rows if w.id is not None})
+    return LiveState(first.stored_tier, switch, {w.kind: w for w in rows if w.id is not None}, first.stored_tenant,
+                     token_of(first.budgets_revision))
 
 
 def record(conn: Connection, tz: ZoneInfo, account_id: str, tier: TierSettings | None, state: LiveState,
@@ -105,7 +113,7 @@ def record(conn: Connection, tz: ZoneInfo, account_id: str, tier: TierSettings |
     windows.update({w.kind: w for w in sorted(counted, key=lambda w: w.window_start)})
     if lost := [k for k in kinds if k not in {w.kind for w in counted}]:
         raise RuntimeError(f"no {', '.join(lost)} window in force for {account_id} at {now.isoformat()}")
-    return LiveState(state.stored_tier, state.kill_switch, windows)
+    return LiveState(state.stored_tier, state.kill_switch, windows, state.stored_tenant, state.budgets_revision)
 
 
 _bounds: dict[tuple[str, ZoneInfo], Bounds] = {}

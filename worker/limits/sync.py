@@ -29,11 +29,12 @@ from typing import Any
 from sqlalchemy import BigInteger, Connection, Numeric, and_, bindparam, case, delete, func, select, update
 
 from worker.limits.dirty import claim_accounts
+from worker.limits.fingerprints import changed_once
 from worker.limits.windows import (BUDGET_KINDS, RATE_KINDS, ZERO, Bounds, bounds, insert_windows, kinds_for,
                                    larger, new_window, retier, tiers_of)
-from worker.models import WINDOW_KINDS, LimitWindow, SystemState, UsageEvent
+from worker.models import WINDOW_KINDS, LimitWindow, UsageEvent
 from worker.settings import Settings
-from worker.sql import insert_ignore, one_of, plan_each_time, unnest_rows, update_from_values
+from worker.sql import one_of, plan_each_time, unnest_rows, update_from_values
 from worker.summaries.usage import usage
 
 CHUNK = 1000  # accounts per ledger query
@@ -181,17 +182,7 @@ def tiers_fingerprint(settings: Settings) -> str:
 
 def tiers_changed(conn: Connection, settings: Settings, now: datetime) -> bool:
     """True once per change of the tier settings (the first replica to see it wins the update)."""
-    ss = SystemState
-    fingerprint = tiers_fingerprint(settings)
-    conn.execute(insert_ignore(conn.dialect.name, ss, ["key"]).values(
-        key=TIERS_KEY, active=True, reason=None, period=None, changed_at=now, changed_by="limits", data={}))
-    row = conn.execute(select(ss).where(ss.key == TIERS_KEY)).one()
-    if (row.data or {}).get("fingerprint") == fingerprint:
-        return False
-    return conn.execute(update(ss).where(ss.key == TIERS_KEY, ss.changed_at == row.changed_at,
-                                         ss.changed_by == row.changed_by)
-                        .values(data={"fingerprint": fingerprint}, changed_at=now, changed_by="limits")
-                        ).rowcount == 1
+    return changed_once(conn, TIERS_KEY, tiers_fingerprint(settings), now)
 
 
 def retier_open(conn: Connection, settings: Settings, now: datetime, stats: SyncStats) -> None:

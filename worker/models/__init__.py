@@ -9,6 +9,7 @@ from worker.models.limits import WINDOW_KINDS, BudgetPendingDay, LimitDirtyAccou
 from worker.models.events import (UNATTRIBUTED, UNKNOWN, IngestFile, IngestLease, IngestReject, LedgerExport,
                                   SourceCursor, SourceStatus, UsageEvent, UsageEventId)
 from worker.models.reports import Report
+from worker.models.scopes import SCOPE_WINDOW_KINDS, LimitDirtyScope, ScopeWindow, StoredScopeBudget
 from worker.models.runs import RUN_STATES, Daemon, JobRun, Outage
 from worker.models.summaries import DailyRollup, DailySummary, DirtyDay, MonthlySummary, SummaryCorrection, SummaryDay
 
@@ -18,4 +19,5 @@ __all__ = [
     "SummaryCorrection", "SummaryDay", "IngestFile", "IngestReject", "JobRun", "Daemon", "Outage", "RUN_STATES",
     "Report", "BudgetPendingDay", "LimitDirtyAccount", "LimitWindow", "SystemState", "WINDOW_KINDS", "SourceCursor",
     "SourceStatus", "UNATTRIBUTED", "UNKNOWN", "UTCDateTime", "UsageEvent", "UsageEventId", "LedgerExport", "IngestLease",
+    "SCOPE_WINDOW_KINDS", "LimitDirtyScope", "ScopeWindow", "StoredScopeBudget",
 ]

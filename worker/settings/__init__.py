@@ -37,6 +37,7 @@ from worker.settings.pricing import PriceOverride, fingerprint as pricing_finger
 from worker.settings.reader import ENV_PREFIX, Env, Reader, SettingsError, duration, parse_duration
 from worker.settings.reconcile import PROVIDER_NAMES, ReconcileSettings, parse_reconcile
 from worker.settings.reports import ReportSettings, parse_reports
+from worker.settings.scopes import ScopeBudget, split_budgets
 from worker.settings.routing import (DEFAULT_ROUTES, AlertSettings, DeliverySettings, Route, parse_alerts,
                                      parse_delivery, parse_routes)
 from worker.settings.sources import SourceSettings, parse_source
@@ -44,7 +45,7 @@ from worker.settings.web import WebSettings, parse_web
 
 __all__ = ["Settings", "SettingsError", "SourceSettings", "TierSettings", "BudgetSettings", "PriceOverride",
            "ReportSettings", "WebSettings", "IntegritySettings", "DaemonSettings", "AnomalySettings",
-           "ReconcileSettings", "AlertSettings", "DeliverySettings", "Route",
+           "ReconcileSettings", "AlertSettings", "DeliverySettings", "Route", "ScopeBudget",
            "load", "load_gate", "config_path", "parse_duration", "ENV_PREFIX"]
 
 DEFAULT_CONFIG = "settings.toml"
@@ -79,6 +80,8 @@ class Settings:
     default_tier: str | None = None
     tiers: dict[str, TierSettings] = field(default_factory=dict)
     budgets: BudgetSettings = field(default_factory=BudgetSettings)
+    # scope -> its [budgets."<scope>"] table (``tokentally budgets set`` stores more, in the database)
+    scope_budgets: dict[str, ScopeBudget] = field(default_factory=dict)
     reports: ReportSettings = field(default_factory=ReportSettings)
     schedule: dict[str, str] = field(default_factory=dict)
     summaries_settle: timedelta = timedelta(hours=48)
@@ -237,7 +240,8 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
     if default_tier is not None and default_tier not in tiers:
         raise SettingsError(f"default_tier: {default_tier!r} is not a tier (tiers: {', '.join(tiers) or 'none'})")
 
-    budgets = parse_budgets(Reader(top.take("budgets", dict, {}), "budgets", env))
+    system_budgets, scope_budgets = split_budgets(top.take("budgets", dict, {}))
+    budgets = parse_budgets(Reader(system_budgets, "budgets", env))
 
     summ = Reader(top.take("summaries", dict, {}), "summaries", env)
     settle_hours = summ.bounded_int("settle_hours", 48, maximum=24 * 366)
@@ -283,7 +287,7 @@ def _parse(raw: dict[str, Any], env: dict[str, str], cfg: Path | None) -> Settin
         ingest_max_record_bytes=max_record_bytes, ingest_batch_bytes=batch_bytes,
         log_level=log_level, log_format=log_format, log_libraries=log_libraries,
         sources=sources, price_overrides=overrides, default_tier=default_tier, tiers=tiers,
-        budgets=budgets,
+        budgets=budgets, scope_budgets=scope_budgets,
         schedule=schedule, summaries_settle=timedelta(hours=settle_hours),
         summaries_nightly_days=nightly_days, retention_ledger_months=ledger_months,
         retention_months_ahead=months_ahead, channels=channels, routes=routes,
