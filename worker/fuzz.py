@@ -22,6 +22,7 @@ from typing import Any, Callable
 import orjson
 from sqlalchemy import Engine
 
+from worker.ingest.files import ASCII_SPACE
 from worker.ingest.formats.canonical import ALIASES
 from worker.ingest.ingestor import Ingestor
 from worker.settings import Settings, SourceSettings
@@ -131,13 +132,13 @@ def _one_line(data: bytes) -> bytes:
 
 def _blank(data: bytes) -> bool:
     text = data.decode("utf-8", "surrogateescape")
-    if not text.strip():
+    if data.isspace():
         return True
     try:
         row = next(csv.reader([text], strict=True), [])
     except csv.Error:
         return False
-    return all(not cell.strip() for cell in row)
+    return all(not cell.strip(ASCII_SPACE) for cell in row)
 
 
 @dataclass

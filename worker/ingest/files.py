@@ -37,6 +37,10 @@ from worker.ingest.fields import type_name
 # CorruptFile is raised from here too: callers catch it as files.CorruptFile
 from worker.ingest.lines import CorruptFile, Oversized, bounded_lines, oversized_bytes
 
+# A blank line or cell holds only these (the bytes.isspace() set, as the JSONL reader judges):
+# str.strip() would also strip \x1c-\x1f, \x85 and other Unicode spaces, content to be rejected.
+ASCII_SPACE = " \t\n\r\x0b\x0c"
+
 FINGERPRINT_LINES = {"jsonl": 1, "csv": 2}  # csv: the header is shared, add the first row
 FINGERPRINT_BYTES = 1 << 16  # json: the document's first 64 KiB (it may be a single line)
 # A .json document is parsed whole, in memory (orjson and the records: about 5x its size at peak, a 59 MB
@@ -275,7 +279,7 @@ def _csv_rows(reader: Any, header: list[str], consumed: list[bytes], state: dict
         raw, n = whole.rstrip(b"\r\n"), len(whole)
         consumed.clear()
         end, after = state["pos"], state["line"]
-        if not row or all(not cell.strip() for cell in row):
+        if not row or all(not cell.strip(ASCII_SPACE) for cell in row):  # as JSONL: bytes.isspace()
             yield RawItem(start_line, end, after, raw, None, None, n)
             continue
         try:

@@ -153,6 +153,14 @@ def test_an_empty_csv_cell_is_an_absent_field(tmp_path: Path):
     assert rows[2]["error"] == "boom"
 
 
+def test_a_csv_row_of_control_characters_is_a_record_not_a_blank_line(tmp_path: Path):
+    """Blank is what the JSONL reader calls blank (bytes.isspace()): a row of spaces, tabs and empty
+    cells. str.strip() would also take \\x1c-\\x1f and Unicode spaces, and the row would vanish."""
+    data = b"ts,id\n\x1c\n \t, \n\xc2\xa0,x\n"
+    items = list(read_csv(put(tmp_path / "u.csv", data)))
+    assert [(i.position, i.record) for i in items] == [(2, {"ts": "\x1c"}), (3, None), (4, {"ts": "\xa0", "id": "x"})]
+
+
 def test_a_quoted_multi_line_csv_field_is_one_value(tmp_path: Path):
     items = list(read_csv(put(tmp_path / "u.csv", CSV)))
     assert items[1].record["error"] == "line one\nline two"
