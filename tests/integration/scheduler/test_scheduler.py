@@ -397,15 +397,26 @@ def _signal_midway(tmp_path: Path, db_url: str, *signals: signal.Signals) -> tup
     inbox = tmp_path / "inbox"
     _write_inbox(inbox, LINES)
     proc = _daemon(tmp_path, db_url, inbox)
+    log: list[str] = []  # the daemon's log lines, read as they come (a pipe left unread would fill)
+    reader = threading.Thread(target=lambda: log.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
     try:
         _wait_for_events(proc, db_url)
-        for sig in signals:
+        for n, sig in enumerate(signals):
+            if n:  # Python coalesces two signals that arrive before its handler runs: wait until the
+                # first was handled (the daemon said it is stopping), as a user pressing ^C twice does
+                deadline = time.monotonic() + 20
+                while not any("daemon_stopping" in line for line in list(log)) and proc.poll() is None:
+                    assert time.monotonic() < deadline, "".join(log)
+                    time.sleep(0.01)
             proc.send_signal(sig)
-            time.sleep(0.05)
-        _, err = proc.communicate(timeout=20)  # "within a few seconds"; the bound only catches a hang
+        proc.wait(timeout=20)  # "within a few seconds"; the bound only catches a hang
     finally:
         proc.kill()
-    return proc.returncode, err
+        reader.join(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
+    return proc.returncode, "".join(log)
 
 
 def _ingest_the_rest(tmp_path: Path, db_url: str) -> Any:
