@@ -20,6 +20,7 @@ themselves:
 - :func:`update_from_values` and :func:`unnest_rows`: how many rows are updated at once
   (``UPDATE … FROM unnest(arrays)`` on PostgreSQL, executemany on SQLite);
 - :func:`plan_each_time`: PostgreSQL plans each statement with its values (no generic plan);
+- :func:`partial_index_scan`: a read that must go through a partial index the planner cannot cost;
 - :func:`is_unique_violation`: whether a driver error is a unique-key conflict;
 - :func:`single_statement_reads`: an engine for reads made of one statement, without
   BEGIN/ROLLBACK round trips (autocommit on PostgreSQL);
@@ -33,9 +34,10 @@ themselves:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -168,6 +170,22 @@ def plan_each_time(conn: Connection) -> None:
     one for the values at hand. Planning each time costs a few milliseconds."""
     if conn.dialect.name == POSTGRESQL:
         conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+@contextmanager
+def partial_index_scan(conn: Connection) -> Iterator[None]:
+    """Within: PostgreSQL plans without sequential scans, for a read through a partial index whose
+    predicate compares two columns (``revision <> evaluated_revision``). The planner cannot
+    estimate such a predicate (it takes it to hold for nearly every row), so it would read the
+    whole table to find the few rows the index holds."""
+    if conn.dialect.name != POSTGRESQL:
+        yield
+        return
+    conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("RESET enable_seqscan")
 
 
 def single_statement_reads(engine: Engine) -> Engine:

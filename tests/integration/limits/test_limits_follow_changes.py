@@ -86,7 +86,8 @@ def test_only_the_accounts_with_new_usage_are_touched(make_settings, engine, tmp
         first = run(settings, engine, "limits")
         assert (first["accounts"], first["created"]) == (6, 12)  # a day and a month window each
         assert count(engine, LimitDirtyAccount) == 0  # the job took the marks
-        assert run(settings, engine, "budgets")["windows"] == 12  # all new: all judged
+        # all new: the day windows judged; the month windows have no budget in these tiers (nothing to judge)
+        assert run(settings, engine, "budgets")["windows"] == 6
     with freeze_time("2026-11-23T10:01:00Z"):
         feed(settings, engine, tmp_path, ["u3"], utc("2026-11-23T10:00:30Z"))
         second = run(settings, engine, "limits")
@@ -94,12 +95,14 @@ def test_only_the_accounts_with_new_usage_are_touched(make_settings, engine, tmp
         touched = {w.account_id for w in windows(engine) if w.updated_at == utc("2026-11-23T10:01:00Z")}
         assert touched == {"u3"}  # no other account's window was written
         judged = run(settings, engine, "budgets")
-        assert judged["windows"] == 2 and judged["sync"]["accounts"] == 0  # u3's day and month only
+        assert judged["windows"] == 1 and judged["sync"]["accounts"] == 0  # u3's day only
     with freeze_time("2026-11-23T10:02:00Z"):
         assert run(settings, engine, "limits")["accounts"] == 0  # nothing new: nothing read
         assert run(settings, engine, "budgets")["windows"] == 0
     [day] = [w for w in windows(engine, "u3") if w.kind == "day"]
     assert (day.used_tokens, day.revision, day.evaluated_revision) == (2000, 2, 2)
+    [month] = [w for w in windows(engine, "u3") if w.kind == "month"]
+    assert (month.used_tokens, month.revision, month.evaluated_revision) == (2000, 2, 2)  # never waited to be judged
 
 
 def test_a_run_reads_the_ledger_only_for_the_marked_accounts(make_settings, engine, tmp_path) -> None:
