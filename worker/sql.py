@@ -123,13 +123,17 @@ def one_of(column: Any, values: list[Any], dialect: str) -> ColumnElement:
     return column.in_(list(values))
 
 
+ROWS_PER_DOCUMENT = 5000  # insert_rows_ignore: PostgreSQL's JSONB parse slows down past a few megabytes
+
+
 def insert_rows_ignore(conn: Connection, model: Any, keys: list[str], rows: list[dict[str, Any]],
                        returning: tuple[Any, ...]) -> list[Any]:
     """Insert many rows, skipping those whose ``keys`` are there already; the rows inserted
     (``returning`` columns). PostgreSQL: ``INSERT … SELECT FROM jsonb_to_recordset(%(rows)s)
-    ON CONFLICT DO NOTHING``: the rows go as ONE JSON document (orjson, in C), so ninety
-    thousand rows are one parameter and one statement; SQLite: executemany (SQLAlchemy's
-    multi-row INSERTs)."""
+    ON CONFLICT DO NOTHING``: the rows go as one JSON document (orjson, in C) per
+    ``ROWS_PER_DOCUMENT`` rows, so ninety thousand rows are eighteen statements (one document
+    of them all takes three times as long: building a large JSONB value does not scale
+    linearly); SQLite: executemany (SQLAlchemy's multi-row INSERTs)."""
     if not rows:
         return []
     if conn.dialect.name != POSTGRESQL:
@@ -138,12 +142,15 @@ def insert_rows_ignore(conn: Connection, model: Any, keys: list[str], rows: list
     names = list(rows[0])
     types = ", ".join(f'"{n}" {table.c[n].type.dialect_impl(conn.dialect).compile(dialect=conn.dialect)}'
                       for n in names)
-    document = orjson.dumps(rows, default=str).decode()
-    source = text(f"jsonb_to_recordset(CAST(:rows AS JSONB)) AS incoming({types})").bindparams(rows=document)
+    source = text(f"jsonb_to_recordset(CAST(:rows AS JSONB)) AS incoming({types})")
     incoming = select(*(column(n) for n in names)).select_from(source)
     stmt = (pg_insert(model).from_select(names, incoming)
             .on_conflict_do_nothing(index_elements=keys).returning(*returning))
-    return conn.execute(stmt).all()
+    inserted: list[Any] = []
+    for start in range(0, len(rows), ROWS_PER_DOCUMENT):
+        document = orjson.dumps(rows[start:start + ROWS_PER_DOCUMENT], default=str).decode()
+        inserted += conn.execute(stmt, {"rows": document}).all()
+    return inserted
 
 
 def update_from_values(dialect: str) -> bool:

@@ -32,7 +32,9 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, case, func, or_, select, update
 
@@ -274,7 +276,13 @@ def _projection_spec(settings: Settings, w: Any, tier: TierSettings, fraction: f
 
 def _local(moment: datetime, settings: Settings) -> str:
     """A moment in the operator's time zone, as the alerts show it (a fact, not a sentence)."""
-    return moment.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z")
+    return _local_text(moment, settings.tz)
+
+
+@lru_cache(maxsize=1024)
+def _local_text(moment: datetime, tz: ZoneInfo) -> str:
+    # (a storm's ninety thousand alerts share a handful of reset times)
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 # --------------------------------------------------------------------------- system-wide
