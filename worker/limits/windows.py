@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, and_, case, or_, select, update
 
 from worker.clock import local_day_bounds, month_start, next_month
-from worker.sql import insert_ignore, insert_rows_ignore, one_of, partial_index_scan
+from worker.sql import POSTGRESQL, insert_ignore, insert_rows_ignore, one_of, partial_index_scan
 from worker.models import UNATTRIBUTED, WINDOW_KINDS, Account, LimitWindow
 from worker.settings import Settings, TierSettings
 
@@ -150,10 +150,10 @@ def new_window(account_id: str, b: Bounds, tier: TierSettings | None, now: datet
 
 def insert_windows(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert these windows, ignoring those already there (another replica, a racing call). A
-    handful (the gate's): one plain INSERT; a batch (the limits job's): one statement for them
-    all (``worker.sql.insert_rows_ignore``)."""
+    handful (the gate's), or any number on SQLite: a plain (executemany) INSERT; a batch on
+    PostgreSQL (the limits job's): one statement per 5,000 (``worker.sql.insert_rows_ignore``)."""
     keys = ["account_id", "kind", "window_start"]
-    if len(rows) > BULK_ROWS:
+    if len(rows) > BULK_ROWS and conn.dialect.name == POSTGRESQL:
         insert_rows_ignore(conn, LimitWindow, keys, rows, (LimitWindow.id,))
     elif rows:
         conn.execute(insert_ignore(conn.dialect.name, LimitWindow, keys), rows)
