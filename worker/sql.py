@@ -20,6 +20,7 @@ themselves:
 - :func:`update_from_values` and :func:`unnest_rows`: how many rows are updated at once
   (``UPDATE … FROM unnest(arrays)`` on PostgreSQL, executemany on SQLite);
 - :func:`plan_each_time`: PostgreSQL plans each statement with its values (no generic plan);
+- :func:`partial_index_scan`: a read that must go through a partial index the planner cannot cost;
 - :func:`is_unique_violation`: whether a driver error is a unique-key conflict;
 - :func:`single_statement_reads`: an engine for reads made of one statement, without
   BEGIN/ROLLBACK round trips (autocommit on PostgreSQL);
@@ -33,9 +34,10 @@ themselves:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -121,13 +123,17 @@ def one_of(column: Any, values: list[Any], dialect: str) -> ColumnElement:
     return column.in_(list(values))
 
 
+ROWS_PER_DOCUMENT = 5000  # insert_rows_ignore: PostgreSQL's JSONB parse slows down past a few megabytes
+
+
 def insert_rows_ignore(conn: Connection, model: Any, keys: list[str], rows: list[dict[str, Any]],
                        returning: tuple[Any, ...]) -> list[Any]:
     """Insert many rows, skipping those whose ``keys`` are there already; the rows inserted
     (``returning`` columns). PostgreSQL: ``INSERT … SELECT FROM jsonb_to_recordset(%(rows)s)
-    ON CONFLICT DO NOTHING``: the rows go as ONE JSON document (orjson, in C), so ninety
-    thousand rows are one parameter and one statement; SQLite: executemany (SQLAlchemy's
-    multi-row INSERTs)."""
+    ON CONFLICT DO NOTHING``: the rows go as one JSON document (orjson, in C) per
+    ``ROWS_PER_DOCUMENT`` rows, so ninety thousand rows are eighteen statements (one document
+    of them all takes three times as long: building a large JSONB value does not scale
+    linearly); SQLite: executemany (SQLAlchemy's multi-row INSERTs)."""
     if not rows:
         return []
     if conn.dialect.name != POSTGRESQL:
@@ -136,12 +142,15 @@ def insert_rows_ignore(conn: Connection, model: Any, keys: list[str], rows: list
     names = list(rows[0])
     types = ", ".join(f'"{n}" {table.c[n].type.dialect_impl(conn.dialect).compile(dialect=conn.dialect)}'
                       for n in names)
-    document = orjson.dumps(rows, default=str).decode()
-    source = text(f"jsonb_to_recordset(CAST(:rows AS JSONB)) AS incoming({types})").bindparams(rows=document)
+    source = text(f"jsonb_to_recordset(CAST(:rows AS JSONB)) AS incoming({types})")
     incoming = select(*(column(n) for n in names)).select_from(source)
     stmt = (pg_insert(model).from_select(names, incoming)
             .on_conflict_do_nothing(index_elements=keys).returning(*returning))
-    return conn.execute(stmt).all()
+    inserted: list[Any] = []
+    for start in range(0, len(rows), ROWS_PER_DOCUMENT):
+        document = orjson.dumps(rows[start:start + ROWS_PER_DOCUMENT], default=str).decode()
+        inserted += conn.execute(stmt, {"rows": document}).all()
+    return inserted
 
 
 def update_from_values(dialect: str) -> bool:
@@ -168,6 +177,22 @@ def plan_each_time(conn: Connection) -> None:
     one for the values at hand. Planning each time costs a few milliseconds."""
     if conn.dialect.name == POSTGRESQL:
         conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+
+
+@contextmanager
+def partial_index_scan(conn: Connection) -> Iterator[None]:
+    """Within: PostgreSQL plans without sequential scans, for a read through a partial index whose
+    predicate compares two columns (``revision <> evaluated_revision``). The planner cannot
+    estimate such a predicate (it takes it to hold for nearly every row), so it would read the
+    whole table to find the few rows the index holds."""
+    if conn.dialect.name != POSTGRESQL:
+        yield
+        return
+    conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("RESET enable_seqscan")
 
 
 def single_statement_reads(engine: Engine) -> Engine:

@@ -52,28 +52,37 @@ def cost_of(alert: Any) -> Decimal:
 
 
 def group_facts(kind: str, reason: str, alerts: list[Any], now: datetime) -> dict[str, Any]:
-    """The facts of one grouped message about ``alerts`` (all of ``kind``)."""
+    """The facts of one grouped message about ``alerts`` (all of ``kind``). One pass per alert:
+    a storm is ninety thousand of them."""
     severities: dict[str, int] = {}
-    for a in alerts:
-        severities[a.severity] = severities.get(a.severity, 0) + 1
-    by_cost = sorted(alerts, key=lambda a: (-cost_of(a), a.id))
+    costs: dict[int, Decimal] = {}
     extra: dict[str, None] = {}
     for a in alerts:
+        severities[a.severity] = severities.get(a.severity, 0) + 1
+        costs[a.id] = cost_of(a)
         for name in (a.payload or {}):
-            if name not in ALERT_COLUMNS:
-                extra.setdefault(name, None)
+            if name not in extra and name not in ALERT_COLUMNS:
+                extra[name] = None
+    by_cost = sorted(alerts, key=lambda a: (-costs[a.id], a.id))
     columns = [*ALERT_COLUMNS, *extra]
-    rows = [[a.id, a.kind, a.scope, a.scope_id, a.period, a.severity, a.state, a.first_seen,
-             *(_cell((a.payload or {}).get(name)) for name in extra)] for a in by_cost]
+    names = list(extra)
+    rows = []
+    for a in by_cost:
+        payload = a.payload or {}
+        rows.append([a.id, a.kind, a.scope, a.scope_id, a.period, a.severity, a.state, a.first_seen,
+                     *[_cell(payload.get(name)) for name in names]])
     return {"kind": kind, "reason": reason, "count": len(alerts), "at": now,
             "severity": max(severities, key=SEVERITIES.index), "severities": severities,
             "scopes": sorted({a.scope for a in alerts}),
-            "total_cost_usd": sum((cost_of(a) for a in alerts), Decimal(0)),
-            "top": [{**alert_facts(a), "cost_usd": cost_of(a)} for a in by_cost[:TOP]],
+            "total_cost_usd": sum(costs.values(), Decimal(0)),
+            "top": [{**alert_facts(a), "cost_usd": costs[a.id]} for a in by_cost[:TOP]],
             "columns": columns, "rows": rows}
 
 
+_SCALARS = (str, int, float, bool)
+
+
 def _cell(value: Any) -> Any:
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if value is None or isinstance(value, _SCALARS):
         return value
     return orjson.dumps(value, default=str).decode()

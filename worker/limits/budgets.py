@@ -32,9 +32,11 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import Connection, case, func, or_, select, update
 
 from worker import money
 from worker.limits import windows as limits
@@ -80,25 +82,38 @@ def evaluate(conn: Connection, settings: Settings, now: datetime, account_id: st
     windows = limits.windows_to_judge(conn, now, account_id)
     stats.windows = len(windows)
     pairs = [(w, settings.tiers.get(w.tier) if w.tier else None) for w in windows]
-    waiting = judge(conn, settings, pairs, now, stats)
-    limits.mark_judged(conn, [w for w in windows if w.id not in waiting])
+    done = judge(conn, settings, pairs, now, stats, mark=True)
+    limits.mark_judged(conn, [w for w in windows if w.id not in done])
     if account_id is None:
         check_system(conn, settings, now, stats)
     return stats
 
 
+@dataclass(frozen=True)
+class _Change:
+    """What judging decided for one window: the level to record, the state to move to."""
+
+    level: float | None = None
+    state: tuple[str, str] | None = None  # (old, new)
+
+
 def judge(conn: Connection, settings: Settings, pairs: list[tuple[Any, TierSettings | None]], now: datetime,
-          stats: BudgetStats, late_day: date | None = None) -> set[int]:
+          stats: BudgetStats, late_day: date | None = None, mark: bool = False) -> set[int]:
     """Raise the warning levels crossed (once each per window), set the windows' states, raise
     projections; every write batched, claimed with a conditional update (``RETURNING`` says
-    which windows this run won). Returns the windows to judge again although they did not change
-    (a projection that needs more of the window behind it).
+    which windows this run won).
+
+    A window's level and state are claimed together, in one UPDATE per batch of windows that
+    take the same change (``mark``: recording the revision judged in the same statement); a
+    window whose conditions no longer all hold (another replica got there first) has each part
+    claimed on its own. Returns the windows needing no :func:`worker.limits.windows.mark_judged`:
+    those marked here and those to judge again although they did not change (a projection that
+    needs more of the window behind it).
 
     ``late_day``: closed windows judged after the fact (``worker.limits.late``): their levels are
     raised marked as found late, with that day; their state and projection are left alone."""
     lw = LimitWindow
-    levels: dict[float, list[tuple[Any, TierSettings, float]]] = {}
-    states: dict[tuple[str, str], list[Any]] = {}
+    changes: dict[tuple[_Change, int | None], list[tuple[Any, TierSettings, float]]] = {}
     projections: list[tuple[Any, TierSettings, float, datetime]] = []
     waiting: set[int] = set()
     for w, tier in pairs:
@@ -106,33 +121,51 @@ def judge(conn: Connection, settings: Settings, pairs: list[tuple[Any, TierSetti
         if fraction is None:
             continue
         crossed = [level for level in tier.warn_at if fraction >= level]
-        if crossed and (w.warned_level is None or max(crossed) > w.warned_level):
-            levels.setdefault(max(crossed), []).append((w, tier, fraction))
-        if late_day is not None:
-            continue
+        level = max(crossed) if crossed and (w.warned_level is None or max(crossed) > w.warned_level) else None
+        state = None
         over = fraction >= 1
-        state = "blocked" if over and tier.action == "block" else ("warned" if crossed else "ok")
-        if state != w.state:
-            states.setdefault((w.state, state), []).append(w)
-        if settings.budgets.projection and tier.action == "block" and not over and w.projected_at is None:
-            crossing = projected_crossing(w, fraction, now)
-            if crossing is not None:
-                projections.append((w, tier, fraction, crossing))
-            elif fraction >= PROJECTION_MIN_USED and _too_early(w, now):
-                waiting.add(w.id)
-    specs: list[AlertSpec] = []
-    for level, items in sorted(levels.items()):
-        won = _claim(conn, [w for w, _, _ in items], [or_(lw.warned_level.is_(None), lw.warned_level < level)],
-                     warned_level=level, updated_at=now)
-        specs += [_level_spec(settings, w, tier, level, fraction, late_day) for w, tier, fraction in items
-                  if w.id in won]
+        if late_day is None:
+            new = "blocked" if over and tier.action == "block" else ("warned" if crossed else "ok")
+            state = (w.state, new) if new != w.state else None
+            if settings.budgets.projection and tier.action == "block" and not over and w.projected_at is None:
+                crossing = projected_crossing(w, fraction, now)
+                if crossing is not None:
+                    projections.append((w, tier, fraction, crossing))
+                elif fraction >= PROJECTION_MIN_USED and _too_early(w, now):
+                    waiting.add(w.id)
+        if level is not None or state is not None:
+            change = _Change(level, state)
+            revision = w.revision if mark and w.id not in waiting else None
+            changes.setdefault((change, revision), []).append((w, tier, fraction))
+    levels_won: dict[int, float] = {}
+    states_won: dict[tuple[str, str], set[int]] = {}
+    marked: set[int] = set()
+    for (change, revision), items in changes.items():
+        ws = [w for w, _, _ in items]
+        won = _claim(conn, ws, _conditions(change), **_values(change, now, revision))
+        if revision is not None:
+            marked |= won
+        lost = [w for w in ws if w.id not in won]
+        if change.level is not None:
+            levels_won.update((i, change.level) for i in won)
+            if lost:
+                levels_won.update((i, change.level) for i in _claim(
+                    conn, lost, _conditions(_Change(level=change.level)),
+                    **_values(_Change(level=change.level), now, None)))
+        if change.state is not None:
+            states_won.setdefault(change.state, set()).update(won)
+            if lost:
+                states_won[change.state] |= _claim(conn, lost, _conditions(_Change(state=change.state)),
+                                                   **_values(_Change(state=change.state), now, None))
+    raised = sorted(((levels_won[w.id], i, w, tier, fraction) for i, (w, tier, fraction)
+                     in enumerate(x for items in changes.values() for x in items) if w.id in levels_won),
+                    key=lambda r: (r[0], r[2].account_id, r[2].kind))
+    specs = [_level_spec(settings, w, tier, level, fraction, late_day) for level, _, w, tier, fraction in raised]
     stats.warnings += len(specs)
-    for (old, new), ws in states.items():
-        won = _claim(conn, ws, [lw.state == old], state=new, updated_at=now,
-                     blocked_until=lw.reset_at if new == "blocked" else None)
+    for (old, new), won in states_won.items():
         if new == "blocked":
             stats.blocked += len(won)
-            _log_blocked([w for w in ws if w.id in won], settings.alerts.group_after)
+            _log_blocked([w for w, _ in pairs if w.id in won], settings.alerts.group_after)
         elif old == "blocked":
             stats.unblocked += len(won)
     if projections:
@@ -144,7 +177,33 @@ def judge(conn: Connection, settings: Settings, pairs: list[tuple[Any, TierSetti
         specs += projected
     if specs:
         raise_alerts(conn, settings, specs)
-    return waiting
+    return waiting | marked
+
+
+def _conditions(change: _Change) -> list[Any]:
+    """What must still hold for this run to make the change (another replica may have made it)."""
+    lw = LimitWindow
+    conditions = []
+    if change.level is not None:
+        conditions.append(or_(lw.warned_level.is_(None), lw.warned_level < change.level))
+    if change.state is not None:
+        conditions.append(lw.state == change.state[0])
+    return conditions
+
+
+def _values(change: _Change, now: datetime, revision: int | None) -> dict[str, Any]:
+    """The columns the change sets; with ``revision``, the window is recorded as judged at it
+    (unless it changed again meanwhile)."""
+    lw = LimitWindow
+    values: dict[str, Any] = {"updated_at": now}
+    if change.level is not None:
+        values["warned_level"] = change.level
+    if change.state is not None:
+        new = change.state[1]
+        values.update(state=new, blocked_until=lw.reset_at if new == "blocked" else None)
+    if revision is not None:
+        values["evaluated_revision"] = case((lw.revision == revision, revision), else_=lw.evaluated_revision)
+    return values
 
 
 def _claim(conn: Connection, windows: list[Any], conditions: list[Any], **values: Any) -> set[int]:
@@ -217,7 +276,13 @@ def _projection_spec(settings: Settings, w: Any, tier: TierSettings, fraction: f
 
 def _local(moment: datetime, settings: Settings) -> str:
     """A moment in the operator's time zone, as the alerts show it (a fact, not a sentence)."""
-    return moment.astimezone(settings.tz).strftime("%Y-%m-%d %H:%M %Z")
+    return _local_text(moment, settings.tz)
+
+
+@lru_cache(maxsize=1024)
+def _local_text(moment: datetime, tz: ZoneInfo) -> str:
+    # (a storm's ninety thousand alerts share a handful of reset times)
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
 
 
 # --------------------------------------------------------------------------- system-wide

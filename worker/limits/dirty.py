@@ -22,7 +22,7 @@ from worker.sql import insert_rows_ignore
 
 def mark_accounts(conn: Connection, marks: Iterable[tuple[str, date]], now: datetime) -> int:
     """Mark each (account, local day); a mark already there stays as it is. One statement for a
-    batch's marks on PostgreSQL (``worker.sql.insert_rows_ignore``: the rows as one document)."""
+    batch's marks on PostgreSQL (``worker.sql.insert_rows_ignore``: the rows as one document per 5,000)."""
     rows = [{"account_id": a, "day": d, "marked_at": now} for a, d in sorted(set(marks))]
     insert_rows_ignore(conn, LimitDirtyAccount, ["account_id", "day"], rows, (LimitDirtyAccount.account_id,))
     return len(rows)

@@ -32,7 +32,7 @@ from sqlalchemy import BigInteger, Connection, String, and_, bindparam, literal_
 
 from worker.limits.killswitch import KILL_SWITCH
 from worker.limits.scope_store import REVISION_KEY, token_of
-from worker.limits.windows import Bounds, bounds, insert_windows, kinds_for, larger, new_window
+from worker.limits.windows import Bounds, bounds, insert_windows, judged_if_no_budget, kinds_for, larger, new_window
 from worker.models import Account, LimitWindow, SystemState
 from worker.models.base import Money, UTCDateTime
 from worker.settings import TierSettings
@@ -67,7 +67,8 @@ INCREMENT = (update(_lw).where(_IN_FORCE, _lw.c.kind.in_(bindparam("gate_kinds",
                      used_requests=larger(_lw.c.ledger_requests, _live_r),
                      used_tokens=larger(_lw.c.ledger_tokens, _live_t),
                      used_cost_usd=larger(_lw.c.ledger_cost_usd, _live_c), updated_at=_NOW,
-                     revision=_lw.c.revision + 1)  # the budgets job judges a window again once it changed
+                     revision=_lw.c.revision + 1,  # the budgets job judges a window again once it changed,
+                     evaluated_revision=judged_if_no_budget())  # if there is a budget to judge it by
              .returning(*WINDOW_COLUMNS))
 
 

@@ -30,8 +30,8 @@ from sqlalchemy import BigInteger, Connection, Numeric, and_, bindparam, case, d
 
 from worker.limits.dirty import claim_accounts
 from worker.limits.fingerprints import changed_once
-from worker.limits.windows import (BUDGET_KINDS, RATE_KINDS, ZERO, Bounds, bounds, insert_windows, kinds_for,
-                                   larger, new_window, retier, tiers_of)
+from worker.limits.windows import (BUDGET_KINDS, RATE_KINDS, ZERO, Bounds, bounds, insert_windows, judged_if_no_budget,
+                                   kinds_for, larger, new_window, retier, tiers_of)
 from worker.models import WINDOW_KINDS, LimitWindow, UsageEvent
 from worker.settings import Settings
 from worker.sql import one_of, plan_each_time, unnest_rows, update_from_values
@@ -142,7 +142,8 @@ def _ledger_values(requests: Any, tokens: Any, cost: Any, now: datetime) -> dict
     lw = LimitWindow
     return dict(ledger_requests=requests, ledger_tokens=tokens, ledger_cost_usd=cost,
                 used_requests=larger(lw.live_requests, requests), used_tokens=larger(lw.live_tokens, tokens),
-                used_cost_usd=larger(lw.live_cost_usd, cost), updated_at=now, revision=lw.revision + 1)
+                used_cost_usd=larger(lw.live_cost_usd, cost), updated_at=now, revision=lw.revision + 1,
+                evaluated_revision=judged_if_no_budget())
 
 
 def refresh(conn: Connection, settings: Settings, accounts: list[str], now: datetime, stats: SyncStats) -> None:

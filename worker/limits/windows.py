@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, and_, case, or_, select, update
 
 from worker.clock import local_day_bounds, month_start, next_month
-from worker.sql import insert_ignore, one_of
+from worker.sql import POSTGRESQL, insert_ignore, insert_rows_ignore, one_of, partial_index_scan
 from worker.models import UNATTRIBUTED, WINDOW_KINDS, Account, LimitWindow
 from worker.settings import Settings, TierSettings
 
@@ -45,6 +45,7 @@ KIND_LIMITS = {
 BUDGET_KINDS = ("day", "month")  # the windows with token/cost budgets; always kept
 RATE_KINDS = ("minute", "hour")  # kept only where the tier limits them
 ZERO = Decimal(0)
+BULK_ROWS = 10  # more windows than this are inserted as one document (insert_windows)
 
 
 @dataclass(frozen=True)
@@ -143,17 +144,34 @@ def new_window(account_id: str, b: Bounds, tier: TierSettings | None, now: datet
                 ledger_requests=requests, ledger_tokens=tokens, ledger_cost_usd=cost,
                 live_requests=0, live_tokens=0, live_cost_usd=ZERO,
                 used_requests=requests, used_tokens=tokens, used_cost_usd=cost,
-                state="ok", created_at=now, updated_at=now, revision=1, evaluated_revision=0)
+                state="ok", created_at=now, updated_at=now, revision=1,
+                evaluated_revision=1 if lim.tokens is None and lim.cost_usd is None else 0)  # see judged_if_no_budget
 
 
 def insert_windows(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(insert_ignore(conn.dialect.name, LimitWindow, ["account_id", "kind", "window_start"]), rows)
+    """Insert these windows, ignoring those already there (another replica, a racing call). A
+    handful (the gate's), or any number on SQLite: a plain (executemany) INSERT; a batch on
+    PostgreSQL (the limits job's): one statement per 5,000 (``worker.sql.insert_rows_ignore``)."""
+    keys = ["account_id", "kind", "window_start"]
+    if len(rows) > BULK_ROWS and conn.dialect.name == POSTGRESQL:
+        insert_rows_ignore(conn, LimitWindow, keys, rows, (LimitWindow.id,))
+    elif rows:
+        conn.execute(insert_ignore(conn.dialect.name, LimitWindow, keys), rows)
 
 
 def in_force(at: datetime):
     """The windows whose time range contains ``at`` (matched by time, not by the closed flag)."""
     return and_(LimitWindow.window_start <= at, LimitWindow.reset_at > at)
+
+
+def judged_if_no_budget() -> Any:
+    """``evaluated_revision`` after a change of usage (``revision + 1``): a window with neither a
+    token nor a cost limit has nothing the budgets job could judge (no level, no state, no
+    projection), so it stays judged rather than entering the partial index of windows to
+    judge. Limits changing (:func:`retier`) always leave a window to judge."""
+    lw = LimitWindow
+    nothing = and_(lw.limit_tokens.is_(None), lw.limit_cost_usd.is_(None), lw.evaluated_revision == lw.revision)
+    return case((nothing, lw.revision + 1), else_=lw.evaluated_revision)
 
 
 def larger(column: Any, value: Any) -> Any:
@@ -208,7 +226,12 @@ def windows_to_judge(conn: Connection, now: datetime, account_id: str | None = N
         query = query.where(lw.account_id == account_id)
     else:
         query = query.where(lw.revision != lw.evaluated_revision)
-    return conn.execute(query.order_by(lw.account_id, lw.kind)).all()
+        # through the partial index of the windows to judge, however few (sorted here: ORDER BY
+        # account_id would have PostgreSQL walk the unique index over every window instead)
+        with partial_index_scan(conn):
+            rows = conn.execute(query).all()
+        return sorted(rows, key=lambda w: (w.account_id, w.kind))
+    return conn.execute(query.order_by(lw.kind)).all()
 
 
 def mark_judged(conn: Connection, windows: list[Any]) -> int:

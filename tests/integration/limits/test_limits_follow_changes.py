@@ -13,6 +13,7 @@ from sqlalchemy import Engine, event, func, select
 from tests.helpers import PRICES, ingest, record, run_together, utc
 from worker.gate import Gate
 from worker.limits import budgets, sync
+from worker.limits.windows import windows_to_judge
 from worker.limits.accounts import set_account
 from worker.models import Alert, LimitDirtyAccount, LimitWindow, Notification
 from worker.registry import registry
@@ -86,7 +87,8 @@ def test_only_the_accounts_with_new_usage_are_touched(make_settings, engine, tmp
         first = run(settings, engine, "limits")
         assert (first["accounts"], first["created"]) == (6, 12)  # a day and a month window each
         assert count(engine, LimitDirtyAccount) == 0  # the job took the marks
-        assert run(settings, engine, "budgets")["windows"] == 12  # all new: all judged
+        # all new: the day windows judged; the month windows have no budget in these tiers (nothing to judge)
+        assert run(settings, engine, "budgets")["windows"] == 6
     with freeze_time("2026-11-23T10:01:00Z"):
         feed(settings, engine, tmp_path, ["u3"], utc("2026-11-23T10:00:30Z"))
         second = run(settings, engine, "limits")
@@ -94,12 +96,14 @@ def test_only_the_accounts_with_new_usage_are_touched(make_settings, engine, tmp
         touched = {w.account_id for w in windows(engine) if w.updated_at == utc("2026-11-23T10:01:00Z")}
         assert touched == {"u3"}  # no other account's window was written
         judged = run(settings, engine, "budgets")
-        assert judged["windows"] == 2 and judged["sync"]["accounts"] == 0  # u3's day and month only
+        assert judged["windows"] == 1 and judged["sync"]["accounts"] == 0  # u3's day only
     with freeze_time("2026-11-23T10:02:00Z"):
         assert run(settings, engine, "limits")["accounts"] == 0  # nothing new: nothing read
         assert run(settings, engine, "budgets")["windows"] == 0
     [day] = [w for w in windows(engine, "u3") if w.kind == "day"]
     assert (day.used_tokens, day.revision, day.evaluated_revision) == (2000, 2, 2)
+    [month] = [w for w in windows(engine, "u3") if w.kind == "month"]
+    assert (month.used_tokens, month.revision, month.evaluated_revision) == (2000, 2, 2)  # never waited to be judged
 
 
 def test_a_run_reads_the_ledger_only_for_the_marked_accounts(make_settings, engine, tmp_path) -> None:
@@ -188,3 +192,31 @@ def test_two_replicas_racing_raise_each_alert_once(make_settings, engine, tmp_pa
     covered = sum(m.context["group"]["count"] if m.template == "alert_group" else 1 for m in messages)
     assert covered == 25 and len(messages) <= 2
     assert all(w.state == "warned" for w in windows(engine) if w.kind == "day")
+
+
+def test_a_level_another_replica_recorded_first_is_not_raised_again(make_settings, engine, tmp_path) -> None:
+    """A window's level and state are claimed in one UPDATE; where another replica recorded the
+    level meanwhile, that claim loses and the state is claimed alone: no second alert."""
+    settings = make_settings(TIERS)
+    now = utc("2026-11-23T10:00:00Z")
+    with freeze_time(now):
+        feed(settings, engine, tmp_path, ["u1", "u2"], utc("2026-11-23T09:59:00Z"), tokens=12_000)  # 120% of 10,000
+        run(settings, engine, "limits")
+        with engine.connect() as conn:
+            stale = windows_to_judge(conn, now)  # as this replica read them
+        assert [(w.account_id, w.kind, w.warned_level, w.state) for w in stale] == [
+            ("u1", "day", None, "ok"), ("u2", "day", None, "ok")]
+        with engine.begin() as conn:  # the other replica recorded u1's level (and raised its alert)
+            conn.execute(LimitWindow.__table__.update().where(LimitWindow.id == stale[0].id).values(warned_level=1.0))
+        stats = budgets.BudgetStats()
+        with engine.begin() as conn:
+            done = budgets.judge(conn, settings, [(w, settings.tiers["student"]) for w in stale], now, stats,
+                                 mark=True)
+        assert (stats.warnings, done) == (1, {stale[1].id})  # u2's level (and its judged revision) only
+        assert {w.account_id: w.state for w in windows(engine) if w.kind == "day"} == {"u1": "warned", "u2": "warned"}
+        with engine.connect() as conn:
+            raised = conn.execute(select(Alert.scope_id, Alert.period)).all()
+        assert raised == [("u2", "day 2026-11-23 100%")]
+        assert run(settings, engine, "budgets")["windows"] == 1  # u1's day, still to judge: nothing left to do
+        assert run(settings, engine, "budgets")["windows"] == 0
+        assert count(engine, Alert) == 1
