@@ -127,3 +127,34 @@ def test_the_daily_report_carries_the_months_forecast_and_the_text_shows_it(traf
     html = render("report/report.html.j2", {"report": daily, "report_url": None, "chart_cid": "chart",
                                             "chart_data_uri": "data:image/png;base64,"})
     assert "Forecast: 2026-11 ends at about" in html
+
+
+def test_usage_with_forecast_gives_each_row_its_scopes_month_end_and_the_months_row_the_systems(traffic, cli):
+    traffic(START, utc("2026-11-11T05:00:00Z"), tz="UTC")
+    traffic(START, utc("2026-11-11T05:00:00Z"), lambda local: (Decimal(1), 2), account="bea", tenant="t2",
+            service="search", tz="UTC")
+    with freeze_time("2026-11-11T05:00:00Z"):
+        assert cli("summaries", "rebuild", "--from", "2026-10-01", "--to", "2026-11-30").exit_code == 0
+        wanted = {(r["scope"], r["scope_id"]): r for r in json.loads(cli("forecast", "--format", "json").output)}
+        by_tenant = json.loads(cli("usage", "--from", "2026-11-01", "--to", "2026-11-30", "--by", "tenant",
+                                   "--forecast", "--format", "json").output)
+        by_month = json.loads(cli("usage", "--from", "2026-10-01", "--to", "2026-11-30", "--by", "month",
+                                  "--forecast", "--format", "json").output)
+        table = cli("usage", "--from", "2026-11-01", "--to", "2026-11-30", "--by", "account", "--forecast")
+        plain = json.loads(cli("usage", "--from", "2026-11-01", "--to", "2026-11-30", "--by", "tenant",
+                               "--format", "json").output)
+        by_day = cli("usage", "--from", "2026-11-01", "--to", "2026-11-30", "--forecast")
+        past = cli("usage", "--from", "2026-10-01", "--to", "2026-10-31", "--by", "tenant", "--forecast")
+    assert {r["tenant_id"]: r["forecast_usd"] for r in by_tenant} == {
+        "t1": wanted[("tenant", "t1")]["forecast_usd"], "t2": wanted[("tenant", "t2")]["forecast_usd"]}
+    t2 = next(r for r in by_tenant if r["tenant_id"] == "t2")
+    assert t2["forecast_month"] == "2026-11" and Decimal(t2["cost_usd"]) == 245 and Decimal(t2["forecast_usd"]) == 30 * 24  # $1 an hour
+    assert (t2["forecast_low_usd"], t2["forecast_high_usd"]) == (wanted[("tenant", "t2")]["low_usd"],
+                                                                 wanted[("tenant", "t2")]["high_usd"])
+    months = {r["month"]: r for r in by_month}
+    assert months["2026-10"]["forecast_usd"] is None
+    assert months["2026-11"]["forecast_usd"] == wanted[("system", "")]["forecast_usd"]
+    assert table.exit_code == 0 and wanted[("account", "acme")]["forecast_usd"] in table.output
+    assert "forecast_usd" not in plain[0]
+    assert by_day.exit_code == 2 and "--forecast needs --by month" in by_day.output
+    assert past.exit_code == 2 and "does not overlap the current month (2026-11)" in past.output
