@@ -99,6 +99,8 @@ def test_the_forecast_command_prints_a_table_and_json(traffic, cli):
         rows = json.loads(out.output)
         table = cli("forecast", "--scope", "account:acme")
         bad = cli("forecast", "--scope", "team:x")
+        each = {scope: json.loads(cli("forecast", "--scope", scope, "--format", "json").output)
+                for scope in ("system", "tenant:t1", "account:acme", "service:chat", "service:nope")}
     assert {(r["scope"], r["scope_id"]) for r in rows} == {("system", ""), ("tenant", "t1"), ("account", "acme"),
                                                           ("service", "chat")}
     acme = next(r for r in rows if r["scope"] == "account")
@@ -107,6 +109,11 @@ def test_the_forecast_command_prints_a_table_and_json(traffic, cli):
     assert table.exit_code == 0 and "acme" in table.output and acme["forecast_usd"] in table.output
     assert "system" not in table.output.split("\n", 2)[-1]
     assert bad.exit_code == 2 and "--scope" in bad.output
+    for scope, kind_id in (("system", ("system", "")), ("tenant:t1", ("tenant", "t1")),
+                           ("account:acme", ("account", "acme")), ("service:chat", ("service", "chat"))):
+        assert [(r["scope"], r["scope_id"]) for r in each[scope]] == [kind_id], scope
+        assert each[scope][0] == next(r for r in rows if (r["scope"], r["scope_id"]) == kind_id)
+    assert each["service:nope"] == []
 
 
 def test_the_daily_report_carries_the_months_forecast_and_the_text_shows_it(traffic, engine, make_settings):
