@@ -124,11 +124,16 @@ def test_the_daily_report_carries_the_months_forecast_and_the_text_shows_it(traf
                               now=utc("2026-11-12T14:00:00Z"))
         weekly = figures.build(conn, settings, period_containing("weekly", date(2026, 11, 10)),
                                now=utc("2026-11-12T14:00:00Z"))
+        monthly = figures.build(conn, settings, period_containing("monthly", date(2026, 10, 20)),
+                                now=utc("2026-11-12T14:00:00Z"))
     fc_block = daily["forecast"]
     assert fc_block["month"] == "2026-11" and fc_block["basis"] == "pattern"
     assert Decimal(fc_block["so_far_usd"]) == actual(NOVEMBER[0], utc("2026-11-11T05:00:00Z"))
     assert abs(Decimal(fc_block["forecast_usd"]) - actual(*NOVEMBER)) / actual(*NOVEMBER) < Decimal("0.1")
     assert weekly["forecast"] is None
+    ahead = monthly["forecast"]  # October's report: November from October's weeks alone
+    assert ahead["month"] == "2026-11" and ahead["basis"] == "pattern" and Decimal(ahead["so_far_usd"]) == 0
+    assert abs(Decimal(ahead["forecast_usd"]) - actual(*NOVEMBER)) / actual(*NOVEMBER) < Decimal("0.1")
     text = render("email/report.txt.j2", {"report": daily, "report_url": None})
     assert f"Forecast:    2026-11 ends at about ${Decimal(fc_block['forecast_usd']):,.2f}" in text
     html = render("report/report.html.j2", {"report": daily, "report_url": None, "chart_cid": "chart",
