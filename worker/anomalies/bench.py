@@ -114,6 +114,7 @@ class AnomalyBenchResult:
     delay_minutes_above_floor_max: float  # from the first hour the extra spend reaches the floor
     spikes: int
     missed: list[dict[str, Any]] = field(default_factory=list)
+    false: list[dict[str, Any]] = field(default_factory=list)  # each false alert: what was judged unusual
     k: float = 0.0
     min_usd: str = ""
     seconds: float = 0.0
@@ -153,6 +154,7 @@ def run_anomalies(settings: Settings, engine: Engine, seed: int, n_accounts: int
     made = generate(engine, accounts, warm, month_end, settings, spikes, seed, say)
     say(f"running the detector every {RUN_EVERY} over {DAYS} days")
     episodes: list[tuple[Scope, datetime]] = []
+    details: dict[tuple[Scope, datetime], detect.Anomaly] = {}
     open_now: set[Scope] = set()
     at = month_start + RUN_EVERY
     while at <= month_end:
@@ -161,13 +163,15 @@ def run_anomalies(settings: Settings, engine: Engine, seed: int, n_accounts: int
             detect.apply(conn, settings, at, found)
         now_open = {a.scope for a in found}
         episodes.extend((scope, at) for scope in now_open - open_now)
+        details.update({(a.scope, at): a for a in found if a.scope not in open_now})
         open_now = now_open
         at += RUN_EVERY
-    return _score(settings, engine, seed, made, spikes, episodes, began)
+    return _score(settings, engine, seed, made, spikes, episodes, details, began)
 
 
 def _score(settings: Settings, engine: Engine, seed: int, made: Generated, spikes: list[Spike],
-           episodes: list[tuple[Scope, datetime]], began: float) -> AnomalyBenchResult:
+           episodes: list[tuple[Scope, datetime]], details: dict[tuple[Scope, datetime], detect.Anomaly],
+           began: float) -> AnomalyBenchResult:
     def window(s: Spike) -> tuple[datetime, datetime]:
         return s.start, s.start + HOUR * (s.hours + 1)
 
@@ -205,8 +209,18 @@ def _score(settings: Settings, engine: Engine, seed: int, made: Generated, spike
         delay_minutes=statistics.mean(delays) if delays else 0.0, delay_minutes_max=max(delays, default=0.0),
         delay_minutes_by_factor={f"{f}x": round(max(caught[f], default=0.0), 1) for f in FACTORS},
         delay_minutes_above_floor_max=max(visible_delays, default=0.0),
-        spikes=len(spikes), missed=missed, k=settings.anomalies.k, min_usd=str(floor),
+        spikes=len(spikes), missed=missed, false=[_false(scope, at, details[(scope, at)]) for scope, at in false],
+        k=settings.anomalies.k, min_usd=str(floor),
         seconds=time.perf_counter() - began)
+
+
+def _false(scope: Scope, at: datetime, a: detect.Anomaly) -> dict[str, Any]:
+    usual = a.usual_cost
+    return {"scope": f"{scope[0]}:{scope[1]}" if scope[1] else scope[0], "at": at.isoformat(),
+            "hour": a.hour.isoformat(), "partial": a.partial, "measures": a.measures,
+            "cost_usd": str(a.cost.quantize(Decimal("0.01"))), "requests": a.requests,
+            "usual_usd": str(usual.median.quantize(Decimal("0.01"))) if usual else None,
+            "high_usd": str(usual.high.quantize(Decimal("0.01"))) if usual else None}
 
 
 @dataclass
