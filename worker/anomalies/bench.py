@@ -9,8 +9,9 @@ weekends included), 1 to 3 hours long. The detector runs every 15 minutes of the
 sequence, raising and resolving its alerts as the job does. An alert episode (a scope going from
 normal to anomalous) is true when the scope carries a spike's extra requests (the spiked account
 or service, its tenant, model, the system...) while that spike lasts or in the hour after; every
-other episode is a false alert. A spike is recalled when its own scope is alerted in that time;
-the delay is from the spike's start to that alert. ``recall`` counts every spike;
+other episode is a false alert. A spike is recalled when its own scope's alert is open in that
+time (raised then, or still open for an overlapping spike that touches the scope); the delay is
+from the spike's start to the first run that finds the scope anomalous in it. ``recall`` counts every spike;
 ``recall_above_floor`` only the spikes whose extra spend (the injected copies' cost) reaches
 ``anomalies.min_usd`` in at least one hour, and their delay (``delay_minutes_above_floor_max``) is
 counted from the start of the first such hour: before it the spike is pennies by the floor's
@@ -155,6 +156,7 @@ def run_anomalies(settings: Settings, engine: Engine, seed: int, n_accounts: int
     say(f"running the detector every {RUN_EVERY} over {DAYS} days")
     episodes: list[tuple[Scope, datetime]] = []
     details: dict[tuple[Scope, datetime], detect.Anomaly] = {}
+    alerted: dict[Scope, list[datetime]] = {}  # the runs that found each scope anomalous
     open_now: set[Scope] = set()
     at = month_start + RUN_EVERY
     while at <= month_end:
@@ -164,14 +166,16 @@ def run_anomalies(settings: Settings, engine: Engine, seed: int, n_accounts: int
         now_open = {a.scope for a in found}
         episodes.extend((scope, at) for scope in now_open - open_now)
         details.update({(a.scope, at): a for a in found if a.scope not in open_now})
+        for scope in now_open:
+            alerted.setdefault(scope, []).append(at)
         open_now = now_open
         at += RUN_EVERY
-    return _score(settings, engine, seed, made, spikes, episodes, details, began)
+    return _score(settings, engine, seed, made, spikes, episodes, details, alerted, began)
 
 
 def _score(settings: Settings, engine: Engine, seed: int, made: Generated, spikes: list[Spike],
            episodes: list[tuple[Scope, datetime]], details: dict[tuple[Scope, datetime], detect.Anomaly],
-           began: float) -> AnomalyBenchResult:
+           alerted: dict[Scope, list[datetime]], began: float) -> AnomalyBenchResult:
     def window(s: Spike) -> tuple[datetime, datetime]:
         return s.start, s.start + HOUR * (s.hours + 1)
 
@@ -184,7 +188,8 @@ def _score(settings: Settings, engine: Engine, seed: int, made: Generated, spike
     missed = []
     for s in spikes:
         lo, hi = window(s)
-        hits = [at for scope, at in episodes if scope == (s.kind, s.name) and lo < at <= hi]
+        # the scope's alert open in the spike's time (raised then, or already open for an overlapping spike)
+        hits = [at for at in alerted.get((s.kind, s.name), []) if lo < at <= hi]
         visible = made.visible(s, floor)
         if visible is not None:
             above[s.factor][0] += 1
