@@ -2,15 +2,21 @@
 
 In JSON and CSV ``cost_usd`` is the cost of the priced usage and ``unpriced_requests`` sits
 beside it; the table never shows unpriced usage as 0: its cost cell reads ``unpriced`` when no
-request of the row has a price, ``<cost> + N unpriced`` when some have none.
+request of the row has a price, ``<cost> + N unpriced`` when some have none. ``usage --forecast``
+(``--by month``, ``tenant``, ``account`` or ``service``, a range that overlaps the current month)
+adds the current month's end forecast to each row (``worker.anomalies.forecast``): the month's row
+gets the system's, a tenant, account or service row its own; a row without one leaves them empty.
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import typer
 
+from worker import clock
+from worker.anomalies import forecast as fc
 from worker.ledger.reprice import reprice as reprice_range
 from worker.summaries import usage as usage_mod
 from cli.options import in_order, parse_date
@@ -28,22 +34,48 @@ def usage(
     by: str = typer.Option("day", "--by", help="day, month, model, provider, service, account, tenant, project or api_key "
                                "(project and api_key are read from the ledger)"),
     fmt: Format = typer.Option(Format.table, "--format", help="table, csv or json"),
+    forecast: bool = typer.Option(False, "--forecast", help="Add the current month's end forecast and its range "
+                                  "(--by month, tenant, account or service; the range must overlap this month)"),
 ) -> None:
     """Usage totals for a range of local dates, grouped."""
     first, last = parse_date(date_from, "--from"), parse_date(date_to, "--to")
     in_order(first, last)
     if by not in usage_mod.GROUPS:
         fail(f"--by must be one of {', '.join(usage_mod.GROUPS)}", code=2)
+    if forecast and by not in fc.USAGE_GROUPS:
+        fail(f"--forecast needs --by {', '.join(fc.USAGE_GROUPS)}", code=2)
     st = state(ctx)
     settings = st.settings()
+    now = clock.now()
+    today = now.astimezone(settings.tz).date()
+    if forecast and not (first < clock.next_month(today) and today.replace(day=1) <= last):
+        fail(f"--forecast: {first}..{last} does not overlap the current month ({today:%Y-%m})", code=2)
     with st.engine().connect() as conn:
         rows = usage_mod.usage(conn, settings.tz, first, last, by)
+        ahead = fc.for_usage(conn, settings.tz, settings.anomalies.history_weeks, now, by) if forecast else {}
     key = usage_mod.GROUPS[by]
     shown = [r.as_dict(key) for r in rows]
     if fmt == Format.table:
         shown = [{**row, "cost_usd": cost_cell(row)} for row in shown]
-    emit_rows(shown, [key, *usage_mod.FIELDS], fmt,
-              title=f"usage {first}..{last} by {by} ({settings.timezone})")
+    columns = [key, *usage_mod.FIELDS]
+    if forecast:
+        shown = [{**row, **forecast_cells(ahead.get(row[key]), today)} for row in shown]
+        columns += FORECAST_COLUMNS
+    emit_rows(shown, columns, fmt, title=f"usage {first}..{last} by {by} ({settings.timezone})"
+              + (f", forecast of {today:%Y-%m} as of {now:%Y-%m-%d %H:%M} UTC" if forecast else ""))
+
+
+FORECAST_COLUMNS = ["forecast_month", "forecast_usd", "forecast_low_usd", "forecast_high_usd"]
+
+
+def forecast_cells(f: fc.Forecast | None, today: date) -> dict[str, Any]:
+    """A usage row's forecast columns (None when the row's scope has no forecast this month)."""
+    if f is None:
+        return {"forecast_month": today.strftime("%Y-%m"), "forecast_usd": None, "forecast_low_usd": None,
+                "forecast_high_usd": None}
+    d = f.as_dict()
+    return {"forecast_month": d["month"], "forecast_usd": d["forecast_usd"], "forecast_low_usd": d["low_usd"],
+            "forecast_high_usd": d["high_usd"]}
 
 
 def cost_cell(row: dict[str, Any]) -> str:

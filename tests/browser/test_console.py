@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
 from tests.browser import seed
 from tests.browser.conftest import Console
+from worker import clock
+from worker.anomalies import forecast as fc
 from worker.models import Alert, CallAttempt
 
 
@@ -24,6 +27,39 @@ def test_an_admin_signs_in_with_a_token_and_lands_on_the_overview(console: Conso
     page.click("text=Sign out")
     page.wait_for_url(f"{console.url}/login")
     assert page.goto(f"{console.url}/").status == 401
+
+
+def shown_forecasts(console: Console) -> list[dict[tuple[str, str], str]]:
+    """The month-end forecasts as the page words them ("$12.34"), as of now and the next hour
+    (the page may be drawn on either side of an hour's turn)."""
+    out = []
+    with console.engine.connect() as conn:
+        for now in (clock.now(), clock.now() + timedelta(hours=1)):
+            found = fc.forecasts(conn, console.settings.tz, console.settings.anomalies.history_weeks, now,
+                                 kinds=("system", "tenant"))
+            out.append({f.scope: f"${f.forecast:,.2f}" for f in found})
+    return out
+
+
+def test_the_overview_shows_the_month_end_forecast_of_the_system_each_tenant_and_a_tenants_own(
+        console: Console) -> None:
+    seed.usage(console.settings, console.engine, console.tmp_path)
+    page = console.signed_in("admin")
+    card = page.locator("section[aria-labelledby=forecast-title]")
+    figure = card.locator(".figure").inner_text()
+    rows = page.locator("#tenant-forecasts tbody tr")
+    tenants = {r.locator("td").nth(0).inner_text(): r.locator("td").nth(2).inner_text() for r in rows.all()}
+    expected = shown_forecasts(console)
+    assert any(figure == e[("system", "")] and tenants == {"acme": e[("tenant", "acme")],
+                                                            "globex": e[("tenant", "globex")]} for e in expected)
+    assert re.search(r"range \$[\d,.]+ – \$[\d,.]+", card.inner_text())
+    assert "so far" in card.inner_text()
+
+    own = console.signed_in("tenant", "acme")
+    card = own.locator("section[aria-labelledby=forecast-title]")
+    assert any(card.locator(".figure").inner_text() == e[("tenant", "acme")] for e in expected)
+    assert "tenant acme" in card.inner_text()
+    assert own.locator("#tenant-forecasts").count() == 0  # the organisation's, not the tenant's
 
 
 def test_the_red_banner_shows_unlogged_calls_and_goes_once_they_are_logged(console: Console) -> None:

@@ -1,5 +1,5 @@
-"""The overview: today's spend against the thresholds, the kill switch, sources, what failed
-to reach the books, open alerts and the last 30 days' cost.
+"""The overview: today's spend against the thresholds, the month-end forecast, the kill switch,
+sources, what failed to reach the books, open alerts and the last 30 days' cost.
 
 "Failed to reach the books" (the red banner) is the sum of what the integrity checks look
 for, read cheaply: call attempts marked unlogged, open rejects, events without an account
@@ -7,8 +7,10 @@ and events without a price in the last ``worker.status.UNATTRIBUTED_DAYS`` local
 sources an open ``source.silent`` alert names. The ledger is read only through indexes
 (``(account_id, occurred_at)``, ``occurred_at``); ranges come from the summaries.
 
-A tenant's overview holds that tenant's spend, chart and alerts only: the banner, the
-sources and the system thresholds are the organisation's.
+A tenant's overview holds that tenant's spend, forecast, chart and alerts only: the banner, the
+sources and the system thresholds are the organisation's. The forecast
+(``worker.anomalies.forecast``: the month so far and the last ``anomalies.history_weeks`` weeks'
+hour-of-week pattern, with their range) is the system's and each tenant's, or the tenant's own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from worker import clock
+from worker.anomalies import forecast as fc
+from worker.anomalies.history import SYSTEM
 from worker.limits import budgets, killswitch
 from worker.models import UNATTRIBUTED, Alert, CallAttempt, IngestReject, SourceStatus, UsageEvent
 from worker.settings import Settings
@@ -73,6 +77,8 @@ class Overview:
     alerts: list[Any]
     chart: Chart
     last_synced: Any  # the newest ingest of any source
+    forecast: fc.Forecast | None = None  # this month's end: the system's, or the tenant's
+    tenant_forecasts: list[fc.Forecast] = field(default_factory=list)  # each tenant's (the organisation's page)
 
 def overview(conn: Connection, settings: Settings, tenant: str | None) -> Overview:
     now = clock.now()
@@ -90,12 +96,19 @@ def overview(conn: Connection, settings: Settings, tenant: str | None) -> Overvi
     sources = source_rows(conn, settings) if tenant is None else []
     books = _books(conn, settings, days, sources) if tenant is None else None
     synced = max((s["last_ingest_at"] for s in sources if s["last_ingest_at"]), default=None)
+    weeks = settings.anomalies.history_weeks
+    if tenant is None:
+        ahead = fc.forecasts(conn, settings.tz, weeks, now, kinds=("system", "tenant"))
+    else:
+        ahead = fc.forecasts(conn, settings.tz, weeks, now, kinds=("tenant",), only=("tenant", tenant))
+    own = next((f for f in ahead if f.scope in (SYSTEM, ("tenant", tenant))), None)
     return Overview(now=now, spend=Spend(day, cost, levels, reached[-1] if reached else None),
                     kill_switch={"active": bool(switch and switch.active), "reason": switch.reason if switch else None,
                                  "changed_at": switch.changed_at if switch else None,
                                  "changed_by": switch.changed_by if switch else None},
                     books=books, sources=sources, alerts=open_alerts(conn, settings, tenant, limit=10),
-                    chart=daily_bars(days, first, today), last_synced=synced)
+                    chart=daily_bars(days, first, today), last_synced=synced, forecast=own,
+                    tenant_forecasts=[f for f in ahead if f.scope[0] == "tenant"] if tenant is None else [])
 
 def source_rows(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
     """Each configured source (then any other that ingested: the CLI, a retired source) with

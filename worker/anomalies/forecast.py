@@ -26,6 +26,8 @@ from worker.clock import local_day_bounds, next_month
 
 KINDS = ("system", "tenant", "account", "service")
 CENT = Decimal("0.0001")
+# usage --by ... -> the scope kind whose forecast each row gets (a month's row: the system's)
+USAGE_GROUPS = {"month": "system", "tenant": "tenant", "account": "account", "service": "service"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,16 @@ def forecasts(conn: Connection, tz: ZoneInfo, weeks: int, now: datetime,
         out.append(_one(scope, start.astimezone(tz).date(), now, so_far, learned.get(scope, {}), cut, weeks,
                         rest, start, tz))
     return out
+
+
+def for_usage(conn: Connection, tz: ZoneInfo, weeks: int, now: datetime, by: str) -> dict[str | None, Forecast]:
+    """The forecasts that ``usage --by`` ``by`` (a key of USAGE_GROUPS) rows carry, by the row's key:
+    the current month's ("2026-12") for ``month``, each tenant's, account's or service's otherwise."""
+    kind = USAGE_GROUPS[by]
+    found = forecasts(conn, tz, weeks, now, kinds=(kind,))
+    if kind == "system":
+        return {f.month.strftime("%Y-%m"): f for f in found}
+    return {f.scope[1]: f for f in found}
 
 
 def _one(scope: Scope, month: date, now: datetime, so_far: Decimal, cells: dict[datetime, Any], cut: datetime,

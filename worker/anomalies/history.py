@@ -35,6 +35,7 @@ SYSTEM: Scope = ("system", "")
 DIMENSIONS: dict[str, Any] = {"tenant": UsageEvent.tenant_id, "service": UsageEvent.service,
                               "model": UsageEvent.model_used, "account": UsageEvent.account_id}
 CACHE_DAYS = 4  # baselines kept in memory per engine (one per time zone, weeks and day)
+WEEKLY_FROM = 3  # weeks of a scope's history before it is learned per hour of the week (9 samples and more)
 
 
 def hourly(conn: Connection, start: datetime, end: datetime,
@@ -111,15 +112,23 @@ class Baseline:
         self.first = {scope: min(cells) for scope, cells in self.series.items() if cells}
 
     def samples(self, scope: Scope, hour: datetime) -> list[Cell] | None:
-        """The scope's cells at ``hour``'s local hour of the week (± 1 hour) in each learned week,
-        or of the day with less than a week of history; None when it has no history."""
+        """The scope's cells at ``hour``'s local hour of the week (± 1 hour) in each learned week;
+        with less than WEEKLY_FROM weeks of history (a week is three samples: one holiday or one
+        spike there is the median), at ``hour``'s local hour of the day (± 1 hour) on each day of
+        its history of the same kind (weekdays, or weekend days; every day while it has none of
+        that kind). None when the scope has no history."""
         first = self.first.get(scope)
         if first is None:
             return None
         cells = self.series[scope]
-        weekly = self.end - first >= timedelta(days=7)
-        steps = [timedelta(days=7 * w) for w in range(1, self.weeks + 1)] if weekly else \
-            [timedelta(days=d) for d in range(1, 7)]
+        if self.weeks >= WEEKLY_FROM and self.end - first >= timedelta(days=7 * WEEKLY_FROM):
+            steps = [timedelta(days=7 * w) for w in range(1, self.weeks + 1)]
+        else:
+            steps = [timedelta(days=d) for d in range(1, min(7 * WEEKLY_FROM, 7 * self.weeks + 1))
+                     if hour - timedelta(days=d) + HOUR >= first]
+            weekend = hour.astimezone(self.tz).weekday() >= 5
+            alike = [d for d in steps if ((hour - d).astimezone(self.tz).weekday() >= 5) == weekend]
+            steps = alike or steps
         offset = hour.astimezone(self.tz).utcoffset()
         out: list[Cell] = []
         for step in steps:

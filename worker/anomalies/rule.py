@@ -1,8 +1,8 @@
 """The robust rule: an hour is unusual above median + k x MAD of the same hour's history.
 
 The samples are the scope's spend (or requests) in the same local hour of the week, and the hours
-either side, in each learned week (of the day, while the scope has less than a week of history);
-hours without usage count as 0. The MAD (median absolute deviation) is floored at
+either side, in each learned week (of the day on the days of the same kind, weekdays or weekend
+days, while the scope has less than three weeks of history); hours without usage count as 0. The MAD (median absolute deviation) is floored at
 ``mad_floor`` x the median, so a flat history is not an alarm at the first extra cent, and an
 hour also has to reach an absolute floor (``min_usd``, ``min_requests``) before it is unusual:
 pennies never page anyone. Pure functions, no database.

@@ -32,6 +32,7 @@ PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.0), "claude-3-5-sonne
 DAILY = (0.08, 0.06, 0.05, 0.05, 0.06, 0.1, 0.2, 0.4, 0.7, 0.9, 1.0, 1.0,
          0.9, 0.95, 1.0, 1.0, 0.9, 0.7, 0.5, 0.45, 0.4, 0.3, 0.2, 0.12)
 WEEKLY = (1.0, 1.0, 1.0, 1.0, 0.9, 0.3, 0.25)
+PROMPT, COMPLETION = (2000, 60000), (100, 4000)  # tokens of a call, uniform between
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,12 @@ def rate(account: Account, hour: datetime, tz: ZoneInfo, growth: float = 0.0, da
     return account.rate * DAILY[local.hour] * WEEKLY[local.weekday()] * (1 + growth * day)
 
 
+def mean_cost(model: str) -> float:
+    """The mean cost in USD of one call to ``model`` (its mean tokens at PRICES)."""
+    inp, out = PRICES.get(model, (1.0, 2.0))
+    return (sum(PROMPT) / 2 * inp + sum(COMPLETION) / 2 * out) / 1_000_000
+
+
 def poisson(rng: random.Random, lam: float) -> int:
     if lam <= 0:
         return 0
@@ -93,7 +100,7 @@ def hour_rows(rng: random.Random, accounts: list[Account], hour: datetime, tz: Z
             service = rng.choice(account.services)
             at = hour + timedelta(seconds=rng.randrange(3600))
             provider, model, _ = MODELS[k]
-            prompt, completion = rng.randint(2000, 60000), rng.randint(100, 4000)
+            prompt, completion = rng.randint(*PROMPT), rng.randint(*COMPLETION)
             base = event_row(f"{prefix}-{account.account_id}-{stamp}-{i}", at, account.account_id,
                              account.tenant_id, service, provider, model, prompt, completion)
             rows.append(base)

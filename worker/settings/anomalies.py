@@ -15,7 +15,7 @@ class AnomalySettings:
 
     history_weeks: int = 4  # of hourly history learned per scope (hour of the week)
     k: float = 6.0  # unusual above median + k x MAD of the hour's history
-    mad_floor: float = 0.1  # the MAD counted is at least this fraction of the median (a flat history)
+    mad_floor: float = 0.2  # the MAD counted is at least this fraction of the median (a flat, or few-call, history)
     min_usd: Decimal = Decimal("5")  # an hour's spend below this never alerts (pennies page nobody)
     min_requests: int = 500  # an hour's requests below this are never a burst
     escalate_hours: int = 3  # an anomaly lasting this many hours goes from warning to critical

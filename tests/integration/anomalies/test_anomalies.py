@@ -125,6 +125,28 @@ def test_an_anomaly_escalates_after_three_hours_and_resolves_when_spend_is_norma
     assert reasons[0] == "new" and "escalated" in reasons and reasons[-1] == "resolved"
 
 
+def test_with_one_week_of_history_a_spike_at_the_hour_last_week_spiked_is_still_caught(traffic, engine, settings):
+    def twice(local: datetime):  # 10:00-13:00 EST at 5x on Wednesday 11-11 and again on Wednesday 11-18
+        cost, calls = office(local)
+        return (cost * 5, calls * 5) if local.day in (11, 18) and local.hour in range(10, 13) else (cost, calls)
+
+    traffic(utc("2026-11-10T05:00:00Z"), utc("2026-11-18T17:00:00Z"), twice)  # from Tuesday 11-10
+    run(engine, settings, "2026-11-18T17:05:00Z")  # 11:00-12:00 EST: $45, last week's same hour $55
+    p = anomalies(engine)["acme"].payload
+    assert p["hour_local"] == "2026-11-18 11:00 EST" and "cost" in p["measures"]
+    assert Decimal("9") <= Decimal(p["expected_cost_usd"]) <= Decimal("11")  # the other weekdays' 11:00
+
+
+def test_with_one_week_of_history_a_holiday_last_week_makes_a_normal_monday_no_anomaly(traffic, engine, settings):
+    def holiday(local: datetime):  # no usage on Monday 11-09
+        return (Decimal(0), 0) if local.date().isoformat() == "2026-11-09" else office(local)
+
+    traffic(utc("2026-11-06T05:00:00Z"), utc("2026-11-16T17:00:00Z"), holiday)  # from Friday 11-06
+    for at in ("2026-11-16T15:05:00Z", "2026-11-16T16:05:00Z", "2026-11-16T17:05:00Z"):  # 9, 10, 11 EST
+        assert run(engine, settings, at).anomalies == 0, at
+    assert _all(engine) == []
+
+
 def test_pennies_never_alert_however_far_above_their_usual(traffic, engine, settings):
     flat = lambda local: (Decimal("0.01"), 1)  # noqa: E731 - a flat history of a cent an hour
     traffic(HISTORY_START, utc("2026-11-18T16:00:00Z"), flat, account="penny")

@@ -99,6 +99,8 @@ def test_the_forecast_command_prints_a_table_and_json(traffic, cli):
         rows = json.loads(out.output)
         table = cli("forecast", "--scope", "account:acme")
         bad = cli("forecast", "--scope", "team:x")
+        each = {scope: json.loads(cli("forecast", "--scope", scope, "--format", "json").output)
+                for scope in ("system", "tenant:t1", "account:acme", "service:chat", "service:nope")}
     assert {(r["scope"], r["scope_id"]) for r in rows} == {("system", ""), ("tenant", "t1"), ("account", "acme"),
                                                           ("service", "chat")}
     acme = next(r for r in rows if r["scope"] == "account")
@@ -107,6 +109,11 @@ def test_the_forecast_command_prints_a_table_and_json(traffic, cli):
     assert table.exit_code == 0 and "acme" in table.output and acme["forecast_usd"] in table.output
     assert "system" not in table.output.split("\n", 2)[-1]
     assert bad.exit_code == 2 and "--scope" in bad.output
+    for scope, kind_id in (("system", ("system", "")), ("tenant:t1", ("tenant", "t1")),
+                           ("account:acme", ("account", "acme")), ("service:chat", ("service", "chat"))):
+        assert [(r["scope"], r["scope_id"]) for r in each[scope]] == [kind_id], scope
+        assert each[scope][0] == next(r for r in rows if (r["scope"], r["scope_id"]) == kind_id)
+    assert each["service:nope"] == []
 
 
 def test_the_daily_report_carries_the_months_forecast_and_the_text_shows_it(traffic, engine, make_settings):
@@ -117,13 +124,49 @@ def test_the_daily_report_carries_the_months_forecast_and_the_text_shows_it(traf
                               now=utc("2026-11-12T14:00:00Z"))
         weekly = figures.build(conn, settings, period_containing("weekly", date(2026, 11, 10)),
                                now=utc("2026-11-12T14:00:00Z"))
+        monthly = figures.build(conn, settings, period_containing("monthly", date(2026, 10, 20)),
+                                now=utc("2026-11-12T14:00:00Z"))
     fc_block = daily["forecast"]
     assert fc_block["month"] == "2026-11" and fc_block["basis"] == "pattern"
     assert Decimal(fc_block["so_far_usd"]) == actual(NOVEMBER[0], utc("2026-11-11T05:00:00Z"))
     assert abs(Decimal(fc_block["forecast_usd"]) - actual(*NOVEMBER)) / actual(*NOVEMBER) < Decimal("0.1")
     assert weekly["forecast"] is None
+    ahead = monthly["forecast"]  # October's report: November from October's weeks alone
+    assert ahead["month"] == "2026-11" and ahead["basis"] == "pattern" and Decimal(ahead["so_far_usd"]) == 0
+    assert abs(Decimal(ahead["forecast_usd"]) - actual(*NOVEMBER)) / actual(*NOVEMBER) < Decimal("0.1")
     text = render("email/report.txt.j2", {"report": daily, "report_url": None})
     assert f"Forecast:    2026-11 ends at about ${Decimal(fc_block['forecast_usd']):,.2f}" in text
     html = render("report/report.html.j2", {"report": daily, "report_url": None, "chart_cid": "chart",
                                             "chart_data_uri": "data:image/png;base64,"})
     assert "Forecast: 2026-11 ends at about" in html
+
+
+def test_usage_with_forecast_gives_each_row_its_scopes_month_end_and_the_months_row_the_systems(traffic, cli):
+    traffic(START, utc("2026-11-11T05:00:00Z"), tz="UTC")
+    traffic(START, utc("2026-11-11T05:00:00Z"), lambda local: (Decimal(1), 2), account="bea", tenant="t2",
+            service="search", tz="UTC")
+    with freeze_time("2026-11-11T05:00:00Z"):
+        assert cli("summaries", "rebuild", "--from", "2026-10-01", "--to", "2026-11-30").exit_code == 0
+        wanted = {(r["scope"], r["scope_id"]): r for r in json.loads(cli("forecast", "--format", "json").output)}
+        by_tenant = json.loads(cli("usage", "--from", "2026-11-01", "--to", "2026-11-30", "--by", "tenant",
+                                   "--forecast", "--format", "json").output)
+        by_month = json.loads(cli("usage", "--from", "2026-10-01", "--to", "2026-11-30", "--by", "month",
+                                  "--forecast", "--format", "json").output)
+        table = cli("usage", "--from", "2026-11-01", "--to", "2026-11-30", "--by", "account", "--forecast")
+        plain = json.loads(cli("usage", "--from", "2026-11-01", "--to", "2026-11-30", "--by", "tenant",
+                               "--format", "json").output)
+        by_day = cli("usage", "--from", "2026-11-01", "--to", "2026-11-30", "--forecast")
+        past = cli("usage", "--from", "2026-10-01", "--to", "2026-10-31", "--by", "tenant", "--forecast")
+    assert {r["tenant_id"]: r["forecast_usd"] for r in by_tenant} == {
+        "t1": wanted[("tenant", "t1")]["forecast_usd"], "t2": wanted[("tenant", "t2")]["forecast_usd"]}
+    t2 = next(r for r in by_tenant if r["tenant_id"] == "t2")
+    assert t2["forecast_month"] == "2026-11" and Decimal(t2["cost_usd"]) == 245 and Decimal(t2["forecast_usd"]) == 30 * 24  # $1 an hour
+    assert (t2["forecast_low_usd"], t2["forecast_high_usd"]) == (wanted[("tenant", "t2")]["low_usd"],
+                                                                 wanted[("tenant", "t2")]["high_usd"])
+    months = {r["month"]: r for r in by_month}
+    assert months["2026-10"]["forecast_usd"] is None
+    assert months["2026-11"]["forecast_usd"] == wanted[("system", "")]["forecast_usd"]
+    assert table.exit_code == 0 and wanted[("account", "acme")]["forecast_usd"] in table.output
+    assert "forecast_usd" not in plain[0]
+    assert by_day.exit_code == 2 and "--forecast needs --by month" in by_day.output
+    assert past.exit_code == 2 and "does not overlap the current month (2026-11)" in past.output
