@@ -53,6 +53,7 @@ def create_app(settings: Settings, engine: Engine) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.key = signing_key(settings, engine)
+    app.state.forecasts = {}  # the overview's, reused for a while (web.views.overview.FORECAST_TTL)
     app.include_router(health.router)
     app.include_router(login.router)
     app.include_router(api.router)

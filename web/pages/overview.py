@@ -21,7 +21,7 @@ router = APIRouter()
 def overview_page(request: Request, principal: Principal = Depends(require_reader),
                   engine: Engine = Depends(get_engine), settings: Settings = Depends(get_settings)) -> HTMLResponse:
     with engine.connect() as conn:
-        found = overview(conn, settings, tenant_of(principal))
+        found = overview(conn, settings, tenant_of(principal), request.app.state.forecasts)
     return show(request, principal, "overview.html", overview=found)
 
 

@@ -11,6 +11,9 @@ A tenant's overview holds that tenant's spend, forecast, chart and alerts only: 
 sources and the system thresholds are the organisation's. The forecast
 (``worker.anomalies.forecast``: the month so far and the last ``anomalies.history_weeks`` weeks'
 hour-of-week pattern, with their range) is the system's and each tenant's, or the tenant's own.
+It reads the ledger hour by hour (about a second on a million events) and moves slowly, so the
+console (its app's ``forecasts`` cache) works it out at most once every ``FORECAST_TTL`` for each
+viewer; the card says as of when.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from web.views.alerts import open_alerts
 from web.views.chart import Chart, daily_bars
 
 CHART_DAYS = 30
+FORECAST_TTL = timedelta(minutes=5)
+ForecastCache = dict[tuple[Any, ...], tuple[Any, list[fc.Forecast]]]  # key -> (when worked out, the forecasts)
 
 @dataclass
 class Books:
@@ -80,7 +85,8 @@ class Overview:
     forecast: fc.Forecast | None = None  # this month's end: the system's, or the tenant's
     tenant_forecasts: list[fc.Forecast] = field(default_factory=list)  # each tenant's (the organisation's page)
 
-def overview(conn: Connection, settings: Settings, tenant: str | None) -> Overview:
+def overview(conn: Connection, settings: Settings, tenant: str | None,
+             cache: ForecastCache | None = None) -> Overview:
     now = clock.now()
     today = now.astimezone(settings.tz).date()
     first = today - timedelta(days=CHART_DAYS - 1)
@@ -96,11 +102,7 @@ def overview(conn: Connection, settings: Settings, tenant: str | None) -> Overvi
     sources = source_rows(conn, settings) if tenant is None else []
     books = _books(conn, settings, days, sources) if tenant is None else None
     synced = max((s["last_ingest_at"] for s in sources if s["last_ingest_at"]), default=None)
-    weeks = settings.anomalies.history_weeks
-    if tenant is None:
-        ahead = fc.forecasts(conn, settings.tz, weeks, now, kinds=("system", "tenant"))
-    else:
-        ahead = fc.forecasts(conn, settings.tz, weeks, now, kinds=("tenant",), only=("tenant", tenant))
+    ahead = _recent_forecasts(conn, settings, now, tenant, {} if cache is None else cache)
     own = next((f for f in ahead if f.scope in (SYSTEM, ("tenant", tenant))), None)
     return Overview(now=now, spend=Spend(day, cost, levels, reached[-1] if reached else None),
                     kill_switch={"active": bool(switch and switch.active), "reason": switch.reason if switch else None,
@@ -109,6 +111,24 @@ def overview(conn: Connection, settings: Settings, tenant: str | None) -> Overvi
                     books=books, sources=sources, alerts=open_alerts(conn, settings, tenant, limit=10),
                     chart=daily_bars(days, first, today), last_synced=synced, forecast=own,
                     tenant_forecasts=[f for f in ahead if f.scope[0] == "tenant"] if tenant is None else [])
+
+def _recent_forecasts(conn: Connection, settings: Settings, now: Any, tenant: str | None,
+                      cache: ForecastCache) -> list[fc.Forecast]:
+    """The system's and every tenant's forecasts (or the tenant's own), reused for ``FORECAST_TTL``."""
+    weeks = settings.anomalies.history_weeks
+    key = (settings.tz.key, weeks, now.astimezone(settings.tz).strftime("%Y-%m"), tenant)
+    hit = cache.get(key)
+    if hit is not None and timedelta(0) <= now - hit[0] < FORECAST_TTL:
+        return hit[1]
+    if tenant is None:
+        ahead = fc.forecasts(conn, settings.tz, weeks, now, kinds=("system", "tenant"))
+    else:
+        ahead = fc.forecasts(conn, settings.tz, weeks, now, kinds=("tenant",), only=("tenant", tenant))
+    if len(cache) > 1000:  # many tenants' viewers: stay bounded
+        cache.clear()
+    cache[key] = (now, ahead)
+    return ahead
+
 
 def source_rows(conn: Connection, settings: Settings) -> list[dict[str, Any]]:
     """Each configured source (then any other that ingested: the CLI, a retired source) with
