@@ -14,7 +14,23 @@ from worker.models.base import Base, Id, Json, Money, UTCDateTime
 WINDOW_KINDS = ("minute", "hour", "day", "month")
 
 
-class LimitWindow(Base):
+class WindowUsage:
+    """What a window (an account's or a scope's) has counted: the ledger's figures (``ledger_*``,
+    refreshed by the limits job), the calls the gate recorded live (``live_*``) and the larger of
+    the two, which counts against the limits (``used_*``)."""
+
+    ledger_requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    ledger_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    ledger_cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    live_requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    live_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    live_cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    used_requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    used_cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+
+
+class LimitWindow(WindowUsage, Base):
     """One account's usage in one window (minute, hour, local day, local month).
 
     ``used_*`` is what counts against the limits: the larger of what the ledger holds
@@ -46,15 +62,6 @@ class LimitWindow(Base):
     limit_requests: Mapped[int | None] = mapped_column(BigInteger)
     limit_tokens: Mapped[int | None] = mapped_column(BigInteger)
     limit_cost_usd: Mapped[Decimal | None] = mapped_column(Money)
-    ledger_requests: Mapped[int] = mapped_column(BigInteger, default=0)
-    ledger_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    ledger_cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
-    live_requests: Mapped[int] = mapped_column(BigInteger, default=0)
-    live_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    live_cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
-    used_requests: Mapped[int] = mapped_column(BigInteger, default=0)
-    used_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    used_cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     state: Mapped[str] = mapped_column(String(10), default="ok")  # ok | warned | blocked
     blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     warned_level: Mapped[float | None] = mapped_column(Float)  # the highest warning level raised

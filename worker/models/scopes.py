@@ -11,6 +11,7 @@ from sqlalchemy import BigInteger, Date, Float, Index, Integer, String, UniqueCo
 from sqlalchemy.orm import Mapped, mapped_column
 
 from worker.models.base import Base, Id, Json, Money, UTCDateTime
+from worker.models.limits import WindowUsage
 
 SCOPE_WINDOW_KINDS = ("day", "week", "month", "every")
 
@@ -40,7 +41,7 @@ class StoredScopeBudget(Base):
     updated_by: Mapped[str] = mapped_column(String(200))
 
 
-class ScopeWindow(Base):
+class ScopeWindow(WindowUsage, Base):
     """One scope's usage in one window: a local day, ISO week, month, or its rolling ``every`` window.
 
     As ``LimitWindow``: ``used_*`` is the larger of the ledger's count (refreshed by the limits
@@ -61,15 +62,6 @@ class ScopeWindow(Base):
     action: Mapped[str | None] = mapped_column(String(10))
     limit_tokens: Mapped[int | None] = mapped_column(BigInteger)
     limit_cost_usd: Mapped[Decimal | None] = mapped_column(Money)
-    ledger_requests: Mapped[int] = mapped_column(BigInteger, default=0)
-    ledger_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    ledger_cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
-    live_requests: Mapped[int] = mapped_column(BigInteger, default=0)
-    live_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    live_cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
-    used_requests: Mapped[int] = mapped_column(BigInteger, default=0)
-    used_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    used_cost_usd: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     state: Mapped[str] = mapped_column(String(10), default="ok")  # ok | warned | blocked
     warned_level: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
