@@ -42,25 +42,27 @@ def readme_example() -> str:
     return blocks[0]
 
 
-@pytest.fixture
-def toolchain() -> Iterator[tuple[str, str]]:
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """node, and a directory holding the example compiled once (tsc takes seconds) with its main.js."""
     node, tsc = shutil.which("node"), shutil.which("tsc")
     if node is None or tsc is None:
         message = "node and tsc are needed (apt-get install nodejs node-typescript)"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)
-    yield node, tsc
+    out = tmp_path_factory.mktemp("ts-example")
+    (out / "gate.ts").write_text(readme_example(), encoding="utf-8")
+    done = subprocess.run([tsc, "--strict", "--target", "es2020", "--module", "commonjs", "--lib", "es2020,dom",
+                           "gate.ts"], cwd=out, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (out / "main.js").write_text(MAIN, encoding="utf-8")
+    yield node, out
 
 
 def test_the_readme_typescript_example_compiles_and_gets_the_gates_decision(
-        toolchain: tuple[str, str], make_settings, engine, tmp_path: Path) -> None:
-    node, tsc = toolchain
-    (tmp_path / "gate.ts").write_text(readme_example(), encoding="utf-8")
-    compiled = subprocess.run([tsc, "--strict", "--target", "es2020", "--module", "commonjs", "--lib", "es2020,dom",
-                               "gate.ts"], cwd=tmp_path, capture_output=True, text=True)
-    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
-    (tmp_path / "main.js").write_text(MAIN, encoding="utf-8")
+        compiled: tuple[str, Path], make_settings, engine) -> None:
+    node, where = compiled
 
     settings = make_settings(TIERS)
     settings = replace(settings, web=replace(settings.web, bind="127.0.0.1", port=free_port()))
@@ -70,7 +72,7 @@ def test_the_readme_typescript_example_compiles_and_gets_the_gates_decision(
     server.start()
     try:
         def run(account: str, secret: str = token) -> tuple[int, str]:
-            done = subprocess.run([node, "main.js", account, secret, server.url], cwd=tmp_path, capture_output=True,
+            done = subprocess.run([node, "main.js", account, secret, server.url], cwd=where, capture_output=True,
                                   text=True, timeout=60)
             return done.returncode, done.stdout.strip() + done.stderr
         assert run("fresh") == (0, "allowed")
