@@ -9,7 +9,6 @@ import io
 import json
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
@@ -20,9 +19,8 @@ from reports import outbox
 from tests.helpers import run_together
 from worker.alerts import state as alerts
 from worker.models import Alert, Notification
-from worker.settings import SettingsError, load
+from worker.settings import SettingsError
 
-TOKEN = "xoxb-test-token"
 ROUTES = """
 [alerts]
 reminder_after = "2h"
@@ -36,29 +34,11 @@ TARGETS = 4
 
 
 @pytest.fixture
-def settings_for(db_url: str, tmp_path: Path, mailbox, httpserver):
-    _, port = mailbox
-
+def settings_for(channel_settings, httpserver):
     def make(group_after: str | None = None):
-        path = tmp_path / "groups.toml"
-        path.write_text(f"""
-timezone = "Europe/Berlin"
-[channels.email]
-smtp_host = "127.0.0.1"
-smtp_port = {port}
-sender = "tokentally@example.com"
-timeout_seconds = 5
-[channels.slack]
-base_url = "{httpserver.url_for('/api/')}"
-timeout_seconds = 5
-[channels.webhook]
-timeout_seconds = 5
-[channels.file]
-dir = "{tmp_path / 'outbox'}"
-{ROUTES.format(hook=httpserver.url_for('/hook'),
-               group_after=f"group_after = {group_after}" if group_after is not None else "")}
-""", encoding="utf-8")
-        return load(path, env={"TOKENTALLY_DATABASE_URL": db_url, "TOKENTALLY_CHANNELS_SLACK_TOKEN": TOKEN})
+        return channel_settings(ROUTES.format(hook=httpserver.url_for('/hook'),
+                                              group_after=f"group_after = {group_after}" if group_after is not None else ""),
+                                'timezone = "Europe/Berlin"')
 
     return make
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from freezegun import freeze_time
@@ -23,35 +22,14 @@ from reports import outbox
 from reports.channels.file import FileChannel
 from worker.alerts import state as alerts
 from worker.models import Alert, Notification
-from worker.settings import load
 
 HOSTILE_ACCOUNT = "eve\u202egnp.exe <!channel> <https://evil.example|login> &amp;"
 HOSTILE_SCOPE = "u42\r\nBcc: victim@example.com\x1b[31m\u2066"
 
 
 @pytest.fixture
-def settings_for(db_url: str, tmp_path: Path, mailbox, httpserver):
-    _, port = mailbox
-
-    def make(routes: str, extra: str = ""):
-        path = tmp_path / "settings.toml"
-        path.write_text(f"""
-{extra}
-[channels.email]
-smtp_host = "127.0.0.1"
-smtp_port = {port}
-sender = "tokentally@example.com"
-timeout_seconds = 5
-[channels.slack]
-base_url = "{httpserver.url_for('/api/')}"
-timeout_seconds = 5
-[channels.file]
-dir = "{tmp_path / 'outbox'}"
-{routes}
-""", encoding="utf-8")
-        return load(path, env={"TOKENTALLY_DATABASE_URL": db_url, "TOKENTALLY_CHANNELS_SLACK_TOKEN": "xoxb-t"})
-
-    return make
+def settings_for(channel_settings):
+    return channel_settings
 
 
 def raise_hostile(engine, settings) -> None:

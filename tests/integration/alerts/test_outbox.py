@@ -22,40 +22,16 @@ from reports.channels import open_channel
 from worker.models import Alert, Notification
 from worker.registry import JobSpec, registry
 from worker.scheduler import run_job
-from worker.settings import Settings, load
+from worker.settings import load
+from tests.integration.alerts.conftest import SLACK_TOKEN
 
 
-TOKEN = "xoxb-test-token"
 
 
 @pytest.fixture
-def settings_for(db_url: str, tmp_path: Path, mailbox, httpserver):
-    """Settings with every channel pointed at the loopback servers, and the given routes."""
-    _, port = mailbox
-
-    def make(routes: str, extra: str = "") -> Settings:
-        path = tmp_path / "outbox.toml"
-        path.write_text(f"""
-timezone = "Europe/Berlin"
-{extra}
-[channels.email]
-smtp_host = "127.0.0.1"
-smtp_port = {port}
-sender = "tokentally@example.com"
-timeout_seconds = 5
-[channels.slack]
-base_url = "{httpserver.url_for('/api/')}"
-timeout_seconds = 5
-[channels.webhook]
-timeout_seconds = 5
-[channels.file]
-dir = "{tmp_path / 'outbox'}"
-{routes}
-""", encoding="utf-8")
-        return load(path, env={"TOKENTALLY_DATABASE_URL": db_url, "TOKENTALLY_CHANNELS_SLACK_TOKEN": TOKEN,
-                               "TOKENTALLY_CHANNELS_WEBHOOK_SECRET": "s3cret"})
-
-    return make
+def settings_for(channel_settings):
+    """Settings with every channel pointed at the loopback servers (Berlin time, a webhook secret), and the routes."""
+    return lambda routes, extra="": channel_settings(routes, 'timezone = "Europe/Berlin"\n' + extra, webhook_secret=True)
 
 
 EVERYWHERE = """
@@ -110,7 +86,7 @@ def test_an_alert_reaches_every_channel_exactly_once(engine, settings_for, mailb
     assert mail["To"] == "admins@example.com" and mail["Message-ID"] == sent["email"].external_id
     assert "&lt;script&gt;" in mail.get_body(("html",)).get_content()
     [post] = slack_posts(httpserver)
-    assert post.headers["Authorization"] == f"Bearer {TOKEN}" and post.form.get("channel", None) in (None, "#llm-costs")
+    assert post.headers["Authorization"] == f"Bearer {SLACK_TOKEN}" and post.form.get("channel", None) in (None, "#llm-costs")
     assert sent["slack"].external_id == "1763900000.000100"
     [hook] = [r for r, _ in httpserver.log if r.path == "/hook"]
     assert hook.headers["X-Tokentally-Delivery"] == sent["webhook"].key
