@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
@@ -22,7 +22,7 @@ from genai_prices import Usage, __version__ as GENAI_PRICES_VERSION
 from genai_prices import data_snapshot
 from genai_prices.types import ConditionalPrice, ModelPrice, StartDateConstraint, TieredPrices
 
-from worker.models.base import money_to_units, units_to_money
+from worker.models.base import MONEY_SCALE, money_to_units, units_to_money
 from worker.models.events import UNKNOWN
 from worker.ledger.event import Event
 from worker.settings import PriceOverride
@@ -118,6 +118,13 @@ class Priced:
     def __repr__(self) -> str:
         return (f"Priced({self.provider!r}, cost_usd={self.cost_usd}, cost_computed={self.cost_computed}, "
                 f"{self.cost_status!r}, {self.price_source!r}, {self.price_effective_from})")
+
+
+def reported_units(amount: Decimal) -> int:
+    """A reported cost in 1e-10 USD units, rounded half away from zero as PostgreSQL rounds a value with
+    more places into the NUMERIC(20,10) column, so that cost_usd and cost_reported agree to the unit on
+    both databases (the ledger writer stores these units as cost_reported too)."""
+    return int(amount.scaleb(MONEY_SCALE).to_integral_value(ROUND_HALF_UP))
 
 
 STANDARD_TIERS = frozenset({"standard", "default", "auto"})  # the standard rate under its own names
@@ -287,7 +294,7 @@ class Pricer:
             else:
                 rates = None
         if ev.cost_reported is not None:
-            reported = money_to_units(ev.cost_reported.quantize(QUANTUM))
+            reported = reported_units(ev.cost_reported)
             if rates is None:
                 return Priced(m.provider, reported, None, "reported", None, None)
             return Priced(m.provider, reported, computed, "reported", rates.source, rates.effective_from)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import struct
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -20,7 +19,6 @@ import orjson
 from worker.ledger.event import Event
 from worker.ledger.pricing import Priced
 from worker.models import UsageEvent
-from worker.models.base import money_to_units
 
 # Column order of every row the writer produces (the table minus its surrogate key).
 COLUMNS = tuple(c.name for c in UsageEvent.__table__.columns if c.name != "id")
@@ -121,7 +119,6 @@ _pack_tokens_latency = struct.Struct(">iqiqiqiqiqii").pack  # and latency_ms (in
 _pack_two_int8 = struct.Struct(">iqiq").pack  # occurred_at, ingested_at; the two cache write counts
 _BOOLS = {(a, b): struct.pack(">i?i?", 1, a, 1, b) for a in (False, True) for b in (False, True)}
 MONEY_SCALE = 10  # NUMERIC(20,10): amounts are integers of 1e-10 USD
-_QUANTUM = Decimal(1).scaleb(-MONEY_SCALE)
 _pack_numeric4 = struct.Struct(">ihhhhhhhh").pack  # length, ndigits 4, weight, sign, dscale, 4 digits
 _NUMERIC_STRUCTS: dict[int, Callable[..., bytes]] = {}
 _INT4_MIN, _INT4_MAX = -(2**31), 2**31 - 1
@@ -158,14 +155,6 @@ def pg_numeric_units(units: int | None) -> bytes:
     digits.reverse()
     ndigits = len(digits)
     return _numeric_struct(ndigits)(8 + 2 * ndigits, ndigits, weight, sign, MONEY_SCALE, *digits)
-
-
-def pg_numeric_money(amount: Decimal | None) -> bytes:
-    """A NUMERIC(20,10) field for a Decimal: rounded to 10 places half away from zero, as
-    PostgreSQL rounds a value with more places into the column."""
-    if amount is None:
-        return _NULL
-    return pg_numeric_units(int(amount.quantize(_QUANTUM, ROUND_HALF_UP).scaleb(MONEY_SCALE)))
 
 
 def pg_text(value: str | None) -> bytes:
@@ -242,7 +231,7 @@ class PgRowEncoder:
                          8, ev.cached_tokens, 8, ev.reasoning_tokens) + _NULL,
             cost_field,
             cost_field if computed == cost else pg_numeric_units(computed),
-            pg_numeric_money(ev.cost_reported),
+            cost_field if p.cost_status == "reported" else _NULL,  # the reported cost: Pricer.price
             cached(p.cost_status) or text(p.cost_status),
             cached(p.price_source) or text(p.price_source),
             self._dates.get(effective) or self._date(effective),
@@ -277,7 +266,7 @@ def sqlite_row(ev: Event, p: Priced, source: str, ingested_at: str) -> tuple:
         ev.model, ev.model_used, ev.status, ev.status_code, ev.prompt_tokens, ev.completion_tokens,
         ev.total_tokens, ev.cached_tokens, ev.reasoning_tokens, ev.latency_ms,
         p.cost_units, p.computed_units,
-        None if ev.cost_reported is None else money_to_units(ev.cost_reported),
+        p.cost_units if p.cost_status == "reported" else None,  # the reported cost: Pricer.price
         p.cost_status, p.price_source,
         None if p.price_effective_from is None else p.price_effective_from.isoformat(),
         int(ev.unattributed), int(ev.model_defaulted), ev.error_message, _metadata_json(ev.metadata),

@@ -63,7 +63,7 @@ def test_every_column_reads_back_as_written(engine):
     assert (row["cached_tokens"], row["reasoning_tokens"], row["latency_ms"]) == (3, 2, 2_000_000_000)
     assert row["cost_usd"] == Decimal("12345678.9012345678")
     assert row["cost_computed"] == Decimal("0.0000000001")
-    assert row["cost_reported"] == Decimal("12.3456789013")  # rounded to the column's 10 places
+    assert row["cost_reported"] == row["cost_usd"]  # a reported cost is the priced cost (Pricer.price)
     assert row["cost_status"] == "reported"
     assert row["price_source"] == "genai-prices x openai/gpt-4o-mini"
     assert row["price_effective_from"] == date(1999, 12, 31)
@@ -111,3 +111,18 @@ def test_numeric_encoding_is_canonical_beyond_the_fast_range():
     ndigits, weight, sign, dscale = (int.from_bytes(encoded[i:i + 2], "big", signed=True) for i in (4, 6, 8, 10))
     assert (ndigits, weight, sign, dscale) == (1, 2, 0, 10)
     assert int.from_bytes(encoded[12:14], "big") == 100
+
+
+def test_a_reported_cost_rounds_half_away_from_zero_and_cost_usd_equals_cost_reported(engine):
+    """PostgreSQL rounds a value with more places half away from zero into NUMERIC(20,10); the pricer
+    rounds a reported cost the same way, so both columns agree to the unit on both databases (before,
+    cost_usd rounded half to even: 1.00000000005 gave 1.0000000000 beside a cost_reported of 1.0000000001)."""
+    pricer = Pricer()
+    pairs = [(ev, pricer.price(ev)) for ev in (
+        _event(event_id="tie", cost_usd="1.00000000005"), _event(event_id="long", cost_usd="12.345678901251"),
+        _event(event_id="exact", cost_usd="0.0031234500"))]
+    rows = _write(engine, pairs)
+    expected = {"tie": Decimal("1.0000000001"), "long": Decimal("12.3456789013"), "exact": Decimal("0.00312345")}
+    for event_id, amount in expected.items():
+        assert (rows[event_id]["cost_reported"], rows[event_id]["cost_usd"]) == (amount, amount), event_id
+        assert rows[event_id]["cost_status"] == "reported"
