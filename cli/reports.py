@@ -16,7 +16,6 @@ from worker.models import Report
 from worker.registry import registry
 from worker.scheduler import make_trigger, schedule_for
 from worker.settings import Settings
-from cli.console import serve_console
 from cli.options import parse_date
 from cli.output import Format, ObjectFormat, console, emit_object, emit_rows
 from cli.state import fail, state
@@ -174,4 +173,7 @@ def serve(ctx: typer.Context,
           bind: Optional[str] = typer.Option(None, "--bind", help="Address to listen on, overrides [web] bind")) -> None:
     """The archive in a browser, through the console's authenticated report pages (`tokentally web`
     at /reports): a token is needed, and a tenant token sees only its tenant's reports."""
+    # The web stack (FastAPI, pydantic, uvicorn) is imported here, when the console is served: the
+    # report commands beside it need none of it (CLI start, issue 18).
+    from cli.console import serve_console  # noqa: PLC0415
     serve_console(ctx, bind, port, page="/reports")
