@@ -22,6 +22,7 @@ The hot path: a row is one call, read straight into its event by the plan of its
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any, Mapping
 
@@ -54,35 +55,42 @@ def _object(value: Any) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
-def _usage(row: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """The usage object's cache and reasoning counts and the key's project into ``values``; the metadata."""
-    meta = _object(row.get("metadata"))
-    usage = _object(meta.get("usage_object"))
-    get = usage.get
-    prompt_details = get("prompt_tokens_details")
-    if type(prompt_details) is not dict:
-        prompt_details = {}
-    values["cached_tokens"] = prompt_details.get("cached_tokens") or get("cache_read_input_tokens")
-    if (completion_details := get("completion_tokens_details")) and type(completion_details) is dict:
-        values["reasoning_tokens"] = completion_details.get("reasoning_tokens")
-    values["cache_write_tokens"] = get("cache_creation_input_tokens")
-    split = get("cache_creation") or prompt_details.get("cache_creation_token_details")
-    if split and type(split) is dict:
-        values["cache_write_1h_tokens"] = split.get("ephemeral_1h_input_tokens")
+def _usage(meta: dict[str, Any], values: dict[str, Any]) -> None:
+    """The usage object's cache and reasoning counts and the key's project into ``values``."""
+    usage = meta.get("usage_object")
+    if usage is not None and type(usage) is not dict:
+        usage = _object(usage)
+    if usage:
+        get = usage.get
+        prompt_details = get("prompt_tokens_details")
+        if type(prompt_details) is not dict:
+            prompt_details = _NO_DETAILS
+        values["cached_tokens"] = prompt_details.get("cached_tokens") or get("cache_read_input_tokens")
+        if (completion_details := get("completion_tokens_details")) and type(completion_details) is dict:
+            values["reasoning_tokens"] = completion_details.get("reasoning_tokens")
+        values["cache_write_tokens"] = get("cache_creation_input_tokens")
+        split = get("cache_creation") or prompt_details.get("cache_creation_token_details")
+        if split and type(split) is dict:
+            values["cache_write_1h_tokens"] = split.get("ephemeral_1h_input_tokens")
     values["project_id"] = meta.get("user_api_key_project_id")
-    return meta
+
+
+_NO_DETAILS: dict[str, Any] = {}
+_MS = timedelta(milliseconds=1)
 
 
 def _latency(values: dict[str, Any], end: Any) -> None:
-    """endTime - startTime; the start is read once here (the normaliser takes the parsed time as it is)."""
+    """endTime - startTime in whole milliseconds (0 when the end is before the start); the start is
+    read once here (the normaliser takes the parsed time as it is)."""
     start = values.get("occurred_at")
     if start is None or end is None or end == "":
         return
     try:
         values["occurred_at"] = start = parse_timestamp(start)
-        values["latency_ms"] = max(int((parse_timestamp(end) - start).total_seconds() * 1000), 0)
+        latency = (parse_timestamp(end) - start) // _MS
     except RecordError:
-        pass  # an unreadable start is rejected by the normaliser; an unreadable end: no latency
+        return  # an unreadable start is rejected by the normaliser; an unreadable end: no latency
+    values["latency_ms"] = latency if latency > 0 else 0
 
 
 _DERIVED = frozenset({"cached_tokens", "reasoning_tokens", "cache_write_tokens", "cache_write_1h_tokens",
@@ -92,16 +100,26 @@ _DERIVED = frozenset({"cached_tokens", "reasoning_tokens", "cache_write_tokens",
 @lru_cache(maxsize=256)
 def plan(keys: frozenset[str]) -> Reading:
     """Every spend-log row is one call, read straight into its event. Which of the kept columns a row
-    has, and whether it times its end or names both a user and an end user, is decided here, once."""
+    has, whether it has metadata, times its end or names both a user and an end user, is decided
+    here, once."""
     columns = tuple(k for k in _KEPT_COLUMNS if k in keys)
     timed = "endTime" in keys
     both_users = "user" in keys and "end_user" in keys
+    has_metadata = "metadata" in keys
 
     def derive(row: Mapping[str, Any], values: dict[str, Any]) -> dict[str, Any] | None:
-        meta = _usage(row, values)
+        kept: dict[str, Any] = {}
+        if has_metadata:
+            meta = row["metadata"]
+            if type(meta) is not dict:
+                meta = _object(meta)
+            if meta:
+                _usage(meta, values)
+                for k in _KEPT_METADATA:
+                    if (v := meta.get(k)) is not None and v != "":
+                        kept[k] = v
         if timed:
             _latency(values, row["endTime"])
-        kept = {k: v for k in _KEPT_METADATA if (v := meta.get(k)) is not None and v != ""}
         for k in columns:
             if (v := row[k]) is not None and v != "" and v != [] and v != "[]":
                 kept[k] = v

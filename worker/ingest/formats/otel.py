@@ -123,7 +123,7 @@ class _SpanPlan:
                 kind = next(iter(typed)) if type(typed) is dict and len(typed) == 1 else None
                 if kind not in _CONVERT:
                     kind = None
-                reads.append((name, i, kind, _CONVERT.get(kind) if kind else None))
+                reads.append((name, i, kind, (int if kind == "intValue" else _CONVERT.get(kind)) if kind else None))
         self.reads = tuple(reads)
 
 
@@ -152,7 +152,14 @@ def _keyed(raw: Any) -> tuple[list[Any], tuple[str, ...]]:
     return [], ()
 
 
-_nanos = _int  # nanoseconds since the epoch: OTLP JSON's decimal string read exactly, not as a float
+def _nanos(value: Any) -> int | None:
+    """Nanoseconds since the epoch: OTLP JSON's decimal string read exactly, not as a float."""
+    if type(value) is str:
+        try:
+            return int(value)
+        except ValueError:
+            pass
+    return int_or_none(value)
 
 
 def span_record(span: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -165,7 +172,7 @@ def span_record(span: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[st
     trace, span_id = get("traceId") or get("trace_id"), get("spanId") or get("span_id")
     start = _nanos(_either(get, "startTimeUnixNano", "start_time_unix_nano"))
     out: dict[str, Any] = {"event_id": f"{trace}-{span_id}"} if trace and span_id else {}
-    out["occurred_at"] = (_EPOCH + timedelta(microseconds=start // 1000) if start is not None
+    out["occurred_at"] = (_EPOCH + timedelta(0, 0, start // 1000) if start is not None
                           else _either(get, "startTime", "start_time"))
     if plan.reads is None:
         plan.learn(values)
@@ -179,21 +186,33 @@ def span_record(span: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[st
             except (KeyError, TypeError):
                 value = _value(typed)
             else:
-                if convert is not None:
+                if convert is int:  # intValue (_int, inlined): a decimal string in OTLP JSON
+                    if type(value) is str:
+                        try:
+                            value = int(value)
+                        except ValueError:
+                            value = _int(value)
+                    else:
+                        value = _int(value)
+                elif convert is not None:
                     value = convert(value)
         if value is not None and value != "":
             out[name] = value
     if "prompt_tokens" not in out and "completion_tokens" not in out and "total_tokens" not in out:
         return None
     status = get("status")
-    if type(status) is not dict:
-        status = {}
-    error_type = out.pop("error.type", None) if plan.error_type else None
-    failed = status.get("code") in _FAILED or error_type is not None
+    failed = False
+    if type(status) is dict and status:
+        failed = status.get("code") in _FAILED
+    else:
+        status = _NO_STATUS
+    error_type = None
+    if plan.error_type and (error_type := out.pop("error.type", None)) is not None:
+        failed = True
     operation = out.pop("operation", None) if plan.operation else None
-    if "account_id" not in out and (user := resource.get("user.id") or resource.get("enduser.id")):
+    if "account_id" not in out and resource and (user := resource.get("user.id") or resource.get("enduser.id")):
         out["account_id"] = user
-    if service := resource.get("service.name"):
+    if resource and (service := resource.get("service.name")):
         out["service"] = service
     out["status"] = "error" if failed else "success"
     if failed and (message := status.get("message") or error_type):
@@ -207,6 +226,9 @@ def span_record(span: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[st
     if start is None and out["occurred_at"] is None:
         del out["occurred_at"]
     return out
+
+
+_NO_STATUS: dict[str, Any] = {}
 
 
 def _either(get: Callable[[str], Any], camel: str, snake: str) -> Any:

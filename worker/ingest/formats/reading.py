@@ -17,7 +17,6 @@ shape has one (``own_metadata``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any, Callable, Mapping
 
 from worker.ingest.fields import parse_metadata
@@ -51,11 +50,11 @@ Multi = tuple[tuple[str, tuple[str, ...]], ...]
 
 
 class Fields:
-    """For one key set: which present key feeds each canonical field. ``names`` are fed by one key each,
-    read together by ``pick`` (``operator.itemgetter``: one C call for them all); ``multi`` by several,
-    the first non-empty winning; ``extras`` are the other keys kept in metadata."""
+    """For one key set: which present key feeds each canonical field. ``names`` are fed by one key each;
+    ``multi`` by several, the first non-empty winning; ``extras`` are the other keys kept in metadata.
+    ``values`` is a reader made for the key set (:func:`_reader`)."""
 
-    __slots__ = ("names", "keys", "pick", "multi", "extras")
+    __slots__ = ("names", "keys", "multi", "extras", "values")
 
     def __init__(self, record_keys: tuple[str, ...], reading: Reading):
         present = set(record_keys) - reading.drop
@@ -68,33 +67,41 @@ class Fields:
                 multi.append((canon, found))
         self.names = tuple(canon for canon, _ in single)
         self.keys = tuple(key for _, key in single)
-        self.pick: Callable[[Mapping[str, Any]], tuple[Any, ...]] = _picker(self.keys)
         self.multi: Multi = tuple(multi)
         known = reading.known()
         if reading.kept is None:
             self.extras = tuple(k for k in record_keys if k not in known and k not in reading.drop)
         else:
             self.extras = tuple(k for k in record_keys if k in reading.kept)
-
-    def values(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """The record's values under canonical names (null and "" are read as absent by the normaliser)."""
-        values = dict(zip(self.names, self.pick(record)))
-        for name, keys in self.multi:
-            for key in keys:
-                value = record[key]
-                if value is not None and value != "":
-                    values[name] = value
-                    break
-        return values
+        # record -> its values under canonical names (null and "" are read as absent by the normaliser)
+        self.values: Callable[[Mapping[str, Any]], dict[str, Any]] = _reader(tuple(single), self.multi)
 
 
-def _picker(keys: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    if len(keys) >= 2:
-        return itemgetter(*keys)
-    if keys:
-        key = keys[0]
-        return lambda record: (record[key],)  # itemgetter of one key gives the value bare
-    return lambda record: ()
+def _reader(single: tuple[tuple[str, str], ...], multi: Multi) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """A function reading one key set's values: one dict display of the single-key fields, then each
+    multi-key field's first non-empty value. Made once per distinct key set, as ``collections.namedtuple``
+    and ``dataclasses`` make their methods: the source holds only generated names (``_c0``, ``_k0``), the
+    record's keys and the canonical names are bound as default arguments, never written into the source."""
+    bound: dict[str, Any] = {}
+    items = []
+    for j, (canon, key) in enumerate(single):
+        bound[f"_c{j}"], bound[f"_k{j}"] = canon, key
+        items.append(f"_c{j}: r[_k{j}]")
+    lines = [f"    v = {{{', '.join(items)}}}"]
+    for j, (canon, keys) in enumerate(multi):
+        bound[f"_m{j}"] = canon
+        for n, key in enumerate(keys):
+            bound[f"_m{j}_{n}"] = key
+            lines.append(f"{'    ' * (n + 1)}x = r[_m{j}_{n}]")
+            lines.append(f"{'    ' * (n + 1)}if x is not None and x != '':")
+            lines.append(f"{'    ' * (n + 2)}v[_m{j}] = x")
+            if n + 1 < len(keys):
+                lines.append(f"{'    ' * (n + 1)}else:")
+    params = "".join(f", {name}={name}" for name in bound)
+    source = f"def values(r{params}):\n" + "\n".join(lines) + "\n    return v\n"
+    namespace: dict[str, Any] = dict(bound)
+    exec(compile(source, "<reading values>", "exec"), namespace)  # noqa: S102 (generated names only, see above)
+    return namespace["values"]
 
 
 def as_record(reading: Reading, record: Mapping[str, Any]) -> dict[str, Any]:
