@@ -58,6 +58,10 @@ def ingest(
     formats: Annotated[Optional[list[str]], typer.Option(
         "--format", help="Records generated as canonical (default), litellm, otel or anthropic; "
                          "output as table (default) or json. May be given twice: --format otel --format json")] = None,
+    spans_per_line: Annotated[int, typer.Option(
+        "--spans-per-line", min=1, max=512,
+        help="otel: calls per OTLP line (one export each: 1 as a SimpleSpanProcessor writes them, up to "
+             "512 as a BatchSpanProcessor does)")] = 1,
 ) -> None:
     """Ingest N generated events and compare with a plain COPY / executemany of the same rows."""
     chosen = formats or []
@@ -67,12 +71,13 @@ def ingest(
                                      param_hint="--format")
     fmt = Format.json if "json" in chosen else Format.table
     shape = next((v for v in chosen if v not in ("table", "json")), "canonical")
-    result = _run(ctx, "ingest", events, database, shape=shape)
+    result = _run(ctx, "ingest", events, database, shape=shape, spans_per_line=spans_per_line)
     out = result.as_dict()
     out["ingest_rate"] = f"{result.ingest_rate:,.0f} events/s"
     out["plain_rate"] = f"{result.plain_rate:,.0f} rows/s"
     out["ratio"] = f"{result.ratio:.0%} of plain {'COPY' if result.dialect == 'postgresql' else 'executemany'}"
     out["peak_rss_mb"] = f"{result.peak_rss_mb:.0f} MB"
+    out["cpu_us_per_event"] = f"{result.cpu_us_per_event:.1f} µs of this process's CPU per event"
     emit_object(result.as_dict() if fmt == Format.json else out, fmt, title="bench ingest")
 
 

@@ -58,6 +58,8 @@ class IngestBenchResult:
     ratio: float
     peak_rss_mb: float
     accepted: int
+    cpu_us_per_event: float  # this process's CPU (every thread; not the database server's) per event ingested
+    spans_per_line: int  # otel: calls per OTLP line
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in vars(self).items()}
@@ -142,21 +144,23 @@ def _plain_load_sqlite(engine: Engine, batch: int) -> float:
 
 
 def run_ingest(settings: Settings, events: int, database: str | None,
-               say: Callable[[str], None] = lambda _m: None, shape: str = "canonical") -> IngestBenchResult:
+               say: Callable[[str], None] = lambda _m: None, shape: str = "canonical",
+               spans_per_line: int = 1) -> IngestBenchResult:
     with tempfile.TemporaryDirectory(prefix="tokentally-bench-") as tmp:
         workdir = Path(tmp)
         data = workdir / "events.jsonl"
         say(f"generating {events:,} events as {shape} records")
-        generate(data, events, shape=shape)
+        generate(data, events, shape=shape, spans_per_line=spans_per_line)
         with scratch_database(database) as url:
             engine = db.make_engine(url)
             try:
                 _plain_table(engine)
                 bench_settings = _with_url(settings, url)
                 say(f"ingesting into {engine.dialect.name}")
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 stats = Ingestor(bench_settings, engine).ingest_paths([data])
                 ingest_seconds = time.perf_counter() - started
+                cpu_seconds = time.process_time() - cpu_started
                 say("plain bulk load of the same rows")
                 with engine.begin() as conn:
                     analyze(conn, "usage_events")
@@ -171,7 +175,7 @@ def run_ingest(settings: Settings, events: int, database: str | None,
     ingest_rate = events / ingest_seconds
     plain_rate = events / plain_seconds if plain_seconds else float("inf")
     return IngestBenchResult(dialect, shape, events, ingest_seconds, ingest_rate, plain_seconds, plain_rate,
-                       ingest_rate / plain_rate, peak, stats.accepted)
+                       ingest_rate / plain_rate, peak, stats.accepted, cpu_seconds / events * 1e6, spans_per_line)
 
 
 @contextmanager

@@ -42,7 +42,8 @@ def _litellm(r: dict[str, Any]) -> dict[str, Any]:
     """The same call as a LiteLLM_SpendLogs row (worker.ingest.formats.litellm)."""
     row = {"request_id": r["event_id"], "call_type": "acompletion", "api_key": "hashed-key", "spend": r.get("cost_usd", 0),
            "total_tokens": r["prompt_tokens"] + r["completion_tokens"], "prompt_tokens": r["prompt_tokens"],
-           "completion_tokens": r["completion_tokens"], "startTime": r["occurred_at"], "endTime": r["occurred_at"],
+           "completion_tokens": r["completion_tokens"], "startTime": r["occurred_at"],
+           "endTime": (datetime.fromisoformat(r["occurred_at"]) + timedelta(milliseconds=r["latency_ms"])).isoformat(),
            "model": r["model"], "model_group": r["model"], "custom_llm_provider": r["provider"], "user": r["account_id"],
            "team_id": r["tenant_id"], "status": "success" if r["status"] == "success" else "failure",
            "metadata": {"usage_object": {"prompt_tokens_details": {"cached_tokens": r["cached_tokens"]}},
@@ -50,21 +51,36 @@ def _litellm(r: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _otel(r: dict[str, Any], i: int) -> dict[str, Any]:
-    """The same call as an OTLP JSON line holding one GenAI span (worker.ingest.formats.otel)."""
-    ns = str(int(datetime.fromisoformat(r["occurred_at"]).timestamp()) * 1_000_000_000)
+_EPOCH, _MICROSECOND = datetime(1970, 1, 1, tzinfo=UTC), timedelta(microseconds=1)
 
-    def attr(key: str, value: Any) -> dict[str, Any]:
-        return {"key": key, "value": {"intValue": str(value)} if isinstance(value, int) else {"stringValue": value}}
-    attrs = [attr("gen_ai.operation.name", "chat"), attr("gen_ai.provider.name", r["provider"]),
-             attr("gen_ai.request.model", r["model"]), attr("gen_ai.usage.input_tokens", r["prompt_tokens"]),
-             attr("gen_ai.usage.output_tokens", r["completion_tokens"]),
-             attr("gen_ai.usage.cache_read.input_tokens", r["cached_tokens"]), attr("user.id", r["account_id"])]
-    span = {"traceId": f"{i:032x}", "spanId": f"{i:016x}", "name": f"chat {r['model']}", "kind": 3,
-            "startTimeUnixNano": ns, "endTimeUnixNano": ns, "attributes": attrs,
-            "status": {"code": 1 if r["status"] == "success" else 2}}
-    resource = {"attributes": [attr("service.name", r["service"])]}
-    return {"resourceSpans": [{"resource": resource, "scopeSpans": [{"scope": {"name": "bench"}, "spans": [span]}]}]}
+
+def _attr(key: str, value: Any) -> dict[str, Any]:
+    return {"key": key, "value": {"intValue": str(value)} if isinstance(value, int) else {"stringValue": value}}
+
+
+def _span(r: dict[str, Any], i: int) -> dict[str, Any]:
+    """The same call as one GenAI span (OTLP JSON encoding, GenAI semantic conventions)."""
+    ns = (datetime.fromisoformat(r["occurred_at"]) - _EPOCH) // _MICROSECOND * 1000
+    attrs = [_attr("gen_ai.operation.name", "chat"), _attr("gen_ai.provider.name", r["provider"]),
+             _attr("gen_ai.request.model", r["model"]), _attr("gen_ai.usage.input_tokens", r["prompt_tokens"]),
+             _attr("gen_ai.usage.output_tokens", r["completion_tokens"]),
+             _attr("gen_ai.usage.cache_read.input_tokens", r["cached_tokens"]), _attr("user.id", r["account_id"])]
+    return {"traceId": f"{i:032x}", "spanId": f"{i:016x}", "name": f"chat {r['model']}", "kind": 3,
+            "startTimeUnixNano": str(ns), "endTimeUnixNano": str(ns + r["latency_ms"] * 1_000_000),
+            "attributes": attrs, "status": {"code": 1 if r["status"] == "success" else 2}}
+
+
+def _otel(batch: list[tuple[dict[str, Any], int]]) -> dict[str, Any]:
+    """Calls as one OTLP JSON line (worker.ingest.formats.otel): a TracesData object, as the OTLP file
+    exporter writes one per export, with one resourceSpans per service (the resource's service.name)
+    holding that service's spans. A SimpleSpanProcessor exports each span alone (a line per span); a
+    BatchSpanProcessor exports up to maxExportBatchSize (512 by default) at a time."""
+    by_service: dict[str, list[dict[str, Any]]] = {}
+    for r, i in batch:
+        by_service.setdefault(r["service"], []).append(_span(r, i))
+    return {"resourceSpans": [
+        {"resource": {"attributes": [_attr("service.name", service)]},
+         "scopeSpans": [{"scope": {"name": "bench"}, "spans": spans}]} for service, spans in by_service.items()]}
 
 
 def _anthropic(r: dict[str, Any]) -> dict[str, Any]:
@@ -79,10 +95,10 @@ def _anthropic(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def generate(path: Path, n: int, seed: int = 42, start: datetime | None = None, shape: str = "canonical",
-             days: int = 30) -> None:
+             days: int = 30, spans_per_line: int = 1) -> None:
     """N canonical events over ``days`` days, streamed to ``path``; ``shape`` writes the same calls as
     another tool's records (litellm, otel, anthropic: see RECORD_SHAPES), with the models that shape carries
-    (SHAPE_MODELS).
+    (SHAPE_MODELS); otel lines hold ``spans_per_line`` calls each.
 
     Shaped like a real application's log: 1,000 accounts in 20 tenants, each account
     using two features (services) and mostly one model (80%), 3% failures, a tenth
@@ -94,6 +110,7 @@ def generate(path: Path, n: int, seed: int = 42, start: datetime | None = None, 
     accounts = [(f"user-{a:04d}", f"tenant-{a % 20:02d}", rng.choices(range(len(models)), weights)[0],
                  rng.sample(SERVICES, 2)) for a in range(1, 1001)]
     dumps = orjson.dumps
+    spans: list[tuple[dict[str, Any], int]] = []
     with open(path, "wb", buffering=1 << 20) as fh:
         for i in range(n):
             account, tenant, usual_model, services = accounts[rng.randrange(len(accounts))]
@@ -121,7 +138,10 @@ def generate(path: Path, n: int, seed: int = 42, start: datetime | None = None, 
             if shape == "litellm":
                 record = _litellm(record)
             elif shape == "otel":
-                record = _otel(record, i)
+                spans.append((record, i))
+                if len(spans) < spans_per_line and i + 1 < n:
+                    continue
+                record, spans = _otel(spans), []
             elif shape == "anthropic":
                 record = _anthropic(record)
             fh.write(dumps(record) + b"\n")
