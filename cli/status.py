@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.text import Text
 
-from worker.health import read_state
+from worker.statefile import read_state
 from worker.status import status as status_report
 from cli.output import Format, ObjectFormat, emit_object, emit_rows, err_console
 from cli.state import state

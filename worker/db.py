@@ -3,7 +3,8 @@
 The dialect-specific choices live here: SQLite gets WAL, a busy timeout and
 foreign keys; PostgreSQL goes through psycopg 3. Alembic is imported only to migrate:
 the revision checks every command makes read the version table and the migration
-files directly.
+files directly. SQLAlchemy Core only: ORM sessions are ``worker.sessions``, so a command
+that reads through Core (``status``) never imports the ORM.
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ from __future__ import annotations
 import ast
 import logging
 import time
-from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, exc as sa_exc, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from worker.redact import secret_params
@@ -118,16 +117,6 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
-
-
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
-
-
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    with factory() as session, session.begin():
-        yield session
 
 
 def display_url(url: str) -> str:

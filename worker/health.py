@@ -40,16 +40,9 @@ from worker.models import Outage
 from worker.runs import first_line, write_pending
 from worker.settings import Settings
 from worker.sql import insert_ignore, is_unreachable
+from worker.statefile import read_state
 
 logger = logging.getLogger(__name__)
-
-
-def read_state(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """A daemon's state file (its outage in progress and the records it holds), or None."""
-    try:
-        return orjson.loads(Path(path).read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
 
 
 class Alarm(Protocol):

@@ -19,13 +19,15 @@ import pkgutil
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 
 from worker import clock
 from worker.settings import Settings
+
+if TYPE_CHECKING:  # only named in JobContext's annotations: the ORM stays unimported for `status`
+    from sqlalchemy.orm import Session, sessionmaker
 
 JobFunc = Callable[["JobContext"], dict[str, Any]]
 

@@ -35,10 +35,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from worker import clock
 from worker.alerts.enqueue import jsonable
 from worker.alerts.state import raise_alert
-from worker.db import display_url, session_factory
+from worker.db import display_url
 from worker.heartbeat import owner_gone
 from worker.models import JobRun
 from worker.registry import JobContext, JobFailed, JobSpec
+from worker.sessions import session_factory
 from worker.settings import Settings
 from worker.sql import insert_ignore, is_unreachable
 

@@ -9,6 +9,10 @@ runs they skipped.
 
 Each source's row counts the events without an account in the last :data:`UNATTRIBUTED_DAYS`
 local days (today included), so unattributed usage is visible however small its share.
+
+The statements are built on ``worker.tables`` (SQLAlchemy Core), not on the models: ``status``
+is the command an operator runs first and often, and the ORM and its registry of every model
+were most of its start.
 """
 
 from __future__ import annotations
@@ -16,38 +20,41 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Connection, Engine, func, or_, select
 
 from worker.ingest import listing
-from worker.limits import killswitch, windows as limits
+from worker.limits.switches import kill_switch
 from worker import clock, db
-from worker.models import (Alert, CallAttempt, DirtyDay, IngestFile, IngestReject, JobRun, Notification, Outage,
-                           SourceStatus, SummaryCorrection, UsageEvent)
 from worker.registry import registry
 from worker.settings import Settings
 from worker.settings.warnings import settings_warnings
+from worker.tables import (alerts, call_attempts, ingest_files, ingest_rejects, job_runs, limit_windows,
+                           notifications, outages as outage_rows, source_status, summary_corrections,
+                           summary_dirty_days, usage_events)
 
 
 UNATTRIBUTED_DAYS = 7  # local days, today included, whose unattributed events each source's row counts
 OUTAGES = 5  # the latest database outages shown
 
 
-def last_runs(conn: Any, status: str | None = None) -> dict[str, JobRun]:
-    """Each job's latest run by start time (``status``: its latest run in that state)."""
-    newest = select(JobRun.job, func.max(JobRun.started_at).label("started_at")).group_by(JobRun.job)
+def last_runs(conn: Any, status: str | None = None) -> dict[str, Any]:
+    """Each job's latest run by start time (``status``: its latest run in that state), as a row of
+    every ``job_runs`` column."""
+    run = job_runs.c
+    newest = select(run.job, func.max(run.started_at).label("started_at")).group_by(run.job)
     if status is not None:
-        newest = newest.where(JobRun.status == status)
+        newest = newest.where(run.status == status)
     newest = newest.subquery()
-    rows = conn.execute(select(JobRun).join(newest, (JobRun.job == newest.c.job)
-                                            & (JobRun.started_at == newest.c.started_at))
-                        .where(*(() if status is None else (JobRun.status == status,)))
-                        .order_by(JobRun.id)).all()
+    rows = conn.execute(select(job_runs).join(newest, (run.job == newest.c.job)
+                                              & (run.started_at == newest.c.started_at))
+                        .where(*(() if status is None else (run.status == status,)))
+                        .order_by(run.id)).all()
     return {r.job: r for r in rows}  # a tie of start times: the higher id
 
 
 def outages(conn: Any, limit: int = OUTAGES) -> list[dict[str, Any]]:
     """The latest database outages the daemons recorded, newest first."""
-    rows = conn.execute(select(Outage).order_by(Outage.started_at.desc()).limit(limit)).all()
+    rows = conn.execute(select(outage_rows).order_by(outage_rows.c.started_at.desc()).limit(limit)).all()
     return [{"started_at": _iso(o.started_at), "ended_at": _iso(o.ended_at),
              "seconds": round((o.ended_at - o.started_at).total_seconds()), "alerted_at": _iso(o.alerted_at),
              "skipped_runs": o.skipped_runs, "daemon": o.daemon, "error": o.error} for o in rows]
@@ -55,22 +62,23 @@ def outages(conn: Any, limit: int = OUTAGES) -> list[dict[str, Any]]:
 
 def status(settings: Settings, engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
-        freshness = {r.source: r for r in conn.execute(select(SourceStatus))}
+        freshness = {r.source: r for r in conn.execute(select(source_status))}
         file_warnings: dict[str, list[str]] = {}  # files read only in part, as their checkpoint says
-        for row in conn.execute(select(IngestFile.source, IngestFile.path, IngestFile.warning)
-                                .where(IngestFile.warning.is_not(None)).order_by(IngestFile.id)):
+        files = ingest_files.c
+        for row in conn.execute(select(files.source, files.path, files.warning)
+                                .where(files.warning.is_not(None)).order_by(files.id)):
             file_warnings.setdefault(row.source, []).append(f"{row.path}: {row.warning}")
         for src in settings.sources:  # links the next poll will not follow, as it would say them
             if src.enabled and src.kind != "table":
                 if links := listing.source_files(src.path or "", src.follow_symlinks).warnings:
                     file_warnings.setdefault(src.name, []).extend(links)
         since = unattributed_since(settings)
+        events, alert = usage_events.c, alerts.c
         unattributed = dict(conn.execute(
-            select(UsageEvent.source, func.count()).where(UsageEvent.unattributed.is_(True),
-                                                          UsageEvent.occurred_at >= since)
-            .group_by(UsageEvent.source)).all())
-        silent = set(conn.execute(select(Alert.scope_id).where(Alert.kind == "source.silent",
-                                                               Alert.state != "resolved")).scalars())
+            select(events.source, func.count()).where(events.unattributed.is_(True), events.occurred_at >= since)
+            .group_by(events.source)).all())
+        silent = set(conn.execute(select(alert.scope_id).where(alert.kind == "source.silent",
+                                                               alert.state != "resolved")).scalars())
         sources = []
         for src in settings.sources:
             row = freshness.pop(src.name, None)
@@ -85,35 +93,41 @@ def status(settings: Settings, engine: Engine) -> dict[str, Any]:
         runs, successes = last_runs(conn), last_runs(conn, "success")
         jobs = [_job_row(job_id, runs.get(job_id), successes.get(job_id)) for job_id in registry.ids()]
         recent_outages = outages(conn)
+
+        def count(rows: Any, *where: Any) -> int:
+            return conn.execute(select(func.count()).select_from(rows).where(*where)).scalar_one()
+
         counts = {
-            "events": conn.execute(select(func.count()).select_from(UsageEvent)).scalar_one(),
-            "open_rejects": conn.execute(select(func.count()).select_from(IngestReject)
-                                         .where(IngestReject.status == "open")).scalar_one(),
+            "events": count(usage_events),
+            "open_rejects": count(ingest_rejects, ingest_rejects.c.status == "open"),
             "unattributed_events": sum(s["unattributed"] for s in sources),
-            "unpriced_events": conn.execute(select(func.count()).select_from(UsageEvent)
-                                            .where(UsageEvent.cost_usd.is_(None))).scalar_one(),
-            "days_awaiting_summary": conn.execute(select(func.count()).select_from(DirtyDay)).scalar_one(),
-            "summary_corrections": conn.execute(select(func.count()).select_from(SummaryCorrection)).scalar_one(),
-            "open_alerts": conn.execute(select(func.count()).select_from(Alert)
-                                        .where(Alert.state == "open")).scalar_one(),
-            "pending_notifications": conn.execute(select(func.count()).select_from(Notification)
-                                                  .where(Notification.status.in_(("pending", "sending")))).scalar_one(),
-            "failed_notifications": conn.execute(select(func.count()).select_from(Notification)
-                                                 .where(Notification.status == "failed")).scalar_one(),
-            "blocked_accounts": len(limits.blocked_accounts(conn, clock.now())),
-            "unlogged_calls": conn.execute(select(func.count()).select_from(CallAttempt)
-                                           .where(CallAttempt.state == "unlogged")).scalar_one(),
-            "open_integrity_alerts": conn.execute(select(func.count()).select_from(Alert).where(
-                or_(Alert.kind.like("integrity.%"), Alert.kind == "source.silent"),
-                Alert.state != "resolved")).scalar_one(),
+            "unpriced_events": count(usage_events, events.cost_usd.is_(None)),
+            "days_awaiting_summary": count(summary_dirty_days),
+            "summary_corrections": count(summary_corrections),
+            "open_alerts": count(alerts, alert.state == "open"),
+            "pending_notifications": count(notifications, notifications.c.status.in_(("pending", "sending"))),
+            "failed_notifications": count(notifications, notifications.c.status == "failed"),
+            "blocked_accounts": len(blocked_accounts(conn, clock.now())),
+            "unlogged_calls": count(call_attempts, call_attempts.c.state == "unlogged"),
+            "open_integrity_alerts": count(alerts, or_(alert.kind.like("integrity.%"), alert.kind == "source.silent"),
+                                           alert.state != "resolved"),
         }
-        switch = killswitch.kill_switch(conn)
+        switch = kill_switch(conn)
     return {"database": db.display_url(settings.database_url), "schema_revision": db.current_revision(engine),
             "timezone": settings.timezone, "unattributed_since": since.isoformat(),
             "kill_switch": {"active": True, "reason": switch.reason, "since": _iso(switch.changed_at),
                             "by": switch.changed_by} if switch else {"active": False},
             "counts": counts, "sources": sources, "jobs": jobs, "outages": recent_outages,
             "warnings": settings_warnings(settings)}
+
+
+def blocked_accounts(conn: Connection, now: datetime) -> list[str]:
+    """The accounts with a window in force that blocks them now."""
+    window = limit_windows.c
+    rows = conn.execute(select(window.account_id).distinct().where(
+        window.state == "blocked", window.window_start <= now, window.reset_at > now,  # in force at ``now``
+        or_(window.blocked_until.is_(None), window.blocked_until > now)))
+    return sorted(r[0] for r in rows)
 
 
 def unattributed_since(settings: Settings) -> datetime:
@@ -130,7 +144,7 @@ def _source_row(name: str, kind: str | None, enabled: bool | None, row: Any, sil
             "events": row.events if row else 0, "unattributed": unattributed}
 
 
-def _job_row(job_id: str, run: JobRun | None, success: JobRun | None) -> dict[str, Any]:
+def _job_row(job_id: str, run: Any, success: Any) -> dict[str, Any]:
     """The job's last run and last success; a run that did not succeed with the first line of its error
     (an unreadable directory, skipped: database unreachable, interrupted: its daemon went away...)."""
     row: dict[str, Any] = {"job": job_id, "last_status": run.status if run else None,

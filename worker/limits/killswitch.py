@@ -2,7 +2,8 @@
 
 The budgets job turns it on at the emergency threshold (never again on a day an
 operator cleared it for); an operator turns it on or off from the CLI. Every
-change is a conditional write, so of two replicas one wins.
+change is a conditional write, so of two replicas one wins. Reading it
+(``kill_switch``) lives in ``worker.limits.switches``, which imports no model.
 """
 
 from __future__ import annotations
@@ -12,25 +13,16 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, or_, update
 
+from worker.limits.switches import KILL_SWITCH, kill_switch, kill_switch_state
 from worker.models import SystemState
 from worker.settings import Settings
 from worker.sql import insert_ignore
 
+__all__ = ["KILL_SWITCH", "kill_switch", "kill_switch_state", "trip", "clear", "user_name"]
+
 logger = logging.getLogger(__name__)
-
-KILL_SWITCH = "kill_switch"
-
-
-def kill_switch(conn: Connection) -> Any | None:
-    """The kill switch row if it is on, else None."""
-    return conn.execute(select(SystemState).where(SystemState.key == KILL_SWITCH,
-                                                  SystemState.active.is_(True))).first()
-
-
-def kill_switch_state(conn: Connection) -> Any | None:
-    return conn.execute(select(SystemState).where(SystemState.key == KILL_SWITCH)).first()
 
 
 def trip(conn: Connection, now: datetime, *, period: str, by: str, reason: str,

@@ -251,13 +251,6 @@ def mark_judged(conn: Connection, windows: list[Any]) -> int:
     return marked
 
 
-def blocked_accounts(conn: Connection, now: datetime) -> list[str]:
-    lw = LimitWindow
-    rows = conn.execute(select(lw.account_id).distinct().where(
-        lw.state == "blocked", in_force(now), or_(lw.blocked_until.is_(None), lw.blocked_until > now)))
-    return sorted(r[0] for r in rows)
-
-
 def fraction_used(w: Any) -> float | None:
     """How far along its budget a window is: the largest of tokens/limit and cost/limit."""
     parts = []

@@ -1,14 +1,13 @@
-"""Declarative base and the column types shared by every table."""
+"""Declarative base, its naming convention, and the key and JSON column types (the others: ``worker.columns``)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from decimal import Decimal
-
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric
+from sqlalchemy import JSON, BigInteger, Integer, MetaData
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.types import TypeDecorator
+
+from worker.columns import (MONEY_SCALE, SQLITE_TS_FORMAT, Money, MoneyType, UTCDateTime, money_to_units,
+                             units_to_money)
 
 # Stable constraint names, so Alembic migrations and models compare equal.
 NAMING = {
@@ -19,85 +18,12 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-MONEY_SCALE = 10  # NUMERIC(20,10): amounts are exact to 1e-10 USD
 # Auto-increment surrogate keys: BIGINT on PostgreSQL, INTEGER (rowid) on SQLite.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 Json = JSON().with_variant(JSONB(), "postgresql")
 
-# How SQLite stores our timestamps: naive UTC text that sorts and compares correctly.
-SQLITE_TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC in, aware UTC out, on every database.
-
-    PostgreSQL stores ``timestamptz``; SQLite stores naive UTC text. A naive
-    datetime handed in is a programming error, never silently guessed.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-class MoneyType(TypeDecorator[Decimal]):
-    """USD as Decimal, exact on every database.
-
-    PostgreSQL: NUMERIC(20,10). SQLite has no decimal type (NUMERIC affinity turns
-    values into binary floats), so there it is an INTEGER count of 1e-10 USD:
-    exact, and SUM() stays exact too (up to $922 million).
-    """
-
-    impl = Numeric(20, MONEY_SCALE, asdecimal=True)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect):
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(BigInteger())
-        return dialect.type_descriptor(Numeric(20, MONEY_SCALE, asdecimal=True))
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        value = Decimal(value)
-        if dialect.name == "sqlite":
-            return money_to_units(value)
-        return value
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        if dialect.name == "sqlite":
-            return units_to_money(int(value))
-        return Decimal(value)
-
-
-_UNIT = Decimal(10) ** MONEY_SCALE
-
-
-def money_to_units(value: Decimal) -> int:
-    return int((value * _UNIT).to_integral_value())
-
-
-def units_to_money(units: int) -> Decimal:
-    return Decimal(units).scaleb(-MONEY_SCALE)
-
-
-Money = MoneyType()
+__all__ = ["Base", "NAMING", "Id", "Json", "MONEY_SCALE", "SQLITE_TS_FORMAT", "Money", "MoneyType",
+           "UTCDateTime", "money_to_units", "units_to_money"]
 
 
 class Base(DeclarativeBase):

@@ -1,6 +1,7 @@
 """What a command imports when it starts: ``status`` loads its own module and the database, not the
-report, pricing, channel or provider libraries the other commands need; the checks every
-command makes (schema revision) read the database without alembic."""
+report, pricing, channel or provider libraries the other commands need, nor the ORM and the models
+(it reads through ``worker.tables``); the checks every command makes (schema revision) read the
+database without alembic."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from worker.registry import Registry, registry
 
 REPO = Path(__file__).resolve().parents[3]
 NOT_FOR_STATUS = ("matplotlib", "genai_prices", "slack_sdk", "requests", "jinja2", "alembic", "apscheduler",
-                  "reports", "jobs.")
+                  "reports", "jobs.", "sqlalchemy.orm", "worker.models")
 
 PROBE = """
 import json, sys
