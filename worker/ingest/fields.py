@@ -24,6 +24,7 @@ EPOCH_MS_THRESHOLD = 100_000_000_000  # larger epoch numbers are milliseconds
 MAX_TOKENS = 10**15  # no call has a quadrillion tokens; beyond this a count is garbage (and overflows BIGINT)
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1  # status_code and latency_ms columns
 MAX_COST = Decimal(10**9)  # USD for one call; NUMERIC(20,10) holds < 10^10
+_MAX_COST_FLOAT = float(MAX_COST)
 
 class IngestError(Exception):
     """A source cannot be read at all (missing file, unreachable table)."""
@@ -111,6 +112,8 @@ def parse_tokens(value: Any, name: str) -> int | None:
 
 
 def parse_cost(value: Any) -> Decimal | None:
+    if type(value) is float and 0 <= value < _MAX_COST_FLOAT:  # a JSON number (LiteLLM's spend), first
+        return Decimal(repr(value))  # the number as JSON wrote it (repr: the shortest text that reads back)
     if value is None or value == "":
         return None
     if isinstance(value, bool) or isinstance(value, (dict, list)):
