@@ -33,7 +33,8 @@ prepared by psycopg; a window that is not stored counts as empty. The settings a
 tiers are held in the process (the default gate reloads them when the file or the
 environment changes). A record is one transaction: that read, one UPDATE … RETURNING
 over the windows (after creating missing ones), and a commit that does not wait for
-the disk: ``synchronous_commit = off`` on PostgreSQL (``worker.sql.relaxed_commit``),
+the disk: ``synchronous_commit = off`` on PostgreSQL, set by the read itself
+(``worker.limits.live.READ_RELAXED``),
 WAL with ``synchronous=NORMAL`` on SQLite. That is safe because the gate's live
 counters are not the books: the ledger is the truth, and the limits job refreshes
 every window's ``used_*`` from it (the larger of ledger and live), so a crash that
@@ -66,7 +67,7 @@ from worker.limits import live, scope_live, scope_store, windows as limits
 from worker.limits.windows import fraction_used
 from worker.models import UNATTRIBUTED
 from worker.settings import ENV_PREFIX, ScopeBudget, Settings, SettingsError, TierSettings, config_path, load_gate
-from worker.sql import relaxed_commit, single_statement_reads
+from worker.sql import single_statement_reads
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +252,7 @@ class Gate:
     statement: no BEGIN/ROLLBACK round trips, :func:`worker.sql.single_statement_reads`), and
     again once on a fresh connection when the pooled one turns out dead. A record is one transaction: the read, the increment
     (creating missing windows first), and a commit that does not wait for the disk
-    (:func:`worker.sql.relaxed_commit`); the decision comes from the windows the
+    (the read sets it: ``live.READ_RELAXED``); the decision comes from the windows the
     increment returned, so nothing is read twice."""
 
     def __init__(self, settings: Settings, engine: Engine):
@@ -306,13 +307,12 @@ class Gate:
         call = Call(tenant_id, service, model, project_id, api_key)
         if session is not None:
             return self._record(session.connection(), account_id, now, requests, tokens, Decimal(cost_usd), call)
-        with self.engine.begin() as conn:
-            relaxed_commit(conn)
-            return self._record(conn, account_id, now, requests, tokens, Decimal(cost_usd), call)
+        with self.engine.begin() as conn:  # its read relaxes the commit (live.READ_RELAXED)
+            return self._record(conn, account_id, now, requests, tokens, Decimal(cost_usd), call, relaxed=True)
 
     def _record(self, conn: Connection, account_id: str, now: datetime, requests: int, tokens: int,
-                cost_usd: Decimal, call: Call) -> Decision:
-        state = live.read(conn, account_id, now)
+                cost_usd: Decimal, call: Call, relaxed: bool = False) -> Decision:
+        state = live.read(conn, account_id, now, relaxed=relaxed)
         tier = limits.resolve_tier(self.settings, account_id, state.stored_tier)
         state = live.record(conn, self.settings.tz, account_id, tier, state, now, requests=requests, tokens=tokens,
                             cost_usd=cost_usd)

@@ -24,9 +24,6 @@ themselves:
 - :func:`is_unique_violation`: whether a driver error is a unique-key conflict;
 - :func:`single_statement_reads`: an engine for reads made of one statement, without
   BEGIN/ROLLBACK round trips (autocommit on PostgreSQL);
-- :func:`relaxed_commit`: this transaction's commit does not wait for the disk
-  (PostgreSQL ``SET LOCAL synchronous_commit = off``; SQLite connections already run
-  WAL with ``synchronous=NORMAL``, see ``worker.db``);
 - :func:`is_unreachable`: whether an error means the database cannot be reached (a
   connection refused, cut or closed by the server; a SQLite file that cannot be opened),
   as opposed to a statement the database refused.
@@ -204,15 +201,6 @@ def single_statement_reads(engine: Engine) -> Engine:
     if engine.dialect.name == POSTGRESQL:
         return engine.execution_options(isolation_level="AUTOCOMMIT")
     return engine
-
-
-def relaxed_commit(conn: Connection) -> None:
-    """Let the current transaction commit without waiting for its WAL flush (PostgreSQL).
-
-    Only for writes the ledger can rebuild (the gate's live counters): a crash may lose
-    the last few hundred milliseconds of them, never corrupt anything or reorder commits."""
-    if conn.dialect.name == POSTGRESQL:
-        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
 
 
 def is_unique_violation(exc: BaseException) -> bool:

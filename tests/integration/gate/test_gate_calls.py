@@ -16,9 +16,9 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
 from tests.helpers import run_together, utc
-from worker import db, gate
+from worker import clock, db, gate
 from worker.gate import Gate
-from worker.limits import killswitch
+from worker.limits import killswitch, live
 from worker.limits.accounts import set_account
 from worker.models import UNATTRIBUTED
 from worker.settings import Settings
@@ -72,15 +72,14 @@ def _kinds(sent: list[str]) -> list[str]:
 def test_a_check_is_one_statement_and_a_record_one_read_and_one_increment(settings, engine) -> None:
     g = Gate(settings, engine)
     seen = Statements(engine)
-    relaxed = ["SET"] if engine.dialect.name == "postgresql" else []
 
     g.check("u1")
     assert _kinds(seen.take()) == ["SELECT"]
     g.record("u1", tokens=10)  # no window yet: the minute and day windows are created first
-    assert _kinds(seen.take()) == [*relaxed, "SELECT", "INSERT", "UPDATE"]
+    assert _kinds(seen.take()) == ["SELECT", "INSERT", "UPDATE"]  # the SELECT relaxes the commit too
     for _ in range(3):
         g.record("u1", tokens=10)
-        assert _kinds(seen.take()) == [*relaxed, "SELECT", "UPDATE"]
+        assert _kinds(seen.take()) == ["SELECT", "UPDATE"]
         g.check("u1")
         assert _kinds(seen.take()) == ["SELECT"]
     assert g.check("u1").remaining_tokens == 1000 - 40
@@ -91,10 +90,17 @@ def test_the_relaxed_commit_stays_in_the_gates_own_transaction(settings, engine)
     seen = Statements(engine)
     g.record("u1", tokens=10)
     relaxed = [s for s in seen.take() if "synchronous_commit" in s]
-    assert relaxed == (["SET LOCAL synchronous_commit = off"] if engine.dialect.name == "postgresql" else [])
-    if engine.dialect.name == "postgresql":
+    if engine.dialect.name == "postgresql":  # set by the record's read, for its transaction (SET LOCAL)
+        assert len(relaxed) == 1 and relaxed[0].startswith("SELECT") and "set_config" in relaxed[0]
         with engine.connect() as conn:  # the pooled connection the record used: durable again
             assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
+            conn.rollback()
+            with conn.begin():  # and the relaxed read does relax its own transaction
+                live.read(conn, "u1", clock.now(), relaxed=True)
+                assert conn.execute(text("SHOW synchronous_commit")).scalar() == "off"
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
+    else:
+        assert relaxed == []
     seen.take()
     with Session(engine) as session, session.begin():
         g.record("u1", tokens=10, session=session)  # the caller's transaction keeps its own durability
