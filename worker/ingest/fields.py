@@ -114,6 +114,8 @@ def parse_tokens(value: Any, name: str) -> int | None:
 def parse_cost(value: Any) -> Decimal | None:
     if type(value) is float and 0 <= value < _MAX_COST_FLOAT:  # a JSON number (LiteLLM's spend), first
         return Decimal(repr(value))  # the number as JSON wrote it (repr: the shortest text that reads back)
+    if type(value) is int and 0 <= value < MAX_COST:
+        return Decimal(value)
     if value is None or value == "":
         return None
     if isinstance(value, bool) or isinstance(value, (dict, list)):

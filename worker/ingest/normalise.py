@@ -284,27 +284,29 @@ class Normaliser:
 
 
 def _optional_fields(ev: Event, get: Any, present: frozenset[str]) -> None:
-    """Cache writes, service tier, key and project. Cache writes are parts of prompt_tokens:
-    1-hour writes <= writes <= prompt - cache reads. A record that says otherwise is kept and
-    flagged in ``metadata.token_classes`` (pricing cuts the classes to fit the prompt)."""
-    write = parse_tokens(get("cache_write_tokens"), "cache_write_tokens") if "cache_write_tokens" in present else None
-    write_1h = (parse_tokens(get("cache_write_1h_tokens"), "cache_write_1h_tokens")
-                if "cache_write_1h_tokens" in present else None)
-    if write is None and write_1h is not None:
-        write = write_1h  # 1-hour writes are cache writes
-    ev.cache_write_tokens = write or 0
-    ev.cache_write_1h_tokens = write_1h or 0
-    if write_1h is not None and write_1h > ev.cache_write_tokens:
-        _flag(ev, f"cache_write_1h_tokens {write_1h} > cache_write_tokens {ev.cache_write_tokens}")
-    if ev.token_split_known and ev.cache_write_tokens > ev.prompt_tokens - ev.cached_tokens:
-        _flag(ev, f"cache_write_tokens {ev.cache_write_tokens} > prompt_tokens {ev.prompt_tokens}"
-                  f" - cached_tokens {ev.cached_tokens}")
-    if "service_tier" in present:
-        ev.service_tier = _text(get("service_tier"))
-    if "api_key" in present:
-        ev.api_key = _text(get("api_key"))
-    if "project_id" in present:
-        ev.project_id = _text(get("project_id"))
+    """Cache writes, service tier, key and project (an absent or null one keeps the Event's default).
+    Cache writes are parts of prompt_tokens: 1-hour writes <= writes <= prompt - cache reads. A record
+    that says otherwise is kept and flagged in ``metadata.token_classes`` (pricing cuts the classes to
+    fit the prompt)."""
+    raw_write, raw_1h = get("cache_write_tokens"), get("cache_write_1h_tokens")
+    if raw_write is not None or raw_1h is not None:
+        write = parse_tokens(raw_write, "cache_write_tokens")
+        write_1h = parse_tokens(raw_1h, "cache_write_1h_tokens")
+        if write is None and write_1h is not None:
+            write = write_1h  # 1-hour writes are cache writes
+        ev.cache_write_tokens = write or 0
+        ev.cache_write_1h_tokens = write_1h or 0
+        if write_1h is not None and write_1h > ev.cache_write_tokens:
+            _flag(ev, f"cache_write_1h_tokens {write_1h} > cache_write_tokens {ev.cache_write_tokens}")
+        if ev.token_split_known and ev.cache_write_tokens > ev.prompt_tokens - ev.cached_tokens:
+            _flag(ev, f"cache_write_tokens {ev.cache_write_tokens} > prompt_tokens {ev.prompt_tokens}"
+                      f" - cached_tokens {ev.cached_tokens}")
+    if "service_tier" in present and (value := get("service_tier")) is not None:
+        ev.service_tier = _text(value)
+    if "api_key" in present and (value := get("api_key")) is not None:
+        ev.api_key = _text(value)
+    if "project_id" in present and (value := get("project_id")) is not None:
+        ev.project_id = _text(value)
 
 
 def _text(value: Any) -> str | None:
