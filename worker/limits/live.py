@@ -62,7 +62,14 @@ def _read(one: Any) -> Any:
         .order_by(_lw.c.window_start))
 
 
-READ = _read(select(literal_column("1").label("one")).subquery("one"))
+_ONE = select(literal_column("1").label("one")).subquery("one")
+READ = _read(_ONE)
+# read_many's: the kill switch and the budgets' change token alone (READ's first columns but the account's)
+_SYSTEM = (select(_rev.c.data.label("budgets_revision"), _ss.c.key.label("switch_key"),
+                  _ss.c.reason.label("switch_reason"), _ss.c.changed_at.label("switch_changed_at"),
+                  _ss.c.changed_by.label("switch_changed_by"))
+           .select_from(_ONE.outerjoin(_ss, and_(_ss.c.key == KILL_SWITCH, _ss.c.active.is_(True)))
+                        .outerjoin(_rev, _rev.c.key == REVISION_KEY)))
 # The read a record starts its transaction with, on PostgreSQL: its one-row subquery also sets
 # synchronous_commit off for the transaction (set_config(..., true) is SET LOCAL; a volatile function
 # in a FROM subquery is always evaluated), so the commit does not wait for the WAL flush and the record
@@ -112,6 +119,27 @@ def read(conn: Connection, account_id: str, now: datetime, *, relaxed: bool = Fa
                                                                 first.switch_changed_by)
     return LiveState(first.stored_tier, switch, {w.kind: w for w in rows if w.id is not None}, first.stored_tenant,
                      token_of(first.budgets_revision))
+
+
+def read_many(conn: Connection, account_ids: list[str], now: datetime) -> dict[str, LiveState]:
+    """:func:`read` for a page of accounts at one instant, in three indexed queries (their accounts
+    rows, their windows in force, the switch and the budgets' token), not one each."""
+    ids = sorted(set(account_ids))
+    if not ids:
+        return {}
+    stored = {r.account_id: r for r in conn.execute(
+        select(_acc.c.account_id, _acc.c.tier, _acc.c.tenant_id).where(_acc.c.account_id.in_(ids)))}
+    windows: dict[str, dict[str, Any]] = {a: {} for a in ids}
+    for w in conn.execute(select(_lw.c.account_id, *WINDOW_COLUMNS)
+                          .where(_lw.c.account_id.in_(ids), _lw.c.window_start <= now, _lw.c.reset_at > now)
+                          .order_by(_lw.c.window_start)):
+        windows[w.account_id][w.kind] = w  # the latest of a kind wins, as in read
+    system = conn.execute(_SYSTEM).one()
+    switch = None if system.switch_key is None else KillSwitchOn(system.switch_reason, system.switch_changed_at,
+                                                                 system.switch_changed_by)
+    revision = token_of(system.budgets_revision)
+    return {a: LiveState(stored[a].tier if a in stored else None, switch, windows[a],
+                         stored[a].tenant_id if a in stored else None, revision) for a in ids}
 
 
 def record(conn: Connection, tz: ZoneInfo, account_id: str, tier: TierSettings | None, state: LiveState,
