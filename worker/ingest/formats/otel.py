@@ -152,14 +152,7 @@ def _keyed(raw: Any) -> tuple[list[Any], tuple[str, ...]]:
     return [], ()
 
 
-def _nanos(value: Any) -> int | None:
-    """Nanoseconds since the epoch: OTLP JSON's decimal string read exactly, not as a float."""
-    if type(value) is str:
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    return int_or_none(value)
+_nanos = _int  # nanoseconds since the epoch: OTLP JSON's decimal string read exactly, not as a float
 
 
 def span_record(span: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[str, Any] | None:
