@@ -90,9 +90,11 @@ class WebServer:
         deadline = time.monotonic() + (READY_TIMEOUT if self.workers is not None else START_TIMEOUT)
         while not self._started():
             if not self.thread.is_alive() or time.monotonic() > deadline:
-                failure = self.workers.failure if self.workers is not None else None
                 self.stop()
-                raise WebStartError(f"web: {failure}" if failure else cannot)
+                if self.workers is None:
+                    raise WebStartError(cannot)
+                failure = self.workers.failure or f"the workers did not all serve within {READY_TIMEOUT:g} s"
+                raise WebStartError(f"web: {failure} (see the log above)")
             time.sleep(0.02)
         logger.info("console and API listening", extra={"action": "web_started", "url": self.url,
                                                          "workers": web.workers})

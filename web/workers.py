@@ -126,7 +126,7 @@ class Workers:
             for process in self.processes:
                 if not process.wait_until_ready(READY_TIMEOUT, self.should_exit):
                     if not self.should_exit.is_set():
-                        self.failure = f"a web worker did not start serving (exit code {process.exitcode})"
+                        self.failure = f"a web worker stopped before it served (exit code {process.exitcode})"
                     self.should_exit.set()
                     break
             else:
