@@ -192,6 +192,8 @@ def gate(
         "--loadgen",
         help="--rps: the load generator: wrk (Debian's, paced by a Lua script), the Python client, or auto "
              "(wrk when installed)")] = LoadGen.auto,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, max=64, help="--rps: the server's worker processes (tokentally web --workers)")] = 1,
     calls: Annotated[int, typer.Option("--calls", min=1, help="In-process: rounds of check + record to time")] = 10_000,
     accounts: Annotated[int, typer.Option("--accounts", min=1, help="In-process: accounts the calls go round")] = 1000,
     scopes: Annotated[bool, typer.Option("--scopes", help="In-process: each call also falls under four scope "
@@ -204,7 +206,7 @@ def gate(
     if rps is None:
         result = _run(ctx, "gate", calls, database, accounts=accounts, scopes=scopes)
     else:
-        result = _run(ctx, "gate_http", rps, seconds, database, connections, loadgen=loadgen.value)
+        result = _run(ctx, "gate_http", rps, seconds, database, connections, loadgen=loadgen.value, workers=workers)
     emit_object(result.as_dict(), fmt, title="bench gate")
 
 

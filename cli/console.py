@@ -36,14 +36,15 @@ def start_web(settings: Settings, engine: Any) -> WebServer:
     return server
 
 
-def serve_console(ctx: typer.Context, bind: str | None, port: int | None, page: str = "/") -> None:
+def serve_console(ctx: typer.Context, bind: str | None, port: int | None, page: str = "/",
+                  workers: int | None = None) -> None:
     """``tokentally web`` (and ``reports serve``, which points at ``page``): the console and API
-    until SIGTERM / Ctrl-C."""
+    until SIGTERM / Ctrl-C (exit 0), or until the server stops by itself (exit 1)."""
     st = state(ctx)
-    if bind is not None:
-        st.env["TOKENTALLY_WEB_BIND"] = bind
-    if port is not None:
-        st.env["TOKENTALLY_WEB_PORT"] = str(port)
+    for var, value in (("TOKENTALLY_WEB_BIND", bind), ("TOKENTALLY_WEB_PORT", port),
+                       ("TOKENTALLY_WEB_WORKERS", workers)):
+        if value is not None:
+            st.env[var] = str(value)
     settings, engine = st.settings(), st.engine()
     stop = threading.Event()
 
@@ -57,6 +58,8 @@ def serve_console(ctx: typer.Context, bind: str | None, port: int | None, page: 
     server = start_web(settings, engine)
     if page != "/":
         _say(f"open {server.url}{page} (sign in with a token: `tokentally tokens create`)")
-    while not stop.wait(0.5):
+    while not stop.wait(0.5) and server.running:
         pass
     server.stop()
+    if not stop.is_set():
+        fail("web: the server stopped by itself (see the log above)", code=1)

@@ -67,8 +67,11 @@ def web(
                                                            "Env: TOKENTALLY_WEB_BIND"),
     port: Optional[int] = typer.Option(None, "--port", min=1, max=65535,
                                        help="Port, overrides [web] port. Env: TOKENTALLY_WEB_PORT"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, max=64,
+                                          help="Server processes on the one socket, overrides [web] workers. "
+                                               "Env: TOKENTALLY_WEB_WORKERS"),
 ) -> None:
     """Serve the console and API alone, without the daemon (one more process, or several).
 
     SIGTERM / Ctrl-C stop it after the requests in hand."""
-    serve_console(ctx, bind, port)
+    serve_console(ctx, bind, port, workers=workers)

@@ -5,8 +5,9 @@ Both run ``tokentally web`` (the app ``tokentally run`` serves) on a scratch dat
 ``POST /v1/gate/check`` at a fixed rate from another process (Debian's ``wrk``, paced by
 :mod:`web.wrk`, when it is installed; else the Python client :mod:`web.loadgen`; the result
 names the one used) and reports the latency percentiles at that rate, with the CPU time the
-server and the load generator spent per request (less sensitive to other work on the machine
-than the latencies). ``bench events`` ingests the same generated records twice:
+server (``--workers N``: its worker processes too), the load generator and, when PostgreSQL runs
+on this machine, its backends spent per request (less sensitive to other work on the machine
+than the latencies: the three share the cores). ``bench events`` ingests the same generated records twice:
 from a file (``Ingestor.ingest_paths``) and through ``POST /v1/events`` in NDJSON batches, and
 compares the rates. Figures are printed, never asserted; the load average is printed beside them.
 """
@@ -28,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import psycopg
 from sqlalchemy.engine import make_url
 
 from worker import db
@@ -52,8 +54,8 @@ def load_average() -> str:
 
 
 @contextmanager
-def served(settings: Settings, url: str, say: Say) -> Iterator[tuple[str, str, int]]:
-    """``tokentally web`` on ``url`` in another process: (base URL, an app token, its pid)."""
+def served(settings: Settings, url: str, say: Say, workers: int = 1) -> Iterator[tuple[str, str, int]]:
+    """``tokentally web --workers N`` on ``url`` in another process: (base URL, an app token, its pid)."""
     engine = db.make_engine(url)
     try:
         _, token = create_token(engine, "bench", "app")
@@ -63,8 +65,9 @@ def served(settings: Settings, url: str, say: Say) -> Iterator[tuple[str, str, i
     env = {**os.environ, "TOKENTALLY_DATABASE_URL": url, "TOKENTALLY_LOGGING_LEVEL": "WARNING"}
     if settings.config_path is not None:
         env["TOKENTALLY_CONFIG"] = str(settings.config_path)
-    say(f"starting the server on 127.0.0.1:{port}")
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "web", "--bind", "127.0.0.1", "--port", str(port)],
+    say(f"starting the server on 127.0.0.1:{port} ({workers} worker{'s' if workers > 1 else ''})")
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "web", "--bind", "127.0.0.1", "--port", str(port),
+                             "--workers", str(workers)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -103,6 +106,54 @@ def process_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of a process and its children (the server's workers), by pid; {} without /proc."""
+    out = {}
+    for p in [pid, *(_children(pid) if Path("/proc").is_dir() else [])]:
+        seconds = process_cpu_seconds(p)
+        if seconds is not None:
+            out[p] = seconds
+    return out
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float | None:
+    """CPU seconds spent between two readings (a process that appeared in between: all of its)."""
+    return sum(v - before.get(p, 0.0) for p, v in after.items()) if after else None
+
+
+def database_backends(url: str) -> list[int]:
+    """The pids of the PostgreSQL backends connected to the bench's database, when PostgreSQL runs
+    on this machine (a loopback host; their CPU is then readable in /proc); [] otherwise."""
+    parsed = make_url(db.normalise_url(url))
+    if parsed.get_backend_name() != "postgresql" or parsed.host not in ("127.0.0.1", "localhost", "::1", None):
+        return []
+    with psycopg.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False)) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND pid <> pg_backend_pid()").fetchall()
+    return [r[0] for r in rows]
+
+
+def _backends_cpu(url: str) -> dict[int, float]:
+    out = {}
+    for pid in database_backends(url):
+        seconds = process_cpu_seconds(pid)
+        if seconds is not None:
+            out[pid] = seconds
+    return out
+
+
 def _children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -122,8 +173,10 @@ class GateBenchResult:
     p99_ms: float
     max_ms: float
     p99_due_ms: float | None
-    server_cpu_ms_per_request: float | None
-    client_cpu_ms_per_request: float
+    workers: int
+    server_cpu_ms_per_request: float | None  # tokentally web and its workers
+    client_cpu_ms_per_request: float  # the load generator
+    database_cpu_ms_per_request: float | None  # PostgreSQL's backends (local PostgreSQL only)
     load_average: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -140,25 +193,30 @@ def _generate(base: str, token: str, rps: int, seconds: float, connections: int,
 
 
 def run_gate(settings: Settings, rps: int, seconds: float, database: str | None, connections: int | None = None,
-             loadgen: str = "auto", say: Say = lambda _m: None) -> GateBenchResult:
-    """``loadgen``: wrk, python (web.loadgen) or auto (wrk when installed)."""
+             loadgen: str = "auto", workers: int = 1, say: Say = lambda _m: None) -> GateBenchResult:
+    """``loadgen``: wrk, python (web.loadgen) or auto (wrk when installed); ``workers``: the
+    server's ``--workers``."""
     if loadgen == "wrk" and not wrk.available():
         raise RuntimeError("--loadgen wrk: wrk is not installed (apt-get install wrk)")
     connections = connections or max(4, min(64, rps // 50))
     with scratch_database(database) as url:
         dialect = make_url(db.normalise_url(url)).get_backend_name()
-        with served(settings, url, say) as (base, token, pid):
+        with served(settings, url, say, workers) as (base, token, pid):
             say(f"POST /v1/gate/check at {rps}/s for {seconds:g} s over {connections} connections"
                 f" ({loadgen} load generator)")
-            server_before, client_before = process_cpu_seconds(pid), _children_cpu_seconds()
+            server_before, client_before = tree_cpu_seconds(pid), _children_cpu_seconds()
+            db_before = _backends_cpu(url)
             generator, figures = _generate(base, token, rps, seconds, connections, loadgen)
-            server_after, client_after = process_cpu_seconds(pid), _children_cpu_seconds()
+            server_after, client_after = tree_cpu_seconds(pid), _children_cpu_seconds()
+            db_after = _backends_cpu(url)
     total = figures["sent"]  # the warm-up's requests too: the CPU times cover it
-    server_ms = None if server_before is None or server_after is None else (server_after - server_before) / total * 1000
+    server = _spent(server_before, server_after)
+    database_cpu = _spent(db_before, db_after)
     return GateBenchResult(dialect, generator, rps, seconds, connections, figures["requests"], figures["errors"],
                            figures["achieved_rps"], figures["p50_ms"], figures["p99_ms"], figures["max_ms"],
-                           figures["p99_due_ms"], server_ms, (client_after - client_before) / total * 1000,
-                           load_average())
+                           figures["p99_due_ms"], workers, None if server is None else server / total * 1000,
+                           (client_after - client_before) / total * 1000,
+                           None if database_cpu is None else database_cpu / total * 1000, load_average())
 
 
 @dataclass

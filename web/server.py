@@ -2,7 +2,9 @@
 
 :class:`WebServer` starts uvicorn on ``[web] bind``/``port`` in a thread and returns once it
 listens (or raises :class:`WebStartError`, e.g. the port is taken); :meth:`WebServer.stop` lets the
-requests in hand finish and joins it. Signals stay with the main thread: the daemon's handlers
+requests in hand finish and joins it. With ``[web] workers`` above 1 that thread supervises as
+many worker processes on one address instead (:mod:`web.workers`): the caller (and the daemon of
+``tokentally run``) stays in this process, once. Signals stay with the main thread: the daemon's handlers
 (or ``tokentally web``'s) decide when to stop, so SIGTERM ends the process cleanly with exit 0.
 uvicorn runs without a ``server`` header and without access logs (the app logs what matters).
 
@@ -24,6 +26,7 @@ from sqlalchemy import Engine
 from worker.settings import Settings
 from web.app import create_app
 from web.auth import create_login_link, create_token, has_tokens
+from web.workers import READY_TIMEOUT, AppFactory, Workers, bind
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +39,24 @@ class WebStartError(RuntimeError):
 
 
 class WebServer:
+    """``[web] workers = 1``: uvicorn in a thread of this process. More: :class:`web.workers.Workers`
+    in a thread, that many worker processes on one address."""
+
     def __init__(self, settings: Settings, engine: Engine):
         self.settings = settings
-        config = uvicorn.Config(create_app(settings, engine), host=settings.web.bind, port=settings.web.port,
-                                server_header=False, access_log=False, log_config=None, lifespan="on",
-                                timeout_graceful_shutdown=STOP_TIMEOUT)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self._serve, name="web", daemon=True)
+        web = settings.web
+        options = dict(host=web.bind, port=web.port, server_header=False, access_log=False, log_config=None,
+                       lifespan="on", timeout_graceful_shutdown=STOP_TIMEOUT)
+        self.server: uvicorn.Server | None = None
+        self.workers: Workers | None = None
+        if web.workers > 1:
+            self.workers = Workers(uvicorn.Config(AppFactory(settings), factory=True, **options), web.workers,
+                                   STOP_TIMEOUT)
+            target = self.workers.run
+        else:
+            self.server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), **options))
+            target = self._serve
+        self.thread = threading.Thread(target=target, name="web", daemon=True)
         self.error: BaseException | None = None
 
     def _serve(self) -> None:
@@ -55,22 +69,43 @@ class WebServer:
     def url(self) -> str:
         return self.settings.web.base_url
 
+    @property
+    def running(self) -> bool:
+        """Still serving (False once the server or every worker stopped by itself)."""
+        return self.thread.is_alive()
+
+    def _started(self) -> bool:
+        return self.workers.ready.is_set() if self.workers is not None else self.server.started
+
     def start(self) -> None:
+        web = self.settings.web
+        cannot = (f"web: cannot listen on {web.bind}:{web.port} (see the log above; is the port taken? set "
+                  f"[web] port / TOKENTALLY_WEB_PORT or [web] enabled = false)")
+        if self.workers is not None:
+            try:
+                self.workers.sockets = bind(web.bind, web.port, web.workers)
+            except OSError as exc:
+                raise WebStartError(f"{cannot}: {exc.strerror}") from None
         self.thread.start()
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self.server.started:
+        deadline = time.monotonic() + (READY_TIMEOUT if self.workers is not None else START_TIMEOUT)
+        while not self._started():
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
-                web = self.settings.web
-                raise WebStartError(f"web: cannot listen on {web.bind}:{web.port} (see the log above; is the port "
-                                    f"taken? set [web] port / TOKENTALLY_WEB_PORT or [web] enabled = false)")
+                if self.workers is None:
+                    raise WebStartError(cannot)
+                failure = self.workers.failure or f"the workers did not all serve within {READY_TIMEOUT:g} s"
+                raise WebStartError(f"web: {failure} (see the log above)")
             time.sleep(0.02)
-        logger.info("console and API listening", extra={"action": "web_started", "url": self.url})
+        logger.info("console and API listening", extra={"action": "web_started", "url": self.url,
+                                                         "workers": web.workers})
 
     def stop(self) -> None:
-        self.server.should_exit = True
+        if self.workers is not None:
+            self.workers.should_exit.set()
+        else:
+            self.server.should_exit = True
         if self.thread.is_alive():
-            self.thread.join(STOP_TIMEOUT + 5)
+            self.thread.join(STOP_TIMEOUT + 10)
         logger.info("console and API stopped", extra={"action": "web_stopped"})
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from worker.settings.reader import Reader, SettingsError, duration
 
 MIN_SECRET_CHARS = 32
+MAX_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class WebSettings:
     session_ttl: timedelta = timedelta(hours=12)  # a console sign-in lasts this long
     max_body_bytes: int = 10 * 1024 * 1024  # a larger request body is refused with 413
     metrics_public: bool = False  # /metrics without a token (else an admin or auditor token)
+    workers: int = 1  # server processes on the one listening socket (web.workers); 1: uvicorn in a thread
     secret: str | None = field(default=None, repr=False)
 
     @property
@@ -82,6 +84,7 @@ def parse_web(raw: dict[str, Any] | None, env: dict[str, str]) -> WebSettings:
             raise SettingsError(f"{r.key(name)}: expected a duration from 1m to 3660d")
     max_body = r.positive_int("max_body_bytes", d.max_body_bytes, maximum=1024**3)
     metrics_public = r.take("metrics_public", bool, d.metrics_public)
+    workers = r.bounded_int("workers", d.workers, minimum=1, maximum=MAX_WORKERS)
     secret = r.secret("secret")
     if secret is not None and len(secret) < MIN_SECRET_CHARS:
         raise SettingsError(f"{r.key('secret')}: at least {MIN_SECRET_CHARS} characters "
@@ -89,4 +92,4 @@ def parse_web(raw: dict[str, Any] | None, env: dict[str, str]) -> WebSettings:
     r.done()
     return WebSettings(enabled=enabled, bind=bind, port=port, public_url=public_url, link_ttl=link_ttl,
                        session_ttl=session_ttl, max_body_bytes=max_body, metrics_public=metrics_public,
-                       secret=secret)
+                       workers=workers, secret=secret)

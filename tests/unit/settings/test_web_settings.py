@@ -20,13 +20,13 @@ def test_defaults_listen_on_loopback_8765(tmp_path: Path) -> None:
     web = _load(tmp_path, "").web
     assert (web.enabled, web.bind, web.port, web.public_url) == (True, "127.0.0.1", 8765, None)
     assert web.link_ttl == timedelta(days=30) and web.loopback and not web.https
-    assert web.base_url == "http://127.0.0.1:8765"
+    assert web.base_url == "http://127.0.0.1:8765" and web.workers == 1
 
 
 def test_public_url_and_environment_overrides(tmp_path: Path) -> None:
     web = _load(tmp_path, '[web]\npublic_url = "https://tally.example.org/"\nlink_ttl = "7d"\n',
-                {"TOKENTALLY_WEB_PORT": "9000", "TOKENTALLY_WEB_BIND": "0.0.0.0"}).web
-    assert web.https and web.base_url == "https://tally.example.org" and web.port == 9000
+                {"TOKENTALLY_WEB_PORT": "9000", "TOKENTALLY_WEB_BIND": "0.0.0.0", "TOKENTALLY_WEB_WORKERS": "3"}).web
+    assert web.https and web.base_url == "https://tally.example.org" and web.port == 9000 and web.workers == 3
     assert not web.loopback and web.link_ttl == timedelta(days=7)
 
 
@@ -36,6 +36,9 @@ def test_public_url_and_environment_overrides(tmp_path: Path) -> None:
     ('public_url = "ftp://x"', "web.public_url"),
     ('link_ttl = "forever"', "web.link_ttl"),
     ("max_body_bytes = 0", "web.max_body_bytes"),
+    ("workers = 0", "web.workers"),
+    ("workers = 65", "web.workers"),
+    ('workers = "2"', "web.workers"),
     ("enabled = 1", "web.enabled"),
     ("colour = 1", "web.colour"),
     ('secret = "in the file"', "web.secret"),
