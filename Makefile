@@ -7,6 +7,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 PYTEST_WORKERS ?= auto
+# The project's own bytecode, compiled as pip compiles an installed package's (an editable install
+# does not): every process started (the daemon, the tests' subprocesses) then reads it, even where
+# PYTHONDONTWRITEBYTECODE keeps Python from writing it. Up-to-date files are skipped.
+COMPILE = $(BIN)/python -m compileall -q -x '/\.venv/' worker cli web jobs reports tests >/dev/null
 
 .PHONY: run test install install-dev migrate bench clean
 
@@ -29,10 +33,12 @@ migrate: install
 	$(BIN)/tokentally migrate
 
 run: migrate
+	$(COMPILE)
 	mkdir -p var/inbox
 	exec $(BIN)/tokentally run
 
 test: install-dev
+	$(COMPILE)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 bench: install

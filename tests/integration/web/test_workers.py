@@ -1,6 +1,7 @@
 """`[web] workers = 2`: `tokentally web` and `tokentally run` serve from two worker processes on
 one port, replace a worker that dies, stop them all on SIGTERM with exit 0, and refuse a bad
-value with exit 2 naming the key. On both databases."""
+value with exit 2 naming the key. On both databases where a database is used (a bad setting and a
+taken port are refused before any is)."""
 
 from __future__ import annotations
 
@@ -116,13 +117,14 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path, db_url: str, engine: Eng
 
 @pytest.mark.parametrize("command", ["web", "run"])
 @pytest.mark.parametrize("value", ["0", '"two"'])
-def test_a_bad_workers_setting_exits_2_naming_the_key(tmp_path: Path, db_url: str, command: str,
-                                                      value: str) -> None:
-    proc = start(command, tmp_path, db_url, free_port(), f"workers = {value}\n")
+def test_a_bad_workers_setting_exits_2_naming_the_key(tmp_path: Path, command: str, value: str) -> None:
+    # The settings are refused before any database is opened: the URL names a file never created.
+    proc = start(command, tmp_path, f"sqlite:///{tmp_path / 'never.db'}", free_port(), f"workers = {value}\n")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "web.workers" in err, err
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the port, not the database, is refused
 def test_a_taken_port_is_a_clear_error_with_two_workers(tmp_path: Path, db_url: str) -> None:
     port = free_port()
     first = start("web", tmp_path, db_url, port, "workers = 2\n")
