@@ -118,14 +118,14 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _cpu_of(pids: list[int]) -> dict[int, float]:
+    """CPU seconds of each of these processes that can be read, by pid."""
+    return {p: seconds for p in pids if (seconds := process_cpu_seconds(p)) is not None}
+
+
 def tree_cpu_seconds(pid: int) -> dict[int, float]:
     """CPU seconds of a process and its children (the server's workers), by pid; {} without /proc."""
-    out = {}
-    for p in [pid, *(_children(pid) if Path("/proc").is_dir() else [])]:
-        seconds = process_cpu_seconds(p)
-        if seconds is not None:
-            out[p] = seconds
-    return out
+    return _cpu_of([pid, *(_children(pid) if Path("/proc").is_dir() else [])])
 
 
 def _spent(before: dict[int, float], after: dict[int, float]) -> float | None:
@@ -146,12 +146,7 @@ def database_backends(url: str) -> list[int]:
 
 
 def _backends_cpu(url: str) -> dict[int, float]:
-    out = {}
-    for pid in database_backends(url):
-        seconds = process_cpu_seconds(pid)
-        if seconds is not None:
-            out[pid] = seconds
-    return out
+    return _cpu_of(database_backends(url))
 
 
 def _children_cpu_seconds() -> float:

@@ -50,26 +50,27 @@ WINDOW_COLUMNS = (_lw.c.id, _lw.c.kind, _lw.c.period, _lw.c.window_start, _lw.c.
 _IN_FORCE = and_(_lw.c.account_id == _ACCOUNT, _lw.c.window_start <= _NOW, _lw.c.reset_at > _NOW)
 
 
+# the kill switch and the scope budgets' change token, onto a one-row subquery (READ's and read_many's)
+_SYSTEM_COLUMNS = (_rev.c.data.label("budgets_revision"), _ss.c.key.label("switch_key"),
+                   _ss.c.reason.label("switch_reason"), _ss.c.changed_at.label("switch_changed_at"),
+                   _ss.c.changed_by.label("switch_changed_by"))
+
+
+def _system(one: Any) -> Any:
+    return (one.outerjoin(_ss, and_(_ss.c.key == KILL_SWITCH, _ss.c.active.is_(True)))
+            .outerjoin(_rev, _rev.c.key == REVISION_KEY))
+
+
 def _read(one: Any) -> Any:
-    return (select(_acc.c.tier.label("stored_tier"), _acc.c.tenant_id.label("stored_tenant"),
-               _rev.c.data.label("budgets_revision"), _ss.c.key.label("switch_key"),
-               _ss.c.reason.label("switch_reason"), _ss.c.changed_at.label("switch_changed_at"),
-               _ss.c.changed_by.label("switch_changed_by"), *WINDOW_COLUMNS)
-        .select_from(one.outerjoin(_acc, _acc.c.account_id == _ACCOUNT)
-                     .outerjoin(_ss, and_(_ss.c.key == KILL_SWITCH, _ss.c.active.is_(True)))
-                     .outerjoin(_rev, _rev.c.key == REVISION_KEY)
-                     .outerjoin(_lw, _IN_FORCE))
-        .order_by(_lw.c.window_start))
+    return (select(_acc.c.tier.label("stored_tier"), _acc.c.tenant_id.label("stored_tenant"), *_SYSTEM_COLUMNS,
+                   *WINDOW_COLUMNS)
+            .select_from(_system(one).outerjoin(_acc, _acc.c.account_id == _ACCOUNT).outerjoin(_lw, _IN_FORCE))
+            .order_by(_lw.c.window_start))
 
 
 _ONE = select(literal_column("1").label("one")).subquery("one")
 READ = _read(_ONE)
-# read_many's: the kill switch and the budgets' change token alone (READ's first columns but the account's)
-_SYSTEM = (select(_rev.c.data.label("budgets_revision"), _ss.c.key.label("switch_key"),
-                  _ss.c.reason.label("switch_reason"), _ss.c.changed_at.label("switch_changed_at"),
-                  _ss.c.changed_by.label("switch_changed_by"))
-           .select_from(_ONE.outerjoin(_ss, and_(_ss.c.key == KILL_SWITCH, _ss.c.active.is_(True)))
-                        .outerjoin(_rev, _rev.c.key == REVISION_KEY)))
+_SYSTEM = select(*_SYSTEM_COLUMNS).select_from(_system(_ONE))  # read_many's: the switch and the token alone
 # The read a record starts its transaction with, on PostgreSQL: its one-row subquery also sets
 # synchronous_commit off for the transaction (set_config(..., true) is SET LOCAL; a volatile function
 # in a FROM subquery is always evaluated), so the commit does not wait for the WAL flush and the record

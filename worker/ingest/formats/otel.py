@@ -123,7 +123,7 @@ class _SpanPlan:
                 kind = next(iter(typed)) if type(typed) is dict and len(typed) == 1 else None
                 if kind not in _CONVERT:
                     kind = None
-                reads.append((name, i, kind, (int if kind == "intValue" else _CONVERT.get(kind)) if kind else None))
+                reads.append((name, i, kind, _CONVERT.get(kind) if kind else None))
         self.reads = tuple(reads)
 
 
@@ -179,15 +179,7 @@ def span_record(span: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[st
             except (KeyError, TypeError):
                 value = _value(typed)
             else:
-                if convert is int:  # intValue (_int, inlined): a decimal string in OTLP JSON
-                    if type(value) is str:
-                        try:
-                            value = int(value)
-                        except ValueError:
-                            value = _int(value)
-                    else:
-                        value = _int(value)
-                elif convert is not None:
+                if convert is not None:
                     value = convert(value)
         if value is not None and value != "":
             out[name] = value
