@@ -9,6 +9,8 @@ command asks. Command modules import ``cli.state`` and ``cli.output``, never thi
 
 from __future__ import annotations
 
+import atexit
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -37,13 +39,27 @@ def _root(
                                   help="DEBUG, INFO, WARNING or ERROR, overrides logging.level. "
                                        "Env: TOKENTALLY_LOGGING_LEVEL"),
 ) -> None:
-    """The options stay in ``ctx.params`` for ``cli.state.state``."""
+    """The options stay in ``ctx.params`` for ``cli.state.state``. Runs after the command's module
+    is imported and before the command: the collector :func:`main` held off is back on."""
+    gc.enable()
 
 
 def main() -> Any:
+    """The console script. Start-up makes objects by the hundred thousand and few cycles: the
+    cyclic collector waits until the command's module is imported (:func:`_root` turns it back
+    on), and at exit the objects still alive are frozen (:func:`gc.freeze`), so the interpreter's
+    last collections do not walk every one of them before the process ends (together about 40 ms
+    of ``status`` on this project's 2-core machine, 0.34 s to 0.30 s)."""
     logging.captureWarnings(True)
+    atexit.unregister(gc.freeze)
+    atexit.register(gc.freeze)  # exit handlers run newest first: the command's own run before it
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         return app(prog_name="tokentally")
     except SettingsError as exc:
         print_error(f"settings: {exc}")
         sys.exit(2)
+    finally:
+        if enabled:
+            gc.enable()

@@ -11,7 +11,8 @@ from rich.progress import DownloadColumn, TransferSpeedColumn
 from worker.ingest.files import expand
 from worker.ingest.ingestor import IngestError, Ingestor
 from worker.settings import SettingsError
-from cli.output import ObjectFormat, emit_object, with_progress
+from cli.output import ObjectFormat, emit_object
+from cli.progress import with_progress
 from cli.state import fail, state
 
 commands = typer.Typer()  # its top-level commands (cli.commands lists them)

@@ -1,4 +1,4 @@
-"""Printing results as a rich table, CSV or JSON, and a progress bar while a long command works.
+"""Printing results as a rich table, CSV or JSON (the progress bar of a long command: :mod:`cli.progress`).
 
 Results go to stdout (a table, CSV or JSON as ``--format`` says); messages and the progress bar
 never mix into JSON or piped output. :func:`emit_stream` writes rows one by one as they come
@@ -11,13 +11,12 @@ import csv
 import sys
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, Any, Callable, Iterable, TypeVar
+from typing import Annotated, Any, Iterable
 
 import orjson
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -31,10 +30,6 @@ err_console = Console(stderr=True)
 def print_error(message: str) -> None:
     """``error: <message>`` on stderr, the message as it is (no markup, no wrapping inside paths)."""
     err_console.print(Text("error: ", style="red") + Text(message), highlight=False, soft_wrap=True)
-
-
-T = TypeVar("T")
-Advance = Callable[[int], None]
 
 
 class Format(str, Enum):
@@ -145,15 +140,3 @@ def _numeric(rows: list[dict[str, Any]], col: str) -> bool:
     return bool(rows) and all(isinstance(r.get(col), (int, float, Decimal)) or
                               (isinstance(r.get(col), str) and r[col].replace(".", "", 1).isdigit())
                               for r in rows if r.get(col) is not None)
-
-
-def with_progress(fmt: Format | ObjectFormat, description: str, total: Callable[[], int], work: Callable[[Advance | None], T],
-                  *columns: ProgressColumn) -> T:
-    """``work(advance)`` under a transient bar of ``total()`` steps when stderr is a terminal and the output
-    is not JSON; ``work(None)`` otherwise (``total`` is then never called)."""
-    if fmt == Format.json or not sys.stderr.isatty():
-        return work(None)
-    with Progress("[progress.description]{task.description}", BarColumn(), *columns, TimeRemainingColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task(description, total=total())
-        return work(lambda n: bar.advance(task, n))

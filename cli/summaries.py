@@ -14,7 +14,8 @@ from rich.progress import MofNCompleteColumn
 
 from worker.summaries import recompute as summaries_mod, verify as summary_verify
 from cli.options import in_order, parse_date
-from cli.output import Format, ObjectFormat, TableOrJson, console, emit_object, emit_rows, with_progress
+from cli.output import Format, ObjectFormat, TableOrJson, console, emit_object, emit_rows
+from cli.progress import with_progress
 from cli.state import state
 
 summaries_app = typer.Typer(no_args_is_help=True, help="Daily and monthly summaries.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import re
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -184,10 +185,25 @@ def head_revision() -> str | None:
     return heads[0] if heads else None
 
 
+_ASSIGNMENT = re.compile(r"^(\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(.+?)[ \t]*(?:#.*)?$", re.MULTILINE)
+
+
 def _assignments(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
-    """The module-level ``name = <literal>`` assignments of a Python file."""
+    """The module-level ``name = <literal>`` assignments of a Python file.
+
+    Each is read from its own line (alembic writes ``revision = '0020'`` so, annotated or not)
+    and evaluated as a literal; a file where one is not a one-line literal is parsed whole, as
+    :func:`ast.parse` would (parsing every migration took most of a CLI command's own time)."""
+    source = path.read_text(encoding="utf-8")
     found: dict[str, Any] = {}
-    for node in ast.parse(path.read_text(encoding="utf-8"), str(path)).body:
+    try:
+        for name, value in _ASSIGNMENT.findall(source):
+            if name in names:
+                found[name] = ast.literal_eval(value)
+        return found
+    except (SyntaxError, ValueError):
+        found.clear()
+    for node in ast.parse(source, str(path)).body:
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:

@@ -83,3 +83,36 @@ def test_a_database_never_migrated_has_no_revision(tmp_path: Path) -> None:
         assert db.current_revision(engine) is None
     finally:
         engine.dispose()
+
+
+GC_PROBE = """
+import gc, json, sys
+sys.argv = ["tokentally", *sys.argv[1:]]
+import cli, cli.state
+asked = []
+real_state = cli.state.state
+def state(ctx):
+    asked.append(gc.isenabled())
+    return real_state(ctx)
+cli.state.state = state
+import cli.status
+cli.status.state = state
+try:
+    cli.main()
+except SystemExit:
+    pass
+print(json.dumps({"while_the_command_ran": asked, "after_main": gc.isenabled()}), file=sys.stderr)
+"""
+
+
+def test_the_collector_is_on_while_a_command_runs_and_after_main(tmp_path: Path, db_url: str) -> None:
+    """main() holds the cyclic collector off while the command's modules import, never while
+    the command works (an ingest or the daemon runs for hours)."""
+    config = tmp_path / "empty.toml"
+    config.write_text("", encoding="utf-8")
+    keep = {k: v for k, v in os.environ.items() if not k.startswith("TOKENTALLY_")}
+    done = subprocess.run([sys.executable, "-c", GC_PROBE, "status", "--format", "json"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120,
+                          env={**keep, "TOKENTALLY_CONFIG": str(config), "TOKENTALLY_DATABASE_URL": db_url})
+    seen = json.loads(done.stderr.strip().splitlines()[-1])
+    assert seen == {"while_the_command_ran": [True], "after_main": True}
