@@ -31,16 +31,19 @@ At memory speed: a decision is one indexed query (``worker.limits.live.READ``: t
 account's tier, the kill switch and its windows in force, left-joined), built once and
 prepared by psycopg; a window that is not stored counts as empty. The settings and
 tiers are held in the process (the default gate reloads them when the file or the
-environment changes). A record is one transaction: that read, one UPDATE … RETURNING
-over the windows (after creating missing ones), and a commit that does not wait for
-the disk: ``synchronous_commit = off`` on PostgreSQL, set by the read itself
-(``worker.limits.live.READ_RELAXED``),
-WAL with ``synchronous=NORMAL`` on SQLite. That is safe because the gate's live
-counters are not the books: the ledger is the truth, and the limits job refreshes
-every window's ``used_*`` from it (the larger of ledger and live), so a crash that
-loses the last few hundred milliseconds of increments loses nothing once those
-calls' events are ingested. Commits stay atomic and in order; only their
-durability is relaxed. With ``session=`` the caller's transaction is left as it is.
+environment changes). A record is that read and one UPDATE … RETURNING over the windows
+(after creating missing ones), whose commit does not wait for the disk. On PostgreSQL
+they run on an autocommit connection, so no BEGIN and COMMIT round trips: each increment
+is atomic on its own (``used = used + n`` in the row) and commits with
+``synchronous_commit = off``, set by the statement itself
+(``worker.limits.live.INCREMENT_RELAXED``); on SQLite they are one transaction, in WAL
+with ``synchronous=NORMAL``. That is safe because the gate's live counters are not the
+books: the ledger is the truth, and the limits job refreshes every window's ``used_*``
+from it (the larger of ledger and live), so a crash that loses the last few hundred
+milliseconds of increments (or the scopes' increment of a call whose account's
+increment committed) loses nothing once those calls' events are ingested. Commits stay
+in order; only their durability is relaxed. With ``session=`` the record is part of the
+caller's transaction, which keeps its own durability.
 
 Correct across replicas and resets: nothing that decides is cached between calls
 (the account's tier, the switch and the windows are read each time), windows are
@@ -67,7 +70,7 @@ from worker.limits import live, scope_live, scope_store, windows as limits
 from worker.limits.windows import fraction_used
 from worker.models import UNATTRIBUTED
 from worker.settings import ENV_PREFIX, ScopeBudget, Settings, SettingsError, TierSettings, config_path, load_gate
-from worker.sql import single_statement_reads
+from worker.sql import POSTGRESQL, single_statement_reads
 
 logger = logging.getLogger(__name__)
 
@@ -252,10 +255,11 @@ class Gate:
 
     A check runs :func:`decide` on a pooled connection, outside a transaction (one
     statement: no BEGIN/ROLLBACK round trips, :func:`worker.sql.single_statement_reads`), and
-    again once on a fresh connection when the pooled one turns out dead. A record is one transaction: the read, the increment
-    (creating missing windows first), and a commit that does not wait for the disk
-    (the read sets it: ``live.READ_RELAXED``); the decision comes from the windows the
-    increment returned, so nothing is read twice."""
+    again once on a fresh connection when the pooled one turns out dead. A record is the read
+    and the increment (creating missing windows first), on PostgreSQL on that autocommit
+    connection with relaxed increments (two round trips), on SQLite in one transaction; the
+    decision comes from the windows the increment returned, so nothing is read twice. A record
+    is never retried: its increment may have counted."""
 
     def __init__(self, settings: Settings, engine: Engine):
         self.settings = settings
@@ -309,21 +313,24 @@ class Gate:
         call = Call(tenant_id, service, model, project_id, api_key)
         if session is not None:
             return self._record(session.connection(), account_id, now, requests, tokens, Decimal(cost_usd), call)
-        with self.engine.begin() as conn:  # its read relaxes the commit (live.READ_RELAXED)
-            return self._record(conn, account_id, now, requests, tokens, Decimal(cost_usd), call, relaxed=True)
+        if self.engine.dialect.name == POSTGRESQL:  # each statement commits itself, the increments relaxed
+            with self._reads.connect() as conn:
+                return self._record(conn, account_id, now, requests, tokens, Decimal(cost_usd), call, relaxed=True)
+        with self.engine.begin() as conn:
+            return self._record(conn, account_id, now, requests, tokens, Decimal(cost_usd), call)
 
     def _record(self, conn: Connection, account_id: str, now: datetime, requests: int, tokens: int,
                 cost_usd: Decimal, call: Call, relaxed: bool = False) -> Decision:
-        state = live.read(conn, account_id, now, relaxed=relaxed)
+        state = live.read(conn, account_id, now)
         tier = limits.resolve_tier(self.settings, account_id, state.stored_tier)
         state = live.record(conn, self.settings.tz, account_id, tier, state, now, requests=requests, tokens=tokens,
-                            cost_usd=cost_usd)
+                            cost_usd=cost_usd, relaxed=relaxed)
         budgets = self.budgets(conn, state.budgets_revision)
         mine = gate_scopes.budgeted(budgets, account_id, state.stored_tenant, call)
         counted = None
         if mine:
             counted = scope_live.record(conn, mine, scope_live.read(conn, sorted(mine), now), now, self.settings.tz,
-                                        requests=requests, tokens=tokens, cost_usd=cost_usd)
+                                        requests=requests, tokens=tokens, cost_usd=cost_usd, relaxed=relaxed)
         return _with_scopes(conn, self.settings, account_id, state, budgets, call, now, counted)
 
 

@@ -36,7 +36,7 @@ from worker.limits.windows import Bounds, bounds, insert_windows, judged_if_no_b
 from worker.models import Account, LimitWindow, SystemState
 from worker.models.base import Money, UTCDateTime
 from worker.settings import TierSettings
-from worker.sql import POSTGRESQL
+from worker.sql import flush_not_awaited
 
 _lw, _acc, _ss = LimitWindow.__table__, Account.__table__, SystemState.__table__
 _rev = SystemState.__table__.alias("budgets_revision")  # scope budgets' change token (worker.limits.scope_store)
@@ -71,13 +71,6 @@ def _read(one: Any) -> Any:
 _ONE = select(literal_column("1").label("one")).subquery("one")
 READ = _read(_ONE)
 _SYSTEM = select(*_SYSTEM_COLUMNS).select_from(_system(_ONE))  # read_many's: the switch and the token alone
-# The read a record starts its transaction with, on PostgreSQL: its one-row subquery also sets
-# synchronous_commit off for the transaction (set_config(..., true) is SET LOCAL; a volatile function
-# in a FROM subquery is always evaluated), so the commit does not wait for the WAL flush and the record
-# takes no extra round trip for it. Safe for the gate's counters only: the ledger is the truth they are
-# refreshed from (worker.gate says how), so a crash may lose the last few hundred milliseconds of them.
-READ_RELAXED = _read(select(literal_column("set_config('synchronous_commit', 'off', true)").label("one"))
-                     .subquery("one"))
 
 _live_r = _lw.c.live_requests + bindparam("add_requests", type_=BigInteger())
 _live_t = _lw.c.live_tokens + bindparam("add_tokens", type_=BigInteger())
@@ -90,6 +83,9 @@ INCREMENT = (update(_lw).where(_IN_FORCE, _lw.c.kind.in_(bindparam("gate_kinds",
                      revision=_lw.c.revision + 1,  # the budgets job judges a window again once it changed,
                      evaluated_revision=judged_if_no_budget())  # if there is a budget to judge it by
              .returning(*WINDOW_COLUMNS))
+# The increment a record makes on PostgreSQL, alone on an autocommit connection: its commit does not
+# wait for the WAL flush (worker.sql.flush_not_awaited; worker.gate says why that is safe).
+INCREMENT_RELAXED = flush_not_awaited(INCREMENT)
 
 
 @dataclass(frozen=True)
@@ -110,11 +106,9 @@ class LiveState:
     budgets_revision: str | None = None  # the stored scope budgets' change token (None: never changed)
 
 
-def read(conn: Connection, account_id: str, now: datetime, *, relaxed: bool = False) -> LiveState:
-    """The account's state; ``relaxed``: and, on PostgreSQL, this transaction's commit relaxed
-    (:data:`READ_RELAXED`)."""
-    stmt = READ_RELAXED if relaxed and conn.dialect.name == POSTGRESQL else READ
-    rows = conn.execute(stmt, {"gate_account": account_id, "gate_now": now}).all()
+def read(conn: Connection, account_id: str, now: datetime) -> LiveState:
+    """The account's state."""
+    rows = conn.execute(READ, {"gate_account": account_id, "gate_now": now}).all()
     first = rows[0]
     switch = None if first.switch_key is None else KillSwitchOn(first.switch_reason, first.switch_changed_at,
                                                                 first.switch_changed_by)
@@ -144,15 +138,17 @@ def read_many(conn: Connection, account_ids: list[str], now: datetime) -> dict[s
 
 
 def record(conn: Connection, tz: ZoneInfo, account_id: str, tier: TierSettings | None, state: LiveState,
-           now: datetime, *, requests: int = 1, tokens: int = 0, cost_usd: Decimal = Decimal(0)) -> LiveState:
+           now: datetime, *, requests: int = 1, tokens: int = 0, cost_usd: Decimal = Decimal(0),
+           relaxed: bool = False) -> LiveState:
     """Add a call to every window in force of the kinds the tier keeps; ``state`` is what :func:`read`
-    gave in this transaction. Returns the state with the windows as the increment left them."""
+    gave. Returns the state with the windows as the increment left them. ``relaxed`` (PostgreSQL,
+    an autocommit connection): :data:`INCREMENT_RELAXED`."""
     if requests < 0 or tokens < 0 or cost_usd < 0:
         raise ValueError("requests, tokens and cost_usd must not be negative")
     kinds = kinds_for(tier)
     if missing := [k for k in kinds if k not in state.windows]:
         insert_windows(conn, [new_window(account_id, current_bounds(k, now, tz), tier, now) for k in missing])
-    counted = conn.execute(INCREMENT, {"gate_account": account_id, "gate_now": now, "gate_kinds": list(kinds),
+    counted = conn.execute(INCREMENT_RELAXED if relaxed else INCREMENT, {"gate_account": account_id, "gate_now": now, "gate_kinds": list(kinds),
                                        "add_requests": requests, "add_tokens": tokens, "add_cost_usd": cost_usd}).all()
     windows = dict(state.windows)
     windows.update({w.kind: w for w in sorted(counted, key=lambda w: w.window_start)})

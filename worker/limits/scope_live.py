@@ -27,7 +27,7 @@ from worker.limits.windows import Bounds, larger
 from worker.models import ScopeWindow
 from worker.models.base import Money, UTCDateTime
 from worker.settings import ScopeBudget
-from worker.sql import insert_ignore
+from worker.sql import flush_not_awaited, insert_ignore
 
 _sw = ScopeWindow.__table__
 _NOW = bindparam("scope_now", type_=UTCDateTime())
@@ -47,6 +47,7 @@ INCREMENT = (update(_sw).where(_IN_FORCE)
                      used_cost_usd=larger(_sw.c.ledger_cost_usd, _live_c), updated_at=_NOW,
                      revision=_sw.c.revision + 1)
              .returning(*COLUMNS))
+INCREMENT_RELAXED = flush_not_awaited(INCREMENT)  # alone on an autocommit connection, as live.INCREMENT_RELAXED
 
 Key = tuple[str, str, datetime, datetime]  # scope, kind, start, reset_at
 
@@ -70,12 +71,12 @@ def expected(budgets: dict[str, ScopeBudget], now: datetime, tz: ZoneInfo) -> di
 
 
 def record(conn: Connection, budgets: dict[str, ScopeBudget], stored: dict[Key, Any], now: datetime,
-           tz: ZoneInfo, *, requests: int, tokens: int, cost_usd: Decimal) -> dict[Key, Any]:
+           tz: ZoneInfo, *, requests: int, tokens: int, cost_usd: Decimal, relaxed: bool = False) -> dict[Key, Any]:
     """Count a call in these budgets' windows in force; ``stored`` is what :func:`read` gave.
-    Returns the windows as the increment left them."""
+    Returns the windows as the increment left them (``relaxed``: :data:`INCREMENT_RELAXED`)."""
     wanted = expected(budgets, now, tz)
     if missing := [new_scope_window(scope, b, budgets[scope], now) for key, (scope, b) in wanted.items()
                    if key not in stored]:
         conn.execute(insert_ignore(conn.dialect.name, ScopeWindow, ["scope", "kind", "window_start"]), missing)
-    return _keyed(conn.execute(INCREMENT, {"scopes": sorted(budgets), "scope_now": now, "add_requests": requests,
+    return _keyed(conn.execute(INCREMENT_RELAXED if relaxed else INCREMENT, {"scopes": sorted(budgets), "scope_now": now, "add_requests": requests,
                                            "add_tokens": tokens, "add_cost_usd": cost_usd}))

@@ -1,5 +1,6 @@
 """The gate at memory speed, and still right: one statement per check, one read and one increment
-per record, a commit that does not wait for the disk only in the gate's own transaction,
+per record (two round trips on PostgreSQL), a commit that does not wait for the disk only for
+the gate's own increments,
 nothing that decides cached between calls, settings reloaded when they change. On SQLite
 and PostgreSQL."""
 
@@ -14,6 +15,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
+from psycopg.pq import Trace
 
 from tests.helpers import run_together, utc
 from worker import clock, db, gate
@@ -76,7 +78,7 @@ def test_a_check_is_one_statement_and_a_record_one_read_and_one_increment(settin
     g.check("u1")
     assert _kinds(seen.take()) == ["SELECT"]
     g.record("u1", tokens=10)  # no window yet: the minute and day windows are created first
-    assert _kinds(seen.take()) == ["SELECT", "INSERT", "UPDATE"]  # the SELECT relaxes the commit too
+    assert _kinds(seen.take()) == ["SELECT", "INSERT", "UPDATE"]
     for _ in range(3):
         g.record("u1", tokens=10)
         assert _kinds(seen.take()) == ["SELECT", "UPDATE"]
@@ -85,27 +87,72 @@ def test_a_check_is_one_statement_and_a_record_one_read_and_one_increment(settin
     assert g.check("u1").remaining_tokens == 1000 - 40
 
 
-def test_the_relaxed_commit_stays_in_the_gates_own_transaction(settings, engine) -> None:
+class RoundTrips:
+    """PostgreSQL: the protocol messages of every pooled connection while it is checked out
+    (libpq's trace), to count the round trips a call makes: one ReadyForQuery ends each."""
+
+    def __init__(self, engine: Engine, tmp_path: Path) -> None:
+        self.engine = engine
+        self.path = tmp_path / "libpq.trace"
+
+    def __enter__(self) -> "RoundTrips":
+        self.file = self.path.open("w+")
+        event.listen(self.engine, "checkout", self._trace)
+        event.listen(self.engine, "checkin", self._untrace)
+        return self
+
+    def __exit__(self, *_exc: Any) -> None:
+        event.remove(self.engine, "checkout", self._trace)
+        event.remove(self.engine, "checkin", self._untrace)
+        self.file.close()
+
+    def _trace(self, dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_conn.pgconn.trace(self.file.fileno())
+        dbapi_conn.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)
+
+    def _untrace(self, dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.pgconn.untrace()
+
+    def take(self) -> list[str]:
+        """The queries sent since the last take (BEGIN and COMMIT among them), one per round trip."""
+        self.file.flush()
+        lines = [line.split("\t") for line in self.path.read_text().splitlines()]
+        self.file.seek(0)
+        self.file.truncate()
+        sent = [m for m in lines if m[0] == "F" and m[2] in ("Query", "Sync")]  # each waits for a ReadyForQuery
+        assert len(sent) == sum(m[0] == "B" and m[2] == "ReadyForQuery" for m in lines)
+        return [m[3].split()[0].strip('"').upper() if m[2] == "Query" else "EXTENDED" for m in sent]
+
+
+def test_a_record_commits_without_waiting_for_the_disk_and_only_its_own_statements(settings, engine,
+                                                                                   tmp_path) -> None:
     g = Gate(settings, engine)
     seen = Statements(engine)
     g.record("u1", tokens=10)
     relaxed = [s for s in seen.take() if "synchronous_commit" in s]
-    if engine.dialect.name == "postgresql":  # set by the record's read, for its transaction (SET LOCAL)
-        assert len(relaxed) == 1 and relaxed[0].startswith("SELECT") and "set_config" in relaxed[0]
+    if engine.dialect.name == "postgresql":  # set by the record's increment, for its own transaction
+        assert len(relaxed) == 1 and relaxed[0].startswith("UPDATE") and "set_config" in relaxed[0]
+        with RoundTrips(engine, tmp_path) as trips:
+            g.record("u1", tokens=10)
+            sent = trips.take()
+        assert len(sent) == 2 and "BEGIN" not in sent and "COMMIT" not in sent, sent  # the read, the increment
         with engine.connect() as conn:  # the pooled connection the record used: durable again
             assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
             conn.rollback()
-            with conn.begin():  # and the relaxed read does relax its own transaction
-                live.read(conn, "u1", clock.now(), relaxed=True)
+            with conn.begin():  # the relaxed increment relaxes the transaction it runs in, no other
+                conn.execute(live.INCREMENT_RELAXED, {"gate_account": "u1", "gate_now": clock.now(),
+                                                      "gate_kinds": ["day"], "add_requests": 1, "add_tokens": 0,
+                                                      "add_cost_usd": 0})
                 assert conn.execute(text("SHOW synchronous_commit")).scalar() == "off"
             assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
     else:
         assert relaxed == []
+        g.record("u1", tokens=10)
     seen.take()
     with Session(engine) as session, session.begin():
         g.record("u1", tokens=10, session=session)  # the caller's transaction keeps its own durability
     assert [s for s in seen.take() if "synchronous_commit" in s] == []
-    assert g.check("u1").remaining_tokens == 1000 - 20
+    assert g.check("u1").remaining_tokens == 1000 - 30
 
 
 @freeze_time("2026-11-23T10:00:30Z")
