@@ -57,6 +57,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _in_its_own_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in its own temporary directory: a setting left at its relative default
+    (``var/reports``, ``var/outbox``, ``var/daemon-state.json``) lands there, never in the
+    checkout the suite runs from (a daemon test's reports once did, and ``make run`` then
+    archived its first report as v3)."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
 def _restore_logging() -> Iterator[None]:
     """The CLI points the root logger at CliRunner's (then closed) stderr and sets the third-party
     loggers' levels; put them back."""
