@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from worker.ingest.ingestor import Ingestor
-from worker.models import UsageEvent
+from worker.models import IngestReject, UsageEvent
 from worker.settings import SettingsError
 from tests.unit.ingest.formats import fixtures as fx
 
@@ -127,6 +127,34 @@ def test_a_psql_csv_export_of_litellm_spend_logs_is_booked_like_its_rows(make_se
     assert ev.occurred_at.isoformat() == "2026-10-01T12:00:00+00:00"
     assert got["chatcmpl-csv-2"].occurred_at.isoformat() == "2026-10-01T13:30:00.500000+00:00"
     assert by_model(engine) == {"sonnet": (2, 2400, 600, 1600, 100)}
+
+
+@pytest.mark.parametrize("entity, scope, extra", [
+    ("Team", "daily", ["Successful Requests", "Failed Requests", "Total Tokens", "Prompt Tokens", "Completion Tokens"]),
+    ("Tag", "daily_with_models", ["Successful", "Failed", "Total Tokens"]),
+])
+def test_the_litellm_ui_usage_export_is_quarantined_as_daily_totals_never_booked_as_calls(
+        make_settings, engine, tmp_path, entity, scope, extra):
+    """LiteLLM's UI exports team or tag usage (``EntityUsageExport/utils.ts``: generateDailyData and
+    generateDailyWithModelsData, the keys in that order, Papa.unparse's CSV; "Spend ($)" through
+    formatNumberWithCommas, 4 places): a row is one day's totals for a team or tag."""
+    import csv, io
+    cols = ["Date", entity, f"{entity} ID", *(["Model"] if scope == "daily_with_models" else []), "Spend ($)",
+            "Requests", *extra]
+    day = ["2026-10-01", "search-team", "team-a", *(["gpt-4o"] if scope == "daily_with_models" else []),
+           "1,234.5678", "1520", *["1500", "20", "880000", "800000", "80000"][:len(extra)]]
+    buf = io.StringIO()
+    csv.writer(buf).writerows([cols, day, [c if c != "2026-10-01" else "2026-10-02" for c in day]])
+    path = tmp_path / f"{entity.lower()}_usage_{scope}_2026-10-03.csv"
+    path.write_text(buf.getvalue())
+    stats = ingest(make_settings(), engine, path)
+    assert (stats.accepted, stats.rejected) == (0, 2)
+    assert rows(engine) == {}
+    with engine.connect() as conn:
+        reasons = [r.reason for r in conn.execute(select(IngestReject.__table__).order_by(IngestReject.__table__.c.id))]
+    assert reasons == [f"a LiteLLM usage export row ({d}: one day's totals for a team or tag, 1520 requests), not a "
+                       f"call; ingest the spend logs (LiteLLM_SpendLogs or /spend/logs) instead"
+                       for d in ("2026-10-01", "2026-10-02")]
 
 
 def test_openai_objects_and_batch_lines_are_booked_with_their_nested_details(make_settings, engine, tmp_path):

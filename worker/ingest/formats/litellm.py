@@ -12,8 +12,15 @@ inside the prompt), ``startTime`` / ``endTime``, ``model`` (the deployment's mod
 ``user_api_key_project_alias``: LiteLLM's ``SpendLogsMetadata`` keys, filled by its
 ``_get_spend_logs_metadata``; the project id becomes ``project_id``). The request and response bodies
 (``messages``, ``response``, ``proxy_server_request``) are content and are not kept.
-A CSV of these columns is read the same way (every cell text, ``metadata`` as JSON text); the
-columns of the UI's own CSV export were not found in a public source and are not relied on.
+A CSV of these columns is read the same way (every cell text, ``metadata`` as JSON text).
+
+The UI's own export is not of calls: its "Export Team Usage" / "Export Tag Usage"
+(``ui/litellm-dashboard/src/components/EntityUsageExport/utils.ts``, ``generateDailyData`` and
+``generateDailyWithModelsData``, written by ``Papa.unparse``) gives one row per day and team or
+tag, ``Date``, ``Team``/``Tag``, ``Team ID``/``Tag ID``, ``Spend ($)``, ``Requests`` ... A row of
+it is a day's totals: booked as one call it would count its requests as one and its spend
+without its models. Such rows are recognised (:func:`is_usage_export`) and quarantined with a
+reason that says so, never booked.
 
 The hot path: a row is one call, read straight into its event by the plan of its key set
 (:func:`plan`, a :class:`~worker.ingest.formats.reading.Reading`): the columns through one
@@ -24,7 +31,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from worker.ingest.fields import RecordError, parse_metadata, parse_timestamp
 from worker.ingest.formats.reading import Reading, as_record
@@ -44,7 +51,19 @@ _FIELDS = {
 
 
 def detects(keys: frozenset[str]) -> bool:
-    return "spend" in keys and ("startTime" in keys or "request_id" in keys)
+    return ("spend" in keys and ("startTime" in keys or "request_id" in keys)) or is_usage_export(keys)
+
+
+def is_usage_export(keys: frozenset[str]) -> bool:
+    """A row of the UI's team or tag usage export (a day's totals; see the module docstring)."""
+    return "Date" in keys and "Spend ($)" in keys and ("Team ID" in keys or "Tag ID" in keys)
+
+
+def usage_export_row(row: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """A usage-export row is refused, saying what it is (its own ``Requests`` count)."""
+    raise RecordError(f"a LiteLLM usage export row ({row.get('Date')!s}: one day's totals for a team or tag, "
+                      f"{row.get('Requests')!s} requests), not a call; ingest the spend logs "
+                      f"(LiteLLM_SpendLogs or /spend/logs) instead")
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -98,10 +117,12 @@ _DERIVED = frozenset({"cached_tokens", "reasoning_tokens", "cache_write_tokens",
 
 
 @lru_cache(maxsize=256)
-def plan(keys: frozenset[str]) -> Reading:
+def plan(keys: frozenset[str]) -> Reading | Callable[[Mapping[str, Any]], tuple[list[dict[str, Any]], int]]:
     """Every spend-log row is one call, read straight into its event. Which of the kept columns a row
     has, whether it has metadata, times its end or names both a user and an end user, is decided
     here, once."""
+    if is_usage_export(keys):
+        return usage_export_row
     columns = tuple(k for k in _KEPT_COLUMNS if k in keys)
     timed = "endTime" in keys
     both_users = "user" in keys and "end_user" in keys
@@ -132,4 +153,5 @@ def plan(keys: frozenset[str]) -> Reading:
 
 def expand(row: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
     """One spend-log row -> ([its canonical record], 0): the reading's view, as the normaliser reads it."""
-    return [as_record(plan(frozenset(row)), row)], 0
+    how = plan(frozenset(row))
+    return ([as_record(how, row)], 0) if isinstance(how, Reading) else how(row)
