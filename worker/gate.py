@@ -70,7 +70,7 @@ from worker.limits import live, scope_live, scope_store, windows as limits
 from worker.limits.windows import fraction_used
 from worker.models import UNATTRIBUTED
 from worker.settings import ENV_PREFIX, ScopeBudget, Settings, SettingsError, TierSettings, config_path, load_gate
-from worker.sql import POSTGRESQL, single_statement_reads
+from worker.sql import POSTGRESQL, single_statements
 
 logger = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ class Gate:
     """check/record against one tokentally database.
 
     A check runs :func:`decide` on a pooled connection, outside a transaction (one
-    statement: no BEGIN/ROLLBACK round trips, :func:`worker.sql.single_statement_reads`), and
+    statement: no BEGIN/ROLLBACK round trips, :func:`worker.sql.single_statements`), and
     again once on a fresh connection when the pooled one turns out dead. A record is the read
     and the increment (creating missing windows first), on PostgreSQL on that autocommit
     connection with relaxed increments (two round trips), on SQLite in one transaction; the
@@ -264,7 +264,7 @@ class Gate:
     def __init__(self, settings: Settings, engine: Engine):
         self.settings = settings
         self.engine = engine
-        self._reads = single_statement_reads(engine)
+        self._single = single_statements(engine)
         # the scope budgets in force, with the stored budgets' token they were read at
         self._budgets: tuple[str | None, dict[str, ScopeBudget]] | None = None
 
@@ -284,14 +284,14 @@ class Gate:
         if session is not None:
             return self._check(session.connection(), account_id, call)
         try:
-            with self._reads.connect() as conn:
+            with self._single.connect() as conn:
                 return self._check(conn, account_id, call)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
         # the pooled connection had died (a database restart since it was last used: worker.db
         # pings only connections idle for a while); a read, so once more on a fresh one
-        with self._reads.connect() as conn:
+        with self._single.connect() as conn:
             return self._check(conn, account_id, call)
 
     def _check(self, conn: Connection, account_id: str | None, call: Call) -> Decision:
@@ -314,7 +314,7 @@ class Gate:
         if session is not None:
             return self._record(session.connection(), account_id, now, requests, tokens, Decimal(cost_usd), call)
         if self.engine.dialect.name == POSTGRESQL:  # each statement commits itself, the increments relaxed
-            with self._reads.connect() as conn:
+            with self._single.connect() as conn:
                 return self._record(conn, account_id, now, requests, tokens, Decimal(cost_usd), call, relaxed=True)
         with self.engine.begin() as conn:
             return self._record(conn, account_id, now, requests, tokens, Decimal(cost_usd), call)

@@ -22,8 +22,9 @@ themselves:
 - :func:`plan_each_time`: PostgreSQL plans each statement with its values (no generic plan);
 - :func:`partial_index_scan`: a read that must go through a partial index the planner cannot cost;
 - :func:`is_unique_violation`: whether a driver error is a unique-key conflict;
-- :func:`single_statement_reads`: an engine for reads made of one statement, without
-  BEGIN/ROLLBACK round trips (autocommit on PostgreSQL);
+- :func:`single_statements`: an engine for work made of statements that each stand alone
+  (reads of one statement, the gate's increments), without BEGIN/COMMIT round trips
+  (autocommit on PostgreSQL);
 - :func:`flush_not_awaited`: a PostgreSQL UPDATE whose own commit does not wait for the WAL
   flush (the gate's counters, each increment a transaction of its own);
 - :func:`is_unreachable`: whether an error means the database cannot be reached (a
@@ -205,12 +206,14 @@ def flush_not_awaited(stmt: Any) -> Any:
     return stmt.where(relax.is_not(None))
 
 
-def single_statement_reads(engine: Engine) -> Engine:
-    """The engine for reads of one statement each (one statement sees one snapshot anyway).
+def single_statements(engine: Engine) -> Engine:
+    """The engine for statements that each stand alone: a read of one statement (it sees one
+    snapshot anyway), an increment atomic in its row (the gate's, :func:`flush_not_awaited`).
 
-    PostgreSQL: autocommit, so no BEGIN and ROLLBACK round trips around the query. SQLite:
+    PostgreSQL: autocommit, so no BEGIN and COMMIT/ROLLBACK round trips around them. SQLite:
     the engine itself; its driver opens no transaction for a SELECT, and switching the
-    isolation level would cost a PRAGMA each time the connection goes back to the pool."""
+    isolation level would cost a PRAGMA each time the connection goes back to the pool (so a
+    write there still needs a transaction: ``engine.begin()``)."""
     if engine.dialect.name == POSTGRESQL:
         return engine.execution_options(isolation_level="AUTOCOMMIT")
     return engine

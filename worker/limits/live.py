@@ -148,8 +148,9 @@ def record(conn: Connection, tz: ZoneInfo, account_id: str, tier: TierSettings |
     kinds = kinds_for(tier)
     if missing := [k for k in kinds if k not in state.windows]:
         insert_windows(conn, [new_window(account_id, current_bounds(k, now, tz), tier, now) for k in missing])
-    counted = conn.execute(INCREMENT_RELAXED if relaxed else INCREMENT, {"gate_account": account_id, "gate_now": now, "gate_kinds": list(kinds),
-                                       "add_requests": requests, "add_tokens": tokens, "add_cost_usd": cost_usd}).all()
+    counted = conn.execute(INCREMENT_RELAXED if relaxed else INCREMENT, {
+        "gate_account": account_id, "gate_now": now, "gate_kinds": list(kinds), "add_requests": requests,
+        "add_tokens": tokens, "add_cost_usd": cost_usd}).all()
     windows = dict(state.windows)
     windows.update({w.kind: w for w in sorted(counted, key=lambda w: w.window_start)})
     if lost := [k for k in kinds if k not in {w.kind for w in counted}]:

@@ -71,12 +71,14 @@ def expected(budgets: dict[str, ScopeBudget], now: datetime, tz: ZoneInfo) -> di
 
 
 def record(conn: Connection, budgets: dict[str, ScopeBudget], stored: dict[Key, Any], now: datetime,
-           tz: ZoneInfo, *, requests: int, tokens: int, cost_usd: Decimal, relaxed: bool = False) -> dict[Key, Any]:
+           tz: ZoneInfo, *, requests: int, tokens: int, cost_usd: Decimal,
+           relaxed: bool = False) -> dict[Key, Any]:
     """Count a call in these budgets' windows in force; ``stored`` is what :func:`read` gave.
     Returns the windows as the increment left them (``relaxed``: :data:`INCREMENT_RELAXED`)."""
     wanted = expected(budgets, now, tz)
     if missing := [new_scope_window(scope, b, budgets[scope], now) for key, (scope, b) in wanted.items()
                    if key not in stored]:
         conn.execute(insert_ignore(conn.dialect.name, ScopeWindow, ["scope", "kind", "window_start"]), missing)
-    return _keyed(conn.execute(INCREMENT_RELAXED if relaxed else INCREMENT, {"scopes": sorted(budgets), "scope_now": now, "add_requests": requests,
-                                           "add_tokens": tokens, "add_cost_usd": cost_usd}))
+    return _keyed(conn.execute(INCREMENT_RELAXED if relaxed else INCREMENT, {
+        "scopes": sorted(budgets), "scope_now": now, "add_requests": requests, "add_tokens": tokens,
+        "add_cost_usd": cost_usd}))
