@@ -28,7 +28,7 @@ import io
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 import orjson
 
@@ -48,6 +48,14 @@ FINGERPRINT_BYTES = 1 << 16  # json: the document's first 64 KiB (it may be a si
 # under 256 MB; JSON lines are read line by line, each up to ingest.max_record_bytes.
 MAX_JSON_BYTES = 16 << 20
 
+Loads = Callable[[bytes], Any]  # a JSON line -> what it holds (orjson.loads)
+
+
+
+class Decoded:
+    """A record a shape's own decoder read from a JSON line (``worker.ingest.formats.otlp``), in place of the dict."""
+
+    __slots__ = ()
 
 
 @dataclass(slots=True)
@@ -58,7 +66,7 @@ class RawItem:
     end_offset: int  # bytes consumed after this item
     lines_after: int  # lines consumed after this item (the checkpoint position)
     raw: bytes | None  # None for a table row (worker.ingest.table): its record is all there is
-    record: dict[str, Any] | None  # None when error is set
+    record: dict[str, Any] | Decoded | None  # None when error is set
     error: str | None
     nbytes: int = 0  # the record's bytes in the file, line ending(s) included
     oversized: Oversized | None = None  # longer than ingest.max_record_bytes: raw is its first KiB
@@ -138,18 +146,18 @@ def tail_matches(path: Path, offset: int, length: int, expected: str) -> bool:
 
 
 def read_jsonl(path: Path, offset: int = 0, position: int = 0, final: bool = False,
-               warnings: list[str] | None = None,
-               max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawItem]:
+               warnings: list[str] | None = None, max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+               loads: Loads = orjson.loads) -> Iterator[RawItem]:
     with open_binary(path) as fh:
-        yield from jsonl_items(fh, offset, position, final, warnings, max_bytes)
+        yield from jsonl_items(fh, offset, position, final, warnings, max_bytes, loads)
 
 
 def jsonl_items(fh: BinaryIO, offset: int = 0, position: int = 0, final: bool = False,
-                warnings: list[str] | None = None,
-                max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawItem]:
+                warnings: list[str] | None = None, max_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+                loads: Loads = orjson.loads) -> Iterator[RawItem]:
     """JSON lines from an open binary stream (a file, or a request body); a line longer than
-    ``max_bytes`` is a reject of its first KiB, never read whole."""
-    loads = orjson.loads
+    ``max_bytes`` is a reject of its first KiB, never read whole. ``loads`` reads a line: orjson's, or
+    one that also gives a shape's :class:`Decoded` records (it raises ``orjson.JSONDecodeError`` as orjson's)."""
     for line, end in bounded_lines(fh, offset, final, max_bytes, warnings):
         position += 1
         if line.__class__ is Oversized:
@@ -167,7 +175,7 @@ def jsonl_items(fh: BinaryIO, offset: int = 0, position: int = 0, final: bool = 
         if type(record) is list:
             yield from array_line(record, position, end - len(line), end, raw, len(line))
             continue
-        if not isinstance(record, dict):
+        if not isinstance(record, (dict, Decoded)):
             yield RawItem(position, end, position, raw, None, f"not a JSON object (got {type_name(record)})",
                           len(line))
             continue
@@ -349,12 +357,14 @@ def document_items(data: bytes, max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> It
 
 def read_records(kind: str, path: Path, offset: int = 0, position: int = 0,
                  final: bool = False, warnings: list[str] | None = None,
-                 max_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> Iterator[RawItem]:
-    """A file's records of ``kind`` from ``offset``; one longer than ``max_bytes`` is never read whole."""
+                 max_bytes: int = DEFAULT_MAX_RECORD_BYTES, loads: Loads = orjson.loads) -> Iterator[RawItem]:
+    """A file's records of ``kind`` from ``offset``; one longer than ``max_bytes`` is never read whole.
+    JSON lines are read by ``loads`` (see :func:`jsonl_items`)."""
     if kind == "json":
         return read_json(path, max_bytes)
-    reader = read_jsonl if kind == "jsonl" else read_csv
-    return reader(path, offset, position, final, warnings, max_bytes)
+    if kind == "jsonl":
+        return read_jsonl(path, offset, position, final, warnings, max_bytes, loads)
+    return read_csv(path, offset, position, final, warnings, max_bytes)
 
 
 def sniff_kind(path: Path) -> str:

@@ -26,7 +26,7 @@ from worker.ledger.retention import horizon
 from worker.ledger.writer import Batch, LedgerWriter, WriteStats
 from worker.models import IngestFile, SourceCursor
 from worker.ingest.fields import IngestError, RecordError, error_reason
-from worker.ingest.normalise import Normaliser
+from worker.ingest.normalise import Normaliser, line_loads
 from worker.ledger.event import Event
 from worker.ledger.pricing import Pricer
 from worker.settings import Settings, SourceSettings
@@ -229,7 +229,7 @@ class Ingestor:
         checkpoint = FileCheckpoint(source_name, fp, path, st, offset, position, warnings)
         try:
             records = file_source.read_records(kind, path, offset, position, final, warnings,
-                                               self.settings.ingest_max_record_bytes)
+                                               self.settings.ingest_max_record_bytes, line_loads(source))
             self._run(records, stats, source,
                       location=location, fmt=kind, header=header, checkpoint=checkpoint,
                       batch_size=self.batch_size, progress=progress)

@@ -31,7 +31,8 @@ from worker.ingest.attempts import parse_attempt
 from worker.ingest.fields import (INT4_MAX, INT4_MIN, STATUS_WORDS, RecordError, error_text, int_or_none,
                                   parse_cost, parse_latency, parse_metadata, parse_status, parse_timestamp,
                                   parse_tokens, text_or_none, type_name)
-from worker.ingest.formats import Expand, shape
+from worker.ingest.files import Loads
+from worker.ingest.formats import Expand, otlp, shape
 from worker.ingest.formats.reading import CANONICAL, Fields, Reading
 from worker.ledger.event import WIDTHS, Attempt, Event
 from worker.models.events import UNATTRIBUTED, UNKNOWN
@@ -128,9 +129,20 @@ class Normaliser:
         self.skipped += skipped
         return [self.normalise(r, self._canonical_plan(r)) for r in records]
 
+    def _typed(self, line: otlp.OtlpLine) -> Event | list[Event]:
+        """A typed OTLP line (``line_loads``): its spans' events, or the dict reading's where it alone can say."""
+        try:
+            records, skipped = otlp.expand(line)
+        except otlp.Fallback:
+            return self.normalise(line.record())
+        self.skipped += skipped
+        return [self.normalise(r, self._canonical_plan(r)) for r in records]
+
     def normalise(self, record: Any, plan: _Plan | None = None) -> Event | list[Event]:
         if plan is None:
             if type(record) is not dict:
+                if record.__class__ is otlp.OtlpLine:
+                    return self._typed(record)
                 if not isinstance(record, dict):
                     raise RecordError(f"not a JSON object (got {type_name(record)})")
             plan = self._plan(record)
@@ -281,6 +293,14 @@ class Normaliser:
         )
         fits = all(v is None or len(v) <= _WIDE for v in values)
         return (*values, account is None and "account_id" not in defaults, raw_model is None, fits)
+
+
+def line_loads(source: Any) -> Loads:
+    """How a source's JSON lines are read: OTLP lines typed (``worker.ingest.formats.otlp``) where its
+    records may be OTLP spans (no ``format``, or ``otel``, and usage records), else ``orjson.loads``."""
+    if source is None or (source.format in (None, "otel") and source.record_type == "usage"):
+        return otlp.loads
+    return orjson.loads
 
 
 def _optional_fields(ev: Event, get: Any, present: frozenset[str]) -> None:

@@ -115,12 +115,16 @@ class _SpanPlan:
         fed = {name for name, positions in self.fields if positions}  # what the span's attributes can set
         self.error_type, self.operation, self.tier = "error.type" in fed, "operation" in fed, "service_tier" in fed
 
-    def learn(self, values: list[Any]) -> None:
+    def learn(self, values: list[Any], kind_of: Callable[[Any], str | None] | None = None) -> None:
+        """``kind_of(value)``: the one AnyValue kind a typed value holds, else None (a dict's by default)."""
         reads = []
         for name, positions in self.fields:
             for i in reversed(positions):
                 typed = values[i]
-                kind = next(iter(typed)) if type(typed) is dict and len(typed) == 1 else None
+                if kind_of is not None:
+                    kind = kind_of(typed)
+                else:
+                    kind = next(iter(typed)) if type(typed) is dict and len(typed) == 1 else None
                 if kind not in _CONVERT:
                     kind = None
                 reads.append((name, i, kind, _CONVERT.get(kind) if kind else None))
@@ -183,9 +187,17 @@ def span_record(span: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[st
                     value = convert(value)
         if value is not None and value != "":
             out[name] = value
+    return finish(plan, out, get("status"), start, _nanos(_either(get, "endTimeUnixNano", "end_time_unix_nano")),
+                  get("name"), resource)
+
+
+def finish(plan: _SpanPlan, out: dict[str, Any], status: Any, start: int | None, end: int | None, name: Any,
+           resource: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The rest of a span's record, from its attribute fields in ``out`` (None when it has no usage): status,
+    error, account and service from the resource, latency, tier and metadata. Shared with
+    ``worker.ingest.formats.otlp``, which reads the same fields from typed OTLP lines."""
     if "prompt_tokens" not in out and "completion_tokens" not in out and "total_tokens" not in out:
         return None
-    status = get("status")
     failed = False
     if type(status) is dict and status:
         failed = status.get("code") in _FAILED
@@ -202,12 +214,11 @@ def span_record(span: Mapping[str, Any], resource: Mapping[str, Any]) -> dict[st
     out["status"] = "error" if failed else "success"
     if failed and (message := status.get("message") or error_type):
         out["error_message"] = message
-    end = _nanos(_either(get, "endTimeUnixNano", "end_time_unix_nano"))
     if start and end:
         out["latency_ms"] = (end // 1000 - start // 1000) // 1000
     if plan.tier and out.get("service_tier") in _STANDARD_TIERS:
         del out["service_tier"]
-    out["metadata"] = {"span_name": get("name"), "operation": operation}
+    out["metadata"] = {"span_name": name, "operation": operation}
     if start is None and out["occurred_at"] is None:
         del out["occurred_at"]
     return out
