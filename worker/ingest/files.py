@@ -51,7 +51,6 @@ MAX_JSON_BYTES = 16 << 20
 Loads = Callable[[bytes], Any]  # a JSON line -> what it holds (orjson.loads)
 
 
-
 class Decoded:
     """A record a shape's own decoder read from a JSON line (``worker.ingest.formats.otlp``), in place of the dict."""
 
